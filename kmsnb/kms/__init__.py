@@ -1,0 +1,23 @@
+"""KMS clients: the small interface the envelope uses, and its implementations."""
+
+from kmsnb.kms._base import (
+    DATA_KEY_SIZE,
+    AliasInfo,
+    DataKey,
+    KeyInfo,
+    KeyVersionInfo,
+    Kms,
+    KmsClient,
+    WrappedKey,
+)
+
+__all__ = [
+    "DATA_KEY_SIZE",
+    "AliasInfo",
+    "DataKey",
+    "KeyInfo",
+    "KeyVersionInfo",
+    "Kms",
+    "KmsClient",
+    "WrappedKey",
+]

@@ -1,0 +1,213 @@
+"""The small KMS interface that the envelope layer depends on.
+
+The envelope never imports a concrete backend: it takes any object with these two methods.
+Backends (the local emulator, Alibaba Cloud KMS, the in-memory fake in :mod:`kmsnb.testing`,
+the data-key cache) implement them and import only this module and :mod:`kmsnb.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "DATA_KEY_SIZE",
+    "AliasInfo",
+    "DataKey",
+    "KeyInfo",
+    "KeyVersionInfo",
+    "Kms",
+    "KmsClient",
+    "WrappedKey",
+    "canonical_context",
+    "wipe",
+]
+
+#: Size of the data keys kmsnb asks the KMS for (``KeySpec=AES_256``).
+DATA_KEY_SIZE = 32
+
+
+def wipe(buffer: bytearray) -> None:
+    """Overwrite ``buffer`` with zeros in place.
+
+    Python cannot promise that no other copy exists (the KMS response, an SDK object), but
+    the copies kmsnb owns are mutable and zeroed as soon as they are no longer needed.
+    """
+    buffer[:] = bytes(len(buffer))
+
+
+def canonical_context(encryption_context: Mapping[str, str] | None) -> dict[str, str]:
+    """Return a plain ``dict`` copy of an encryption context after checking its types.
+
+    Raises:
+        TypeError: if the context is not a mapping of ``str`` to ``str``.
+    """
+    if encryption_context is None:
+        return {}
+    if not isinstance(encryption_context, Mapping):
+        raise TypeError(
+            f"encryption_context must be a mapping of str to str, "
+            f"not {type(encryption_context).__name__}"
+        )
+    context: dict[str, str] = {}
+    for key, value in encryption_context.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("encryption_context keys and values must be str")
+        context[key] = value
+    return context
+
+
+class DataKey:
+    """A data key returned by the KMS's GenerateDataKey: in plaintext and wrapped.
+
+    The plaintext is a ``bytearray`` so that it can be wiped in place; use the instance as
+    a context manager, or call :meth:`wipe`, when done. ``repr`` never shows it.
+
+    Attributes:
+        key_id: the id of the master key (CMK) that wrapped it, as the KMS resolved it.
+        key_version_id: the version of that master key.
+        plaintext: the data key itself.
+        ciphertext_blob: the wrapped data key, the KMS's opaque base64 ``CiphertextBlob``.
+    """
+
+    __slots__ = ("ciphertext_blob", "key_id", "key_version_id", "plaintext")
+
+    def __init__(
+        self, key_id: str, key_version_id: str, plaintext: bytearray, ciphertext_blob: str
+    ) -> None:
+        if not isinstance(plaintext, bytearray):
+            raise TypeError("DataKey.plaintext must be a bytearray so that it can be wiped")
+        self.key_id = key_id
+        self.key_version_id = key_version_id
+        self.plaintext = plaintext
+        self.ciphertext_blob = ciphertext_blob
+
+    def wipe(self) -> None:
+        """Zero the plaintext key in place."""
+        wipe(self.plaintext)
+
+    def __enter__(self) -> DataKey:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.wipe()
+
+    def __repr__(self) -> str:
+        return (
+            f"DataKey(key_id={self.key_id!r}, key_version_id={self.key_version_id!r}, "
+            f"plaintext=<{len(self.plaintext)} bytes, hidden>, "
+            f"ciphertext_blob=<{len(self.ciphertext_blob)} chars>)"
+        )
+
+
+@runtime_checkable
+class Kms(Protocol):
+    """What the envelope needs from a KMS: make a data key, and unwrap one.
+
+    Implementations raise :class:`kmsnb.errors.KmsError` (or a subclass) when the service
+    fails, and :class:`kmsnb.errors.WrongKeyError` when it refuses to unwrap a blob under
+    the given encryption context.
+    """
+
+    def generate_data_key(
+        self, key_id: str, encryption_context: Mapping[str, str] | None = None
+    ) -> DataKey:
+        """Return a fresh 32-byte data key, in plaintext and wrapped by ``key_id``."""
+        ...
+
+    def decrypt_data_key(
+        self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
+    ) -> bytearray:
+        """Unwrap a ``CiphertextBlob``; the caller wipes the returned key."""
+        ...
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A data key wrapped by a master key, without its plaintext (ReEncrypt's result)."""
+
+    key_id: str
+    key_version_id: str
+    ciphertext_blob: str
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What DescribeKey says of a master key (the fields users look at)."""
+
+    key_id: str
+    arn: str
+    key_state: str  # Enabled, Disabled, PendingDeletion, PendingImport
+    description: str
+    creation_date: str
+    primary_key_version: str
+    key_spec: str = "Aliyun_AES_256"
+    key_usage: str = "ENCRYPT/DECRYPT"
+    deletion_date: str | None = None
+    automatic_rotation: str = "Disabled"
+    rotation_interval: str | None = None
+
+
+@dataclass(frozen=True)
+class AliasInfo:
+    """An alias (``alias/...``) and the key it points to."""
+
+    alias_name: str
+    key_id: str
+    alias_arn: str
+
+
+@dataclass(frozen=True)
+class KeyVersionInfo:
+    """One version of a master key."""
+
+    key_id: str
+    key_version_id: str
+    creation_date: str
+
+
+@runtime_checkable
+class KmsClient(Kms, Protocol):
+    """A KMS that users can also manage keys with: what :func:`kmsnb.connect` returns.
+
+    Every ``key_id`` argument accepts a key id, an alias (``alias/name``) or an ARN.
+    """
+
+    #: A one-line, secret-free description of where the keys live, for status displays.
+    location: str
+
+    def create_key(self, description: str = "") -> KeyInfo: ...
+
+    def describe_key(self, key_id: str) -> KeyInfo: ...
+
+    def list_keys(self) -> list[KeyInfo]: ...
+
+    def enable_key(self, key_id: str) -> None: ...
+
+    def disable_key(self, key_id: str) -> None: ...
+
+    def schedule_key_deletion(self, key_id: str, pending_window_in_days: int) -> None: ...
+
+    def cancel_key_deletion(self, key_id: str) -> None: ...
+
+    def create_alias(self, alias_name: str, key_id: str) -> None: ...
+
+    def update_alias(self, alias_name: str, key_id: str) -> None: ...
+
+    def delete_alias(self, alias_name: str) -> None: ...
+
+    def list_aliases(self, key_id: str | None = None) -> list[AliasInfo]: ...
+
+    def create_key_version(self, key_id: str) -> KeyVersionInfo: ...
+
+    def list_key_versions(self, key_id: str) -> list[KeyVersionInfo]: ...
+
+    def re_encrypt(
+        self,
+        ciphertext_blob: str,
+        destination_key_id: str,
+        *,
+        source_encryption_context: Mapping[str, str] | None = None,
+        destination_encryption_context: Mapping[str, str] | None = None,
+    ) -> WrappedKey: ...
