@@ -12,6 +12,7 @@ key material: a data key, an AccessKey secret or decrypted data.
 from __future__ import annotations
 
 __all__ = [
+    "ContextMismatchError",
     "FormatError",
     "IntegrityError",
     "KmsAccessDeniedError",
@@ -75,6 +76,14 @@ class WrongKeyError(KmsnbError):
         self.code = code
         self.request_id = request_id
         self.http_status = http_status
+
+
+class ContextMismatchError(KmsnbError):
+    """The file's encryption context is not the one the caller expected.
+
+    Raised before the KMS is asked anything. The message names the keys that differ,
+    never their values.
+    """
 
 
 class KmsError(KmsnbError):

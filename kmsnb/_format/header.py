@@ -1,0 +1,348 @@
+"""The kmsnb v1 header: one serialize function, one parse function, every length bounded.
+
+Layout (all integers big-endian; the spec is ``docs/FORMAT.md``)::
+
+    magic            8 bytes   89 4B 4D 53 4E 42 0D 0A  ("\\x89KMSNB\\r\\n")
+    version          1 byte    0x01
+    header_size      u32       size of the whole header, magic included
+    algorithm        u8        0x01 = Cobblestone-256 (C2SP chunked encryption, AES-256-GCM)
+    content_type     u8 len  ‖ printable ASCII
+    key_id           u16 len ‖ UTF-8
+    key_version_id   u16 len ‖ UTF-8
+    wrapped_key      u16 len ‖ ASCII (the KMS CiphertextBlob, base64)
+    plaintext_size   u64       0xFFFF_FFFF_FFFF_FFFF when unknown (a stream)
+    context_size     u32     ‖ encryption context, canonical (see below)
+
+    encryption context = u16 pair count ‖ (u16 len ‖ key ‖ u16 len ‖ value) per pair,
+                         UTF-8, keys unique and sorted by their UTF-8 bytes
+
+The payload that follows is bound to these exact bytes: its Cobblestone ``context`` is
+``SHA-256(header)``, so changing any header byte makes the key commitment fail before
+any plaintext is released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from kmsnb.errors import FormatError, TruncatedError
+
+__all__ = [
+    "ALGORITHM_COBBLESTONE_256",
+    "CONTENT_TYPE_BYTES",
+    "CONTENT_TYPE_CSV",
+    "CONTENT_TYPE_PARQUET",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_HEADER_SIZE",
+    "Header",
+    "parse_header",
+    "read_header",
+    "serialize_header",
+]
+
+MAGIC = b"\x89KMSNB\r\n"
+FORMAT_VERSION = 1
+ALGORITHM_COBBLESTONE_256 = 1
+ALGORITHM_NAMES = {ALGORITHM_COBBLESTONE_256: "cobblestone-256"}
+
+CONTENT_TYPE_BYTES = "application/octet-stream"
+CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
+CONTENT_TYPE_CSV = "text/csv"
+
+UNKNOWN_SIZE = 0xFFFF_FFFF_FFFF_FFFF
+
+MAX_CONTENT_TYPE_SIZE = 255
+MAX_KEY_ID_SIZE = 2048
+MAX_KEY_VERSION_ID_SIZE = 256
+MAX_WRAPPED_KEY_SIZE = 4096
+MAX_CONTEXT_SIZE = 65536
+MAX_CONTEXT_PAIR_COUNT = 1024
+
+# magic, version and header_size: what must be read before the rest can be bounded.
+_PREFIX = struct.Struct(">8sBI")
+_FIXED_FIELDS_SIZE = 1 + 1 + 2 + 2 + 2 + 8 + 4
+MIN_HEADER_SIZE = _PREFIX.size + _FIXED_FIELDS_SIZE + 1  # a wrapped key is never empty
+MAX_HEADER_SIZE = (
+    _PREFIX.size
+    + _FIXED_FIELDS_SIZE
+    + MAX_CONTENT_TYPE_SIZE
+    + MAX_KEY_ID_SIZE
+    + MAX_KEY_VERSION_ID_SIZE
+    + MAX_WRAPPED_KEY_SIZE
+    + MAX_CONTEXT_SIZE
+)
+
+
+@dataclass(frozen=True)
+class Header:
+    """The parsed header of a kmsnb v1 file.
+
+    ``raw`` is the exact bytes read or written; the payload is bound to them.
+    """
+
+    key_id: str
+    key_version_id: str
+    wrapped_key: str
+    encryption_context: Mapping[str, str]
+    content_type: str = CONTENT_TYPE_BYTES
+    plaintext_size: int | None = None
+    algorithm: int = ALGORITHM_COBBLESTONE_256
+    version: int = FORMAT_VERSION
+    raw: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def payload_context(self) -> bytes:
+        """The Cobblestone ``context`` that binds the payload to this header."""
+        return hashlib.sha256(self.raw).digest()
+
+    @property
+    def algorithm_name(self) -> str:
+        return ALGORITHM_NAMES[self.algorithm]
+
+
+def _encode_text(value: str, what: str, limit: int, *, ascii_only: bool = False) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if ascii_only and not (value.isascii() and value.isprintable()):
+        raise ValueError(f"{what} must be printable ASCII")
+    encoded = value.encode("utf-8")
+    if len(encoded) > limit:
+        raise ValueError(f"{what} is {len(encoded)} bytes; at most {limit} are allowed")
+    return encoded
+
+
+def encode_context(encryption_context: Mapping[str, str]) -> bytes:
+    """The canonical encoding of an encryption context (sorted by UTF-8 key bytes)."""
+    pairs = sorted(
+        (
+            _encode_text(key, "an encryption context key", MAX_CONTEXT_SIZE),
+            _encode_text(value, "an encryption context value", MAX_CONTEXT_SIZE),
+        )
+        for key, value in encryption_context.items()
+    )
+    if len(pairs) > MAX_CONTEXT_PAIR_COUNT:
+        raise ValueError(f"the encryption context has more than {MAX_CONTEXT_PAIR_COUNT} pairs")
+    parts = [struct.pack(">H", len(pairs))]
+    for key, value in pairs:
+        if not key:
+            raise ValueError("encryption context keys must not be empty")
+        parts.append(struct.pack(">H", len(key)) + key + struct.pack(">H", len(value)) + value)
+    encoded = b"".join(parts)
+    if len(encoded) > MAX_CONTEXT_SIZE:
+        raise ValueError(
+            f"the encryption context encodes to {len(encoded)} bytes; "
+            f"at most {MAX_CONTEXT_SIZE} are allowed"
+        )
+    return encoded
+
+
+def serialize_header(
+    *,
+    key_id: str,
+    key_version_id: str,
+    wrapped_key: str,
+    encryption_context: Mapping[str, str],
+    content_type: str = CONTENT_TYPE_BYTES,
+    plaintext_size: int | None = None,
+) -> Header:
+    """Build a v1 header; the returned ``Header.raw`` holds its bytes.
+
+    Raises:
+        TypeError, ValueError: a field has the wrong type or exceeds its bound.
+    """
+    content = _encode_text(content_type, "content_type", MAX_CONTENT_TYPE_SIZE, ascii_only=True)
+    key = _encode_text(key_id, "key_id", MAX_KEY_ID_SIZE)
+    version = _encode_text(key_version_id, "key_version_id", MAX_KEY_VERSION_ID_SIZE)
+    wrapped = _encode_text(wrapped_key, "the wrapped data key", MAX_WRAPPED_KEY_SIZE)
+    if not wrapped or not wrapped.isascii():
+        raise ValueError("the wrapped data key must be a non-empty ASCII string")
+    if plaintext_size is not None and not 0 <= plaintext_size < UNKNOWN_SIZE:
+        raise ValueError("plaintext_size must be a non-negative 64-bit integer")
+    context = encode_context(encryption_context)
+    body = b"".join(
+        [
+            struct.pack(">BB", ALGORITHM_COBBLESTONE_256, len(content)),
+            content,
+            struct.pack(">H", len(key)),
+            key,
+            struct.pack(">H", len(version)),
+            version,
+            struct.pack(">H", len(wrapped)),
+            wrapped,
+            struct.pack(
+                ">QI", UNKNOWN_SIZE if plaintext_size is None else plaintext_size, len(context)
+            ),
+            context,
+        ]
+    )
+    raw = _PREFIX.pack(MAGIC, FORMAT_VERSION, _PREFIX.size + len(body)) + body
+    return Header(
+        key_id=key_id,
+        key_version_id=key_version_id,
+        wrapped_key=wrapped_key,
+        encryption_context=dict(encryption_context),
+        content_type=content_type,
+        plaintext_size=plaintext_size,
+        raw=raw,
+    )
+
+
+def _read_exactly(source: BinaryIO, size: int) -> bytes:
+    data = source.read(size)
+    # Some file objects return short reads before EOF; keep reading until we have it all.
+    while data is not None and 0 < len(data) < size:
+        more = source.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data or b""
+
+
+def read_header(source: BinaryIO) -> Header:
+    """Read and parse a header from the start of ``source``, leaving it at the payload.
+
+    The declared header size is checked against ``MAX_HEADER_SIZE`` before the rest is read.
+
+    Raises:
+        FormatError: not a kmsnb file, an unsupported version, or a malformed header.
+    """
+    prefix = _read_exactly(source, _PREFIX.size)
+    header_size = _check_prefix(prefix)
+    rest = _read_exactly(source, header_size - _PREFIX.size)
+    if len(rest) != header_size - _PREFIX.size:
+        raise TruncatedError(
+            "the file ends inside its header; it was truncated", offset=len(prefix) + len(rest)
+        )
+    return parse_header(prefix + rest)
+
+
+def _check_prefix(prefix: bytes) -> int:
+    """Check magic, version and the declared header size; return the size."""
+    if not prefix:
+        raise FormatError("not a kmsnb file (it is empty)")
+    if len(prefix) < len(MAGIC) or prefix[: len(MAGIC)] != MAGIC:
+        if prefix[: len(MAGIC)] == MAGIC[: len(prefix)]:
+            raise TruncatedError("the file ends inside its header; it was truncated", offset=0)
+        raise FormatError("not a kmsnb file (bad magic number)")
+    if len(prefix) < _PREFIX.size:
+        raise TruncatedError(
+            "the file ends inside its header; it was truncated", offset=len(prefix)
+        )
+    _, version, header_size = _PREFIX.unpack(prefix)
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"unsupported kmsnb format version {version}; this kmsnb reads version "
+            f"{FORMAT_VERSION} (upgrade kmsnb to read newer files)"
+        )
+    if not MIN_HEADER_SIZE <= header_size <= MAX_HEADER_SIZE:
+        raise FormatError(
+            f"the header declares {header_size} bytes, outside {MIN_HEADER_SIZE}..{MAX_HEADER_SIZE}"
+        )
+    return int(header_size)
+
+
+class _Cursor:
+    """Reads bounded fields from a header; every overrun is a FormatError."""
+
+    def __init__(self, data: bytes, position: int) -> None:
+        self.data = data
+        self.position = position
+
+    def take(self, size: int, what: str) -> bytes:
+        end = self.position + size
+        if end > len(self.data):
+            raise FormatError(f"malformed header: {what} runs past the end of the header")
+        chunk = self.data[self.position : end]
+        self.position = end
+        return chunk
+
+    def integer(self, fmt: str, what: str) -> int:
+        unpacker = struct.Struct(fmt)
+        (value,) = unpacker.unpack(self.take(unpacker.size, what))
+        return int(value)
+
+    def text(self, length_fmt: str, limit: int, what: str, *, allow_empty: bool = True) -> str:
+        length = self.integer(length_fmt, f"the length of {what}")
+        if length > limit:
+            raise FormatError(f"malformed header: {what} is {length} bytes, over its {limit} limit")
+        if length == 0 and not allow_empty:
+            raise FormatError(f"malformed header: {what} is empty")
+        raw = self.take(length, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError(f"malformed header: {what} is not valid UTF-8") from None
+
+
+def parse_header(raw: bytes) -> Header:
+    """Parse the exact bytes of a v1 header (see the module docstring).
+
+    Raises:
+        FormatError: the bytes are not a well-formed v1 header.
+    """
+    header_size = _check_prefix(raw[: _PREFIX.size])
+    if header_size != len(raw):
+        raise FormatError("malformed header: its declared size does not match its contents")
+    cursor = _Cursor(raw, _PREFIX.size)
+    algorithm = cursor.integer(">B", "the algorithm")
+    if algorithm not in ALGORITHM_NAMES:
+        raise FormatError(f"unsupported payload algorithm {algorithm}")
+    content_type = cursor.text(">B", MAX_CONTENT_TYPE_SIZE, "the content type")
+    if not (content_type.isascii() and content_type.isprintable()):
+        raise FormatError("malformed header: the content type is not printable ASCII")
+    key_id = cursor.text(">H", MAX_KEY_ID_SIZE, "the key id", allow_empty=False)
+    key_version_id = cursor.text(">H", MAX_KEY_VERSION_ID_SIZE, "the key version id")
+    wrapped_key = cursor.text(">H", MAX_WRAPPED_KEY_SIZE, "the wrapped key", allow_empty=False)
+    if not wrapped_key.isascii():
+        raise FormatError("malformed header: the wrapped key is not ASCII")
+    plaintext_size = cursor.integer(">Q", "the plaintext size")
+    context_size = cursor.integer(">I", "the encryption context size")
+    if context_size > MAX_CONTEXT_SIZE:
+        raise FormatError(
+            f"malformed header: the encryption context is {context_size} bytes, "
+            f"over its {MAX_CONTEXT_SIZE} limit"
+        )
+    encoded_context = cursor.take(context_size, "the encryption context")
+    if cursor.position != len(raw):
+        raise FormatError("malformed header: bytes follow the encryption context")
+    return Header(
+        key_id=key_id,
+        key_version_id=key_version_id,
+        wrapped_key=wrapped_key,
+        encryption_context=_decode_context(encoded_context),
+        content_type=content_type,
+        plaintext_size=None if plaintext_size == UNKNOWN_SIZE else plaintext_size,
+        algorithm=algorithm,
+        raw=bytes(raw),
+    )
+
+
+def _decode_context(encoded: bytes) -> dict[str, str]:
+    cursor = _Cursor(encoded, 0)
+    count = cursor.integer(">H", "the encryption context pair count")
+    if count > MAX_CONTEXT_PAIR_COUNT:
+        raise FormatError("malformed header: too many encryption context pairs")
+    context: dict[str, str] = {}
+    previous_key: bytes | None = None
+    for _ in range(count):
+        key = cursor.text(">H", MAX_CONTEXT_SIZE, "an encryption context key", allow_empty=False)
+        value = cursor.text(">H", MAX_CONTEXT_SIZE, "an encryption context value")
+        key_bytes = key.encode("utf-8")
+        # One canonical encoding per context: a reader that accepted unsorted or repeated
+        # keys would let two different byte strings mean the same context.
+        if previous_key is not None and key_bytes <= previous_key:
+            raise FormatError("malformed header: encryption context keys are not sorted and unique")
+        previous_key = key_bytes
+        context[key] = value
+    if cursor.position != len(encoded):
+        raise FormatError("malformed header: bytes follow the encryption context pairs")
+    return context

@@ -1,0 +1,396 @@
+"""The payload: C2SP chunked encryption (``cryptography.cobblestone``) over file objects.
+
+The construction is not ours: Cobblestone-256 splits the plaintext into 16 KiB chunks
+sealed with AES-256-GCM under a key derived (HKDF-SHA-512) from the data key, a random
+24-byte salt and the ``context``, and prefixes a 32-byte key commitment. Its final chunk is
+always shorter than 16 KiB (possibly empty), so a stream cut at a chunk boundary is
+detected without a flag. This module only moves bytes between file objects and it, keeps
+memory constant, and turns its single ``InvalidTag`` into errors that say where and why.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, BinaryIO
+
+from cryptography.cobblestone import Cobblestone256Decryptor, Cobblestone256Encryptor
+from cryptography.exceptions import InvalidTag
+
+from kmsnb._format.header import Header
+from kmsnb.errors import IntegrityError, KmsnbError, TruncatedError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_BUFFER_SIZE",
+    "ENCRYPTED_CHUNK_SIZE",
+    "PAYLOAD_PREFIX_SIZE",
+    "DecryptReader",
+    "EncryptWriter",
+    "encrypted_payload_size",
+]
+
+CHUNK_SIZE = 16384
+TAG_SIZE = 16
+ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
+SALT_SIZE = 24
+COMMITMENT_SIZE = 32
+PAYLOAD_PREFIX_SIZE = SALT_SIZE + COMMITMENT_SIZE
+KEY_SIZE = 32
+
+#: Plaintext bytes handled per step: 64 chunks. The anchors' measurements put the sweet
+#: spot of a Python read/encrypt/write loop between 64 KiB and 1 MiB.
+DEFAULT_BUFFER_SIZE = 64 * CHUNK_SIZE
+
+
+def encrypted_payload_size(plaintext_size: int) -> int:
+    """Size of the payload that encrypts ``plaintext_size`` bytes (the final chunk is short)."""
+    full_chunk_count, final_chunk_size = divmod(plaintext_size, CHUNK_SIZE)
+    return (
+        PAYLOAD_PREFIX_SIZE + full_chunk_count * ENCRYPTED_CHUNK_SIZE + final_chunk_size + TAG_SIZE
+    )
+
+
+def _step_size(buffer_size: int) -> int:
+    """Round a requested I/O buffer size to a whole number of chunks (at least one)."""
+    if not isinstance(buffer_size, int) or buffer_size <= 0:
+        raise ValueError("buffer_size must be a positive integer")
+    return max(1, buffer_size // CHUNK_SIZE) * CHUNK_SIZE
+
+
+def _check_key(key: bytes | bytearray) -> None:
+    if not isinstance(key, bytes | bytearray):
+        raise TypeError("the data key must be bytes or bytearray")
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"the data key must be {KEY_SIZE} bytes")
+
+
+def _readinto(source: BinaryIO, view: memoryview) -> int:
+    """``source.readinto(view)``, or a ``read`` and a copy for file objects without it."""
+    readinto = getattr(source, "readinto", None)
+    if readinto is not None:
+        return int(readinto(view) or 0)
+    data = source.read(len(view))
+    if not data:
+        return 0
+    view[: len(data)] = data
+    return len(data)
+
+
+class EncryptWriter(io.RawIOBase):
+    """A writable binary file that encrypts into ``sink``: the header, then the payload.
+
+    Nothing is complete until :meth:`close`, which writes the final chunk. Leaving a
+    ``with`` block on an exception calls :meth:`abort` instead, so a half-written stream
+    can never be read back as a whole one: it lacks its final chunk.
+
+    The data key is copied into the Cobblestone encryptor at construction; the caller
+    wipes its own copy right after.
+    """
+
+    def __init__(
+        self,
+        sink: BinaryIO,
+        header: Header,
+        key: bytes | bytearray,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        close_sink: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_key(key)
+        self._step = _step_size(buffer_size)
+        self._header = header
+        self._sink = sink
+        self._close_sink = close_sink
+        self._encryptor: Cobblestone256Encryptor | None = Cobblestone256Encryptor(
+            key, header.payload_context
+        )
+        # Cobblestone's update_into wants room for every chunk it may complete plus the
+        # salt and commitment on the first call.
+        self._out = bytearray(
+            self._step + PAYLOAD_PREFIX_SIZE + TAG_SIZE * (self._step // CHUNK_SIZE + 2)
+        )
+        self._plaintext_size = 0
+        sink.write(header.raw)
+
+    @property
+    def plaintext_size(self) -> int:
+        """Plaintext bytes written so far."""
+        return self._plaintext_size
+
+    @property
+    def header(self) -> Header:
+        return self._header
+
+    @property
+    def step_size(self) -> int:
+        """Plaintext bytes encrypted per step: a good size for the caller's writes."""
+        return self._step
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        if self._encryptor is None:
+            raise ValueError("write to a closed or aborted kmsnb stream")
+        view = memoryview(data).cast("B")
+        size = len(view)
+        out = self._out
+        for start in range(0, size, self._step):
+            produced = self._encryptor.update_into(view[start : start + self._step], out)
+            if produced:
+                self._sink.write(memoryview(out)[:produced])
+        self._plaintext_size += size
+        return size
+
+    def close(self) -> None:
+        """Write the final chunk and flush; close the sink if this writer owns it."""
+        if self.closed:
+            return
+        try:
+            if self._encryptor is not None:
+                final = self._encryptor.finalize()
+                self._encryptor = None
+                self._sink.write(final)
+                self._sink.flush()
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        """Stop without writing the final chunk: what was written stays unreadable."""
+        self._encryptor = None
+        self._release()
+
+    def _release(self) -> None:
+        try:
+            if self._close_sink:
+                self._sink.close()
+        finally:
+            super().close()
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+class DecryptReader(io.RawIOBase):
+    """A readable binary file of the verified plaintext of the payload in ``source``.
+
+    ``source`` is positioned just after ``header``. A chunk's plaintext is handed out only
+    once its tag has verified, and the last bytes only once the final chunk has; every
+    failure is raised again on later reads.
+    """
+
+    def __init__(
+        self,
+        source: BinaryIO,
+        header: Header,
+        key: bytes | bytearray,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        close_source: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_key(key)
+        self._source = source
+        self._close_source = close_source
+        self._header = header
+        self._decryptor: Cobblestone256Decryptor | None = Cobblestone256Decryptor(
+            key, header.payload_context
+        )
+        chunk_count = _step_size(buffer_size) // CHUNK_SIZE
+        self._in = bytearray(chunk_count * ENCRYPTED_CHUNK_SIZE)
+        self._out = bytearray(chunk_count * CHUNK_SIZE)
+        self._pending = memoryview(b"")
+        self._expected_payload_size = (
+            None if header.plaintext_size is None else encrypted_payload_size(header.plaintext_size)
+        )
+        self._payload_read = 0  # payload bytes fed to the decryptor
+        self._verified_chunk_count = 0
+        self._plaintext_size = 0
+        self._error: KmsnbError | None = None
+        self._started = False
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def header(self) -> Header:
+        return self._header
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        target = memoryview(buffer).cast("B")
+        while not self._pending:
+            if self._done:
+                return 0
+            self._pending = self._next_block()
+        size = min(len(target), len(self._pending))
+        target[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def readall(self) -> bytes:
+        parts = []
+        if self._pending:
+            parts.append(bytes(self._pending))
+            self._pending = memoryview(b"")
+        while not self._done:
+            parts.append(bytes(self._next_block()))
+        return b"".join(parts)
+
+    def read_verified(self) -> memoryview:
+        """The next run of verified plaintext, valid until the next call; empty at the end.
+
+        A copy-free alternative to ``read`` for callers that write the bytes straight out.
+        """
+        if self._pending:
+            block, self._pending = self._pending, memoryview(b"")
+            return block
+        while not self._done:
+            block = self._next_block()
+            if block:
+                return block
+        return memoryview(b"")
+
+    def _next_block(self) -> memoryview:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._decrypt_next_block()
+        except KmsnbError as error:
+            self._fail(error)
+            raise
+
+    def _fail(self, error: KmsnbError) -> None:
+        self._error = error
+        self._decryptor = None
+        self._done = True
+        # Plaintext already verified stays valid, but nothing more is handed out.
+        self._pending = memoryview(b"")
+
+    def _offset(self) -> int:
+        return self._header.size + self._payload_read
+
+    def _decrypt_next_block(self) -> memoryview:
+        decryptor = self._decryptor
+        if decryptor is None:
+            raise AssertionError("kmsnb: internal error: read after the end of the payload")
+        if not self._started:
+            self._check_commitment(decryptor)
+        size = self._fill()
+        if size == 0:
+            return self._finish(decryptor)
+        view = memoryview(self._in)[:size]
+        out = memoryview(self._out)
+        produced = 0
+        # One chunk per call, so that a failure names its chunk; the call overhead is a
+        # few microseconds per 16 KiB.
+        for start in range(0, size, ENCRYPTED_CHUNK_SIZE):
+            piece = view[start : start + ENCRYPTED_CHUNK_SIZE]
+            try:
+                produced += decryptor.update_into(piece, out[produced:])
+            except InvalidTag:
+                raise IntegrityError(
+                    f"chunk {self._verified_chunk_count} failed authentication; "
+                    "the file is corrupted or was tampered with",
+                    chunk_index=self._verified_chunk_count,
+                    offset=self._offset(),
+                ) from None
+            self._payload_read += len(piece)
+            if len(piece) == ENCRYPTED_CHUNK_SIZE:
+                self._verified_chunk_count += 1
+        self._plaintext_size += produced
+        return out[:produced]
+
+    def _check_commitment(self, decryptor: Cobblestone256Decryptor) -> None:
+        self._started = True
+        prefix = self._source.read(PAYLOAD_PREFIX_SIZE) or b""
+        while 0 < len(prefix) < PAYLOAD_PREFIX_SIZE:
+            more = self._source.read(PAYLOAD_PREFIX_SIZE - len(prefix))
+            if not more:
+                break
+            prefix += more
+        if len(prefix) < PAYLOAD_PREFIX_SIZE:
+            raise TruncatedError(
+                "the file ends before its payload begins; it was truncated",
+                offset=self._header.size + len(prefix),
+            )
+        try:
+            decryptor.update_into(prefix, self._out)
+        except InvalidTag:
+            # The KMS authenticated the wrapped key, so the data key is the one that was
+            # wrapped; a commitment mismatch means the header around it was altered.
+            raise IntegrityError(
+                "the header failed authentication (key commitment mismatch); the header or "
+                "the start of the payload was altered, or the wrapped key comes from "
+                "another file",
+                offset=self._header.size,
+            ) from None
+        self._payload_read = PAYLOAD_PREFIX_SIZE
+
+    def _fill(self) -> int:
+        """Read up to a buffer of ciphertext; fewer bytes only at the end of the source."""
+        view = memoryview(self._in)
+        filled = 0
+        while filled < len(view):
+            count = _readinto(self._source, view[filled:])
+            if not count:
+                break
+            filled += count
+        expected = self._expected_payload_size
+        if expected is not None and self._payload_read + filled > expected:
+            raise TruncatedError(
+                "data follows the final chunk; the file was altered or concatenated",
+                chunk_index=(expected - PAYLOAD_PREFIX_SIZE) // ENCRYPTED_CHUNK_SIZE,
+                offset=self._header.size + expected,
+            )
+        return filled
+
+    def _finish(self, decryptor: Cobblestone256Decryptor) -> memoryview:
+        self._done = True
+        self._decryptor = None
+        expected = self._expected_payload_size
+        if expected is not None and self._payload_read < expected:
+            raise TruncatedError(
+                f"the file ends {expected - self._payload_read} bytes early; it was truncated",
+                chunk_index=self._verified_chunk_count,
+                offset=self._offset(),
+            )
+        try:
+            final = decryptor.finalize()
+        except InvalidTag:
+            at_boundary = (self._payload_read - PAYLOAD_PREFIX_SIZE) % ENCRYPTED_CHUNK_SIZE == 0
+            if at_boundary:
+                raise TruncatedError(
+                    "the file ends without its final chunk; it was truncated",
+                    chunk_index=self._verified_chunk_count,
+                    offset=self._offset(),
+                ) from None
+            raise IntegrityError(
+                f"the final chunk ({self._verified_chunk_count}) failed authentication; "
+                "the file was truncated, corrupted or tampered with",
+                chunk_index=self._verified_chunk_count,
+                offset=self._offset(),
+            ) from None
+        self._plaintext_size += len(final)
+        declared = self._header.plaintext_size
+        if declared is not None and declared != self._plaintext_size:
+            raise AssertionError("kmsnb: internal error: verified size differs from the header's")
+        return memoryview(final)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._decryptor = None
+        self._pending = memoryview(b"")
+        try:
+            if self._close_source:
+                self._source.close()
+        finally:
+            super().close()

@@ -1,0 +1,366 @@
+"""Envelope encryption of files, bytes and streams with a KMS.
+
+For each message the KMS's GenerateDataKey returns a fresh data key in plaintext and
+wrapped by the master key. The plaintext key encrypts the data locally (Cobblestone-256,
+see ``docs/FORMAT.md``) and is wiped; the wrapped key travels in the header. To decrypt,
+the KMS's Decrypt unwraps it. The KMS is any object with the two methods of
+:class:`kmsnb.kms.Kms`; this module never imports a concrete backend.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from kmsnb._files import atomic_output
+from kmsnb._format.header import (
+    CONTENT_TYPE_BYTES,
+    FORMAT_VERSION,
+    Header,
+    read_header,
+    serialize_header,
+)
+from kmsnb._format.stream import (
+    CHUNK_SIZE,
+    DEFAULT_BUFFER_SIZE,
+    DecryptReader,
+    EncryptWriter,
+)
+from kmsnb.errors import ContextMismatchError, KmsnbError
+from kmsnb.kms._base import Kms, canonical_context, wipe
+
+__all__ = [
+    "DecryptReader",
+    "EncryptWriter",
+    "FileInfo",
+    "decrypt_bytes",
+    "decrypt_file",
+    "encrypt_bytes",
+    "encrypt_file",
+    "inspect",
+    "open_decrypt",
+    "open_encrypt",
+]
+
+StrPath = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What the header of a kmsnb file says, read without calling the KMS.
+
+    Attributes:
+        format_version: the kmsnb format version (1).
+        algorithm: the payload algorithm (``"cobblestone-256"``).
+        key_id: the master key that wrapped the data key.
+        key_version_id: the version of that master key.
+        encryption_context: the encryption context (authenticated, not secret).
+        content_type: what the plaintext holds (raw bytes, Parquet, CSV...).
+        chunk_size: plaintext bytes per authenticated chunk.
+        plaintext_size: the plaintext's size, or ``None`` when it was written as a stream.
+        header_size: the header's size in bytes.
+        wrapped_key_size: the size of the wrapped data key (the KMS CiphertextBlob).
+        file_size: the whole file's size, when it could be known.
+    """
+
+    format_version: int
+    algorithm: str
+    key_id: str
+    key_version_id: str
+    encryption_context: Mapping[str, str]
+    content_type: str
+    chunk_size: int
+    plaintext_size: int | None
+    header_size: int
+    wrapped_key_size: int
+    file_size: int | None = None
+
+    @classmethod
+    def from_header(cls, header: Header, *, file_size: int | None = None) -> FileInfo:
+        return cls(
+            format_version=FORMAT_VERSION,
+            algorithm=header.algorithm_name,
+            key_id=header.key_id,
+            key_version_id=header.key_version_id,
+            encryption_context=dict(header.encryption_context),
+            content_type=header.content_type,
+            chunk_size=CHUNK_SIZE,
+            plaintext_size=header.plaintext_size,
+            header_size=header.size,
+            wrapped_key_size=len(header.wrapped_key),
+            file_size=file_size,
+        )
+
+
+def _check_kms(kms: object) -> Kms:
+    if not isinstance(kms, Kms):
+        raise TypeError(
+            "kms must be a KMS client (kmsnb.connect(), or any object with "
+            "generate_data_key and decrypt_data_key)"
+        )
+    return kms
+
+
+def _check_key_id(key_id: object) -> str:
+    if not isinstance(key_id, str):
+        raise TypeError(f"key_id must be str, not {type(key_id).__name__}")
+    if not key_id:
+        raise ValueError("key_id must not be empty")
+    return key_id
+
+
+def _check_expected_context(header: Header, expected: Mapping[str, str] | None) -> None:
+    """Refuse a file whose encryption context is not exactly the one the caller named."""
+    if expected is None:
+        return
+    wanted = canonical_context(expected)
+    found = dict(header.encryption_context)
+    if wanted != found:
+        differing = sorted(
+            key for key in wanted.keys() | found.keys() if wanted.get(key) != found.get(key)
+        )
+        raise ContextMismatchError(
+            "the file's encryption context differs from the one given, at key(s) "
+            f"{', '.join(repr(key) for key in differing)}; check which file this is"
+        )
+
+
+def open_encrypt(
+    fileobj: BinaryIO,
+    key_id: str,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    content_type: str = CONTENT_TYPE_BYTES,
+    plaintext_size: int | None = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> EncryptWriter:
+    """Return a writable binary file that encrypts into ``fileobj``.
+
+    Call ``close()`` (or leave a ``with`` block normally) to write the final chunk; the
+    given ``fileobj`` is left open. Leaving the ``with`` block on an exception leaves an
+    unreadable, truncated stream instead of a shorter valid one.
+
+    Args:
+        fileobj: a binary file open for writing.
+        key_id: the master key: an id, ``alias/...`` or ARN.
+        kms: the KMS client.
+        encryption_context: strings bound to the data key and stored in the header.
+        content_type: what the plaintext is, recorded in the header.
+        plaintext_size: the exact number of bytes that will be written, if known.
+        buffer_size: plaintext bytes encrypted per step.
+
+    Raises:
+        KmsError: the KMS refused or failed to make a data key.
+    """
+    _check_key_id(key_id)
+    kms = _check_kms(kms)
+    if not callable(getattr(fileobj, "write", None)):
+        raise TypeError("fileobj must be a binary file open for writing")
+    context = canonical_context(encryption_context)
+    data_key = kms.generate_data_key(key_id, context)
+    try:
+        header = serialize_header(
+            key_id=data_key.key_id,
+            key_version_id=data_key.key_version_id,
+            wrapped_key=data_key.ciphertext_blob,
+            encryption_context=context,
+            content_type=content_type,
+            plaintext_size=plaintext_size,
+        )
+        return EncryptWriter(fileobj, header, data_key.plaintext, buffer_size=buffer_size)
+    finally:
+        data_key.wipe()
+
+
+def open_decrypt(
+    fileobj: BinaryIO,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> DecryptReader:
+    """Return a readable binary file of the verified plaintext of ``fileobj``.
+
+    The header is read and the data key unwrapped right away. Reads return plaintext only
+    from chunks whose authentication succeeded; the last bytes come only once the final
+    chunk has verified. ``fileobj`` is left open.
+
+    Raises:
+        FormatError: not a kmsnb file, or a malformed header.
+        ContextMismatchError: ``encryption_context`` differs from the file's.
+        WrongKeyError, KmsError: the KMS would not unwrap the data key.
+        IntegrityError: (on read) the file was corrupted, truncated or tampered with.
+    """
+    kms = _check_kms(kms)
+    if not callable(getattr(fileobj, "read", None)):
+        raise TypeError("fileobj must be a binary file open for reading")
+    header = read_header(fileobj)
+    _check_expected_context(header, encryption_context)
+    key = kms.decrypt_data_key(header.wrapped_key, header.encryption_context)
+    try:
+        return DecryptReader(fileobj, header, key, buffer_size=buffer_size)
+    finally:
+        wipe(key)
+
+
+def encrypt_bytes(
+    data: bytes | bytearray | memoryview,
+    key_id: str,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    content_type: str = CONTENT_TYPE_BYTES,
+) -> bytes:
+    """Encrypt ``data`` into a kmsnb message (see :func:`open_encrypt`)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+    view = memoryview(data).cast("B")
+    sink = io.BytesIO()
+    with open_encrypt(
+        sink,
+        key_id,
+        kms=kms,
+        encryption_context=encryption_context,
+        content_type=content_type,
+        plaintext_size=len(view),
+    ) as writer:
+        writer.write(view)
+    return sink.getvalue()
+
+
+def decrypt_bytes(
+    data: bytes | bytearray | memoryview,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+) -> bytes:
+    """Decrypt a whole kmsnb message held in memory (see :func:`open_decrypt`)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+    with open_decrypt(io.BytesIO(data), kms=kms, encryption_context=encryption_context) as reader:
+        return reader.readall()
+
+
+def _check_paths(src: StrPath, dst: StrPath) -> tuple[Path, Path]:
+    source, destination = Path(src), Path(dst)
+    if destination.exists() and source.exists() and os.path.samefile(source, destination):
+        raise ValueError(f"{source} is both the source and the destination")
+    return source, destination
+
+
+def _regular_file_size(fileobj: BinaryIO) -> int | None:
+    """The size of a regular file, or ``None`` for pipes and devices."""
+    status = os.fstat(fileobj.fileno())
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+def encrypt_file(
+    src: StrPath,
+    dst: StrPath,
+    key_id: str,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    content_type: str = CONTENT_TYPE_BYTES,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> FileInfo:
+    """Encrypt the file ``src`` into ``dst`` under the master key ``key_id``.
+
+    ``dst`` appears only once complete and fsynced; after an error it does not exist (an
+    existing one is untouched). ``src`` is never modified.
+
+    Returns:
+        what the header of ``dst`` says (see :func:`inspect`).
+
+    Raises:
+        FileExistsError: ``dst`` exists and ``overwrite`` is false.
+        KmsError: the KMS refused or failed to make a data key.
+    """
+    source_path, destination = _check_paths(src, dst)
+    with open(source_path, "rb") as source:
+        size = _regular_file_size(source)
+        with atomic_output(destination, overwrite=overwrite) as output:
+            writer = open_encrypt(
+                output,
+                key_id,
+                kms=kms,
+                encryption_context=encryption_context,
+                content_type=content_type,
+                plaintext_size=size,
+                buffer_size=buffer_size,
+            )
+            with writer:
+                _copy(source, writer, writer.step_size)
+                if size is not None and writer.plaintext_size != size:
+                    raise KmsnbError(
+                        f"{source_path} changed size while it was read; nothing was written"
+                    )
+            header = writer.header
+            file_size = output.tell()
+    return FileInfo.from_header(header, file_size=file_size)
+
+
+def _copy(source: BinaryIO, writer: EncryptWriter, step: int) -> None:
+    buffer = bytearray(step)
+    view = memoryview(buffer)
+    while count := source.readinto(view):  # type: ignore[attr-defined]
+        writer.write(view[:count])
+
+
+def decrypt_file(
+    src: StrPath,
+    dst: StrPath,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> FileInfo:
+    """Decrypt the kmsnb file ``src`` into ``dst``.
+
+    ``dst`` appears only once every chunk has verified, complete and fsynced; after any
+    error it does not exist (an existing one is untouched).
+
+    Returns:
+        what the header of ``src`` says (see :func:`inspect`).
+
+    Raises:
+        FileExistsError: ``dst`` exists and ``overwrite`` is false.
+        FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError:
+            see :func:`open_decrypt`.
+    """
+    source_path, destination = _check_paths(src, dst)
+    with open(source_path, "rb") as source:
+        file_size = _regular_file_size(source)
+        reader = open_decrypt(
+            source, kms=kms, encryption_context=encryption_context, buffer_size=buffer_size
+        )
+        with reader, atomic_output(destination, overwrite=overwrite) as output:
+            while block := reader.read_verified():
+                output.write(block)
+    return FileInfo.from_header(reader.header, file_size=file_size)
+
+
+def inspect(source: StrPath | BinaryIO) -> FileInfo:
+    """Read the header of a kmsnb file without calling the KMS.
+
+    Args:
+        source: a path, or a binary file positioned at the start of a kmsnb message.
+
+    Raises:
+        FormatError: not a kmsnb file, or a malformed header.
+    """
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fileobj:
+            header = read_header(fileobj)
+            return FileInfo.from_header(header, file_size=_regular_file_size(fileobj))
+    if not callable(getattr(source, "read", None)):
+        raise TypeError("source must be a path or a binary file open for reading")
+    return FileInfo.from_header(read_header(source))
