@@ -166,6 +166,7 @@ def open_encrypt(
     data_key = kms.generate_data_key(key_id, context)
     try:
         header = serialize_header(
+            data_key=data_key.plaintext,
             key_id=data_key.key_id,
             key_version_id=data_key.key_version_id,
             wrapped_key=data_key.ciphertext_blob,

@@ -5,31 +5,46 @@ Layout (all integers big-endian; the spec is ``docs/FORMAT.md``)::
     magic            8 bytes   89 4B 4D 53 4E 42 0D 0A  ("\\x89KMSNB\\r\\n")
     version          1 byte    0x01
     header_size      u32       size of the whole header, magic included
+    -- bound section: fixed for the life of the file --
     algorithm        u8        0x01 = Cobblestone-256 (C2SP chunked encryption, AES-256-GCM)
     content_type     u8 len  ‖ printable ASCII
+    plaintext_size   u64       0xFFFF_FFFF_FFFF_FFFF when unknown (a stream)
+    context_size     u32     ‖ encryption context, canonical (see below)
+    -- key slot: replaced when the data key is rewrapped under another master key --
     key_id           u16 len ‖ UTF-8
     key_version_id   u16 len ‖ UTF-8
     wrapped_key      u16 len ‖ ASCII (the KMS CiphertextBlob, base64)
-    plaintext_size   u64       0xFFFF_FFFF_FFFF_FFFF when unknown (a stream)
-    context_size     u32     ‖ encryption context, canonical (see below)
+    slot_mac         32 bytes  HMAC-SHA-256 of the key slot, under a key derived from the data key
 
     encryption context = u16 pair count ‖ (u16 len ‖ key ‖ u16 len ‖ value) per pair,
                          UTF-8, keys unique and sorted by their UTF-8 bytes
 
-The payload that follows is bound to these exact bytes: its Cobblestone ``context`` is
-``SHA-256(header)``, so changing any header byte makes the key commitment fail before
-any plaintext is released.
+Every header byte is authenticated before any plaintext is released, in two parts:
+
+* the payload's Cobblestone ``context`` is ``SHA-256(magic ‖ version ‖ bound section)``,
+  so the key commitment fails if any of those bytes changed;
+* the key slot is authenticated by ``slot_mac`` = HMAC-SHA-256(K, bound digest ‖ key id ‖
+  key version id ‖ wrapped key, each length-prefixed), with K = HKDF-SHA-256(data key,
+  info="kmsnb/v1 key slot"). The data key comes from the KMS, which only unwraps a blob
+  it made, under the same encryption context.
+
+Keeping the key slot out of the payload's binding is what lets ``rewrap`` move a file to
+another master key (KMS ReEncrypt) without rewriting the data.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from kmsnb.errors import FormatError, TruncatedError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from kmsnb.errors import FormatError, IntegrityError, TruncatedError
 
 __all__ = [
     "ALGORITHM_COBBLESTONE_256",
@@ -63,9 +78,12 @@ MAX_WRAPPED_KEY_SIZE = 4096
 MAX_CONTEXT_SIZE = 65536
 MAX_CONTEXT_PAIR_COUNT = 1024
 
+SLOT_MAC_SIZE = 32
+_SLOT_KEY_INFO = b"kmsnb/v1 key slot"
+
 # magic, version and header_size: what must be read before the rest can be bounded.
 _PREFIX = struct.Struct(">8sBI")
-_FIXED_FIELDS_SIZE = 1 + 1 + 2 + 2 + 2 + 8 + 4
+_FIXED_FIELDS_SIZE = 1 + 1 + 8 + 4 + 2 + 2 + 2 + SLOT_MAC_SIZE
 MIN_HEADER_SIZE = _PREFIX.size + _FIXED_FIELDS_SIZE + 1  # a wrapped key is never empty
 MAX_HEADER_SIZE = (
     _PREFIX.size
@@ -82,7 +100,7 @@ MAX_HEADER_SIZE = (
 class Header:
     """The parsed header of a kmsnb v1 file.
 
-    ``raw`` is the exact bytes read or written; the payload is bound to them.
+    ``raw`` is the exact bytes read or written; ``bound`` the part the payload is bound to.
     """
 
     key_id: str
@@ -92,8 +110,9 @@ class Header:
     content_type: str = CONTENT_TYPE_BYTES
     plaintext_size: int | None = None
     algorithm: int = ALGORITHM_COBBLESTONE_256
-    version: int = FORMAT_VERSION
+    slot_mac: bytes = field(default=b"", repr=False)
     raw: bytes = field(default=b"", repr=False, compare=False)
+    bound: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -101,12 +120,88 @@ class Header:
 
     @property
     def payload_context(self) -> bytes:
-        """The Cobblestone ``context`` that binds the payload to this header."""
-        return hashlib.sha256(self.raw).digest()
+        """The Cobblestone ``context`` that binds the payload to the bound section."""
+        return hashlib.sha256(self.bound).digest()
 
     @property
     def algorithm_name(self) -> str:
         return ALGORITHM_NAMES[self.algorithm]
+
+    def verify_key_slot(self, data_key: bytes | bytearray) -> None:
+        """Check ``slot_mac`` with the unwrapped data key.
+
+        Raises:
+            IntegrityError: the key slot was altered, or the data key is not this file's.
+        """
+        expected = _slot_mac(
+            data_key, self.payload_context, self.key_id, self.key_version_id, self.wrapped_key
+        )
+        if not hmac.compare_digest(expected, self.slot_mac):
+            raise IntegrityError(
+                "the key slot failed authentication; the header was altered, or the data "
+                "key does not belong to this file",
+                offset=0,
+            )
+
+    def with_key_slot(
+        self, data_key: bytes | bytearray, *, key_id: str, key_version_id: str, wrapped_key: str
+    ) -> Header:
+        """This header with another key slot (after a rewrap); the bound section is kept."""
+        return _assemble(self.bound, data_key, key_id, key_version_id, wrapped_key, self)
+
+
+def _slot_fields(key_id: str, key_version_id: str, wrapped_key: str) -> bytes:
+    key = _encode_text(key_id, "key_id", MAX_KEY_ID_SIZE)
+    if not key:
+        raise ValueError("key_id must not be empty")
+    version = _encode_text(key_version_id, "key_version_id", MAX_KEY_VERSION_ID_SIZE)
+    wrapped = _encode_text(wrapped_key, "the wrapped data key", MAX_WRAPPED_KEY_SIZE)
+    if not wrapped or not wrapped.isascii():
+        raise ValueError("the wrapped data key must be a non-empty ASCII string")
+    return b"".join(struct.pack(">H", len(field)) + field for field in (key, version, wrapped))
+
+
+def _slot_mac(
+    data_key: bytes | bytearray,
+    bound_digest: bytes,
+    key_id: str,
+    key_version_id: str,
+    wrapped_key: str,
+) -> bytes:
+    slot_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SLOT_KEY_INFO).derive(
+        bytes(data_key)
+    )
+    mac = hmac.new(slot_key, bound_digest, hashlib.sha256)
+    mac.update(_slot_fields(key_id, key_version_id, wrapped_key))
+    return mac.digest()
+
+
+def _assemble(
+    bound: bytes,
+    data_key: bytes | bytearray,
+    key_id: str,
+    key_version_id: str,
+    wrapped_key: str,
+    template: Header,
+) -> Header:
+    """Join the bound section and a freshly authenticated key slot into a header."""
+    slot = _slot_fields(key_id, key_version_id, wrapped_key)
+    mac = _slot_mac(data_key, hashlib.sha256(bound).digest(), key_id, key_version_id, wrapped_key)
+    header_size = _PREFIX.size + len(bound) - len(MAGIC) - 1 + len(slot) + len(mac)
+    raw = MAGIC + bound[len(MAGIC) : len(MAGIC) + 1] + struct.pack(">I", header_size)
+    raw += bound[len(MAGIC) + 1 :] + slot + mac
+    return Header(
+        key_id=key_id,
+        key_version_id=key_version_id,
+        wrapped_key=wrapped_key,
+        encryption_context=dict(template.encryption_context),
+        content_type=template.content_type,
+        plaintext_size=template.plaintext_size,
+        algorithm=template.algorithm,
+        slot_mac=mac,
+        raw=raw,
+        bound=bound,
+    )
 
 
 def _encode_text(value: str, what: str, limit: int, *, ascii_only: bool = False) -> bytes:
@@ -147,6 +242,7 @@ def encode_context(encryption_context: Mapping[str, str]) -> bytes:
 
 def serialize_header(
     *,
+    data_key: bytes | bytearray,
     key_id: str,
     key_version_id: str,
     wrapped_key: str,
@@ -156,44 +252,35 @@ def serialize_header(
 ) -> Header:
     """Build a v1 header; the returned ``Header.raw`` holds its bytes.
 
+    ``data_key`` (the plaintext data key) authenticates the key slot; it is not stored.
+
     Raises:
         TypeError, ValueError: a field has the wrong type or exceeds its bound.
     """
     content = _encode_text(content_type, "content_type", MAX_CONTENT_TYPE_SIZE, ascii_only=True)
-    key = _encode_text(key_id, "key_id", MAX_KEY_ID_SIZE)
-    version = _encode_text(key_version_id, "key_version_id", MAX_KEY_VERSION_ID_SIZE)
-    wrapped = _encode_text(wrapped_key, "the wrapped data key", MAX_WRAPPED_KEY_SIZE)
-    if not wrapped or not wrapped.isascii():
-        raise ValueError("the wrapped data key must be a non-empty ASCII string")
     if plaintext_size is not None and not 0 <= plaintext_size < UNKNOWN_SIZE:
         raise ValueError("plaintext_size must be a non-negative 64-bit integer")
     context = encode_context(encryption_context)
-    body = b"".join(
+    bound = b"".join(
         [
-            struct.pack(">BB", ALGORITHM_COBBLESTONE_256, len(content)),
+            MAGIC,
+            bytes([FORMAT_VERSION, ALGORITHM_COBBLESTONE_256, len(content)]),
             content,
-            struct.pack(">H", len(key)),
-            key,
-            struct.pack(">H", len(version)),
-            version,
-            struct.pack(">H", len(wrapped)),
-            wrapped,
             struct.pack(
                 ">QI", UNKNOWN_SIZE if plaintext_size is None else plaintext_size, len(context)
             ),
             context,
         ]
     )
-    raw = _PREFIX.pack(MAGIC, FORMAT_VERSION, _PREFIX.size + len(body)) + body
-    return Header(
+    template = Header(
         key_id=key_id,
         key_version_id=key_version_id,
         wrapped_key=wrapped_key,
         encryption_context=dict(encryption_context),
         content_type=content_type,
         plaintext_size=plaintext_size,
-        raw=raw,
     )
+    return _assemble(bound, data_key, key_id, key_version_id, wrapped_key, template)
 
 
 def _read_exactly(source: BinaryIO, size: int) -> bytes:
@@ -299,11 +386,6 @@ def parse_header(raw: bytes) -> Header:
     content_type = cursor.text(">B", MAX_CONTENT_TYPE_SIZE, "the content type")
     if not (content_type.isascii() and content_type.isprintable()):
         raise FormatError("malformed header: the content type is not printable ASCII")
-    key_id = cursor.text(">H", MAX_KEY_ID_SIZE, "the key id", allow_empty=False)
-    key_version_id = cursor.text(">H", MAX_KEY_VERSION_ID_SIZE, "the key version id")
-    wrapped_key = cursor.text(">H", MAX_WRAPPED_KEY_SIZE, "the wrapped key", allow_empty=False)
-    if not wrapped_key.isascii():
-        raise FormatError("malformed header: the wrapped key is not ASCII")
     plaintext_size = cursor.integer(">Q", "the plaintext size")
     context_size = cursor.integer(">I", "the encryption context size")
     if context_size > MAX_CONTEXT_SIZE:
@@ -311,18 +393,27 @@ def parse_header(raw: bytes) -> Header:
             f"malformed header: the encryption context is {context_size} bytes, "
             f"over its {MAX_CONTEXT_SIZE} limit"
         )
-    encoded_context = cursor.take(context_size, "the encryption context")
+    encryption_context = _decode_context(cursor.take(context_size, "the encryption context"))
+    bound = raw[: len(MAGIC) + 1] + raw[_PREFIX.size : cursor.position]
+    key_id = cursor.text(">H", MAX_KEY_ID_SIZE, "the key id", allow_empty=False)
+    key_version_id = cursor.text(">H", MAX_KEY_VERSION_ID_SIZE, "the key version id")
+    wrapped_key = cursor.text(">H", MAX_WRAPPED_KEY_SIZE, "the wrapped key", allow_empty=False)
+    if not wrapped_key.isascii():
+        raise FormatError("malformed header: the wrapped key is not ASCII")
+    slot_mac = cursor.take(SLOT_MAC_SIZE, "the key slot MAC")
     if cursor.position != len(raw):
-        raise FormatError("malformed header: bytes follow the encryption context")
+        raise FormatError("malformed header: bytes follow the key slot")
     return Header(
         key_id=key_id,
         key_version_id=key_version_id,
         wrapped_key=wrapped_key,
-        encryption_context=_decode_context(encoded_context),
+        encryption_context=encryption_context,
         content_type=content_type,
         plaintext_size=None if plaintext_size == UNKNOWN_SIZE else plaintext_size,
         algorithm=algorithm,
+        slot_mac=slot_mac,
         raw=bytes(raw),
+        bound=bytes(bound),
     )
 
 

@@ -181,7 +181,8 @@ class EncryptWriter(io.RawIOBase):
 class DecryptReader(io.RawIOBase):
     """A readable binary file of the verified plaintext of the payload in ``source``.
 
-    ``source`` is positioned just after ``header``. A chunk's plaintext is handed out only
+    ``source`` is positioned just after ``header``. The key slot is verified at once; a
+    chunk's plaintext is handed out only
     once its tag has verified, and the last bytes only once the final chunk has; every
     failure is raised again on later reads.
     """
@@ -197,6 +198,7 @@ class DecryptReader(io.RawIOBase):
     ) -> None:
         super().__init__()
         _check_key(key)
+        header.verify_key_slot(key)
         self._source = source
         self._close_source = close_source
         self._header = header
@@ -324,12 +326,11 @@ class DecryptReader(io.RawIOBase):
         try:
             decryptor.update_into(prefix, self._out)
         except InvalidTag:
-            # The KMS authenticated the wrapped key, so the data key is the one that was
-            # wrapped; a commitment mismatch means the header around it was altered.
+            # The key slot verified under this data key, so the key is the file's own; a
+            # commitment mismatch means the bound header or the payload's start changed.
             raise IntegrityError(
                 "the header failed authentication (key commitment mismatch); the header or "
-                "the start of the payload was altered, or the wrapped key comes from "
-                "another file",
+                "the start of the payload was altered",
                 offset=self._header.size,
             ) from None
         self._payload_read = PAYLOAD_PREFIX_SIZE
