@@ -1,0 +1,127 @@
+"""Reading request parameters as they arrive on the wire: strings, JSON in strings.
+
+The SDKs send booleans as ``True``/``False``, integers as decimal text, and maps and lists
+(``EncryptionContext``, ``Filters``, ``Tags``, ``TagKeys``) as JSON strings (kms-api.md §2).
+A required parameter sent empty counts as missing, as an SDK that leaves it unset would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from kmsnb.emulator._errors import ServiceError, invalid, missing
+
+__all__ = ["Params", "check_dry_run", "page_of"]
+
+_INTERVAL = re.compile(r"(\d{1,12})([dhms])")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+class Params:
+    """Typed access to one request's raw parameters; every failure is a ServiceError."""
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self._raw = raw
+
+    def optional(self, name: str) -> str | None:
+        value = self._raw.get(name)
+        return value if value else None
+
+    def required(self, name: str, *, allow_empty: bool = False) -> str:
+        value = self._raw.get(name)
+        if value is None or (value == "" and not allow_empty):
+            raise missing(name)
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if value not in choices:
+            raise invalid(name)
+        return value
+
+    def boolean(self, name: str, *, default: bool, required: bool = False) -> bool:
+        value = self.required(name) if required else self.optional(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered not in ("true", "false"):
+            raise invalid(name)
+        return lowered == "true"
+
+    def integer(self, name: str, *, default: int | None, low: int, high: int) -> int:
+        value = self.optional(name)
+        if value is None:
+            if default is None:
+                raise missing(name)
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise invalid(name) from None
+        if not low <= number <= high:
+            raise invalid(name)
+        return number
+
+    def page(self, *, max_size: int) -> tuple[int, int]:
+        """``(PageNumber, PageSize)``: number ≥ 1 (default 1), size 1..max (default 10)."""
+        number = self.integer("PageNumber", default=1, low=1, high=2**31 - 1)
+        size = self.integer("PageSize", default=10, low=1, high=max_size)
+        return number, size
+
+    def json(self, name: str) -> Any:
+        """The parsed JSON value of ``name``, or None when absent or empty."""
+        value = self.optional(name)
+        if value is None:
+            return None
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise invalid(name) from None
+
+    def context(self, name: str = "EncryptionContext") -> dict[str, str]:
+        """An encryption context: a JSON object of string to string; absent means empty."""
+        value = self.json(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise invalid(name)
+        return value
+
+    def string_list(self, name: str) -> list[str]:
+        value = self.json(name)
+        if value is None:
+            raise missing(name)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise invalid(name)
+        return value
+
+    def interval(self, name: str, *, low_days: int, high_days: int) -> int | None:
+        """A duration such as ``7d`` or ``604800s``, in seconds; None when absent."""
+        value = self.optional(name)
+        if value is None:
+            return None
+        match = _INTERVAL.fullmatch(value.strip())
+        if match is None:
+            raise invalid(name)
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if not low_days * 86400 <= seconds <= high_days * 86400:
+            raise invalid(name)
+        return seconds
+
+
+def page_of(items: list[Any], number: int, size: int) -> list[Any]:
+    start = (number - 1) * size
+    return items[start : start + size]
+
+
+def check_dry_run(params: Params) -> None:
+    """Raise DryRunOperation once a request with ``DryRun=true`` has passed validation."""
+    if params.boolean("DryRun", default=False):
+        raise ServiceError(
+            "DryRunOperation", "Request validation has been passed with DryRun flag set.", 400
+        )

@@ -1,0 +1,134 @@
+"""The KMS engine: Alibaba Cloud KMS 2016-01-20 semantics over a :class:`KeyStore`.
+
+:class:`KmsService` takes an action name and the request's raw string parameters, as the
+HTTP server receives them or :class:`kmsnb.kms.local.LocalKms` builds them, and returns
+the JSON response body without ``RequestId``, or raises :class:`ServiceError` carrying the
+service's error code, message and HTTP status. It is safe to share between threads, and
+several services (in several processes) may share one store.
+
+What is emulated, and the choices made where the documentation is silent, are written
+where they are implemented: key lifecycle in :mod:`._keys`, aliases in :mod:`._aliases`,
+cryptographic operations and the CiphertextBlob in :mod:`._crypto` and :mod:`._blob`, the
+key-state matrix and lazy deletion and rotation in :mod:`._engine`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from kmsnb.emulator import _aliases, _crypto, _keys
+from kmsnb.emulator._engine import Engine, Limits
+from kmsnb.emulator._errors import ServiceError
+from kmsnb.emulator._params import Params
+from kmsnb.emulator.store import KeyStore, KeyStoreError
+
+__all__ = ["ACTIONS", "KmsService", "Limits", "ServiceError"]
+
+_Handler = Callable[[Engine, Params], dict[str, Any]]
+
+_HANDLERS: Final[dict[str, _Handler]] = {
+    "CancelKeyDeletion": _keys.cancel_key_deletion,
+    "CreateAlias": _aliases.create_alias,
+    "CreateKey": _keys.create_key,
+    "CreateKeyVersion": _keys.create_key_version,
+    "Decrypt": _crypto.decrypt,
+    "DeleteAlias": _aliases.delete_alias,
+    "DescribeKey": _keys.describe_key,
+    "DescribeKeyVersion": _keys.describe_key_version,
+    "DisableKey": _keys.disable_key,
+    "EnableKey": _keys.enable_key,
+    "Encrypt": _crypto.encrypt,
+    "GenerateDataKey": _crypto.generate_data_key,
+    "GenerateDataKeyWithoutPlaintext": _crypto.generate_data_key_without_plaintext,
+    "ListAliases": _aliases.list_aliases,
+    "ListAliasesByKeyId": _aliases.list_aliases_by_key_id,
+    "ListKeyVersions": _keys.list_key_versions,
+    "ListKeys": _keys.list_keys,
+    "ListResourceTags": _keys.list_resource_tags,
+    "ReEncrypt": _crypto.re_encrypt,
+    "ScheduleKeyDeletion": _keys.schedule_key_deletion,
+    "TagResource": _keys.tag_resource,
+    "UntagResource": _keys.untag_resource,
+    "UpdateAlias": _aliases.update_alias,
+    "UpdateKeyDescription": _keys.update_key_description,
+    "UpdateRotationPolicy": _keys.update_rotation_policy,
+}
+
+#: The actions the emulator implements.
+ACTIONS: Final = frozenset(_HANDLERS)
+
+
+class KmsService:
+    """Answers KMS API calls from a keystore.
+
+    Args:
+        store: where the keys live.
+        region_id: the region written into ARNs and accepted in them.
+        account_id: the account written into ARNs and ``Creator``, and accepted in ARNs.
+        clock: returns the current POSIX time; tests pass a fake one to reach deletion
+            and rotation dates.
+        limits: quotas on keys, aliases and key versions (default: the service's).
+    """
+
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        region_id: str = "cn-hangzhou",
+        account_id: str = "1234567890123456",
+        clock: Callable[[], float] = time.time,
+        limits: Limits | None = None,
+    ) -> None:
+        self._engine = Engine(
+            store,
+            region_id=region_id,
+            account_id=account_id,
+            clock=clock,
+            limits=limits or Limits(),
+        )
+
+    @property
+    def store(self) -> KeyStore:
+        return self._engine.store
+
+    @property
+    def region_id(self) -> str:
+        return self._engine.region_id
+
+    @property
+    def account_id(self) -> str:
+        return self._engine.account_id
+
+    def __repr__(self) -> str:
+        return f"KmsService({self.store!r}, region_id={self.region_id!r})"
+
+    def call(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """Run one API action.
+
+        Args:
+            action: the API action, such as ``GenerateDataKey``.
+            params: its parameters as strings, as they arrive on the wire; maps and lists
+                (``EncryptionContext``, ``Filters``, ``Tags``) as JSON strings.
+
+        Returns:
+            The JSON response body, without ``RequestId``.
+
+        Raises:
+            ServiceError: the error response to send, for example 404
+                ``Forbidden.KeyNotFound``; 404 ``InvalidAction.NotFound`` for an action
+                not emulated; 500 ``InternalFailure`` when the store cannot be used.
+        """
+        handler = _HANDLERS.get(action)
+        if handler is None:
+            raise ServiceError(
+                "InvalidAction.NotFound",
+                "Specified api is not found, please check your url and method.",
+                404,
+            )
+        try:
+            return handler(self._engine, Params(params))
+        except (KeyStoreError, OSError) as exc:
+            # The cause stays chained for the server's log; it names no secret.
+            raise ServiceError("InternalFailure", "Internal Failure.", 500) from exc
