@@ -1,0 +1,610 @@
+"""The file and key commands of ``kmsnb``: encrypt, decrypt, inspect, rewrap, convert,
+``key ...`` and ``alias ...``.
+
+:mod:`kmsnb.cli` builds the parser and calls :func:`add_file_commands` and
+:func:`add_key_commands`. Each command is a small ``_cmd_*`` function wrapped by
+:func:`_command`, which turns failures into ``kmsnb: error: ...`` plus a hint (exit 1) and
+Ctrl-C into exit 130 without a traceback. Everything heavier than :mod:`kmsnb.errors` is
+imported inside the commands, so ``kmsnb --help`` stays fast.
+
+``-`` names stdin or stdout. Decrypting to stdout writes each run of plaintext as soon as
+it has been authenticated; like ``age``, a file that fails later leaves what was already
+written on stdout (and exits 1). Decrypting to a file writes nothing unless all of it
+verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from kmsnb.errors import (
+    ContextMismatchError,
+    FormatError,
+    IntegrityError,
+    KmsAccessDeniedError,
+    KmsError,
+    KmsnbError,
+    KmsUnavailableError,
+    TruncatedError,
+    WrongKeyError,
+)
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from kmsnb.kms._base import KmsClient
+
+    _Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = ["EXIT_INTERRUPTED", "add_file_commands", "add_key_commands", "report_error"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+STDIO = "-"
+_MAGIC_SIZE = 8  # len(kmsnb._format.header.MAGIC), without importing the format at startup
+
+_Handler = Callable[[argparse.Namespace], int]
+
+# Most specific first: the first match gives the hint.
+_HINTS: tuple[tuple[type[BaseException], str], ...] = (
+    (FileExistsError, "pass --overwrite to replace it"),
+    (TruncatedError, "the file was cut short; copy or download it again"),
+    (IntegrityError, "restore the file from a good copy; kmsnb released no unverified data"),
+    (ContextMismatchError, "pass the --context the file was made with (kmsnb inspect shows it)"),
+    (WrongKeyError, "use the --context and the KMS (--kms, $KMSNB_KMS) the file was made with"),
+    (KmsAccessDeniedError, "check the key's state (kmsnb key describe KEY) and your permissions"),
+    (KmsUnavailableError, "check --kms or $KMSNB_KMS and your network, then retry"),
+    (KmsError, "the code is the KMS's own; its API documentation explains it"),
+    (FormatError, "kmsnb reads kmsnb files and the tutorial's .cipher files; check the path"),
+    (FileNotFoundError, "check the path"),
+    (ImportError, "install the extra it names, e.g. pip install 'kmsnb[aliyun]'"),
+)
+
+
+def report_error(error: BaseException) -> int:
+    """Print ``kmsnb: error: ...`` and, when one fits, ``kmsnb: hint: ...``; return 1."""
+    print(f"kmsnb: error: {error}", file=sys.stderr)
+    for error_class, hint in _HINTS:
+        if isinstance(error, error_class):
+            print(f"kmsnb: hint: {hint}", file=sys.stderr)
+            break
+    return EXIT_FAILURE
+
+
+def _command(handler: _Handler) -> _Handler:
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except KeyboardInterrupt:
+            print("kmsnb: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _discard_stdout()  # the reader went away (| head); say nothing more
+            return EXIT_FAILURE
+        except (KmsnbError, ValueError, OSError, ImportError) as error:
+            return report_error(error)
+
+    return run
+
+
+def _discard_stdout() -> None:
+    # Python flushes stdout at exit; pointing it at /dev/null spares a second traceback.
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+# --- argument types -------------------------------------------------------------------
+
+
+class _ContextAction(argparse.Action):
+    """Collect repeated ``--context KEY=VALUE`` into a dict; a repeated key is a usage error."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        key, sep, value = str(values).partition("=")
+        if not sep or not key:
+            parser.error(f"--context takes KEY=VALUE, not {values!r}")
+        context: dict[str, str] = dict(getattr(namespace, self.dest) or {})
+        if key in context:
+            parser.error(f"--context names {key!r} twice")
+        context[key] = value
+        setattr(namespace, self.dest, context)
+
+
+def _size(text: str) -> int:
+    """A byte count: ``65536``, ``64K``, ``1M`` (powers of 1024)."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    scale = units.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit() or int(digits) <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive size: {text!r} (e.g. 65536, 64K, 1M)")
+    return int(digits) * scale
+
+
+def _alias_name(name: str) -> str:
+    """Aliases always start with ``alias/``; let users leave it out."""
+    return name if name.startswith("alias/") else f"alias/{name}"
+
+
+def _add_context_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--context", action=_ContextAction, default=None, metavar="KEY=VALUE", help=help
+    )
+
+
+def _add_group(commands: _Commands, name: str, help: str) -> _Commands:
+    group = commands.add_parser(name, help=help, description=help)
+    group.set_defaults(parser=group)  # run bare, it prints its usage (kmsnb.cli.main)
+    subcommands: _Commands = group.add_subparsers(title="commands", metavar="COMMAND")
+    return subcommands
+
+
+def _add(
+    commands: _Commands, name: str, handler: _Handler, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=description or help
+    )
+    parser.set_defaults(handler=_command(handler), parser=parser)
+    return parser
+
+
+# --- kmsnb encrypt | decrypt | inspect | rewrap | convert -----------------------------
+
+
+def add_file_commands(commands: _Commands) -> None:
+    """Add ``encrypt``, ``decrypt``, ``inspect``, ``rewrap`` and ``convert``."""
+    encrypt = _add(
+        commands,
+        "encrypt",
+        _cmd_encrypt,
+        "encrypt a file under a KMS master key",
+        "Encrypt SRC into DST under the master key KEY. A fresh data key from the KMS "
+        "encrypts the data locally; only its wrapped form is stored. '-' is stdin/stdout.",
+    )
+    encrypt.add_argument("src", metavar="SRC", help="the file to encrypt, or - for stdin")
+    encrypt.add_argument("-o", "--output", required=True, metavar="DST", help="or - for stdout")
+    encrypt.add_argument("--key", required=True, help="master key: id, alias/NAME or ARN")
+    _add_context_option(encrypt, "bind KEY=VALUE to the data key (repeatable; not secret)")
+    encrypt.add_argument(
+        "--chunk-size", type=_size, default=None, metavar="N", help="I/O buffer size (e.g. 4M)"
+    )
+    encrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+
+    decrypt = _add(
+        commands,
+        "decrypt",
+        _cmd_decrypt,
+        "decrypt a kmsnb file (or a tutorial .cipher file)",
+        "Decrypt SRC into DST. DST appears only once every byte has been authenticated; "
+        "with -o - (stdout) verified data streams out, and a later failure leaves what "
+        "was written. Also reads the four-line .cipher files of Alibaba Cloud's "
+        "envelope-encryption tutorial.",
+    )
+    decrypt.add_argument("src", metavar="SRC", help="the encrypted file, or - for stdin")
+    decrypt.add_argument("-o", "--output", required=True, metavar="DST", help="or - for stdout")
+    _add_context_option(decrypt, "require this encryption context (repeatable)")
+    decrypt.add_argument(
+        "--chunk-size", type=_size, default=None, metavar="N", help="I/O buffer size (e.g. 4M)"
+    )
+    decrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+
+    inspect = _add(
+        commands,
+        "inspect",
+        _cmd_inspect,
+        "show what an encrypted file's header says, without the KMS",
+    )
+    inspect.add_argument("file", metavar="FILE", help="a kmsnb or .cipher file, or -")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+
+    rewrap = _add(
+        commands,
+        "rewrap",
+        _cmd_rewrap,
+        "move a file to another master key without re-encrypting its data",
+    )
+    rewrap.add_argument("file", metavar="FILE", help="the kmsnb file, rewritten in place")
+    rewrap.add_argument("--key", required=True, help="the new master key")
+
+    convert = _add(
+        commands,
+        "convert",
+        _cmd_convert,
+        "rewrite a tutorial .cipher file as a kmsnb file",
+        "Decrypt a file made by Alibaba Cloud's envelope-encryption tutorial (four base64 "
+        "lines, AES-EAX) and encrypt it as a kmsnb file, by default under the same master key.",
+    )
+    convert.add_argument("src", metavar="OLD", help="the .cipher file")
+    convert.add_argument("-o", "--output", required=True, metavar="NEW", help="the kmsnb file")
+    convert.add_argument("--key", default=None, help="master key for NEW (default: OLD's)")
+    _add_context_option(convert, "encryption context for NEW (repeatable)")
+    convert.add_argument("--overwrite", action="store_true", help="replace NEW if it exists")
+
+
+@contextlib.contextmanager
+def _connect(args: argparse.Namespace) -> Iterator[KmsClient]:
+    from kmsnb.connect import connect
+
+    kms = connect(args.kms)
+    try:
+        yield kms
+    finally:
+        close = getattr(kms, "close", None)
+        if callable(close):
+            close()
+
+
+@contextlib.contextmanager
+def _open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
+    """Yield the source and its size (``None`` for stdin, pipes and devices)."""
+    if path == STDIO:
+        yield sys.stdin.buffer, None
+        return
+    with open(path, "rb") as source:
+        status = os.fstat(source.fileno())
+        yield source, status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+@contextlib.contextmanager
+def _open_output(
+    path: str, *, overwrite: bool, source: str, binary_to_terminal: bool = True
+) -> Iterator[BinaryIO]:
+    """Yield stdout, or a file that appears at ``path`` only if the block completes."""
+    from kmsnb._files import atomic_output
+
+    if path == STDIO:
+        if not binary_to_terminal and sys.stdout.isatty():
+            raise ValueError("refusing to write ciphertext to a terminal; redirect stdout")
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    if source != STDIO and os.path.exists(path) and os.path.samefile(source, path):
+        raise ValueError(f"{path} is both the source and the destination")
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(f"{path} exists")
+    with atomic_output(path, overwrite=overwrite) as output:
+        yield output
+
+
+def _progress(total: int | None, description: str) -> contextlib.AbstractContextManager[Any]:
+    """A progress bar on a terminal for large files; otherwise a no-op."""
+    from kmsnb._progress import progress_bar
+
+    return progress_bar(total if sys.stderr.isatty() else None, description)
+
+
+def _read_head(source: BinaryIO) -> bytes:
+    head = b""
+    while len(head) < _MAGIC_SIZE and (more := source.read(_MAGIC_SIZE - len(head))):
+        head += more
+    return head
+
+
+class _Prefixed(io.RawIOBase):
+    """``source`` with ``head``, already read from it to sniff the format, put back."""
+
+    def __init__(self, head: bytes, source: BinaryIO) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        if self._head:
+            size = min(len(target), len(self._head))
+            target[:size], self._head = self._head[:size], self._head[size:]
+            return size
+        return self._source.readinto(target)  # type: ignore[attr-defined,no-any-return]
+
+
+def _is_legacy(head: bytes) -> bool:
+    from kmsnb.legacy import looks_like_legacy
+
+    return looks_like_legacy(head)
+
+
+def _buffer_size(args: argparse.Namespace) -> int:
+    from kmsnb._format.stream import DEFAULT_BUFFER_SIZE
+
+    return int(args.chunk_size or DEFAULT_BUFFER_SIZE)
+
+
+def _cmd_encrypt(args: argparse.Namespace) -> int:
+    from kmsnb.envelope import open_encrypt
+
+    with (
+        _connect(args) as kms,
+        _open_input(args.src) as (source, size),
+        _open_output(
+            args.output, overwrite=args.overwrite, source=args.src, binary_to_terminal=False
+        ) as output,
+    ):
+        writer = open_encrypt(
+            output,
+            args.key,
+            kms=kms,
+            encryption_context=args.context,
+            plaintext_size=size,
+            buffer_size=_buffer_size(args),
+        )
+        with writer, _progress(size, f"encrypt {os.path.basename(args.src)}") as advance:
+            view = memoryview(bytearray(writer.step_size))
+            while count := source.readinto(view):  # type: ignore[attr-defined]
+                writer.write(view[:count])
+                advance(count)
+            if size is not None and writer.plaintext_size != size:
+                raise KmsnbError(f"{args.src} changed size while it was read; nothing was written")
+        header = writer.header
+    if args.output != STDIO:
+        print(f"encrypted {args.src} -> {args.output} (master key {header.key_id})")
+    return EXIT_OK
+
+
+def _cmd_decrypt(args: argparse.Namespace) -> int:
+    from kmsnb.envelope import open_decrypt
+
+    with _open_input(args.src) as (source, _), _connect(args) as kms:
+        head = _read_head(source)
+        if _is_legacy(head):
+            return _decrypt_legacy(args, kms, _Prefixed(head, source))
+        reader = open_decrypt(
+            _Prefixed(head, source),  # type: ignore[arg-type]
+            kms=kms,
+            encryption_context=args.context,
+            buffer_size=_buffer_size(args),
+        )
+        with (
+            reader,
+            _open_output(args.output, overwrite=args.overwrite, source=args.src) as output,
+            _progress(
+                reader.header.plaintext_size, f"decrypt {os.path.basename(args.src)}"
+            ) as advance,
+        ):
+            while block := reader.read_verified():
+                output.write(block)
+                advance(len(block))
+    if args.output != STDIO:
+        print(f"decrypted {args.src} -> {args.output}")
+    return EXIT_OK
+
+
+def _decrypt_legacy(args: argparse.Namespace, kms: KmsClient, source: _Prefixed) -> int:
+    from kmsnb.legacy import decrypt_legacy, read_legacy
+
+    envelope = read_legacy(args.src if args.src != STDIO else source)  # type: ignore[arg-type]
+    plaintext = decrypt_legacy(envelope, kms=kms, encryption_context=args.context)
+    with _open_output(args.output, overwrite=args.overwrite, source=args.src) as output:
+        output.write(plaintext)
+    if args.output != STDIO:
+        print(f"decrypted {args.src} -> {args.output} (a tutorial .cipher file, AES-EAX)")
+        print(f"to move it to the kmsnb format: kmsnb convert {args.src} -o NEW")
+    return EXIT_OK
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from kmsnb.envelope import inspect
+    from kmsnb.legacy import read_legacy
+
+    with _open_input(args.file) as (source, _):
+        head = _read_head(source)
+        fileobj: Any = _Prefixed(head, source)
+        if _is_legacy(head):
+            fields = read_legacy(args.file if args.file != STDIO else fileobj).describe()
+        else:
+            info = inspect(args.file if args.file != STDIO else fileobj)
+            fields = {"format": f"kmsnb v{info.format_version}", **asdict(info)}
+            del fields["format_version"]
+    if args.json:
+        print(json.dumps(fields, indent=2, ensure_ascii=False))
+    else:
+        _print_fields(fields)
+    return EXIT_OK
+
+
+def _print_fields(fields: Mapping[str, object]) -> None:
+    width = max(len(name) for name in fields) + 1
+    for name, value in fields.items():
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
+        print(f"{name + ':':<{width}} {'-' if value is None else shown}")
+
+
+def _cmd_rewrap(args: argparse.Namespace) -> int:
+    from kmsnb.rewrap import rewrap_file
+
+    with _connect(args) as kms:
+        info = rewrap_file(args.file, args.key, kms=kms)
+    print(f"rewrapped {args.file}: master key {info.key_id}, version {info.key_version_id}")
+    return EXIT_OK
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from kmsnb.legacy import convert_legacy_file
+
+    with open(args.src, "rb") as source:
+        if not _is_legacy(_read_head(source)):
+            raise FormatError(
+                f"{args.src} is not a tutorial .cipher file (to move a kmsnb file to another "
+                "key, use kmsnb rewrap)"
+            )
+    with _connect(args) as kms:
+        info = convert_legacy_file(
+            args.src,
+            args.output,
+            kms=kms,
+            key_id=args.key,
+            encryption_context=args.context,
+            overwrite=args.overwrite,
+        )
+    print(f"converted {args.src} -> {args.output} (master key {info.key_id})")
+    return EXIT_OK
+
+
+# --- kmsnb key ... | kmsnb alias ... --------------------------------------------------
+
+
+def add_key_commands(commands: _Commands) -> None:
+    """Add the ``key`` and ``alias`` command groups (master-key management)."""
+    key = _add_group(commands, "key", "manage master keys (CMKs)")
+    create = _add(key, "create", _cmd_key_create, "create a master key; prints its id")
+    create.add_argument("--alias", default=None, help="also give it this alias")
+    create.add_argument("--description", default="", help="a description")
+    _add(key, "list", _cmd_key_list, "list master keys")
+    for name, handler, help in (
+        ("describe", _cmd_key_describe, "show a master key, its aliases and versions"),
+        ("enable", _cmd_key_enable, "enable a master key"),
+        ("disable", _cmd_key_disable, "disable a master key (its files can't be decrypted)"),
+        ("rotate", _cmd_key_rotate, "make a new primary key version (old files still open)"),
+        ("cancel-deletion", _cmd_key_cancel_deletion, "cancel a scheduled deletion"),
+    ):
+        _add(key, name, handler, help).add_argument("key", metavar="KEY")
+    schedule = _add(
+        key, "schedule-deletion", _cmd_key_schedule_deletion, "delete a key after N days"
+    )
+    schedule.add_argument("key", metavar="KEY")
+    schedule.add_argument("--days", type=int, required=True, help="waiting period (7..366)")
+
+    alias = _add_group(commands, "alias", "manage aliases (alias/NAME) of master keys")
+    for name, handler, help in (
+        ("create", _cmd_alias_create, "point a new alias at a key"),
+        ("update", _cmd_alias_update, "point an alias at another key"),
+    ):
+        parser = _add(alias, name, handler, help)
+        parser.add_argument("name", metavar="NAME", help="alias/NAME (the prefix may be omitted)")
+        parser.add_argument("key", metavar="KEY")
+    _add(alias, "delete", _cmd_alias_delete, "delete an alias (never the key)").add_argument(
+        "name", metavar="NAME"
+    )
+    listing = _add(alias, "list", _cmd_alias_list, "list aliases")
+    listing.add_argument("--key", default=None, help="only the aliases of this key")
+
+
+def _cmd_key_create(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        info = kms.create_key(args.description)
+        if args.alias:
+            kms.create_alias(_alias_name(args.alias), info.key_id)
+    print(info.key_id)  # alone on stdout, for KEY=$(kmsnb key create)
+    if args.alias:
+        print(f"alias {_alias_name(args.alias)} -> {info.key_id}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_key_list(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        keys = kms.list_keys()
+        aliases = kms.list_aliases()
+    names: dict[str, list[str]] = {}
+    for alias in aliases:
+        names.setdefault(alias.key_id, []).append(alias.alias_name)
+    rows = [
+        (k.key_id, k.key_state, ",".join(sorted(names.get(k.key_id, []))) or "-", k.description)
+        for k in keys
+    ]
+    _print_table(("KEY ID", "STATE", "ALIASES", "DESCRIPTION"), rows)
+    return EXIT_OK
+
+
+def _cmd_key_describe(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        info = kms.describe_key(args.key)
+        aliases = kms.list_aliases(info.key_id)
+        versions = kms.list_key_versions(info.key_id)
+    fields: dict[str, object] = dict(asdict(info))
+    fields["aliases"] = ", ".join(a.alias_name for a in aliases) or None
+    fields["versions"] = ", ".join(v.key_version_id for v in versions)
+    _print_fields(fields)
+    return EXIT_OK
+
+
+def _key_action(args: argparse.Namespace, action: str, done: str) -> int:
+    with _connect(args) as kms:
+        getattr(kms, action)(args.key)
+    print(f"key {args.key} {done}")
+    return EXIT_OK
+
+
+def _cmd_key_enable(args: argparse.Namespace) -> int:
+    return _key_action(args, "enable_key", "enabled")
+
+
+def _cmd_key_disable(args: argparse.Namespace) -> int:
+    return _key_action(args, "disable_key", "disabled; its files cannot be decrypted until enabled")
+
+
+def _cmd_key_cancel_deletion(args: argparse.Namespace) -> int:
+    return _key_action(args, "cancel_key_deletion", "is no longer scheduled for deletion")
+
+
+def _cmd_key_rotate(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        version = kms.create_key_version(args.key)
+    print(f"key {version.key_id}: new primary version {version.key_version_id}")
+    return EXIT_OK
+
+
+def _cmd_key_schedule_deletion(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        kms.schedule_key_deletion(args.key, args.days)
+    print(
+        f"key {args.key} will be deleted in {args.days} days, and every file under it lost; "
+        f"to undo: kmsnb key cancel-deletion {args.key}"
+    )
+    return EXIT_OK
+
+
+def _cmd_alias_create(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        kms.create_alias(_alias_name(args.name), args.key)
+    print(f"alias {_alias_name(args.name)} -> {args.key}")
+    return EXIT_OK
+
+
+def _cmd_alias_update(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        kms.update_alias(_alias_name(args.name), args.key)
+    print(f"alias {_alias_name(args.name)} -> {args.key}")
+    return EXIT_OK
+
+
+def _cmd_alias_delete(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        kms.delete_alias(_alias_name(args.name))
+    print(f"alias {_alias_name(args.name)} deleted")
+    return EXIT_OK
+
+
+def _cmd_alias_list(args: argparse.Namespace) -> int:
+    with _connect(args) as kms:
+        aliases = kms.list_aliases(args.key)
+    _print_table(("ALIAS", "KEY ID"), [(a.alias_name, a.key_id) for a in aliases])
+    return EXIT_OK
+
+
+def _print_table(titles: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(titles, *rows, strict=False)]
+    for row in (titles, *rows):
+        print(
+            "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
