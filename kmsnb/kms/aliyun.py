@@ -1,0 +1,518 @@
+"""Alibaba Cloud KMS through the official SDK (``alibabacloud_kms20160120``).
+
+The same class talks to the real service (``kms.<region>.aliyuncs.com`` over HTTPS) and to
+the kmsnb emulator's HTTP server (``http://127.0.0.1:PORT``), so that code tested against
+the emulator runs unchanged against the cloud.
+
+Credentials come from ``alibabacloud_credentials``' default chain (environment, CLI
+profile, ``~/.alibabacloud/credentials.ini``, ECS RAM role, ...) unless a ``credential`` is
+passed; AccessKeys never need to appear in code. The SDK is imported on first use, with a
+clear message when the ``kmsnb[aliyun]`` extra is missing.
+
+Neither SDK retries KMS calls by default, so this module does: bounded attempts with
+exponential backoff and full jitter on throttling, 5xx and transport failures. Every
+failure becomes a :class:`~kmsnb.errors.KmsError` subclass keeping the service's ``Code``,
+``RequestId`` and HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from kmsnb.errors import KmsAccessDeniedError, KmsError, KmsUnavailableError, WrongKeyError
+from kmsnb.kms._base import (
+    DATA_KEY_SIZE,
+    AliasInfo,
+    DataKey,
+    KeyInfo,
+    KeyVersionInfo,
+    WrappedKey,
+    canonical_context,
+    wipe,
+)
+
+__all__ = ["AliyunKms"]
+
+DEFAULT_MAX_ATTEMPTS = 4
+DEFAULT_BACKOFF_BASE_S = 0.1
+DEFAULT_BACKOFF_CAP_S = 5.0
+PAGE_SIZE = 100
+
+# Codes for which a later identical request may well succeed.
+_RETRYABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "Throttling.User",
+        "Throttling.Api",
+        "Rejected.Throttling",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableTemporary",
+    }
+)
+# Codes meaning "not you" or "not with this key" (besides every Forbidden.* and 409
+# Rejected.*), as kmsnb.kms.local maps them, so both backends raise the same classes.
+_DENIED_CODES = frozenset(
+    {
+        "IncompleteSignature",
+        "InvalidAccessKeyId",
+        "InvalidAccessKeyId.NotFound",
+        "InvalidAccessKeyId.Inactive",
+        "InvalidAccessKeySecret",
+        "InvalidCredentials",
+        "InvalidSecurityToken.Expired",
+        "InvalidTimeStamp.Expired",
+        "SignatureDoesNotMatch",
+        "SignatureNonceUsed",
+        "UnsupportedHTTPMethod",
+    }
+)
+_INSTALL_HINT = (
+    "the Alibaba Cloud SDK is not installed; did you forget to pip install 'kmsnb[aliyun]'?"
+)
+# Transport errors quote the request URL, whose query holds encryption contexts and blobs.
+_QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
+
+
+class AliyunKms:
+    """A :class:`~kmsnb.kms.KmsClient` backed by Alibaba Cloud KMS or the kmsnb emulator.
+
+    Args:
+        region_id: the region, e.g. ``cn-hangzhou``; default ``$ALIBABA_CLOUD_REGION_ID``.
+            Needed unless ``endpoint`` is given.
+        endpoint: ``https://kms.<region>.aliyuncs.com`` (the default), a VPC or private
+            endpoint, or an emulator's ``http://127.0.0.1:PORT``.
+        credential: an ``alibabacloud_credentials.client.Client`` (or anything with
+            ``get_credential()``); default: the SDK's default credential chain.
+        max_attempts: tries per call, the first included, on throttling, 5xx and
+            transport errors.
+        backoff_base_s: the first retry waits up to this long; each later one twice more.
+        backoff_cap_s: bound on one wait.
+        connect_timeout_s: TCP connect timeout of one attempt.
+        read_timeout_s: response timeout of one attempt.
+
+    Raises:
+        ImportError: when the ``kmsnb[aliyun]`` extra is not installed.
+        ValueError: on a malformed endpoint or no region.
+    """
+
+    def __init__(
+        self,
+        region_id: str | None = None,
+        *,
+        endpoint: str | None = None,
+        credential: Any = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_base_s: float = DEFAULT_BACKOFF_BASE_S,
+        backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 10.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        region_id = region_id or os.environ.get("ALIBABA_CLOUD_REGION_ID") or None
+        if endpoint is None:
+            if not region_id:
+                raise ValueError(
+                    "AliyunKms needs a region_id (or ALIBABA_CLOUD_REGION_ID) or an endpoint"
+                )
+            endpoint = f"https://kms.{region_id}.aliyuncs.com"
+        scheme, netloc = _split_endpoint(endpoint)
+        self.endpoint = f"{scheme}://{netloc}"
+        self.region_id = region_id
+        self.location = _describe_location(scheme, netloc, region_id)
+        self._max_attempts = max_attempts
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        # Picks retry delays only; not a secret.
+        self._jitter = random.Random()  # noqa: S311
+        self._sdk = _import_sdk()
+        config = self._sdk.Config(
+            credential=credential if credential is not None else _default_credential(),
+            region_id=region_id or "cn-hangzhou",  # only signs ACS4, which we do not use
+            endpoint=netloc,
+            protocol=scheme,
+            connect_timeout=int(connect_timeout_s * 1000),
+            read_timeout=int(read_timeout_s * 1000),
+        )
+        self._client = self._sdk.Client(config)
+
+    def __repr__(self) -> str:
+        return f"AliyunKms({self.location!r})"
+
+    # --- the envelope's two calls ----------------------------------------------------------------
+
+    def generate_data_key(
+        self, key_id: str, encryption_context: Mapping[str, str] | None = None
+    ) -> DataKey:
+        """Return a fresh AES-256 data key, in plaintext and wrapped by ``key_id``."""
+        request = self._sdk.models.GenerateDataKeyRequest(
+            key_id=key_id,
+            key_spec="AES_256",
+            encryption_context=_context_or_none(encryption_context),
+        )
+        body = self._call("generate_data_key", request)
+        plaintext = _decode_key(body.plaintext)
+        if len(plaintext) != DATA_KEY_SIZE:
+            wipe(plaintext)
+            raise KmsError(
+                f"the KMS returned a {len(plaintext)}-byte data key for KeySpec AES_256",
+                request_id=getattr(body, "request_id", None),
+            )
+        return DataKey(
+            key_id=body.key_id,
+            key_version_id=body.key_version_id,
+            plaintext=plaintext,
+            ciphertext_blob=body.ciphertext_blob,
+        )
+
+    def decrypt_data_key(
+        self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
+    ) -> bytearray:
+        """Unwrap a ``CiphertextBlob``; the caller wipes the returned key.
+
+        Raises:
+            WrongKeyError: the KMS refused the blob under this encryption context.
+        """
+        request = self._sdk.models.DecryptRequest(
+            ciphertext_blob=ciphertext_blob,
+            encryption_context=_context_or_none(encryption_context),
+        )
+        body = self._call("decrypt", request)
+        return _decode_key(body.plaintext)
+
+    # --- key management --------------------------------------------------------------------------
+
+    def create_key(self, description: str = "") -> KeyInfo:
+        request = self._sdk.models.CreateKeyRequest(
+            description=description,
+            key_spec="Aliyun_AES_256",
+            key_usage="ENCRYPT/DECRYPT",
+            origin="Aliyun_KMS",
+        )
+        return _key_info(self._call("create_key", request).key_metadata)
+
+    def describe_key(self, key_id: str) -> KeyInfo:
+        request = self._sdk.models.DescribeKeyRequest(key_id=key_id)
+        return _key_info(self._call("describe_key", request).key_metadata)
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Every key in the region, described (one DescribeKey per key)."""
+        entries = self._pages("list_keys", self._sdk.models.ListKeysRequest, "keys", "key")
+        return [self.describe_key(entry.key_id) for entry in list(entries)]
+
+    def enable_key(self, key_id: str) -> None:
+        self._call("enable_key", self._sdk.models.EnableKeyRequest(key_id=key_id))
+
+    def disable_key(self, key_id: str) -> None:
+        self._call("disable_key", self._sdk.models.DisableKeyRequest(key_id=key_id))
+
+    def schedule_key_deletion(self, key_id: str, pending_window_in_days: int) -> None:
+        request = self._sdk.models.ScheduleKeyDeletionRequest(
+            key_id=key_id, pending_window_in_days=pending_window_in_days
+        )
+        self._call("schedule_key_deletion", request)
+
+    def cancel_key_deletion(self, key_id: str) -> None:
+        request = self._sdk.models.CancelKeyDeletionRequest(key_id=key_id)
+        self._call("cancel_key_deletion", request)
+
+    def create_alias(self, alias_name: str, key_id: str) -> None:
+        request = self._sdk.models.CreateAliasRequest(alias_name=alias_name, key_id=key_id)
+        self._call("create_alias", request)
+
+    def update_alias(self, alias_name: str, key_id: str) -> None:
+        request = self._sdk.models.UpdateAliasRequest(alias_name=alias_name, key_id=key_id)
+        self._call("update_alias", request)
+
+    def delete_alias(self, alias_name: str) -> None:
+        self._call("delete_alias", self._sdk.models.DeleteAliasRequest(alias_name=alias_name))
+
+    def list_aliases(self, key_id: str | None = None) -> list[AliasInfo]:
+        """Every alias, or only those of ``key_id``."""
+        models = self._sdk.models
+        if key_id is None:
+            entries = self._pages("list_aliases", models.ListAliasesRequest, "aliases", "alias")
+        else:
+            entries = self._pages(
+                "list_aliases_by_key_id",
+                models.ListAliasesByKeyIdRequest,
+                "aliases",
+                "alias",
+                key_id=key_id,
+            )
+        return [
+            AliasInfo(alias_name=entry.alias_name, key_id=entry.key_id, alias_arn=entry.alias_arn)
+            for entry in entries
+        ]
+
+    def create_key_version(self, key_id: str) -> KeyVersionInfo:
+        request = self._sdk.models.CreateKeyVersionRequest(key_id=key_id)
+        return _version_info(self._call("create_key_version", request).key_version)
+
+    def list_key_versions(self, key_id: str) -> list[KeyVersionInfo]:
+        entries = self._pages(
+            "list_key_versions",
+            self._sdk.models.ListKeyVersionsRequest,
+            "key_versions",
+            "key_version",
+            key_id=key_id,
+        )
+        return [_version_info(entry) for entry in entries]
+
+    def re_encrypt(
+        self,
+        ciphertext_blob: str,
+        destination_key_id: str,
+        *,
+        source_encryption_context: Mapping[str, str] | None = None,
+        destination_encryption_context: Mapping[str, str] | None = None,
+    ) -> WrappedKey:
+        """Re-wrap a blob under ``destination_key_id``'s primary version, server side."""
+        request = self._sdk.models.ReEncryptRequest(
+            ciphertext_blob=ciphertext_blob,
+            destination_key_id=destination_key_id,
+            source_encryption_context=_context_or_none(source_encryption_context),
+            destination_encryption_context=_context_or_none(destination_encryption_context),
+        )
+        body = self._call("re_encrypt", request)
+        return WrappedKey(
+            key_id=body.key_id,
+            key_version_id=body.key_version_id,
+            ciphertext_blob=body.ciphertext_blob,
+        )
+
+    # --- calling the SDK -------------------------------------------------------------------------
+
+    def _pages(
+        self, method: str, request_type: Callable[..., Any], outer: str, inner: str, **fields: str
+    ) -> Iterator[Any]:
+        """The entries of every page: ``body.<outer>.<inner>`` (the XML-style nesting)."""
+        page_number = 1
+        while True:
+            request = request_type(page_number=page_number, page_size=PAGE_SIZE, **fields)
+            body = self._call(method, request)
+            entries = getattr(getattr(body, outer, None), inner, None) or []
+            yield from entries
+            # An empty page ends it too, whatever TotalCount claims.
+            if not entries or page_number * PAGE_SIZE >= int(body.total_count or 0):
+                return
+            page_number += 1
+
+    def _call(self, method: str, request: Any) -> Any:
+        """One SDK call with retries; return the response body or raise a KmsError."""
+        action = getattr(self._client, method)
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return action(request).body
+            except Exception as exc:  # the SDK raises many unrelated types
+                error = self._translate(method, exc)
+            if not isinstance(error, KmsUnavailableError) or attempt == self._max_attempts:
+                # Not chained: SDK exceptions carry the request, whose URL holds contexts.
+                raise error from None
+            limit = min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempt - 1))
+            time.sleep(self._jitter.uniform(0, limit))
+        raise AssertionError("kmsnb: internal error: retry loop fell through")
+
+    def _translate(self, method: str, exc: Exception) -> KmsError | WrongKeyError:
+        sdk = self._sdk
+        # The SDK wraps what has no HTTP status (transport, credentials) in an
+        # UnretryableException; service errors arrive as they are.
+        cause = getattr(exc, "inner_exception", None) or exc
+        if isinstance(cause, sdk.CredentialException):
+            return KmsAccessDeniedError(
+                f"no usable Alibaba Cloud credentials ({cause}); set "
+                "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET or configure "
+                "a profile",
+                code="InvalidCredentials",
+            )
+        if isinstance(exc, sdk.UnretryableException) and not isinstance(cause, sdk.TeaException):
+            # No response, or one that is not JSON (an HTML page from a proxy).
+            reason = _QUERY_IN_TEXT.sub("?...", f"{type(cause).__name__}: {cause}")
+            return KmsUnavailableError(f"could not reach {self.location}: {reason}")
+        if not isinstance(cause, sdk.TeaException):
+            raise exc  # a bug, not a KMS failure: let it surface as it is
+        return _error_from_response(method, cause)
+
+
+def _error_from_response(method: str, exc: Any) -> KmsError | WrongKeyError:
+    data = exc.data if isinstance(exc.data, dict) else {}
+    code = _present(data.get("Code")) or _present(exc.code)
+    status = getattr(exc, "status_code", None) or data.get("statusCode")
+    request_id = _present(data.get("RequestId")) or _present(getattr(exc, "request_id", None))
+    message = _present(data.get("Message")) or _present(exc.message) or "the KMS refused"
+    status = int(status) if status is not None else None
+    if _is_refused_blob(method, code, message):
+        return WrongKeyError(
+            "the KMS refused to decrypt the data key; the encryption context differs, or the "
+            f"blob was made by another key or tampered with ({message})",
+            code=code,
+            request_id=request_id,
+            http_status=status,
+        )
+    if code in _RETRYABLE_CODES or status == 429 or (status is not None and status >= 500):
+        return KmsUnavailableError(
+            f"the KMS is unavailable: {message}",
+            code=code,
+            request_id=request_id,
+            http_status=status,
+        )
+    if (
+        code in _DENIED_CODES
+        or (code or "").startswith("Forbidden.")
+        or (status == 409 and (code or "").startswith("Rejected."))
+        or status in (401, 403)
+    ):
+        return KmsAccessDeniedError(
+            f"the KMS refused the request: {message}",
+            code=code,
+            request_id=request_id,
+            http_status=status,
+        )
+    return KmsError(
+        f"the KMS rejected the request: {message}",
+        code=code,
+        request_id=request_id,
+        http_status=status,
+    )
+
+
+def _is_refused_blob(method: str, code: str | None, message: str) -> bool:
+    # The service answers InvalidParameter for a blob it cannot open (wrong context,
+    # foreign or tampered blob); for Decrypt that is the only parameter it could mean
+    # besides a malformed EncryptionContext, which is a caller's bug, not a wrong key.
+    if code != "InvalidParameter":
+        return False
+    if method == "decrypt":
+        return "EncryptionContext" not in message
+    return method == "re_encrypt" and "CiphertextBlob" in message
+
+
+def _present(value: Any) -> str | None:
+    # The SDK formats missing fields with f"{value}", turning None into "None".
+    return None if value in (None, "", "None") else str(value)
+
+
+def _decode_key(plaintext: str | None) -> bytearray:
+    try:
+        return bytearray(base64.b64decode(plaintext or "", validate=True))
+    except (binascii.Error, ValueError):
+        raise KmsError("the KMS returned a data key that is not base64") from None
+
+
+def _context_or_none(encryption_context: Mapping[str, str] | None) -> dict[str, str] | None:
+    return canonical_context(encryption_context) or None
+
+
+def _key_info(metadata: Any) -> KeyInfo:
+    return KeyInfo(
+        key_id=metadata.key_id,
+        arn=metadata.arn or "",
+        key_state=metadata.key_state,
+        description=metadata.description or "",
+        creation_date=metadata.creation_date or "",
+        primary_key_version=metadata.primary_key_version or "",
+        key_spec=metadata.key_spec or "Aliyun_AES_256",
+        key_usage=metadata.key_usage or "ENCRYPT/DECRYPT",
+        deletion_date=metadata.delete_date or None,
+        automatic_rotation=metadata.automatic_rotation or "Disabled",
+        rotation_interval=metadata.rotation_interval or None,
+    )
+
+
+def _version_info(version: Any) -> KeyVersionInfo:
+    return KeyVersionInfo(
+        key_id=version.key_id,
+        key_version_id=version.key_version_id,
+        creation_date=version.creation_date or "",
+    )
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, str]:
+    """``https://host[:port]`` or bare ``host[:port]`` (HTTPS) → (scheme, netloc)."""
+    if "://" not in endpoint:
+        endpoint = "https://" + endpoint
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not a KMS endpoint: {endpoint!r}; expected http(s)://HOST[:PORT]")
+    if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
+        raise ValueError(f"a KMS endpoint has no path, query or user info: {endpoint!r}")
+    return parts.scheme, parts.netloc
+
+
+def _describe_location(scheme: str, netloc: str, region_id: str | None) -> str:
+    if scheme == "https" and region_id and netloc == f"kms.{region_id}.aliyuncs.com":
+        return f"Alibaba Cloud KMS {region_id}"
+    host = urlsplit(f"{scheme}://{netloc}").hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if scheme == "http" and loopback:
+        return f"KMS emulator at {scheme}://{netloc}"
+    return f"KMS at {scheme}://{netloc}"
+
+
+class _Sdk:
+    """The SDK names this module uses, imported on first use."""
+
+    def __init__(self) -> None:
+        try:
+            from alibabacloud_credentials.exceptions import CredentialException
+            from alibabacloud_kms20160120 import models
+            from alibabacloud_kms20160120.client import Client
+            from alibabacloud_tea_openapi.models import Config
+            from darabonba.exceptions import UnretryableException
+            from Tea.exceptions import TeaException
+        except ImportError as exc:
+            raise ImportError(_INSTALL_HINT) from exc
+        self.Client = Client
+        self.Config = Config
+        self.models = models
+        self.CredentialException = CredentialException
+        self.TeaException = TeaException
+        self.UnretryableException = UnretryableException
+
+
+_sdk_cache: list[_Sdk] = []
+
+
+def _import_sdk() -> _Sdk:
+    if not _sdk_cache:
+        _sdk_cache.append(_Sdk())
+    return _sdk_cache[0]
+
+
+def _default_credential() -> Any:
+    """The default credential chain, reading AccessKey variables from the live environment.
+
+    ``alibabacloud_credentials`` snapshots ``os.environ`` when it is first imported, so
+    variables set afterwards (say, in a notebook cell) would be missed. The chain tries
+    them first anyway, so checking them here is the same order, only fresher.
+    """
+    from alibabacloud_credentials.client import Client
+    from alibabacloud_credentials.models import Config
+
+    access_key_id = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    access_key_secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    token = os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN")
+    if access_key_id and access_key_secret:
+        return Client(
+            Config(
+                type="sts" if token else "access_key",
+                access_key_id=access_key_id,
+                access_key_secret=access_key_secret,
+                security_token=token or None,
+            )
+        )
+    return Client()
