@@ -22,6 +22,7 @@ from kmsnb._format.header import (
     CONTENT_TYPE_BYTES,
     FORMAT_VERSION,
     Header,
+    bound_section,
     read_header,
     serialize_header,
 )
@@ -163,6 +164,10 @@ def open_encrypt(
     if not callable(getattr(fileobj, "write", None)):
         raise TypeError("fileobj must be a binary file open for writing")
     context = canonical_context(encryption_context)
+    # Check the fields first, so a bad argument costs no KMS call.
+    bound_section(
+        content_type=content_type, encryption_context=context, plaintext_size=plaintext_size
+    )
     data_key = kms.generate_data_key(key_id, context)
     try:
         header = serialize_header(
@@ -248,10 +253,14 @@ def decrypt_bytes(
         return reader.readall()
 
 
-def _check_paths(src: StrPath, dst: StrPath) -> tuple[Path, Path]:
+def _check_paths(src: StrPath, dst: StrPath, *, overwrite: bool) -> tuple[Path, Path]:
+    """Refuse what would fail later anyway, before any KMS call."""
     source, destination = Path(src), Path(dst)
-    if destination.exists() and source.exists() and os.path.samefile(source, destination):
-        raise ValueError(f"{source} is both the source and the destination")
+    if destination.exists():
+        if source.exists() and os.path.samefile(source, destination):
+            raise ValueError(f"{source} is both the source and the destination")
+        if not overwrite:
+            raise FileExistsError(f"{destination} exists; pass overwrite=True to replace it")
     return source, destination
 
 
@@ -284,7 +293,7 @@ def encrypt_file(
         FileExistsError: ``dst`` exists and ``overwrite`` is false.
         KmsError: the KMS refused or failed to make a data key.
     """
-    source_path, destination = _check_paths(src, dst)
+    source_path, destination = _check_paths(src, dst, overwrite=overwrite)
     with open(source_path, "rb") as source:
         size = _regular_file_size(source)
         with atomic_output(destination, overwrite=overwrite) as output:
@@ -298,20 +307,24 @@ def encrypt_file(
                 buffer_size=buffer_size,
             )
             with writer:
-                _copy(source, writer, writer.step_size)
+                _copy(source, writer, size)
                 if size is not None and writer.plaintext_size != size:
-                    raise KmsnbError(
-                        f"{source_path} changed size while it was read; nothing was written"
-                    )
+                    raise _changed_size(source_path)
             header = writer.header
             file_size = output.tell()
     return FileInfo.from_header(header, file_size=file_size)
 
 
-def _copy(source: BinaryIO, writer: EncryptWriter, step: int) -> None:
-    buffer = bytearray(step)
+def _changed_size(path: Path) -> KmsnbError:
+    return KmsnbError(f"{path} changed size while it was read; nothing was written")
+
+
+def _copy(source: BinaryIO, writer: EncryptWriter, size: int | None) -> None:
+    buffer = bytearray(writer.step_size)
     view = memoryview(buffer)
     while count := source.readinto(view):  # type: ignore[attr-defined]
+        if size is not None and writer.plaintext_size + count > size:
+            raise _changed_size(Path(source.name))
         writer.write(view[:count])
 
 
@@ -337,7 +350,7 @@ def decrypt_file(
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError:
             see :func:`open_decrypt`.
     """
-    source_path, destination = _check_paths(src, dst)
+    source_path, destination = _check_paths(src, dst, overwrite=overwrite)
     with open(source_path, "rb") as source:
         file_size = _regular_file_size(source)
         reader = open_decrypt(

@@ -59,9 +59,10 @@ class TruncatedError(IntegrityError):
 class WrongKeyError(KmsnbError):
     """The key at hand cannot open this data.
 
-    Raised only on evidence: the KMS refused to unwrap the data key under the given key
-    and encryption context, or a key commitment did not match. When the KMS said so, the
-    service's ``code``, ``request_id`` and ``http_status`` are kept.
+    Raised only on evidence: the KMS refused to unwrap the data key under the given
+    encryption context. The service's ``code``, ``request_id`` and ``http_status`` are
+    kept. (A header whose key slot or key commitment fails is an :class:`IntegrityError`:
+    the KMS only unwraps blobs it made, so the key is right and the header was altered.)
     """
 
     def __init__(

@@ -67,7 +67,7 @@ class InMemoryKms:
 
     def enable_key(self, key_id: str) -> None:
         with self._lock:
-            self._disabled.discard(self._resolve(key_id))
+            self._disabled.discard(self._aliases.get(key_id, key_id))
 
     def _add_version(self, key_id: str) -> str:
         version_id = str(uuid.uuid4())

@@ -79,6 +79,7 @@ MAX_CONTEXT_SIZE = 65536
 MAX_CONTEXT_PAIR_COUNT = 1024
 
 SLOT_MAC_SIZE = 32
+_MAX_U16 = 0xFFFF
 _SLOT_KEY_INFO = b"kmsnb/v1 key slot"
 
 # magic, version and header_size: what must be read before the rest can be bounded.
@@ -219,8 +220,8 @@ def encode_context(encryption_context: Mapping[str, str]) -> bytes:
     """The canonical encoding of an encryption context (sorted by UTF-8 key bytes)."""
     pairs = sorted(
         (
-            _encode_text(key, "an encryption context key", MAX_CONTEXT_SIZE),
-            _encode_text(value, "an encryption context value", MAX_CONTEXT_SIZE),
+            _encode_text(key, "an encryption context key", _MAX_U16),
+            _encode_text(value, "an encryption context value", _MAX_U16),
         )
         for key, value in encryption_context.items()
     )
@@ -240,6 +241,31 @@ def encode_context(encryption_context: Mapping[str, str]) -> bytes:
     return encoded
 
 
+def bound_section(
+    *, content_type: str, encryption_context: Mapping[str, str], plaintext_size: int | None
+) -> bytes:
+    """The bytes the payload is bound to: magic, version and the bound section.
+
+    Raises:
+        TypeError, ValueError: a field has the wrong type or exceeds its bound.
+    """
+    content = _encode_text(content_type, "content_type", MAX_CONTENT_TYPE_SIZE, ascii_only=True)
+    if plaintext_size is not None and not 0 <= plaintext_size < UNKNOWN_SIZE:
+        raise ValueError("plaintext_size must be a non-negative 64-bit integer")
+    context = encode_context(encryption_context)
+    return b"".join(
+        [
+            MAGIC,
+            bytes([FORMAT_VERSION, ALGORITHM_COBBLESTONE_256, len(content)]),
+            content,
+            struct.pack(
+                ">QI", UNKNOWN_SIZE if plaintext_size is None else plaintext_size, len(context)
+            ),
+            context,
+        ]
+    )
+
+
 def serialize_header(
     *,
     data_key: bytes | bytearray,
@@ -257,20 +283,10 @@ def serialize_header(
     Raises:
         TypeError, ValueError: a field has the wrong type or exceeds its bound.
     """
-    content = _encode_text(content_type, "content_type", MAX_CONTENT_TYPE_SIZE, ascii_only=True)
-    if plaintext_size is not None and not 0 <= plaintext_size < UNKNOWN_SIZE:
-        raise ValueError("plaintext_size must be a non-negative 64-bit integer")
-    context = encode_context(encryption_context)
-    bound = b"".join(
-        [
-            MAGIC,
-            bytes([FORMAT_VERSION, ALGORITHM_COBBLESTONE_256, len(content)]),
-            content,
-            struct.pack(
-                ">QI", UNKNOWN_SIZE if plaintext_size is None else plaintext_size, len(context)
-            ),
-            context,
-        ]
+    bound = bound_section(
+        content_type=content_type,
+        encryption_context=encryption_context,
+        plaintext_size=plaintext_size,
     )
     template = Header(
         key_id=key_id,
