@@ -1,0 +1,173 @@
+"""The IPython extension: ``%load_ext kmsnb``.
+
+Loading registers the magics (``%kms``, ``%encrypt``/``%%encrypt``, ``%decrypt``) and the
+``df.kms`` accessor, connects the session's KMS behind the data-key cache, and prints one
+line saying which KMS and which default key are in use. Settings live in the ``Kmsnb``
+configurable: ``%config Kmsnb.kms = "local:/path"`` in a session, or ``c.Kmsnb.kms = ...``
+in ``ipython_config.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+from traitlets import Float, Int, TraitError, Unicode, observe, validate
+from traitlets.config import Configurable
+
+from kmsnb import session
+from kmsnb._progress import DEFAULT_PROGRESS_THRESHOLD, set_progress_threshold
+from kmsnb.kms._base import Kms
+from kmsnb.kms.caching import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES
+
+__all__ = ["Kmsnb", "load_ipython_extension", "unload_ipython_extension"]
+
+
+class Kmsnb(Configurable):
+    """Settings of the kmsnb extension; ``%config Kmsnb`` lists them.
+
+    Changing ``kms`` or a cache limit reconnects the session's KMS; setting
+    ``default_key`` sets the session's default key (as ``%kms use KEY`` does; the session,
+    ``kmsnb.session.get_default_key()``, holds the key in use).
+    """
+
+    kms = Unicode(
+        "",
+        help="KMS URI: local:PATH, http://HOST:PORT (emulator server), aliyun:REGION. "
+        "Empty: $KMSNB_KMS, else the local emulator.",
+    ).tag(config=True)
+    default_key = Unicode(
+        "", help="Master key used when none is given: a key id, alias/NAME or ARN."
+    ).tag(config=True)
+    cache_max_age = Float(
+        DEFAULT_MAX_AGE,
+        help="Seconds a data key may be served from the cache; 0 turns the cache off.",
+    ).tag(config=True)
+    cache_max_messages = Int(
+        DEFAULT_MAX_MESSAGES, help="Files one cached data key may encrypt."
+    ).tag(config=True)
+    cache_max_bytes = Int(
+        DEFAULT_MAX_BYTES, help="Plaintext bytes one cached data key may protect in all."
+    ).tag(config=True)
+    progress_threshold = Int(
+        DEFAULT_PROGRESS_THRESHOLD,
+        help="Show a progress bar for files of at least this many bytes (0: always).",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Values from ipython_config.py are set during __init__ and fire the observers;
+        # the extension connects once, explicitly, when it has finished loading.
+        self._live = False
+        self._opened: list[Kms] = []
+        super().__init__(**kwargs)
+        set_progress_threshold(self.progress_threshold)
+
+    def connect(self) -> None:
+        """Open the configured KMS, behind the data-key cache, as the session's KMS."""
+        from kmsnb.connect import connect
+        from kmsnb.kms.caching import CachingKms
+
+        client = connect(self.kms or None)
+        kms: Kms = client
+        if self.cache_max_age > 0:
+            kms = CachingKms(
+                client,
+                max_age=self.cache_max_age,
+                max_messages=self.cache_max_messages,
+                max_bytes=self.cache_max_bytes,
+            )
+        session.set_kms(kms, cache=False)
+        self.close()
+        self._opened = [kms] if kms is client else [kms, client]
+
+    def close(self) -> None:
+        """Zero the data keys cached by the KMS this extension opened, and close it.
+
+        The session does not do it: a KMS handed to ``set_kms`` belongs to its caller.
+        """
+        opened, self._opened = self._opened, []
+        for item in opened:
+            close = getattr(item, "close", None)
+            if callable(close):
+                close()
+
+    def status_line(self) -> str:
+        """``kmsnb: KMS ...; default key ...``: what the session uses, without secrets."""
+        from kmsnb.ipython._actions import management_client
+
+        location = getattr(management_client(session.get_kms()), "location", "unknown")
+        key = session.get_default_key() or "none (set one with %kms use KEY)"
+        return f"kmsnb: KMS {location}; default key {key}"
+
+    def _connect_and_report(self) -> None:
+        from kmsnb.ipython._actions import USER_ERRORS, explain
+
+        try:
+            self.connect()
+        except USER_ERRORS as error:
+            # Loading still succeeds, so that %config Kmsnb.kms = ... can fix the URI.
+            print(f"kmsnb: could not open the KMS: {explain(error)}", file=sys.stderr)
+            return
+        print(self.status_line())
+
+    @validate("cache_max_age", "progress_threshold")
+    def _non_negative(self, proposal: Any) -> Any:
+        if proposal["value"] < 0:
+            raise TraitError(f"Kmsnb.{proposal['trait'].name} must be >= 0")
+        return proposal["value"]
+
+    @validate("cache_max_messages", "cache_max_bytes")
+    def _positive(self, proposal: Any) -> Any:
+        if proposal["value"] <= 0:
+            raise TraitError(f"Kmsnb.{proposal['trait'].name} must be > 0")
+        return proposal["value"]
+
+    @observe("kms", "cache_max_age", "cache_max_messages", "cache_max_bytes")
+    def _kms_changed(self, change: Any) -> None:
+        if self._live:
+            self._connect_and_report()
+
+    @observe("default_key")
+    def _default_key_changed(self, change: Any) -> None:
+        if self._live:
+            session.set_default_key(change["new"] or None)
+
+    @observe("progress_threshold")
+    def _progress_threshold_changed(self, change: Any) -> None:
+        set_progress_threshold(change["new"])
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics and the ``df.kms`` accessor, and open the session's KMS."""
+    from kmsnb.ipython.magics import KmsnbMagics
+
+    # Without pandas the magics still encrypt bytes and str.
+    with contextlib.suppress(ImportError):
+        import kmsnb.dataframe  # noqa: F401  (registers the df.kms accessor)
+    settings = Kmsnb(parent=ipython)
+    ipython.configurables.append(settings)
+    ipython.register_magics(KmsnbMagics(ipython))
+    if settings.default_key:
+        session.set_default_key(settings.default_key)
+    settings._connect_and_report()
+    settings._live = True
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics and the settings, and forget the session's KMS and default key."""
+    manager = ipython.magics_manager
+    # Compared by name, not identity: %reload_ext reloads this module, making new classes.
+    instance = manager.registry.pop("KmsnbMagics", None)
+    if instance is not None:
+        for kind, names in instance.magics.items():
+            for name in names:
+                manager.magics[kind].pop(name, None)
+    ours = ("Kmsnb", "KmsnbMagics")
+    for item in ipython.configurables:
+        if type(item).__name__ == "Kmsnb":
+            item.close()
+    ipython.configurables[:] = [
+        item for item in ipython.configurables if type(item).__name__ not in ours
+    ]
+    session.reset()

@@ -1,0 +1,294 @@
+"""What the magics and the widgets do, written once: encrypt a value, load a file, explain
+an error. Both front ends parse their input, call these, and display the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kmsnb import session
+from kmsnb._files import atomic_output
+from kmsnb._format.header import (
+    CONTENT_TYPE_BYTES,
+    CONTENT_TYPE_CSV,
+    CONTENT_TYPE_PARQUET,
+)
+from kmsnb.envelope import inspect, open_decrypt, open_encrypt
+from kmsnb.errors import (
+    ContextMismatchError,
+    FormatError,
+    IntegrityError,
+    KmsAccessDeniedError,
+    KmsError,
+    KmsnbError,
+    KmsUnavailableError,
+    TruncatedError,
+    WrongKeyError,
+)
+from kmsnb.ipython._display import Receipt
+from kmsnb.kms._base import Kms, KmsClient
+from kmsnb.kms.caching import CachingKms
+
+__all__ = [
+    "CONTENT_TYPE_TEXT",
+    "FORMATS",
+    "USER_ERRORS",
+    "alias_index",
+    "decrypt_path",
+    "encrypt_value",
+    "explain",
+    "is_dataframe",
+    "management_client",
+    "parse_context",
+    "require_key",
+]
+
+#: Content type recorded for a ``str`` encrypted as UTF-8, so that it loads back as ``str``.
+CONTENT_TYPE_TEXT = "text/plain; charset=utf-8"
+FORMATS = ("parquet", "csv", "bytes")
+
+_PME_MAGIC = b"PARE"  # Parquet modular encryption, encrypted footer: df.kms.to_parquet(columns=)
+
+#: Errors that mean "the input, the file or the KMS said no", shown as one line: kmsnb's
+#: own, file system errors (a missing path, an existing output), and misuse caught by the
+#: library's argument checks.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    KmsnbError,
+    OSError,
+    ValueError,
+    TypeError,
+    ImportError,
+)
+
+# Checked in order, so subclasses come before their bases.
+_HINTS: tuple[tuple[type[BaseException], str], ...] = (
+    (TruncatedError, "the file is incomplete; copy it again from its source"),
+    (IntegrityError, "the file was corrupted or modified; use an intact copy"),
+    (FormatError, "check that this is a kmsnb file: %kms inspect PATH"),
+    (ContextMismatchError, "pass the context the file was written with (%kms inspect PATH)"),
+    (WrongKeyError, "check --context, and that this KMS holds the file's key (%kms inspect)"),
+    (
+        KmsAccessDeniedError,
+        "check the key with %kms describe KEY (disabled, pending deletion or missing?) "
+        "and the credentials",
+    ),
+    (KmsUnavailableError, "the KMS is unreachable or throttling; retry, or see %kms status"),
+    (KmsError, "see %kms status for the KMS in use"),
+    (KmsnbError, "see %kms? for usage"),
+    (FileExistsError, "pass --overwrite to replace it"),
+    (FileNotFoundError, "check the path"),
+    (ImportError, "install the missing extra, e.g. pip install 'kmsnb[pandas]'"),
+)
+
+
+def explain(error: BaseException) -> str:
+    """One line for the user: the error's message and, when there is one, a hint."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    for error_class, hint in _HINTS:
+        if isinstance(error, error_class):
+            return f"{message} (hint: {hint})"
+    return message
+
+
+def management_client(kms: Kms) -> KmsClient:
+    """The client that manages keys behind ``kms`` (which may be the data-key cache).
+
+    Raises:
+        TypeError: ``kms`` encrypts but cannot manage keys (a bare ``Kms``).
+    """
+    # The data-key cache forwards key management to the client it wraps (and clears itself
+    # when a key is disabled through it), so it passes as a client of its own.
+    if isinstance(kms, KmsClient):
+        return kms
+    raise TypeError(
+        f"the session's KMS ({type(kms).__name__}) cannot manage keys; "
+        "use kmsnb.connect() or kmsnb.session.set_kms() with a full client"
+    )
+
+
+def require_key(key_id: str | None) -> str:
+    """``key_id``, else the session's default key.
+
+    Raises:
+        ValueError: neither is set.
+    """
+    key = key_id or session.get_default_key()
+    if not key:
+        raise ValueError("no key given and no default key set; pass -k KEY, or %kms use KEY")
+    return key
+
+
+def parse_context(pairs: Iterable[str] | None) -> dict[str, str] | None:
+    """``["k=v", ...]`` as a dict (``None`` when no pair is given).
+
+    Raises:
+        ValueError: a pair has no ``=``, an empty key, or a key given twice.
+    """
+    if not pairs:
+        return None
+    context: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ValueError(f"encryption context pairs are KEY=VALUE, not {pair!r}")
+        if key in context:
+            raise ValueError(f"encryption context key {key!r} is given twice")
+        context[key] = value
+    return context
+
+
+def alias_index(client: KmsClient) -> dict[str, list[str]]:
+    """Key id -> its aliases, sorted."""
+    index: dict[str, list[str]] = {}
+    for alias in client.list_aliases():
+        index.setdefault(alias.key_id, []).append(alias.alias_name)
+    for names in index.values():
+        names.sort()
+    return index
+
+
+def is_dataframe(value: object) -> bool:
+    # pandas is imported only if the user already did: checking a type must not load it.
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fileobj:
+        while block := fileobj.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _alias_for(key_id: str, requested: str, kms: Kms) -> str | None:
+    """The alias to show next to ``key_id``: the one asked for, else the key's first."""
+    if requested.startswith("alias/"):
+        return requested
+    try:
+        aliases = management_client(kms).list_aliases(key_id)
+    except (KmsnbError, TypeError):
+        return None  # the receipt is still right without an alias; never fail after writing
+    return min((alias.alias_name for alias in aliases), default=None)
+
+
+def encrypt_value(
+    value: object,
+    path: str,
+    key_id: str | None,
+    *,
+    kms: Kms,
+    file_format: str | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Receipt:
+    """Encrypt a DataFrame (Parquet or CSV), ``bytes`` or ``str`` (UTF-8) to ``path``.
+
+    Returns:
+        a receipt describing the file written, never its contents.
+
+    Raises:
+        TypeError: ``value`` is none of those, or does not fit ``file_format``.
+        ValueError: no key given and no default key set.
+    """
+    key = require_key(key_id)
+    if file_format is not None and file_format not in FORMATS:
+        raise ValueError(f"unknown format {file_format!r}; use one of {', '.join(FORMATS)}")
+    rows = columns = plaintext_size = None
+    if is_dataframe(value):
+        file_format = file_format or "parquet"
+        if file_format == "bytes":
+            raise TypeError("a DataFrame is written as parquet or csv, not bytes")
+        import kmsnb.dataframe  # noqa: F401  (registers the df.kms accessor)
+
+        frame: Any = value
+        writer = frame.kms.to_parquet if file_format == "parquet" else frame.kms.to_csv
+        writer(path, key, kms=kms, encryption_context=encryption_context, overwrite=overwrite)
+        rows, columns = frame.shape
+        kind = "DataFrame"
+    elif isinstance(value, bytes | bytearray | memoryview | str):
+        if file_format not in (None, "bytes"):
+            raise TypeError(f"{type(value).__name__} is written as bytes, not {file_format}")
+        kind = type(value).__name__
+        data = value.encode("utf-8") if isinstance(value, str) else memoryview(value).cast("B")
+        content_type = CONTENT_TYPE_TEXT if isinstance(value, str) else CONTENT_TYPE_BYTES
+        plaintext_size = len(data)
+        if isinstance(kms, CachingKms):
+            kms = kms.sized(plaintext_size)  # a cache serves only messages of known size
+        with atomic_output(path, overwrite=overwrite) as output:
+            encrypting = open_encrypt(
+                output,
+                key,
+                kms=kms,
+                encryption_context=encryption_context,
+                content_type=content_type,
+                plaintext_size=plaintext_size,
+            )
+            with encrypting:
+                encrypting.write(data)
+    else:
+        raise TypeError(
+            f"cannot encrypt a {type(value).__name__}; give a pandas DataFrame, bytes or str"
+        )
+    written = Path(path)
+    info = inspect(written)
+    return Receipt(
+        path=str(written),
+        key_id=info.key_id,
+        key_version_id=info.key_version_id,
+        key_alias=_alias_for(info.key_id, key, kms),
+        kind=kind,
+        content_type=info.content_type,
+        ciphertext_size=written.stat().st_size,
+        sha256=_file_sha256(written),
+        rows=rows,
+        columns=columns,
+        plaintext_size=plaintext_size,
+        encryption_context=dict(info.encryption_context),
+    )
+
+
+def _list(columns: Sequence[str] | None) -> list[str] | None:
+    return list(columns) if columns else None
+
+
+def decrypt_path(
+    path: str,
+    *,
+    kms: Kms,
+    columns: Sequence[str] | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+) -> object:
+    """Load a kmsnb file: a DataFrame for Parquet and CSV, ``str`` for text, else ``bytes``.
+
+    Raises:
+        ValueError: ``columns`` given for a file that is not a table.
+    """
+    with open(path, "rb") as probe:
+        column_level = probe.read(len(_PME_MAGIC)) == _PME_MAGIC
+    # Column-level encrypted Parquet has no kmsnb header; read_parquet reads both kinds.
+    content_type = CONTENT_TYPE_PARQUET if column_level else inspect(path).content_type
+    if content_type == CONTENT_TYPE_PARQUET:
+        from kmsnb.dataframe import read_parquet
+
+        return read_parquet(
+            path, kms=kms, columns=_list(columns), encryption_context=encryption_context
+        )
+    if content_type == CONTENT_TYPE_CSV:
+        from kmsnb.dataframe import read_csv
+
+        return read_csv(
+            path, kms=kms, encryption_context=encryption_context, usecols=_list(columns)
+        )
+    if columns:
+        raise ValueError(f"--columns applies to parquet and csv files; this one is {content_type}")
+    with (
+        open(path, "rb") as source,
+        open_decrypt(source, kms=kms, encryption_context=encryption_context) as reader,
+    ):
+        data = reader.readall()
+    return data.decode("utf-8") if content_type == CONTENT_TYPE_TEXT else data

@@ -1,0 +1,111 @@
+"""Move an encrypted file to another master key without re-encrypting its data.
+
+The payload of a kmsnb file is bound to the header's bound section only (content type,
+plaintext size, encryption context); the key slot (master key id, version, wrapped data
+key) is authenticated separately, by an HMAC under a key derived from the data key (see
+``kmsnb/_format/header.py``). Rewrapping therefore replaces the key slot and nothing else:
+
+1. the KMS unwraps the data key (Decrypt), which proves the caller may use the old master
+   key and the encryption context is right; the old key slot is verified with it;
+2. the KMS rewraps the same data key under the new master key (ReEncrypt);
+3. a new key slot is authenticated with the data key, which is then wiped;
+4. the new header and the old payload bytes, unchanged, are written to a temporary file
+   that replaces the original. The payload is copied, not decrypted: no plaintext exists
+   at any point, and the cost is a byte copy rather than a decryption and an encryption.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+from kmsnb._files import atomic_output
+from kmsnb._format.header import read_header
+from kmsnb._progress import progress_bar
+from kmsnb.envelope import FileInfo, _check_expected_context, _check_key_id
+from kmsnb.kms._base import KmsClient, wipe
+
+__all__ = ["rewrap_file"]
+
+_COPY_SIZE = 1024 * 1024
+
+
+def rewrap_file(
+    path: str | os.PathLike[str],
+    new_key_id: str,
+    *,
+    kms: KmsClient,
+    encryption_context: Mapping[str, str] | None = None,
+) -> FileInfo:
+    """Rewrap the data key of the kmsnb file at ``path`` under ``new_key_id``, in place.
+
+    Only the header's key slot changes; the encrypted payload is copied byte for byte, so
+    the data is never decrypted and nothing but ciphertext touches the disk. The new file
+    replaces the old one once complete and fsynced; after any error the old file is
+    untouched. Rewrapping under the same key moves the file to the key's current primary
+    version (after a rotation). The payload itself is not read for verification: that
+    happens, as always, when the file is decrypted.
+
+    Args:
+        path: the kmsnb file (a symbolic link is followed; its target is rewritten).
+        new_key_id: the master key to move to: an id, ``alias/...`` or ARN.
+        kms: a KMS client allowed to Decrypt under the old key and ReEncrypt to the new.
+        encryption_context: if given, the context the file must have (checked before the
+            KMS is asked anything). The file keeps its own context either way.
+
+    Returns:
+        what the new header says (see :func:`kmsnb.inspect`).
+
+    Raises:
+        FormatError: not a kmsnb file, or a malformed header.
+        ContextMismatchError: ``encryption_context`` differs from the file's.
+        WrongKeyError, KmsError: the KMS would not unwrap the data key, or would not
+            rewrap it under ``new_key_id``.
+        IntegrityError: the old key slot failed authentication (the header was altered).
+    """
+    _check_key_id(new_key_id)
+    target = Path(path).resolve(strict=True)
+    with open(target, "rb") as source:
+        mode = stat.S_IMODE(os.fstat(source.fileno()).st_mode)
+        old = read_header(source)
+        _check_expected_context(old, encryption_context)
+        context = dict(old.encryption_context)
+        data_key = kms.decrypt_data_key(old.wrapped_key, context)
+        try:
+            old.verify_key_slot(data_key)
+            wrapped = kms.re_encrypt(
+                old.wrapped_key,
+                new_key_id,
+                source_encryption_context=context,
+                destination_encryption_context=context,
+            )
+            new = old.with_key_slot(
+                data_key,
+                key_id=wrapped.key_id,
+                key_version_id=wrapped.key_version_id,
+                wrapped_key=wrapped.ciphertext_blob,
+            )
+        finally:
+            wipe(data_key)
+        payload_size = os.fstat(source.fileno()).st_size - old.size
+        with (
+            atomic_output(target, overwrite=True) as output,
+            progress_bar(payload_size, f"rewrap {target.name}") as advance,
+        ):
+            # atomic_output creates its file 0600; keep the permissions the user chose.
+            os.fchmod(output.fileno(), mode)
+            output.write(new.raw)
+            _copy(source, output, advance)
+            file_size = output.tell()
+    return FileInfo.from_header(new, file_size=file_size)
+
+
+def _copy(source: io.BufferedReader, output: BinaryIO, advance: Callable[[int], None]) -> None:
+    view = memoryview(bytearray(_COPY_SIZE))
+    while count := source.readinto(view):
+        output.write(view[:count])
+        advance(count)
