@@ -35,6 +35,8 @@ typecheck: $(STAMP_TEST)
 
 test: lint typecheck
 	$(BIN)/pytest -p no:cacheprovider
+	$(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
 
 unit: $(STAMP_TEST)
 	$(BIN)/pytest -m unit -q
