@@ -10,10 +10,13 @@ from kmsnb.kms._base import (
     KmsClient,
     WrappedKey,
 )
+from kmsnb.kms.caching import CacheStats, CachingKms
 
 __all__ = [
     "DATA_KEY_SIZE",
     "AliasInfo",
+    "CacheStats",
+    "CachingKms",
     "DataKey",
     "KeyInfo",
     "KeyVersionInfo",
