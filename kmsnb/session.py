@@ -1,0 +1,99 @@
+"""Process-wide defaults: the KMS and the master key that helpers use when given none.
+
+The DataFrame helpers, the IPython extension and the CLI read these, so that a notebook
+sets its key once::
+
+    import kmsnb.session
+    kmsnb.session.set_default_key("alias/Apollo/WorkKey")
+    df.kms.to_parquet("sales.parquet.kms")       # kms= and key_id= from the session
+
+The default KMS is made on first use: :func:`kmsnb.connect` (``$KMSNB_KMS``, else the
+local emulator) behind a :class:`~kmsnb.kms.CachingKms` with its conservative defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from kmsnb.kms._base import Kms
+from kmsnb.kms.caching import CachingKms
+
+__all__ = ["get_default_key", "get_kms", "reset", "set_default_key", "set_kms"]
+
+_lock = threading.Lock()
+_kms: Kms | None = None
+# The cache this module made (and so may clear); a CachingKms the user passed is theirs.
+_owned_cache: CachingKms[Kms] | None = None
+# The client get_kms() connected, which this module closes when it is replaced.
+_connected: Kms | None = None
+_default_key: str | None = None
+
+
+def get_kms() -> Kms:
+    """The session's KMS, connecting (behind a data-key cache) on first use.
+
+    Raises:
+        ValueError, ImportError, KmsError: as :func:`kmsnb.connect` does.
+    """
+    global _kms, _owned_cache, _connected
+    with _lock:
+        if _kms is None:
+            from kmsnb.connect import connect  # the backends load only when needed
+
+            _connected = connect()
+            _owned_cache = CachingKms(_connected)
+            _kms = _owned_cache
+        return _kms
+
+
+def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
+    """Make ``kms`` the session's KMS (``None``: connect again on next use).
+
+    Args:
+        kms: any :class:`~kmsnb.kms.Kms`.
+        cache: put a :class:`~kmsnb.kms.CachingKms` with default thresholds in front of
+            it (not when it already is one).
+    """
+    global _kms, _owned_cache, _connected
+    if kms is not None and not isinstance(kms, Kms):
+        raise TypeError("kms must be a KMS client (generate_data_key and decrypt_data_key)")
+    new_cache: CachingKms[Kms] | None = None
+    if kms is not None and cache and not isinstance(kms, CachingKms):
+        new_cache = CachingKms(kms)
+        kms = new_cache
+    with _lock:
+        previous_cache, previous_client = _owned_cache, _connected
+        _kms, _owned_cache, _connected = kms, new_cache, None
+    if previous_cache is not None:
+        previous_cache.clear()
+    close = getattr(previous_client, "close", None)
+    if callable(close):
+        close()
+    # Column-level encryption keeps unwrapped KEKs per KMS (pyarrow's cache); forget
+    # them with the KMS. Only if that module was ever loaded: it imports pyarrow.
+    pme = sys.modules.get("kmsnb._pme")
+    if pme is not None:
+        pme.clear_factories()
+
+
+def get_default_key() -> str | None:
+    """The master key helpers use when given no ``key_id``, or ``None``."""
+    return _default_key
+
+
+def set_default_key(key_id: str | None) -> None:
+    """Set (or with ``None``, unset) the master key helpers use when given no ``key_id``."""
+    global _default_key
+    if key_id is not None and not isinstance(key_id, str):
+        raise TypeError(f"key_id must be str or None, not {type(key_id).__name__}")
+    if key_id == "":
+        raise ValueError("key_id must not be empty")
+    with _lock:
+        _default_key = key_id
+
+
+def reset() -> None:
+    """Forget the session's KMS (zeroing the cache it made) and its default key."""
+    set_kms(None)
+    set_default_key(None)
