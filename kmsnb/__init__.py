@@ -8,7 +8,6 @@ Encrypt with a master key that never leaves the KMS::
     kmsnb.decrypt_file("sales.csv.kms", "decrypted.csv", kms=kms)
 """
 
-from kmsnb.connect import connect
 from kmsnb.envelope import (
     DecryptReader,
     EncryptWriter,
@@ -79,12 +78,18 @@ def unload_ipython_extension(ipython: object) -> None:
 from typing import TYPE_CHECKING as _TYPE_CHECKING  # noqa: E402
 
 if _TYPE_CHECKING:
+    from kmsnb.connect import connect
     from kmsnb.dataframe import read_csv, read_parquet
 
 __all__ += ["read_csv", "read_parquet"]
 
 
 def __getattr__(name: str) -> object:
+    # connect() is lazy too, so that `kmsnb --help` loads no backend module.
+    if name == "connect":
+        from kmsnb.connect import connect
+
+        return connect
     if name in ("read_csv", "read_parquet"):
         from kmsnb import dataframe  # registers df.kms as it loads
 
