@@ -78,7 +78,7 @@ def unload_ipython_extension(ipython: object) -> None:
 from typing import TYPE_CHECKING as _TYPE_CHECKING  # noqa: E402
 
 if _TYPE_CHECKING:
-    from kmsnb.connect import connect
+    from kmsnb._connect import connect
     from kmsnb.dataframe import read_csv, read_parquet
 
 __all__ += ["read_csv", "read_parquet"]
@@ -87,7 +87,7 @@ __all__ += ["read_csv", "read_parquet"]
 def __getattr__(name: str) -> object:
     # connect() is lazy too, so that `kmsnb --help` loads no backend module.
     if name == "connect":
-        from kmsnb.connect import connect
+        from kmsnb._connect import connect
 
         return connect
     if name in ("read_csv", "read_parquet"):

@@ -242,7 +242,7 @@ def add_file_commands(commands: _Commands) -> None:
 
 @contextlib.contextmanager
 def _connect(args: argparse.Namespace) -> Iterator[KmsClient]:
-    from kmsnb.connect import connect
+    from kmsnb._connect import connect
 
     kms = connect(args.kms)
     try:

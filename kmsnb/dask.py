@@ -253,7 +253,7 @@ def _connect(kms_uri: str) -> Kms:
     profile, RAM role) when they connect, so no AccessKey ever travels in a task. Two
     threads of one worker may race to connect first; the spare client is dropped.
     """
-    from kmsnb.connect import connect
+    from kmsnb._connect import connect
 
     return connect(kms_uri)
 
@@ -262,10 +262,10 @@ def _resolve_kms_uri(kms_uri: str | None) -> str:
     """Pin ``kms_uri`` down on the client so that every worker uses the same KMS.
 
     ``None`` becomes ``$KMSNB_KMS`` or the local emulator's default store (what
-    :func:`kmsnb.connect.connect` does), and a ``local:`` path becomes absolute, since
+    :func:`kmsnb.connect` does), and a ``local:`` path becomes absolute, since
     worker processes need not share the client's working directory or environment.
     """
-    from kmsnb.connect import KMS_URI_ENV
+    from kmsnb._connect import KMS_URI_ENV
 
     if kms_uri is None:
         kms_uri = os.environ.get(KMS_URI_ENV) or "local:"
@@ -562,7 +562,7 @@ def to_parquet(
         ddf: a dask DataFrame.
         path: the dataset directory; created if missing.
         key_id: the master key: an id, ``alias/...`` or ARN.
-        kms_uri: where the KMS is (see :func:`kmsnb.connect.connect`); by default
+        kms_uri: where the KMS is (see :func:`kmsnb.connect`); by default
             ``$KMSNB_KMS``, else the local emulator. Resolved once, here, to one URI
             that every worker uses.
         kms: a live KMS client instead of ``kms_uri``, for Dask's in-process

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kmsnb.connect import connect
+from kmsnb._connect import connect
 from kmsnb.envelope import decrypt_file, encrypt_file, inspect
 from kmsnb.kms._base import KmsClient
 

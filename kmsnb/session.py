@@ -39,7 +39,7 @@ def get_kms() -> Kms:
     global _kms, _owned_cache, _connected
     with _lock:
         if _kms is None:
-            from kmsnb.connect import connect  # the backends load only when needed
+            from kmsnb._connect import connect  # the backends load only when needed
 
             _connected = connect()
             _owned_cache = CachingKms(_connected)

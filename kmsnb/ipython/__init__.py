@@ -65,7 +65,7 @@ class Kmsnb(Configurable):
 
     def connect(self) -> None:
         """Open the configured KMS, behind the data-key cache, as the session's KMS."""
-        from kmsnb.connect import connect
+        from kmsnb._connect import connect
         from kmsnb.kms.caching import CachingKms
 
         client = connect(self.kms or None)

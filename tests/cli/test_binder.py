@@ -79,7 +79,7 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_start_serves_the_emulator_and_exports_its_endpoint(tmp_path: Path) -> None:
     check = (
-        "import os; from kmsnb.connect import connect; "
+        "import os; from kmsnb._connect import connect; "
         "kms = connect(); key = kms.create_key('binder'); "
         "print(os.environ['KMSNB_KMS'], os.environ['KMSNB_EMULATOR_PID'], key.key_state, "
         "os.environ['ALIBABA_CLOUD_ACCESS_KEY_SECRET'])"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kmsnb import demo
-from kmsnb.connect import connect
+from kmsnb._connect import connect
 
 
 @pytest.mark.unit

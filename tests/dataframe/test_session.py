@@ -37,9 +37,9 @@ def connected(monkeypatch: pytest.MonkeyPatch) -> list[ClosingKms]:
         made.append(ClosingKms())
         return made[-1]
 
-    module = types.ModuleType("kmsnb.connect")
+    module = types.ModuleType("kmsnb._connect")
     module.connect = connect  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kmsnb.connect", module)
+    monkeypatch.setitem(sys.modules, "kmsnb._connect", module)
     return made
 
 
