@@ -39,6 +39,7 @@ from kmsnb.kms._base import (
     canonical_context,
     wipe,
 )
+from kmsnb.kms._errors import error_from_response
 
 __all__ = ["AliyunKms"]
 
@@ -47,36 +48,6 @@ DEFAULT_BACKOFF_BASE_S = 0.1
 DEFAULT_BACKOFF_CAP_S = 5.0
 PAGE_SIZE = 100
 
-# Codes for which a later identical request may well succeed.
-_RETRYABLE_CODES = frozenset(
-    {
-        "Throttling",
-        "Throttling.User",
-        "Throttling.Api",
-        "Rejected.Throttling",
-        "InternalFailure",
-        "InternalError",
-        "ServiceUnavailable",
-        "ServiceUnavailableTemporary",
-    }
-)
-# Codes meaning "not you" or "not with this key" (besides every Forbidden.* and 409
-# Rejected.*), as kmsnb.kms.local maps them, so both backends raise the same classes.
-_DENIED_CODES = frozenset(
-    {
-        "IncompleteSignature",
-        "InvalidAccessKeyId",
-        "InvalidAccessKeyId.NotFound",
-        "InvalidAccessKeyId.Inactive",
-        "InvalidAccessKeySecret",
-        "InvalidCredentials",
-        "InvalidSecurityToken.Expired",
-        "InvalidTimeStamp.Expired",
-        "SignatureDoesNotMatch",
-        "SignatureNonceUsed",
-        "UnsupportedHTTPMethod",
-    }
-)
 _INSTALL_HINT = (
     "the Alibaba Cloud SDK is not installed; did you forget to pip install 'kmsnb[aliyun]'?"
 )
@@ -351,51 +322,10 @@ def _error_from_response(method: str, exc: Any) -> KmsError | WrongKeyError:
     status = getattr(exc, "status_code", None) or data.get("statusCode")
     request_id = _present(data.get("RequestId")) or _present(getattr(exc, "request_id", None))
     message = _present(data.get("Message")) or _present(exc.message) or "the KMS refused"
+    # The SDK's method names are the API's actions in snake case.
+    action = "".join(part.capitalize() for part in method.split("_"))
     status = int(status) if status is not None else None
-    if _is_refused_blob(method, code, message):
-        return WrongKeyError(
-            "the KMS refused to decrypt the data key; the encryption context differs, or the "
-            f"blob was made by another key or tampered with ({message})",
-            code=code,
-            request_id=request_id,
-            http_status=status,
-        )
-    if code in _RETRYABLE_CODES or status == 429 or (status is not None and status >= 500):
-        return KmsUnavailableError(
-            f"the KMS is unavailable: {message}",
-            code=code,
-            request_id=request_id,
-            http_status=status,
-        )
-    if (
-        code in _DENIED_CODES
-        or (code or "").startswith("Forbidden.")
-        or (status == 409 and (code or "").startswith("Rejected."))
-        or status in (401, 403)
-    ):
-        return KmsAccessDeniedError(
-            f"the KMS refused the request: {message}",
-            code=code,
-            request_id=request_id,
-            http_status=status,
-        )
-    return KmsError(
-        f"the KMS rejected the request: {message}",
-        code=code,
-        request_id=request_id,
-        http_status=status,
-    )
-
-
-def _is_refused_blob(method: str, code: str | None, message: str) -> bool:
-    # The service answers InvalidParameter for a blob it cannot open (wrong context,
-    # foreign or tampered blob); for Decrypt that is the only parameter it could mean
-    # besides a malformed EncryptionContext, which is a caller's bug, not a wrong key.
-    if code != "InvalidParameter":
-        return False
-    if method == "decrypt":
-        return "EncryptionContext" not in message
-    return method == "re_encrypt" and "CiphertextBlob" in message
+    return error_from_response(action, code, message, status, request_id)
 
 
 def _present(value: Any) -> str | None:

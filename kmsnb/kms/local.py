@@ -15,12 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from kmsnb.emulator import KeyStore, KmsService, ServiceError
-from kmsnb.errors import (
-    KmsAccessDeniedError,
-    KmsError,
-    KmsUnavailableError,
-    WrongKeyError,
-)
+from kmsnb.errors import KmsAccessDeniedError
 from kmsnb.kms._base import (
     DATA_KEY_SIZE,
     AliasInfo,
@@ -31,55 +26,12 @@ from kmsnb.kms._base import (
     canonical_context,
     wipe,
 )
+from kmsnb.kms._errors import error_from_response
 
+# error_from_response stays importable from here: it is how this backend maps errors.
 __all__ = ["LocalKms", "error_from_response"]
 
 _PAGE_SIZE: Final = 100
-_UNAVAILABLE_CODES: Final = frozenset(
-    {"Throttling", "Rejected.Throttling", "ServiceUnavailableTemporary", "InternalFailure"}
-)
-# Refusals of the caller rather than of the key: credentials and signatures.
-_AUTH_CODES: Final = frozenset(
-    {
-        "InvalidAccessKeyId.NotFound",
-        "InvalidAccessKeySecret",
-        "SignatureDoesNotMatch",
-        "IncompleteSignature",
-    }
-)
-_UNWRAP_ACTIONS: Final = frozenset({"Decrypt", "ReEncrypt"})
-
-
-def error_from_response(
-    action: str, code: str, message: str, http_status: int | None, request_id: str | None
-) -> KmsError | WrongKeyError:
-    """Map a KMS error response to the kmsnb exception that says what it means.
-
-    * a CiphertextBlob that Decrypt or ReEncrypt refuses (wrong encryption context,
-      tampered or foreign blob) is :class:`WrongKeyError`;
-    * throttling and 5xx are :class:`KmsUnavailableError`: retrying may help;
-    * a key disabled, pending deletion or not found (409 ``Rejected.*``, 403/404
-      ``Forbidden.*``) and bad credentials are :class:`KmsAccessDeniedError`;
-    * anything else is :class:`KmsError`.
-
-    The code, message, status and request id are kept verbatim.
-    """
-    error_class: type[KmsError] | type[WrongKeyError] = KmsError
-    if action in _UNWRAP_ACTIONS and code == "InvalidParameter" and "CiphertextBlob" in message:
-        error_class = WrongKeyError
-        message = (
-            "the KMS refused to decrypt the data key; the encryption context differs, or the "
-            "blob was made by another key or tampered with"
-        )
-    elif code in _UNAVAILABLE_CODES or http_status == 429 or (http_status or 0) >= 500:
-        error_class = KmsUnavailableError
-    elif (
-        (http_status == 409 and code.startswith("Rejected."))
-        or (http_status in (403, 404) and code.startswith("Forbidden."))
-        or code in _AUTH_CODES
-    ):
-        error_class = KmsAccessDeniedError
-    return error_class(message, code=code, request_id=request_id, http_status=http_status)
 
 
 class LocalKms:
