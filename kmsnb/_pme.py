@@ -51,7 +51,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kmsnb.errors import ContextMismatchError, FormatError, IntegrityError, KmsnbError
-from kmsnb.kms._base import Kms, canonical_context, wipe
+from kmsnb.kms._base import Kms, canonical_context, for_message, wipe
 from kmsnb.kms.caching import DEFAULT_MAX_AGE, CachingKms
 
 _MISSING_PME = (
@@ -227,10 +227,7 @@ def _associated_data(master_key_identifier: str, context: Mapping[str, str]) -> 
 
 
 def _wrap(kms: Kms, kek: bytes, master_key_identifier: str, context: dict[str, str]) -> str:
-    if isinstance(kms, CachingKms):
-        data_key = kms.generate_data_key(master_key_identifier, context, plaintext_size=len(kek))
-    else:
-        data_key = kms.generate_data_key(master_key_identifier, context)
+    data_key = for_message(kms, len(kek)).generate_data_key(master_key_identifier, context)
     nonce = os.urandom(_NONCE_SIZE)
     with data_key:
         sealed = AESGCM(bytes(data_key.plaintext)).encrypt(

@@ -52,7 +52,6 @@ from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, MAGIC
 from kmsnb.envelope import EncryptWriter, inspect, open_decrypt, open_encrypt
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms, canonical_context, wipe
-from kmsnb.kms.caching import CachingKms
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -300,13 +299,10 @@ class _PlaintextSink(io.RawIOBase):
         return size
 
     def _start(self, *, plaintext_size: int | None) -> None:
-        kms = self._kms
-        if plaintext_size is not None and isinstance(kms, CachingKms):
-            kms = kms.sized(plaintext_size)
         writer = open_encrypt(
             self._output,
             self._key_id,
-            kms=kms,
+            kms=self._kms,
             encryption_context=self._context,
             content_type=self._content_type,
             plaintext_size=plaintext_size,

@@ -33,7 +33,7 @@ from kmsnb._format.stream import (
     EncryptWriter,
 )
 from kmsnb.errors import ContextMismatchError, KmsnbError
-from kmsnb.kms._base import Kms, canonical_context, wipe
+from kmsnb.kms._base import Kms, canonical_context, for_message, wipe
 
 __all__ = [
     "DecryptReader",
@@ -168,7 +168,7 @@ def open_encrypt(
     bound_section(
         content_type=content_type, encryption_context=context, plaintext_size=plaintext_size
     )
-    data_key = kms.generate_data_key(key_id, context)
+    data_key = for_message(kms, plaintext_size).generate_data_key(key_id, context)
     try:
         header = serialize_header(
             data_key=data_key.plaintext,

@@ -31,7 +31,6 @@ from kmsnb.errors import (
 )
 from kmsnb.ipython._display import Receipt
 from kmsnb.kms._base import Kms, KmsClient
-from kmsnb.kms.caching import CachingKms
 
 __all__ = [
     "CONTENT_TYPE_TEXT",
@@ -217,8 +216,6 @@ def encrypt_value(
         data = value.encode("utf-8") if isinstance(value, str) else memoryview(value).cast("B")
         content_type = CONTENT_TYPE_TEXT if isinstance(value, str) else CONTENT_TYPE_BYTES
         plaintext_size = len(data)
-        if isinstance(kms, CachingKms):
-            kms = kms.sized(plaintext_size)  # a cache serves only messages of known size
         with atomic_output(path, overwrite=overwrite) as output:
             encrypting = open_encrypt(
                 output,

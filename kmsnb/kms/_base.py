@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 __all__ = [
     "DATA_KEY_SIZE",
@@ -19,8 +19,10 @@ __all__ = [
     "KeyVersionInfo",
     "Kms",
     "KmsClient",
+    "SizeAwareKms",
     "WrappedKey",
     "canonical_context",
+    "for_message",
     "wipe",
 ]
 
@@ -121,6 +123,29 @@ class Kms(Protocol):
     ) -> bytearray:
         """Unwrap a ``CiphertextBlob``; the caller wipes the returned key."""
         ...
+
+
+class SizeAwareKms(Kms, Protocol):
+    """A KMS that wants to know how large the message it makes a data key for will be.
+
+    The data-key cache is one: it may reuse a key only within a byte budget, so it can
+    serve a message only when its size is known.
+    """
+
+    def sized(self, plaintext_size: int) -> Kms:
+        """A view that makes data keys for one message of ``plaintext_size`` bytes."""
+        ...
+
+
+def for_message(kms: Kms, plaintext_size: int | None) -> Kms:
+    """``kms``, told the size of the next message when it is known and ``kms`` cares.
+
+    Only a class that defines ``sized`` itself counts: a wrapper that forwards unknown
+    attributes to the KMS inside must not be bypassed through that forwarding.
+    """
+    if plaintext_size is None or not callable(getattr(type(kms), "sized", None)):
+        return kms
+    return cast(SizeAwareKms, kms).sized(plaintext_size)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,25 @@ def test_sized_requests_reuse_one_data_key(kms: InMemoryKms) -> None:
     assert (stats.hits, stats.misses, stats.kms_calls_saved) == (2, 1, 2)
 
 
+def test_envelope_tells_the_cache_the_message_size(kms: InMemoryKms) -> None:
+    """encrypt_bytes and encrypt_file reuse a cached data key: the envelope says the size."""
+    cache = CachingKms(kms)
+    messages = [kmsnb.encrypt_bytes(b"row %d" % i, MAIN_KEY, kms=cache) for i in range(5)]
+    assert kms.calls["generate_data_key"] == 1
+    assert [b"row %d" % i for i in range(5)] == [
+        kmsnb.decrypt_bytes(message, kms=kms) for message in messages
+    ]
+
+
+def test_a_stream_of_unknown_size_never_reuses_a_key(kms: InMemoryKms) -> None:
+    """With no size, the byte budget cannot be kept, so every stream gets a fresh key."""
+    cache = CachingKms(kms)
+    for _ in range(3):
+        with kmsnb.open_encrypt(io.BytesIO(), MAIN_KEY, kms=cache) as writer:
+            writer.write(b"data")
+    assert kms.calls["generate_data_key"] == 3
+
+
 def test_each_caller_gets_its_own_copy(kms: InMemoryKms) -> None:
     """The envelope wipes what it is given; that must not wipe the cache."""
     cache = CachingKms(kms)
