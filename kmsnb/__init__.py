@@ -8,6 +8,9 @@ Encrypt with a master key that never leaves the KMS::
     kmsnb.decrypt_file("sales.csv.kms", "decrypted.csv", kms=kms)
 """
 
+import sys
+from typing import TYPE_CHECKING
+
 from kmsnb.envelope import (
     DecryptReader,
     EncryptWriter,
@@ -31,6 +34,10 @@ from kmsnb.errors import (
     TruncatedError,
     WrongKeyError,
 )
+
+if TYPE_CHECKING:
+    from kmsnb._connect import connect
+    from kmsnb.dataframe import read_csv, read_parquet
 
 __version__ = "0.1.0.dev0"
 
@@ -56,7 +63,25 @@ __all__ = [
     "inspect",
     "open_decrypt",
     "open_encrypt",
+    "read_csv",
+    "read_parquet",
 ]
+
+# Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend
+# (and `kmsnb --help` stays fast): public name -> the module that defines it.
+_LAZY = {
+    "connect": "kmsnb._connect",
+    "read_csv": "kmsnb.dataframe",
+    "read_parquet": "kmsnb.dataframe",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kmsnb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: object) -> None:
@@ -73,37 +98,6 @@ def unload_ipython_extension(ipython: object) -> None:
     unload(ipython)
 
 
-# --- pandas helpers (owner: kmsnb.dataframe) --------------------------------------------------
-# Lazy, so that `import kmsnb` does not import pandas; imported here (E402) to stay in one block.
-from typing import TYPE_CHECKING as _TYPE_CHECKING  # noqa: E402
-
-if _TYPE_CHECKING:
-    from kmsnb._connect import connect
-    from kmsnb.dataframe import read_csv, read_parquet
-
-__all__ += ["read_csv", "read_parquet"]
-
-
-def __getattr__(name: str) -> object:
-    # connect() is lazy too, so that `kmsnb --help` loads no backend module.
-    if name == "connect":
-        from kmsnb._connect import connect
-
-        return connect
-    if name in ("read_csv", "read_parquet"):
-        from kmsnb import dataframe  # registers df.kms as it loads
-
-        return getattr(dataframe, name)
-    raise AttributeError(f"module 'kmsnb' has no attribute {name!r}")
-
-
-def _register_accessor_if_pandas_is_loaded() -> None:
-    import sys
-
-    # pandas is already paid for: `import pandas; import kmsnb` makes df.kms available.
-    if "pandas" in sys.modules:
-        import kmsnb.dataframe  # noqa: F401
-
-
-_register_accessor_if_pandas_is_loaded()
-# --- end of pandas helpers --------------------------------------------------------------------
+# pandas is already paid for: `import pandas; import kmsnb` makes df.kms available.
+if "pandas" in sys.modules:
+    import kmsnb.dataframe  # noqa: F401
