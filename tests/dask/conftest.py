@@ -9,16 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask.dataframe as dd
+import distributed
 import pandas as pd
 import pytest
 
-pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
-
-import dask.dataframe as dd  # noqa: E402
-
-import kmsnb.dask  # noqa: E402
-from kmsnb.kms.local import LocalKms  # noqa: E402
+import kmsnb.dask
+from kmsnb.kms.local import LocalKms
 
 
 @pytest.fixture(autouse=True)

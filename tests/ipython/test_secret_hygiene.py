@@ -16,11 +16,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 pytestmark = pytest.mark.notebook  # about 2 s: a kernel starts
 

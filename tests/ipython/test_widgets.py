@@ -6,14 +6,13 @@ import base64
 import json
 import sys
 
+import ipywidgets
 import pandas as pd
 import pytest
 
 import kmsnb.widgets
 from kmsnb import session
 from kmsnb.ipython.widgets import EncryptPanel, KeyPicker
-
-ipywidgets = pytest.importorskip("ipywidgets")
 
 pytestmark = pytest.mark.notebook
 
