@@ -87,7 +87,8 @@ class SeekableDecryptReader(io.RawIOBase):
     later read raises it again. Up to ``cache_size`` bytes of verified chunks are kept for
     re-reads. ``close()`` wipes them and the derived key material.
 
-    Safe to share between threads (reads and seeks are serialised).
+    Each ``read``/``readinto``/``seek`` is atomic, so threads may share a reader; a seek
+    and the read after it are not, as with any file (pyarrow holds a lock around both).
     """
 
     def __init__(
