@@ -415,6 +415,10 @@ def main() -> int:
     if args.rounds < 3 or args.small_count < 1:
         parser.error("at least 3 rounds and 1 small file")
     rng = random.Random(args.seed)
+    # A user's Python keeps bytecode caches; without them each fresh process would compile
+    # kmsnb anew, and the start-up figures would time the compiler.
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        print("  note: PYTHONDONTWRITEBYTECODE unset for the child processes", flush=True)
     work = Path(tempfile.mkdtemp(prefix="kmsnb-bench-peers-", dir=args.dir))
     fs_type = filesystem_type(work)
     print(

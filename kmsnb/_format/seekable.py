@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from kmsnb._format.header import Header
@@ -50,6 +49,7 @@ from kmsnb.errors import FormatError, IntegrityError, KmsnbError, TruncatedError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["DEFAULT_CACHE_SIZE", "SeekableDecryptReader"]
 
@@ -157,6 +157,9 @@ class SeekableDecryptReader(io.RawIOBase):
                 "the start of the payload was altered",
                 offset=self._header.size,
             )
+        # Imported here: `import kmsnb` needs no AESGCM (issue 16's start-up budget).
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._aead = AESGCM(memoryview(self._derived)[:KEY_SIZE])
         self._base_nonce = int.from_bytes(self._derived[KEY_SIZE : KEY_SIZE + _NONCE_SIZE])
         # AESGCM holds its own copy of the key now; ours is no longer needed.
