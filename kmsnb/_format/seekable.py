@@ -42,6 +42,7 @@ from kmsnb._format.stream import (
     SALT_SIZE,
     TAG_SIZE,
     _check_key,
+    _position,
     _readinto,
     encrypted_payload_size,
 )
@@ -67,13 +68,6 @@ _MAX_CHUNK_COUNT = 1 << 38
 
 def _wipe(buffer: bytearray) -> None:
     buffer[:] = bytes(len(buffer))
-
-
-def _is_seekable(source: BinaryIO) -> bool:
-    try:
-        return bool(source.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 class SeekableDecryptReader(io.RawIOBase):
@@ -122,13 +116,14 @@ class SeekableDecryptReader(io.RawIOBase):
             _check_key(key)
             if not isinstance(cache_size, int) or cache_size <= 0:
                 raise ValueError("cache_size must be a positive integer")
-            if not _is_seekable(source):
+            payload_start = _position(source)
+            if payload_start is None:
                 raise io.UnsupportedOperation(
                     "seekable decryption needs a seekable source (a regular file, BytesIO or "
                     "an fsspec file); read a pipe or socket with open_decrypt instead"
                 )
             self._cache_limit = max(1, cache_size // CHUNK_SIZE)
-            self._payload_start = source.tell()
+            self._payload_start = payload_start
             header.verify_key_slot(key)
             self._open(key)
         except BaseException:
