@@ -30,7 +30,9 @@ complete; for remote fsspec URLs it is assembled in memory (the file's size) and
 one call once complete.
 
 Reading Parquet needs a seekable file, so the verified plaintext of a whole-file Parquet
-file is held in memory: about the Parquet file's size, on top of the DataFrame. CSV
+file is held in memory: about the Parquet file's size, on top of the DataFrame. With
+``columns=`` it is read through a seekable decrypting reader instead, which decrypts only
+the chunks holding the footer and those columns (``docs/FORMAT.md``, "Random access"). CSV
 streams into pandas, which sees only authenticated chunks and gets an error, not a
 DataFrame, if the file was truncated or altered.
 """
@@ -49,7 +51,13 @@ import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 from kmsnb._files import atomic_output
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, MAGIC
-from kmsnb.envelope import EncryptWriter, inspect, open_decrypt, open_encrypt
+from kmsnb.envelope import (
+    EncryptWriter,
+    inspect,
+    open_decrypt,
+    open_decrypt_seekable,
+    open_encrypt,
+)
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms, canonical_context, wipe
 
@@ -534,7 +542,8 @@ def read_parquet(
         kms: the KMS; ``None`` uses ``kmsnb.session.get_kms()``.
         columns: read only these columns. With column-level encryption only their
             pages are read and decrypted, and only their keys are needed (plus the
-            footer's); a whole-file one is decrypted entirely first.
+            footer's); in a whole-file one only the chunks that hold the footer and
+            these columns are decrypted (and authenticated).
         encryption_context: the context the file must carry (``ContextMismatchError``
             otherwise); ``None`` accepts the file's own.
         storage_options: for fsspec URLs, as in pandas.
@@ -579,6 +588,13 @@ def read_parquet(
             _expect_mode(mode, "file")
             _check_content_type(inspect(source).content_type, CONTENT_TYPE_PARQUET)
             source.seek(start)
+            if columns is not None:
+                # A projection reads the footer and its own column chunks: decrypt only
+                # those chunks (docs/FORMAT.md, "Random access").
+                with open_decrypt_seekable(
+                    source, kms=kms, encryption_context=encryption_context
+                ) as reader:
+                    return pd.read_parquet(reader, columns=columns, **kwargs)
             plaintext = _decrypt_to_memory(source, kms=kms, encryption_context=encryption_context)
             return pd.read_parquet(pa.BufferReader(plaintext), columns=columns, **kwargs)
         if magic.startswith(_PARQUET_MAGIC):

@@ -26,6 +26,7 @@ from kmsnb._format.header import (
     read_header,
     serialize_header,
 )
+from kmsnb._format.seekable import DEFAULT_CACHE_SIZE, SeekableDecryptReader
 from kmsnb._format.stream import (
     CHUNK_SIZE,
     DEFAULT_BUFFER_SIZE,
@@ -39,12 +40,14 @@ __all__ = [
     "DecryptReader",
     "EncryptWriter",
     "FileInfo",
+    "SeekableDecryptReader",
     "decrypt_bytes",
     "decrypt_file",
     "encrypt_bytes",
     "encrypt_file",
     "inspect",
     "open_decrypt",
+    "open_decrypt_seekable",
     "open_encrypt",
 ]
 
@@ -203,16 +206,66 @@ def open_decrypt(
         WrongKeyError, KmsError: the KMS would not unwrap the data key.
         IntegrityError: (on read) the file was corrupted, truncated or tampered with.
     """
+    header, key = _unwrap_data_key(fileobj, kms=kms, encryption_context=encryption_context)
+    try:
+        return DecryptReader(fileobj, header, key, buffer_size=buffer_size)
+    finally:
+        wipe(key)
+
+
+def open_decrypt_seekable(
+    fileobj: BinaryIO,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    cache_size: int = DEFAULT_CACHE_SIZE,
+) -> SeekableDecryptReader:
+    """Return a seekable, readable binary file of the verified plaintext of ``fileobj``.
+
+    For readers that jump around, such as a Parquet reader that reads the footer and then
+    only the columns it needs. ``fileobj`` must be seekable; the message runs from its
+    current position to its end. Opening unwraps the data key and verifies the header, the
+    key commitment, the payload's size and the final chunk; each read then decrypts and
+    verifies only the chunks it touches (damage in chunks never read goes unnoticed, see
+    ``docs/FORMAT.md``, "Random access"). Files written as a stream, of unknown size, are
+    read too: the final-chunk rule gives their size. ``fileobj`` is left open.
+
+    Args:
+        cache_size: bytes of decrypted chunks kept for re-reads.
+        Others: as for :func:`open_decrypt`.
+
+    Raises:
+        io.UnsupportedOperation: ``fileobj`` cannot seek (use :func:`open_decrypt`).
+        FormatError, ContextMismatchError, WrongKeyError, KmsError: as for
+            :func:`open_decrypt`.
+        IntegrityError: the header, commitment, size or final chunk (on open), or a chunk
+            that a read touches, failed authentication; ``TruncatedError`` for a payload
+            shorter or longer than its header says.
+    """
+    seekable = getattr(fileobj, "seekable", None)
+    if not (callable(seekable) and seekable()):
+        raise io.UnsupportedOperation(
+            "fileobj cannot seek; read it sequentially with open_decrypt instead"
+        )
+    header, key = _unwrap_data_key(fileobj, kms=kms, encryption_context=encryption_context)
+    try:
+        return SeekableDecryptReader(fileobj, header, key, cache_size=cache_size)
+    finally:
+        wipe(key)
+
+
+def _unwrap_data_key(
+    fileobj: BinaryIO, *, kms: Kms, encryption_context: Mapping[str, str] | None
+) -> tuple[Header, bytearray]:
+    """Read the header and have the KMS unwrap the data key: the one path every reader
+    takes, so each check made here applies to sequential and seekable reads alike."""
     kms = _check_kms(kms)
     if not callable(getattr(fileobj, "read", None)):
         raise TypeError("fileobj must be a binary file open for reading")
     header = read_header(fileobj)
     _check_expected_context(header, encryption_context)
     key = kms.decrypt_data_key(header.wrapped_key, header.encryption_context)
-    try:
-        return DecryptReader(fileobj, header, key, buffer_size=buffer_size)
-    finally:
-        wipe(key)
+    return header, key
 
 
 def encrypt_bytes(
