@@ -42,7 +42,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
@@ -382,7 +382,11 @@ def _check_content_type(found: str, wanted: str) -> None:
 
 
 def _decrypt_to_memory(
-    source: BinaryIO, *, kms: Kms, encryption_context: Mapping[str, str] | None
+    source: BinaryIO,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None,
+    allowed_keys: Iterable[str] | None,
 ) -> pa.Buffer:
     """The verified plaintext of a kmsnb whole-file Parquet file, in one Arrow buffer."""
     import pyarrow as pa
@@ -390,7 +394,10 @@ def _decrypt_to_memory(
     start = source.tell()
     end = source.seek(0, io.SEEK_END)
     source.seek(start)
-    with open_decrypt(source, kms=kms, encryption_context=encryption_context) as reader:
+    reader = open_decrypt(
+        source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+    )
+    with reader:
         declared = reader.header.plaintext_size
         # The plaintext is never longer than the payload, so one allocation suffices. It
         # comes from Arrow's pool, which reuses freed memory: a fresh bytearray this big
@@ -525,6 +532,7 @@ def read_parquet(
     encryption_context: Mapping[str, str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     mode: Literal["file", "columns"] | None = None,
+    allowed_keys: Iterable[str] | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Read a DataFrame that :func:`to_parquet` wrote, in either mode.
@@ -540,6 +548,9 @@ def read_parquet(
         storage_options: for fsspec URLs, as in pandas.
         mode: ``"file"`` or ``"columns"`` to refuse a file encrypted the other way;
             ``None`` reads either.
+        allowed_keys: the master keys (ids, aliases or ARNs, resolved through the KMS
+            now) the file, or every column key read, may be under; ``None`` accepts the
+            key the file names. Any other is a ``WrongKeyError`` before data is released.
         kwargs: as for ``pandas.read_parquet`` (``filters``, ``dtype_backend``...).
 
     Raises:
@@ -567,7 +578,7 @@ def read_parquet(
 
             _pme.check_support()
             local = _local_path(path, storage_options)
-            properties = _pme.decryption_properties(kms, encryption_context)
+            properties = _pme.decryption_properties(kms, encryption_context, allowed_keys)
             with _pme.translated_errors():
                 return pd.read_parquet(
                     local if local is not None else source,
@@ -579,7 +590,9 @@ def read_parquet(
             _expect_mode(mode, "file")
             _check_content_type(inspect(source).content_type, CONTENT_TYPE_PARQUET)
             source.seek(start)
-            plaintext = _decrypt_to_memory(source, kms=kms, encryption_context=encryption_context)
+            plaintext = _decrypt_to_memory(
+                source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+            )
             return pd.read_parquet(pa.BufferReader(plaintext), columns=columns, **kwargs)
         if magic.startswith(_PARQUET_MAGIC):
             raise FormatError(
@@ -652,6 +665,7 @@ def read_csv(
     kms: Kms | None = None,
     encryption_context: Mapping[str, str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    allowed_keys: Iterable[str] | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Read a DataFrame that :func:`to_csv` wrote; the plaintext streams into pandas.
@@ -675,7 +689,10 @@ def read_csv(
             raise FormatError("this is a Parquet file, not encrypted CSV; use kmsnb.read_parquet")
         _check_content_type(inspect(source).content_type, CONTENT_TYPE_CSV)
         source.seek(start)
-        with open_decrypt(source, kms=kms, encryption_context=encryption_context) as reader:
+        reader = open_decrypt(
+            source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+        )
+        with reader:
             return pd.read_csv(io.BufferedReader(reader, _CSV_READ_SIZE), **kwargs)
 
 
