@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from kmsnb.kms import Kms
-    from kmsnb.kms._base import DataKey
+    from kmsnb.kms._base import DataKey, UnwrappedKey
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "out"
@@ -199,13 +199,18 @@ class CapturingKms:
         self, key_id: str, encryption_context: Mapping[str, str] | None = None
     ) -> DataKey:
         data_key = self._inner.generate_data_key(key_id, encryption_context)
-        saved = {"blob": data_key.ciphertext_blob, "key": data_key.plaintext.hex()}
+        saved = {
+            "blob": data_key.ciphertext_blob,
+            "key": data_key.plaintext.hex(),
+            "key_id": data_key.key_id,
+            "key_version_id": data_key.key_version_id,
+        }
         self._key_file.write_text(json.dumps(saved), encoding="ascii")
         return data_key
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
+    ) -> UnwrappedKey:
         return self._inner.decrypt_data_key(ciphertext_blob, encryption_context)
 
 
@@ -216,6 +221,8 @@ class ReplayKms:
         saved = json.loads(key_file.read_text(encoding="ascii"))
         self._blob: str = saved["blob"]
         self._key = bytes.fromhex(saved["key"])
+        self._key_id: str = saved["key_id"]
+        self._key_version_id: str = saved["key_version_id"]
 
     def generate_data_key(
         self, key_id: str, encryption_context: Mapping[str, str] | None = None
@@ -224,10 +231,12 @@ class ReplayKms:
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
+    ) -> UnwrappedKey:
+        from kmsnb.kms import UnwrappedKey
+
         if ciphertext_blob != self._blob:
             raise ValueError("not the wrapped key of the prepared file")
-        return bytearray(self._key)
+        return UnwrappedKey(self._key_id, self._key_version_id, bytearray(self._key))
 
 
 def _setup_case(args: argparse.Namespace) -> Callable[[], int]:

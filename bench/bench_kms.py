@@ -61,9 +61,11 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "http
 def run_pairs(kms: Any, key_id: str, pair_count: int) -> None:
     """``pair_count`` GenerateDataKey + Decrypt pairs, checking each key comes back."""
     for _ in range(pair_count):
-        with kms.generate_data_key(key_id, CONTEXT) as data_key:
-            plaintext = kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT)
-            if plaintext != data_key.plaintext:
+        with (
+            kms.generate_data_key(key_id, CONTEXT) as data_key,
+            kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT) as unwrapped,
+        ):
+            if unwrapped.plaintext != data_key.plaintext:
                 raise AssertionError("bench: a data key did not decrypt to itself")
 
 

@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import functools
 import io
-import json
 import os
 import stat
 import sys
@@ -150,6 +149,18 @@ def _add_context_option(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def _add_allowed_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allowed-key",
+        dest="allowed_keys",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="refuse the file unless the KMS unwraps it with this master key (id, "
+        "alias/NAME or ARN; repeatable: any of them)",
+    )
+
+
 def _add_group(commands: _Commands, name: str, help: str) -> _Commands:
     group = commands.add_parser(name, help=help, description=help)
     group.set_defaults(parser=group)  # run bare, it prints its usage (kmsnb.cli.main)
@@ -206,6 +217,7 @@ def add_file_commands(commands: _Commands) -> None:
         "--chunk-size", type=_size, default=None, metavar="N", help="I/O buffer size (e.g. 4M)"
     )
     decrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    _add_allowed_key_option(decrypt)
 
     inspect = _add(
         commands,
@@ -224,6 +236,7 @@ def add_file_commands(commands: _Commands) -> None:
     )
     rewrap.add_argument("file", metavar="FILE", help="the kmsnb file, rewritten in place")
     rewrap.add_argument("--key", required=True, help="the new master key")
+    _add_allowed_key_option(rewrap)
 
     convert = _add(
         commands,
@@ -238,13 +251,14 @@ def add_file_commands(commands: _Commands) -> None:
     convert.add_argument("--key", default=None, help="master key for NEW (default: OLD's)")
     _add_context_option(convert, "encryption context for NEW (repeatable)")
     convert.add_argument("--overwrite", action="store_true", help="replace NEW if it exists")
+    _add_allowed_key_option(convert)
 
 
 @contextlib.contextmanager
 def _connect(args: argparse.Namespace) -> Iterator[KmsClient]:
     from kmsnb._connect import connect
 
-    kms = connect(args.kms)
+    kms = connect(args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False))
     try:
         yield kms
     finally:
@@ -373,6 +387,7 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
             _Prefixed(head, source),  # type: ignore[arg-type]
             kms=kms,
             encryption_context=args.context,
+            allowed_keys=args.allowed_keys,
             buffer_size=_buffer_size(args),
         )
         with (
@@ -394,7 +409,9 @@ def _decrypt_legacy(args: argparse.Namespace, kms: KmsClient, source: _Prefixed)
     from kmsnb.legacy import decrypt_legacy, read_legacy
 
     envelope = read_legacy(args.src if args.src != STDIO else source)  # type: ignore[arg-type]
-    plaintext = decrypt_legacy(envelope, kms=kms, encryption_context=args.context)
+    plaintext = decrypt_legacy(
+        envelope, kms=kms, encryption_context=args.context, allowed_keys=args.allowed_keys
+    )
     with _open_output(args.output, overwrite=args.overwrite, source=args.src) as output:
         output.write(plaintext)
     if args.output != STDIO:
@@ -417,24 +434,30 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             fields = {"format": f"kmsnb v{info.format_version}", **asdict(info)}
             del fields["format_version"]
     if args.json:
-        print(json.dumps(fields, indent=2, ensure_ascii=False))
+        from kmsnb._text import json_for_display
+
+        print(json_for_display(fields, indent=2))
     else:
         _print_fields(fields)
     return EXIT_OK
 
 
 def _print_fields(fields: Mapping[str, object]) -> None:
+    """``name: value`` lines; what a file says is shown with control characters escaped."""
+    from kmsnb._text import escape_control_characters, json_for_display
+
     width = max(len(name) for name in fields) + 1
     for name, value in fields.items():
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
-        print(f"{name + ':':<{width}} {'-' if value is None else shown}")
+        shown = json_for_display(value) if isinstance(value, dict) else value
+        text = "-" if value is None else escape_control_characters(str(shown))
+        print(f"{name + ':':<{width}} {text}")
 
 
 def _cmd_rewrap(args: argparse.Namespace) -> int:
     from kmsnb.rewrap import rewrap_file
 
     with _connect(args) as kms:
-        info = rewrap_file(args.file, args.key, kms=kms)
+        info = rewrap_file(args.file, args.key, kms=kms, allowed_keys=args.allowed_keys)
     print(f"rewrapped {args.file}: master key {info.key_id}, version {info.key_version_id}")
     return EXIT_OK
 
@@ -456,6 +479,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             key_id=args.key,
             encryption_context=args.context,
             overwrite=args.overwrite,
+            allowed_keys=args.allowed_keys,
         )
     print(f"converted {args.src} -> {args.output} (master key {info.key_id})")
     return EXIT_OK

@@ -14,6 +14,10 @@ changing ``KMSNB_KMS`` alone:
 ==================================== ===================================================
 
 Backends are imported only when chosen, so ``local:`` works without the Alibaba SDK.
+Plain ``http://`` is for the loopback interface (an emulator on this machine) unless the
+caller opts in (``allow_insecure_http=True`` or ``$KMSNB_ALLOW_INSECURE_HTTP=1``): the
+answers carry plaintext data keys. Credentials never go in the URI, and an error message
+never quotes the user-info part of one.
 """
 
 from __future__ import annotations
@@ -35,20 +39,31 @@ _ACCEPTED_FORMS = (
 )
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
 _SERVICE_HOST = re.compile(r"kms(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.aliyuncs\.com")
+# USER[:PASSWORD]@ at the start of a URI or after its "//": never shown.
+_USER_INFO = re.compile(r"(^|//)[^/?#]*@")
 
 
-def connect(uri: str | None = None) -> KmsClient:
+def _redacted(uri: str) -> str:
+    """``uri`` as error messages may quote it: without its user info, which may be a secret."""
+    return _USER_INFO.sub(r"\1***@", uri, count=1)
+
+
+def connect(uri: str | None = None, *, allow_insecure_http: bool = False) -> KmsClient:
     """Return a KMS client for ``uri``.
 
     Args:
         uri: one of the forms in the module docstring. ``None`` reads ``$KMSNB_KMS``,
             and when that is unset too, uses the local emulator at its default store.
+        allow_insecure_http: allow plain ``http://`` to a host other than the loopback
+            interface (127.0.0.0/8, ``::1``, ``localhost``); so does
+            ``$KMSNB_ALLOW_INSECURE_HTTP=1``. Data keys then cross the network in clear.
 
     Returns:
         A :class:`~kmsnb.kms.KmsClient`.
 
     Raises:
-        ValueError: if the URI has none of the accepted forms.
+        ValueError: if the URI has none of the accepted forms, carries credentials, or is
+            plain HTTP to another machine without the opt-in. No request is sent first.
         ImportError: if the Alibaba SDK is needed but ``kmsnb[aliyun]`` is not installed.
     """
     if uri is None:
@@ -60,18 +75,29 @@ def connect(uri: str | None = None) -> KmsClient:
     scheme = scheme.lower()
     if scheme == "local":
         return _local(rest or None)
+    shown = _redacted(uri)
     if scheme == "aliyun":
         if not _REGION.fullmatch(rest):
-            raise ValueError(f"not a region in KMS URI {uri!r}; expected aliyun:REGION")
-        return _aliyun(region_id=rest, endpoint=None)
+            raise ValueError(f"not a region in KMS URI {shown!r}; expected aliyun:REGION")
+        return _aliyun(region_id=rest, endpoint=None, allow_insecure_http=allow_insecure_http)
     if scheme in ("http", "https"):
         parts = urlsplit(uri)
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"a KMS URI carries no credentials ({shown!r}); AccessKeys come from the "
+                "Alibaba Cloud credentials chain (ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile, a RAM role)"
+            )
         if not parts.hostname or parts.path not in ("", "/") or parts.query:
-            raise ValueError(f"not a KMS endpoint: {uri!r}; accepted forms: {_ACCEPTED_FORMS}")
+            raise ValueError(f"not a KMS endpoint: {shown!r}; accepted forms: {_ACCEPTED_FORMS}")
         service = _SERVICE_HOST.fullmatch(parts.hostname)
         region_id = service.group("region") if service and scheme == "https" else None
-        return _aliyun(region_id=region_id, endpoint=f"{scheme}://{parts.netloc}")
-    raise ValueError(f"unrecognized KMS URI {uri!r}; accepted forms: {_ACCEPTED_FORMS}")
+        return _aliyun(
+            region_id=region_id,
+            endpoint=f"{scheme}://{parts.netloc}",
+            allow_insecure_http=allow_insecure_http,
+        )
+    raise ValueError(f"unrecognized KMS URI {shown!r}; accepted forms: {_ACCEPTED_FORMS}")
 
 
 def _local(path: str | None) -> KmsClient:
@@ -80,7 +106,7 @@ def _local(path: str | None) -> KmsClient:
     return LocalKms(path)
 
 
-def _aliyun(*, region_id: str | None, endpoint: str | None) -> KmsClient:
+def _aliyun(*, region_id: str | None, endpoint: str | None, allow_insecure_http: bool) -> KmsClient:
     from kmsnb.kms.aliyun import AliyunKms
 
-    return AliyunKms(region_id, endpoint=endpoint)
+    return AliyunKms(region_id, endpoint=endpoint, allow_insecure_http=allow_insecure_http)

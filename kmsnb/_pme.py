@@ -13,16 +13,24 @@ The :class:`~kmsnb.kms.Kms` protocol has no Encrypt/Decrypt of caller bytes, so
 :class:`ParquetKmsClient` wraps a KEK with an envelope of its own::
 
     data key     = kms.generate_data_key(master_key_id, encryption_context)
-    sealed       = AES-256-GCM(data key, nonce, KEK,
-                               aad = "kmsnb-pme-kek-v1" 0x00 master_key_id 0x00 context JSON)
-    wrapped KEK  = base64(JSON {"v": 1, "blob": CiphertextBlob, "context": {...},
+    wrapping key = HKDF-SHA-256(data key, salt = none, info = "kmsnb/v2 column key wrap", 32)
+    sealed       = AES-256-GCM(wrapping key, nonce, KEK,
+                               aad = "kmsnb-pme-kek-v2" 0x00 master_key_id 0x00 context JSON)
+    wrapped KEK  = base64(JSON {"v": 2, "blob": CiphertextBlob, "context": {...},
                                 "nonce": base64, "sealed": base64})
 
+The data key is never used raw: the data-key cache may hand one data key to a column-key
+wrap and to a whole file, whose payload key Cobblestone derives with its own HKDF labels,
+so the wrap derives a subkey under a label of its own (version 1 used the data key itself
+and is no longer read).
+
 Unwrapping checks the stored context against the reader's (``ContextMismatchError``),
-asks ``kms.decrypt_data_key(blob, context)`` (the KMS authenticates blob and context) and
-opens ``sealed``. The wrapped KEK sits in the file's key material, readable without keys,
-like a kmsnb header: it names the context, never a secret. Everything is ``cryptography``
-and pyarrow; the data key is wiped after each use.
+asks ``kms.decrypt_data_key(blob, context)`` (the KMS authenticates blob and context),
+checks that the master key the KMS's answer names is ``master_key_id`` and one of the
+reader's ``allowed_keys`` (:mod:`kmsnb._key_check`; ``WrongKeyError`` otherwise), and only
+then opens ``sealed``. The wrapped KEK sits in the file's key material, readable without
+keys, like a kmsnb header: it names the context, never a secret. Everything is
+``cryptography`` and pyarrow; the data key is wiped after each use.
 
 pyarrow 26 lets a Python exception raised in a ``KmsClient`` propagate unchanged; builds
 that turn it into ``OSError`` text lose the class, so the client also records the kmsnb
@@ -42,16 +50,20 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
+from kmsnb._text import check_context_has_no_control_characters, check_no_control_characters
 from kmsnb.errors import ContextMismatchError, FormatError, IntegrityError, KmsnbError
-from kmsnb.kms._base import Kms, canonical_context, for_message, wipe
+from kmsnb.kms._base import Kms, canonical_context, for_message
 from kmsnb.kms.caching import DEFAULT_MAX_AGE, CachingKms
 
 _MISSING_PME = (
@@ -80,13 +92,15 @@ __all__ = [
 #: What ``to_parquet(columns=...)`` takes: names under ``key_id``, or names → master keys.
 ColumnKeys = Sequence[str] | Mapping[str, str]
 
-_WRAP_VERSION = 1
-_AAD_LABEL = b"kmsnb-pme-kek-v1\x00"
+_WRAP_VERSION = 2
+_AAD_LABEL = b"kmsnb-pme-kek-v2\x00"
+_WRAPPING_KEY_INFO = b"kmsnb/v2 column key wrap"
 _NONCE_SIZE = 12
 _MAX_WRAPPED_SIZE = 16384  # a 4 KiB blob, a context of a few pairs, a KEK: far below this
 _MAX_KEK_SIZE = 32
 _CONTEXT_CONF = "kmsnb.encryption_context"
 _CHECK_CONF = "kmsnb.check_context"
+_ALLOWED_CONF = "kmsnb.allowed_keys"
 _FACTORY_CACHE_SIZE = 8
 
 
@@ -187,9 +201,16 @@ class ParquetKmsClient(pe.KmsClient):  # type: ignore[misc]
         kms: the KMS.
         encryption_context: sent to the KMS when wrapping; when unwrapping, the context
             the file must carry (``None``: whatever it carries, which the KMS checks).
+        allowed_keys: when unwrapping, the master keys (ids, aliases or ARNs) a column
+            key may be under; ``None`` accepts the key the file names for it.
     """
 
-    def __init__(self, kms: Kms, encryption_context: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kms: Kms,
+        encryption_context: Mapping[str, str] | None = None,
+        allowed_keys: Iterable[str] | AllowedKeys | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(kms, Kms):
             raise TypeError("kms must be a KMS client (generate_data_key, decrypt_data_key)")
@@ -197,6 +218,7 @@ class ParquetKmsClient(pe.KmsClient):  # type: ignore[misc]
         self._expected = (
             None if encryption_context is None else canonical_context(encryption_context)
         )
+        self._allowed = resolve_allowed_keys(kms, allowed_keys)
 
     def __repr__(self) -> str:
         return f"ParquetKmsClient({self._kms!r})"
@@ -210,7 +232,9 @@ class ParquetKmsClient(pe.KmsClient):  # type: ignore[misc]
 
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
         try:
-            return _unwrap(self._kms, wrapped_key, master_key_identifier, self._expected)
+            return _unwrap(
+                self._kms, wrapped_key, master_key_identifier, self._expected, self._allowed
+            )
         except KmsnbError as error:
             _record(error)
             raise
@@ -226,11 +250,17 @@ def _associated_data(master_key_identifier: str, context: Mapping[str, str]) -> 
     )
 
 
+def _wrapping_key(data_key: bytearray) -> bytes:
+    """The AES-256-GCM key of a column-key wrap: a subkey, never the data key itself."""
+    derive = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_WRAPPING_KEY_INFO)
+    return derive.derive(bytes(data_key))
+
+
 def _wrap(kms: Kms, kek: bytes, master_key_identifier: str, context: dict[str, str]) -> str:
     data_key = for_message(kms, len(kek)).generate_data_key(master_key_identifier, context)
     nonce = os.urandom(_NONCE_SIZE)
     with data_key:
-        sealed = AESGCM(bytes(data_key.plaintext)).encrypt(
+        sealed = AESGCM(_wrapping_key(data_key.plaintext)).encrypt(
             nonce, kek, _associated_data(master_key_identifier, context)
         )
         blob = data_key.ciphertext_blob
@@ -259,8 +289,15 @@ def _parse_wrapped(wrapped_key: str) -> tuple[str, dict[str, str], bytes, bytes]
         blob = document["blob"]
         context = canonical_context(document["context"])
         version = document["v"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
+        # RecursionError: crafted JSON nested deeper than the parser's recursion limit.
         raise _malformed("the wrapped key does not parse (not written by kmsnb?)") from None
+    if version == 1:
+        raise FormatError(
+            "this file's column keys use wrapping version 1 of kmsnb's development builds, "
+            "which used the data key without a derived subkey and is no longer read; "
+            "re-encrypt the data with the kmsnb that wrote it"
+        )
     if version != _WRAP_VERSION:
         raise FormatError(f"unsupported column key wrapping version {version!r}; upgrade kmsnb")
     if not isinstance(blob, str) or not blob or len(nonce) != _NONCE_SIZE:
@@ -271,7 +308,11 @@ def _parse_wrapped(wrapped_key: str) -> tuple[str, dict[str, str], bytes, bytes]
 
 
 def _unwrap(
-    kms: Kms, wrapped_key: str, master_key_identifier: str, expected: dict[str, str] | None
+    kms: Kms,
+    wrapped_key: str,
+    master_key_identifier: str,
+    expected: dict[str, str] | None,
+    allowed: AllowedKeys | None = None,
 ) -> bytes:
     blob, context, nonce, sealed = _parse_wrapped(wrapped_key)
     if expected is not None and expected != context:
@@ -282,18 +323,32 @@ def _unwrap(
             "the file's encryption context differs from the one given, at key(s) "
             f"{', '.join(repr(k) for k in differing)}; check which file this is"
         )
-    key = kms.decrypt_data_key(blob, context)
-    try:
-        return AESGCM(bytes(key)).decrypt(
-            nonce, sealed, _associated_data(master_key_identifier, context)
-        )
-    except InvalidTag:
-        raise IntegrityError(
-            f"the wrapped column key for {master_key_identifier!r} failed authentication; "
-            "the file's key material was altered"
-        ) from None
-    finally:
-        wipe(key)
+    opened: list[bytes] = []
+
+    def open_sealed(data_key: bytearray) -> None:
+        # The tag is checked before the key checks (damage is an IntegrityError, a forgery
+        # a WrongKeyError); the KEK is returned only after both.
+        try:
+            opened.append(
+                AESGCM(_wrapping_key(data_key)).decrypt(
+                    nonce, sealed, _associated_data(master_key_identifier, context)
+                )
+            )
+        except InvalidTag:
+            raise IntegrityError(
+                f"the wrapped column key for {master_key_identifier!r} failed authentication; "
+                "the file's key material was altered"
+            ) from None
+
+    with unwrap_data_key(
+        kms,
+        blob,
+        context,
+        claimed_key_id=master_key_identifier,
+        allowed=allowed,
+        authenticate=open_sealed,
+    ):
+        return opened[0]
 
 
 # -- factories and properties ---------------------------------------------------------------
@@ -313,7 +368,12 @@ def crypto_factory(kms: Kms) -> pe.CryptoFactory:
     def make_client(config: pe.KmsConnectionConfig) -> ParquetKmsClient:
         conf = config.custom_kms_conf
         context = json.loads(conf.get(_CONTEXT_CONF, "{}"))
-        return ParquetKmsClient(kms, context if conf.get(_CHECK_CONF) == "1" else None)
+        allowed = conf.get(_ALLOWED_CONF)
+        return ParquetKmsClient(
+            kms,
+            context if conf.get(_CHECK_CONF) == "1" else None,
+            None if allowed is None else AllowedKeys(tuple((n, k) for n, k in json.loads(allowed))),
+        )
 
     factory = pe.CryptoFactory(make_client)
     with _factories_lock:
@@ -332,16 +392,20 @@ def clear_factories() -> None:
         factory.remove_cache_entries_for_all_tokens()
 
 
-def _connection_config(context: dict[str, str] | None) -> pe.KmsConnectionConfig:
+def _connection_config(
+    context: dict[str, str] | None, allowed: AllowedKeys | None = None
+) -> pe.KmsConnectionConfig:
     # pyarrow caches clients and KEKs per access token, so the token names what the
-    # client was built with: the same context (and check) shares a cache, others don't.
+    # client was built with: the same context, check and allowed keys share a cache,
+    # others don't (a KEK unwrapped without allowed_keys must not serve a read with them).
     encoded = json.dumps(dict(sorted((context or {}).items())), separators=(",", ":"))
     check = "0" if context is None else "1"
-    token = hashlib.sha256(f"{check}\x00{encoded}".encode()).hexdigest()[:32]
-    return pe.KmsConnectionConfig(
-        key_access_token=token,
-        custom_kms_conf={_CONTEXT_CONF: encoded, _CHECK_CONF: check},
-    )
+    conf = {_CONTEXT_CONF: encoded, _CHECK_CONF: check}
+    if allowed is not None:
+        conf[_ALLOWED_CONF] = json.dumps(sorted(allowed.entries), separators=(",", ":"))
+    token_source = "\x00".join([check, encoded, conf.get(_ALLOWED_CONF, "")])
+    token = hashlib.sha256(token_source.encode()).hexdigest()[:32]
+    return pe.KmsConnectionConfig(key_access_token=token, custom_kms_conf=conf)
 
 
 def _cache_lifetime(kms: Kms) -> datetime.timedelta:
@@ -364,6 +428,8 @@ def encryption_properties(
         encryption_context: sent to the KMS with each KEK.
     """
     context = canonical_context(encryption_context)
+    check_no_control_characters(footer_key_id, "the footer's key id")
+    check_context_has_no_control_characters(context)
     keys = {key: list(paths) for key, paths in column_keys.items() if paths}
     configuration = pe.EncryptionConfiguration(
         footer_key=footer_key_id,
@@ -381,15 +447,22 @@ def encryption_properties(
     )
 
 
-def decryption_properties(kms: Kms, encryption_context: Mapping[str, str] | None = None) -> Any:
+def decryption_properties(
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | AllowedKeys | None = None,
+) -> Any:
     """``FileDecryptionProperties`` that unwrap through ``kms``.
 
     Args:
         encryption_context: the context the file must carry; ``None`` accepts the file's.
+        allowed_keys: the master keys the column keys may be under, resolved through the
+            KMS now; ``None`` accepts the key the file names for each.
     """
     context = None if encryption_context is None else canonical_context(encryption_context)
+    allowed = resolve_allowed_keys(kms, allowed_keys)
     return crypto_factory(kms).file_decryption_properties(
-        _connection_config(context),
+        _connection_config(context, allowed),
         pe.DecryptionConfiguration(cache_lifetime=_cache_lifetime(kms)),
     )
 
@@ -438,6 +511,7 @@ def plan_column_keys(
             raise TypeError(f"column names must be str, not {type(name).__name__}")
         if not isinstance(master_key, str) or not master_key:
             raise ValueError(f"the key for column {name!r} must be a non-empty str")
+        check_no_control_characters(master_key, f"the key for column {name!r}")
     names = schema.names
     unknown = sorted(set(wanted) - set(names))
     if unknown:

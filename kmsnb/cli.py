@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the KMS to use: local:PATH, http://HOST:PORT, aliyun:REGION or "
         "https://kms.REGION.aliyuncs.com (default: $KMSNB_KMS, else the local emulator)",
     )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// KMS on another machine: data keys then cross the "
+        "network in clear (also $KMSNB_ALLOW_INSECURE_HTTP=1; loopback is always allowed)",
+    )
     parser.set_defaults(parser=parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_file_commands(commands)  # encrypt, decrypt, inspect, rewrap, convert

@@ -54,7 +54,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
@@ -72,7 +72,8 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
 
 from kmsnb._files import atomic_output, fsync_directory
 from kmsnb._format.header import CONTENT_TYPE_PARQUET
-from kmsnb.envelope import inspect, open_decrypt, open_encrypt
+from kmsnb._key_check import AllowedKeys, resolve_allowed_keys
+from kmsnb.envelope import _open_decrypt, inspect, open_encrypt
 from kmsnb.errors import ContextMismatchError, FormatError, IntegrityError
 from kmsnb.kms._base import Kms, canonical_context
 
@@ -631,7 +632,8 @@ class _ReadConfig:
     """Everything a read task needs, and no secret: it is pickled into the task graph.
 
     ``encryption_context`` comes from the authenticated header of ``_meta.parquet.kms``,
-    not from the manifest, which anyone with write access could edit.
+    not from the manifest, which anyone with write access could edit. ``allowed`` is the
+    reader's ``allowed_keys``, resolved once, on the client.
     """
 
     kms: _KmsRef
@@ -639,6 +641,7 @@ class _ReadConfig:
     dataset_id: str
     part_count: int
     encryption_context: ContextItems
+    allowed: AllowedKeys | None = None
 
 
 def _check_listing(directory: Path, manifest: Manifest) -> None:
@@ -689,6 +692,7 @@ def _decrypt_checked(
     kms: Kms,
     binding: Mapping[str, str],
     expected_context: Mapping[str, str] | None,
+    allowed: AllowedKeys | None,
 ) -> tuple[pa.Buffer, dict[str, str]]:
     """Check a file's header against where it should be, then decrypt it.
 
@@ -717,7 +721,8 @@ def _decrypt_checked(
             f"{', '.join(map(repr, differing))}; check which dataset this is"
         )
     sink = pa.BufferOutputStream()
-    with open_decrypt(io.BytesIO(data), kms=kms, encryption_context=found) as reader:
+    reader = _open_decrypt(io.BytesIO(data), kms=kms, encryption_context=found, allowed=allowed)
+    with reader:
         while block := reader.read_verified():
             sink.write(block)
     return sink.getvalue(), user_context
@@ -733,6 +738,7 @@ def _read_part(part: PartInfo, config: _ReadConfig, columns: list[str] | None = 
         kms=config.kms.connect(),
         binding=_binding(config.dataset_id, config.part_count, str(index)),
         expected_context=dict(config.encryption_context),
+        allowed=config.allowed,
     )
     table = pq.read_table(pa.BufferReader(plaintext), columns=columns, use_pandas_metadata=True)
     frame = table.to_pandas()
@@ -747,6 +753,7 @@ def read_parquet(
     kms: Kms | None = None,
     columns: Sequence[str] | None = None,
     encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
 ) -> Any:
     """Open an encrypted dataset written by :func:`to_parquet` as a lazy dask DataFrame.
 
@@ -762,13 +769,16 @@ def read_parquet(
         columns: read only these columns.
         encryption_context: the context the dataset was written with; if given, a
             dataset with another one is refused.
+        allowed_keys: the master keys (ids, aliases or ARNs) every file may be under,
+            resolved through the KMS here, once; ``None`` accepts the key each names.
 
     Raises:
         FormatError: no manifest, or a malformed one.
         IntegrityError: a part missing, extra, altered or from another dataset (parts
             are hashed and authenticated when computed, so this may also come then).
         ContextMismatchError: ``encryption_context`` differs from the dataset's.
-        WrongKeyError, KmsError: the KMS would not unwrap the data keys.
+        WrongKeyError, KmsError: the KMS would not unwrap the data keys, or unwrapped one
+            with another key than its file names or one outside ``allowed_keys``.
         ValueError: ``kms=`` with a distributed or multiprocessing scheduler.
     """
     if columns is not None:
@@ -784,12 +794,15 @@ def read_parquet(
     expected_context = (
         None if encryption_context is None else dict(_user_context(encryption_context))
     )
+    client = kms_ref.connect()
+    allowed = resolve_allowed_keys(client, allowed_keys)
     plaintext, context = _decrypt_checked(
         _read_checked(directory, manifest.meta),
         META_NAME,
-        kms=kms_ref.connect(),
+        kms=client,
         binding=_binding(manifest.dataset_id, manifest.part_count, _META_LABEL),
         expected_context=expected_context,
+        allowed=allowed,
     )
     meta = pq.read_table(pa.BufferReader(plaintext), use_pandas_metadata=True).to_pandas()
     if columns is not None:
@@ -802,6 +815,7 @@ def read_parquet(
         dataset_id=manifest.dataset_id,
         part_count=manifest.part_count,
         encryption_context=tuple(sorted(context.items())),
+        allowed=allowed,
     )
     frame = dd.from_map(  # type: ignore[no-untyped-call]
         _read_part,

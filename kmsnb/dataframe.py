@@ -44,7 +44,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
@@ -390,7 +390,11 @@ def _check_content_type(found: str, wanted: str) -> None:
 
 
 def _decrypt_to_memory(
-    source: BinaryIO, *, kms: Kms, encryption_context: Mapping[str, str] | None
+    source: BinaryIO,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None,
+    allowed_keys: Iterable[str] | None,
 ) -> pa.Buffer:
     """The verified plaintext of a kmsnb whole-file Parquet file, in one Arrow buffer."""
     import pyarrow as pa
@@ -398,7 +402,10 @@ def _decrypt_to_memory(
     start = source.tell()
     end = source.seek(0, io.SEEK_END)
     source.seek(start)
-    with open_decrypt(source, kms=kms, encryption_context=encryption_context) as reader:
+    reader = open_decrypt(
+        source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+    )
+    with reader:
         declared = reader.header.plaintext_size
         # The plaintext is never longer than the payload, so one allocation suffices. It
         # comes from Arrow's pool, which reuses freed memory: a fresh bytearray this big
@@ -533,6 +540,7 @@ def read_parquet(
     encryption_context: Mapping[str, str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     mode: Literal["file", "columns"] | None = None,
+    allowed_keys: Iterable[str] | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Read a DataFrame that :func:`to_parquet` wrote, in either mode.
@@ -549,6 +557,9 @@ def read_parquet(
         storage_options: for fsspec URLs, as in pandas.
         mode: ``"file"`` or ``"columns"`` to refuse a file encrypted the other way;
             ``None`` reads either.
+        allowed_keys: the master keys (ids, aliases or ARNs, resolved through the KMS
+            now) the file, or every column key read, may be under; ``None`` accepts the
+            key the file names. Any other is a ``WrongKeyError`` before data is released.
         kwargs: as for ``pandas.read_parquet`` (``filters``, ``dtype_backend``...).
 
     Raises:
@@ -576,7 +587,7 @@ def read_parquet(
 
             _pme.check_support()
             local = _local_path(path, storage_options)
-            properties = _pme.decryption_properties(kms, encryption_context)
+            properties = _pme.decryption_properties(kms, encryption_context, allowed_keys)
             with _pme.translated_errors():
                 return pd.read_parquet(
                     local if local is not None else source,
@@ -592,10 +603,15 @@ def read_parquet(
                 # A projection reads the footer and its own column chunks: decrypt only
                 # those chunks (docs/FORMAT.md, "Random access").
                 with open_decrypt_seekable(
-                    source, kms=kms, encryption_context=encryption_context
+                    source,
+                    kms=kms,
+                    encryption_context=encryption_context,
+                    allowed_keys=allowed_keys,
                 ) as reader:
                     return pd.read_parquet(reader, columns=columns, **kwargs)
-            plaintext = _decrypt_to_memory(source, kms=kms, encryption_context=encryption_context)
+            plaintext = _decrypt_to_memory(
+                source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+            )
             return pd.read_parquet(pa.BufferReader(plaintext), columns=columns, **kwargs)
         if magic.startswith(_PARQUET_MAGIC):
             raise FormatError(
@@ -668,6 +684,7 @@ def read_csv(
     kms: Kms | None = None,
     encryption_context: Mapping[str, str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    allowed_keys: Iterable[str] | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Read a DataFrame that :func:`to_csv` wrote; the plaintext streams into pandas.
@@ -691,7 +708,10 @@ def read_csv(
             raise FormatError("this is a Parquet file, not encrypted CSV; use kmsnb.read_parquet")
         _check_content_type(inspect(source).content_type, CONTENT_TYPE_CSV)
         source.seek(start)
-        with open_decrypt(source, kms=kms, encryption_context=encryption_context) as reader:
+        reader = open_decrypt(
+            source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+        )
+        with reader:
             return pd.read_csv(io.BufferedReader(reader, _CSV_READ_SIZE), **kwargs)
 
 

@@ -3,7 +3,9 @@
 For each message the KMS's GenerateDataKey returns a fresh data key in plaintext and
 wrapped by the master key. The plaintext key encrypts the data locally (Cobblestone-256,
 see ``docs/FORMAT.md``) and is wiped; the wrapped key travels in the header. To decrypt,
-the KMS's Decrypt unwraps it. The KMS is any object with the two methods of
+the KMS's Decrypt unwraps it, and its answer names the master key that did: a reader
+checks it is the one the header names (and one of ``allowed_keys``, when given) before
+releasing anything (:mod:`kmsnb._key_check`). The KMS is any object with the two methods of
 :class:`kmsnb.kms.Kms`; this module never imports a concrete backend.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,8 +35,10 @@ from kmsnb._format.stream import (
     DecryptReader,
     EncryptWriter,
 )
+from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
+from kmsnb._text import check_no_control_characters
 from kmsnb.errors import ContextMismatchError, KmsnbError
-from kmsnb.kms._base import Kms, canonical_context, for_message, wipe
+from kmsnb.kms._base import Kms, UnwrappedKey, canonical_context, for_message
 
 __all__ = [
     "DecryptReader",
@@ -61,7 +65,8 @@ class FileInfo:
     Attributes:
         format_version: the kmsnb format version (1).
         algorithm: the payload algorithm (``"cobblestone-256"``).
-        key_id: the master key that wrapped the data key.
+        key_id: the master key that wrapped the data key, as the header says: a claim,
+            which the KMS's Decrypt answer confirms (or refutes) when the file is read.
         key_version_id: the version of that master key.
         encryption_context: the encryption context (authenticated, not secret).
         content_type: what the plaintext holds (raw bytes, Parquet, CSV...).
@@ -115,7 +120,22 @@ def _check_key_id(key_id: object) -> str:
         raise TypeError(f"key_id must be str, not {type(key_id).__name__}")
     if not key_id:
         raise ValueError("key_id must not be empty")
+    check_no_control_characters(key_id, "key_id")
     return key_id
+
+
+def _unwrap(kms: Kms, header: Header, allowed: AllowedKeys | None) -> UnwrappedKey:
+    """The header's data key, once it has verified the key slot and the KMS has unwrapped
+    it with the key the header names (and one of ``allowed``); see :mod:`kmsnb._key_check`.
+    """
+    return unwrap_data_key(
+        kms,
+        header.wrapped_key,
+        header.encryption_context,
+        claimed_key_id=header.key_id,
+        allowed=allowed,
+        authenticate=header.verify_key_slot,
+    )
 
 
 def _check_expected_context(header: Header, expected: Mapping[str, str] | None) -> None:
@@ -192,25 +212,58 @@ def open_decrypt(
     *,
     kms: Kms,
     encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
 ) -> DecryptReader:
     """Return a readable binary file of the verified plaintext of ``fileobj``.
 
-    The header is read and the data key unwrapped right away. Reads return plaintext only
-    from chunks whose authentication succeeded; the last bytes come only once the final
-    chunk has verified. ``fileobj`` is left open.
+    The header is read and the data key unwrapped right away; the KMS's answer must name
+    the master key the header names, and one of ``allowed_keys`` when given. Reads return
+    plaintext only from chunks whose authentication succeeded; the last bytes come only
+    once the final chunk has verified. ``fileobj`` is left open.
+
+    Args:
+        fileobj: a binary file open for reading, at the start of a kmsnb message.
+        kms: the KMS client.
+        encryption_context: the context the file must carry; ``None`` accepts its own.
+        allowed_keys: the master keys (ids, aliases or ARNs, resolved through the KMS
+            now) the file may be under; ``None`` accepts the key the header names.
+        buffer_size: ciphertext read per step, in plaintext bytes.
 
     Raises:
         FormatError: not a kmsnb file, or a malformed header.
         ContextMismatchError: ``encryption_context`` differs from the file's.
-        WrongKeyError, KmsError: the KMS would not unwrap the data key.
+        WrongKeyError: the KMS would not unwrap the data key, or unwrapped it with
+            another master key than the header names or one outside ``allowed_keys``.
+        KmsError: the KMS failed, or an ``allowed_keys`` entry names no key.
         IntegrityError: (on read) the file was corrupted, truncated or tampered with.
     """
-    header, key = _unwrap_data_key(fileobj, kms=kms, encryption_context=encryption_context)
-    try:
-        return DecryptReader(fileobj, header, key, buffer_size=buffer_size)
-    finally:
-        wipe(key)
+    fileobj, kms = _check_readable(fileobj, kms)
+    header, key = _unwrap_data_key(
+        fileobj,
+        kms=kms,
+        encryption_context=encryption_context,
+        allowed=resolve_allowed_keys(kms, allowed_keys),
+    )
+    with key:
+        return DecryptReader(fileobj, header, key.plaintext, buffer_size=buffer_size)
+
+
+def _open_decrypt(
+    fileobj: BinaryIO,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None,
+    allowed: AllowedKeys | None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> DecryptReader:
+    """:func:`open_decrypt` with ``allowed_keys`` already resolved (Dask's tasks)."""
+    fileobj, kms = _check_readable(fileobj, kms)
+    header, key = _unwrap_data_key(
+        fileobj, kms=kms, encryption_context=encryption_context, allowed=allowed
+    )
+    with key:
+        return DecryptReader(fileobj, header, key.plaintext, buffer_size=buffer_size)
 
 
 def open_decrypt_seekable(
@@ -218,6 +271,7 @@ def open_decrypt_seekable(
     *,
     kms: Kms,
     encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
     cache_size: int = DEFAULT_CACHE_SIZE,
 ) -> SeekableDecryptReader:
     """Return a seekable, readable binary file of the verified plaintext of ``fileobj``.
@@ -247,25 +301,37 @@ def open_decrypt_seekable(
         raise io.UnsupportedOperation(
             "fileobj cannot seek; read it sequentially with open_decrypt instead"
         )
-    header, key = _unwrap_data_key(fileobj, kms=kms, encryption_context=encryption_context)
-    try:
-        return SeekableDecryptReader(fileobj, header, key, cache_size=cache_size)
-    finally:
-        wipe(key)
+    fileobj, kms = _check_readable(fileobj, kms)
+    header, key = _unwrap_data_key(
+        fileobj,
+        kms=kms,
+        encryption_context=encryption_context,
+        allowed=resolve_allowed_keys(kms, allowed_keys),
+    )
+    with key:
+        return SeekableDecryptReader(fileobj, header, key.plaintext, cache_size=cache_size)
+
+
+def _check_readable(fileobj: BinaryIO, kms: object) -> tuple[BinaryIO, Kms]:
+    checked = _check_kms(kms)
+    if not callable(getattr(fileobj, "read", None)):
+        raise TypeError("fileobj must be a binary file open for reading")
+    return fileobj, checked
 
 
 def _unwrap_data_key(
-    fileobj: BinaryIO, *, kms: Kms, encryption_context: Mapping[str, str] | None
-) -> tuple[Header, bytearray]:
+    fileobj: BinaryIO,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None,
+    allowed: AllowedKeys | None,
+) -> tuple[Header, UnwrappedKey]:
     """Read the header and have the KMS unwrap the data key: the one path every reader
-    takes, so each check made here applies to sequential and seekable reads alike."""
-    kms = _check_kms(kms)
-    if not callable(getattr(fileobj, "read", None)):
-        raise TypeError("fileobj must be a binary file open for reading")
+    takes, so each check made here (context, key slot, the key the KMS names, the allowed
+    keys) applies to sequential and seekable reads alike."""
     header = read_header(fileobj)
     _check_expected_context(header, encryption_context)
-    key = kms.decrypt_data_key(header.wrapped_key, header.encryption_context)
-    return header, key
+    return header, _unwrap(kms, header, allowed)
 
 
 def encrypt_bytes(
@@ -298,11 +364,14 @@ def decrypt_bytes(
     *,
     kms: Kms,
     encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
 ) -> bytes:
     """Decrypt a whole kmsnb message held in memory (see :func:`open_decrypt`)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-    with open_decrypt(io.BytesIO(data), kms=kms, encryption_context=encryption_context) as reader:
+    with open_decrypt(
+        io.BytesIO(data), kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+    ) as reader:
         return reader.readall()
 
 
@@ -389,6 +458,7 @@ def decrypt_file(
     encryption_context: Mapping[str, str] | None = None,
     overwrite: bool = False,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
+    allowed_keys: Iterable[str] | None = None,
 ) -> FileInfo:
     """Decrypt the kmsnb file ``src`` into ``dst``.
 
@@ -401,13 +471,17 @@ def decrypt_file(
     Raises:
         FileExistsError: ``dst`` exists and ``overwrite`` is false.
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError:
-            see :func:`open_decrypt`.
+            see :func:`open_decrypt` (``allowed_keys`` too).
     """
     source_path, destination = _check_paths(src, dst, overwrite=overwrite)
     with open(source_path, "rb") as source:
         file_size = _regular_file_size(source)
         reader = open_decrypt(
-            source, kms=kms, encryption_context=encryption_context, buffer_size=buffer_size
+            source,
+            kms=kms,
+            encryption_context=encryption_context,
+            allowed_keys=allowed_keys,
+            buffer_size=buffer_size,
         )
         with reader, atomic_output(destination, overwrite=overwrite) as output:
             while block := reader.read_verified():
@@ -417,6 +491,9 @@ def decrypt_file(
 
 def inspect(source: StrPath | BinaryIO) -> FileInfo:
     """Read the header of a kmsnb file without calling the KMS.
+
+    What it returns is what the header says, unverified: only a read, which asks the
+    KMS, checks the key the header names against the one that really wrapped the data key.
 
     Args:
         source: a path, or a binary file positioned at the start of a kmsnb message.

@@ -57,12 +57,20 @@ class TruncatedError(IntegrityError):
 
 
 class WrongKeyError(KmsnbError):
-    """The key at hand cannot open this data.
+    """The key at hand cannot open this data, or is not the key it must be under.
 
     Raised only on evidence: the KMS refused to unwrap the data key under the given
-    encryption context. The service's ``code``, ``request_id`` and ``http_status`` are
-    kept. (A header whose key slot or key commitment fails is an :class:`IntegrityError`:
-    the KMS only unwraps blobs it made, so the key is right and the header was altered.)
+    encryption context; or the KMS's Decrypt answer names another master key than the one
+    the file names (a forged or altered file), or one outside the reader's
+    ``allowed_keys``. Either way no plaintext was released. (A header whose key slot or
+    key commitment fails is an :class:`IntegrityError`: the data key is the file's own,
+    and the header was altered.)
+
+    Attributes:
+        code, request_id, http_status: the service's, when the KMS refused.
+        found_key_id: the master key that the KMS says unwrapped the data key, when it did.
+        expected_key_ids: what would have been accepted: the key the file names, or the
+            ``allowed_keys`` entries as given.
     """
 
     def __init__(
@@ -72,11 +80,15 @@ class WrongKeyError(KmsnbError):
         code: str | None = None,
         request_id: str | None = None,
         http_status: int | None = None,
+        found_key_id: str | None = None,
+        expected_key_ids: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.code = code
         self.request_id = request_id
         self.http_status = http_status
+        self.found_key_id = found_key_id
+        self.expected_key_ids = expected_key_ids
 
 
 class ContextMismatchError(KmsnbError):

@@ -12,23 +12,27 @@ file of four lines, each ending in ``\\n``::
 
 There is no associated data and no encryption context. The AES key is the 32-byte data
 key itself, which is what :meth:`kmsnb.kms.Kms.decrypt_data_key` returns. Such a file is
-read whole, by design, so its size is bounded (:data:`MAX_LEGACY_FILE_SIZE`).
+read whole, by design, so its size is bounded (:data:`MAX_LEGACY_FILE_SIZE`), and at most
+that many bytes (plus one, to see the end) are ever read, whatever ``fstat`` says. The file
+names no master key; readers may pin the keys it can be under with ``allowed_keys``.
 """
 
 from __future__ import annotations
 
 import binascii
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from kmsnb._eax import TAG_SIZE, InvalidTag, eax_decrypt
 from kmsnb._files import atomic_output
 from kmsnb._format.header import MAGIC, MAX_WRAPPED_KEY_SIZE
+from kmsnb._key_check import resolve_allowed_keys, unwrap_data_key
 from kmsnb.envelope import FileInfo, open_encrypt
 from kmsnb.errors import FormatError, IntegrityError
-from kmsnb.kms._base import Kms, KmsClient, wipe
+from kmsnb.kms._base import Kms, KmsClient
 
 __all__ = [
     "MAX_LEGACY_FILE_SIZE",
@@ -153,10 +157,12 @@ def read_legacy(
     """
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as fileobj:
-            _check_size(os.fstat(fileobj.fileno()).st_size, max_size)
-            data = fileobj.read()  # one allocation, sized from fstat
-            _check_size(len(data), max_size)  # it may have grown since
-            return parse_legacy(data)
+            status = os.fstat(fileobj.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                return parse_legacy(_read_bounded(fileobj, max_size))  # a FIFO, a device
+            _check_size(status.st_size, max_size)
+            # One allocation, sized from fstat; the bound still holds if the file grew.
+            return parse_legacy(_read_bounded(fileobj, max_size, first_read=status.st_size + 1))
     return parse_legacy(_read_bounded(source, max_size))
 
 
@@ -168,39 +174,74 @@ def _check_size(size: int, max_size: int) -> None:
         )
 
 
-def _read_bounded(fileobj: BinaryIO, max_size: int) -> bytes:
+def _read_bounded(fileobj: BinaryIO, max_size: int, *, first_read: int | None = None) -> bytes:
+    """At most ``max_size + 1`` bytes of ``fileobj`` (one more than allowed is an error)."""
     # In steps: read(max_size + 1) on a pipe would allocate max_size bytes up front.
     parts = []
     total = 0
-    while block := fileobj.read(min(64 * 1024 * 1024, max_size + 1 - total)):
+    step = first_read or 64 * 1024 * 1024
+    while block := fileobj.read(min(step, max_size + 1 - total)):
         parts.append(block)
         total += len(block)
         _check_size(total, max_size)
+        step = 64 * 1024 * 1024
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def decrypt_legacy(
-    envelope: LegacyEnvelope, *, kms: Kms, encryption_context: Mapping[str, str] | None = None
+    envelope: LegacyEnvelope,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
 ) -> bytes:
     """Unwrap the data key with the KMS, verify the EAX tag, return the plaintext.
 
+    Args:
+        allowed_keys: the master keys (ids, aliases or ARNs) the file may be under;
+            ``None`` accepts whichever the KMS unwraps it with (the file names none).
+
     Raises:
-        WrongKeyError, KmsError: the KMS would not unwrap the data key.
+        WrongKeyError, KmsError: the KMS would not unwrap the data key, or unwrapped it
+            with a key outside ``allowed_keys``.
         FormatError: the KMS returned a key that is no AES key.
         IntegrityError: the tag does not match; nothing was decrypted.
     """
-    key = kms.decrypt_data_key(envelope.wrapped_key, encryption_context)
-    try:
-        if len(key) not in (16, 24, 32):
-            raise FormatError(f"the unwrapped data key is {len(key)} bytes, not an AES key")
-        return eax_decrypt(key, envelope.nonce, envelope.ciphertext, envelope.tag)
-    except InvalidTag:
-        raise IntegrityError(
-            "the .cipher file failed authentication (EAX tag); it was corrupted or tampered with",
-            offset=0,
-        ) from None
-    finally:
-        wipe(key)
+    plaintext, _ = _decrypt(envelope, kms, encryption_context, allowed_keys)
+    return plaintext
+
+
+def _decrypt(
+    envelope: LegacyEnvelope,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None,
+    allowed_keys: Iterable[str] | None,
+) -> tuple[bytes, str]:
+    """The plaintext, and the master key the KMS says unwrapped the data key."""
+    allowed = resolve_allowed_keys(kms, allowed_keys)
+    with unwrap_data_key(
+        kms,
+        envelope.wrapped_key,
+        encryption_context,
+        claimed_key_id=None,  # the file names no key
+        allowed=allowed,
+        key_sizes=None,
+    ) as key:
+        if len(key.plaintext) not in (16, 24, 32):
+            raise FormatError(
+                f"the unwrapped data key is {len(key.plaintext)} bytes, not an AES key"
+            )
+        try:
+            plaintext = eax_decrypt(
+                key.plaintext, envelope.nonce, envelope.ciphertext, envelope.tag
+            )
+        except InvalidTag:
+            raise IntegrityError(
+                "the .cipher file failed authentication (EAX tag); it was corrupted or "
+                "tampered with",
+                offset=0,
+            ) from None
+        return plaintext, key.key_id
 
 
 def decrypt_legacy_file(
@@ -210,12 +251,15 @@ def decrypt_legacy_file(
     kms: Kms,
     encryption_context: Mapping[str, str] | None = None,
     overwrite: bool = False,
+    allowed_keys: Iterable[str] | None = None,
 ) -> int:
     """Decrypt the tutorial file ``src`` into ``dst``; return the plaintext size.
 
     ``dst`` appears only once the tag has verified (see :func:`kmsnb.decrypt_file`).
     """
-    plaintext = decrypt_legacy(read_legacy(src), kms=kms, encryption_context=encryption_context)
+    plaintext = decrypt_legacy(
+        read_legacy(src), kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+    )
     with atomic_output(dst, overwrite=overwrite) as output:
         output.write(plaintext)
     return len(plaintext)
@@ -229,27 +273,23 @@ def convert_legacy_file(
     key_id: str | None = None,
     encryption_context: Mapping[str, str] | None = None,
     overwrite: bool = False,
+    allowed_keys: Iterable[str] | None = None,
 ) -> FileInfo:
     """Rewrite the tutorial file ``src`` as the kmsnb file ``dst``.
 
     Args:
-        key_id: the master key for ``dst``; by default the one that wrapped the data key
-            of ``src`` (see :func:`master_key_of`).
+        key_id: the master key for ``dst``; by default the one that the KMS's Decrypt
+            answer says unwrapped the data key of ``src``.
         encryption_context: the context of the new file. The tutorial's data keys have
             none, so the old key is unwrapped without one.
+        allowed_keys: the master keys ``src`` may be under (see :func:`decrypt_legacy`).
 
     Raises:
-        ValueError: no ``key_id`` was given and the KMS cannot tell which key wrapped ``src``.
-        FormatError, IntegrityError, KmsError: see :func:`decrypt_legacy`.
+        FormatError, IntegrityError, WrongKeyError, KmsError: see :func:`decrypt_legacy`.
     """
     envelope = read_legacy(src)
-    target = key_id or master_key_of(kms, envelope.wrapped_key)
-    if not target:
-        raise ValueError(
-            "the KMS cannot tell which master key wrapped this file's data key; name the "
-            "master key for the new file (--key)"
-        )
-    plaintext = decrypt_legacy(envelope, kms=kms)
+    plaintext, unwrapped_by = _decrypt(envelope, kms, None, allowed_keys)
+    target = key_id or unwrapped_by
     with atomic_output(dst, overwrite=overwrite) as output:
         writer = open_encrypt(
             output,
@@ -267,9 +307,9 @@ def convert_legacy_file(
 def master_key_of(kms: Kms, wrapped_key: str) -> str | None:
     """The id of the master key that wrapped ``wrapped_key``, or ``None`` if unknown.
 
-    The KMS's Decrypt answer names it, but the :class:`~kmsnb.kms.Kms` interface returns
-    only the plaintext. An Alibaba CiphertextBlob starts with the id of the key version
-    that made it, so a client that can list keys finds its owner without unwrapping.
+    Without unwrapping it (the KMS's Decrypt answer names the key too, but that releases
+    the data key): an Alibaba CiphertextBlob starts with the id of the key version that
+    made it, so a client that can list keys finds its owner.
     """
     version_id = _key_version_id(wrapped_key)
     if version_id is None or not isinstance(kms, KmsClient):

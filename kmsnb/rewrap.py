@@ -6,12 +6,18 @@ key) is authenticated separately, by an HMAC under a key derived from the data k
 ``kmsnb/_format/header.py``). Rewrapping therefore replaces the key slot and nothing else:
 
 1. the KMS unwraps the data key (Decrypt), which proves the caller may use the old master
-   key and the encryption context is right; the old key slot is verified with it;
+   key and the encryption context is right; its answer must name the master key the header
+   names (and one of ``allowed_keys``, when given), as on every read; the old key slot is
+   verified with the data key;
 2. the KMS rewraps the same data key under the new master key (ReEncrypt);
 3. a new key slot is authenticated with the data key, which is then wiped;
 4. the new header and the old payload bytes, unchanged, are written to a temporary file
    that replaces the original. The payload is copied, not decrypted: no plaintext exists
    at any point, and the cost is a byte copy rather than a decryption and an encryption.
+
+The data key stays the same, so rewrapping does not recover from a compromise of the data
+key (or of a master key that may already have unwrapped it): whoever holds it still
+decrypts the file. Only re-encryption, under a fresh data key, does.
 """
 
 from __future__ import annotations
@@ -19,15 +25,16 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from kmsnb._files import atomic_output
 from kmsnb._format.header import read_header
+from kmsnb._key_check import resolve_allowed_keys
 from kmsnb._progress import progress_bar
-from kmsnb.envelope import FileInfo, _check_expected_context, _check_key_id
-from kmsnb.kms._base import KmsClient, wipe
+from kmsnb.envelope import FileInfo, _check_expected_context, _check_key_id, _unwrap
+from kmsnb.kms._base import KmsClient
 
 __all__ = ["rewrap_file"]
 
@@ -40,6 +47,7 @@ def rewrap_file(
     *,
     kms: KmsClient,
     encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
 ) -> FileInfo:
     """Rewrap the data key of the kmsnb file at ``path`` under ``new_key_id``, in place.
 
@@ -56,6 +64,8 @@ def rewrap_file(
         kms: a KMS client allowed to Decrypt under the old key and ReEncrypt to the new.
         encryption_context: if given, the context the file must have (checked before the
             KMS is asked anything). The file keeps its own context either way.
+        allowed_keys: the master keys (ids, aliases or ARNs) the file may be under now;
+            ``None`` accepts the key its header names.
 
     Returns:
         what the new header says (see :func:`kmsnb.inspect`).
@@ -63,20 +73,20 @@ def rewrap_file(
     Raises:
         FormatError: not a kmsnb file, or a malformed header.
         ContextMismatchError: ``encryption_context`` differs from the file's.
-        WrongKeyError, KmsError: the KMS would not unwrap the data key, or would not
-            rewrap it under ``new_key_id``.
+        WrongKeyError, KmsError: the KMS would not unwrap the data key (or unwrapped it
+            with another key than the header names, or one outside ``allowed_keys``), or
+            would not rewrap it under ``new_key_id``.
         IntegrityError: the old key slot failed authentication (the header was altered).
     """
     _check_key_id(new_key_id)
+    allowed = resolve_allowed_keys(kms, allowed_keys)
     target = Path(path).resolve(strict=True)
     with open(target, "rb") as source:
         mode = stat.S_IMODE(os.fstat(source.fileno()).st_mode)
         old = read_header(source)
         _check_expected_context(old, encryption_context)
         context = dict(old.encryption_context)
-        data_key = kms.decrypt_data_key(old.wrapped_key, context)
-        try:
-            old.verify_key_slot(data_key)
+        with _unwrap(kms, old, allowed) as data_key:  # the old key slot verified, too
             wrapped = kms.re_encrypt(
                 old.wrapped_key,
                 new_key_id,
@@ -84,13 +94,11 @@ def rewrap_file(
                 destination_encryption_context=context,
             )
             new = old.with_key_slot(
-                data_key,
+                data_key.plaintext,
                 key_id=wrapped.key_id,
                 key_version_id=wrapped.key_version_id,
                 wrapped_key=wrapped.ciphertext_blob,
             )
-        finally:
-            wipe(data_key)
         payload_size = os.fstat(source.fileno()).st_size - old.size
         with (
             atomic_output(target, overwrite=True) as output,

@@ -2,8 +2,10 @@
 
 ``InMemoryKms`` implements the :class:`kmsnb.kms.Kms` interface with the same wrapped-key
 layout as Alibaba Cloud KMS (key version id ‖ IV ‖ AES-GCM ciphertext ‖ tag, base64) and
-the same encryption-context rule (compared by content). It counts its calls, so tests can
-check how often the KMS was asked. Not for production: keys vanish with the process.
+the same encryption-context rule (compared by content). Decrypt names the master key and
+version that unwrapped the key, and ``describe_key`` resolves ids and aliases, so readers
+can check which key opened a file. It counts its calls, so tests can check how often the
+KMS was asked. Not for production: keys vanish with the process.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kmsnb.errors import KmsAccessDeniedError, WrongKeyError
-from kmsnb.kms._base import DATA_KEY_SIZE, DataKey, canonical_context, wipe
+from kmsnb.kms._base import (
+    DATA_KEY_SIZE,
+    DataKey,
+    KeyInfo,
+    UnwrappedKey,
+    canonical_context,
+    wipe,
+)
 
 __all__ = ["InMemoryKms"]
 
@@ -75,12 +84,35 @@ class InMemoryKms:
         self._primary[key_id] = version_id
         return version_id
 
-    def _resolve(self, key_id: str) -> str:
+    def describe_key(self, key_id: str) -> KeyInfo:
+        """What the KMS says of a key (an id or an alias), in any state."""
+        self.calls["describe_key"] += 1
+        with self._lock:
+            resolved = self._find(key_id)
+            state = "Disabled" if resolved in self._disabled else "Enabled"
+            return KeyInfo(
+                key_id=resolved,
+                arn="",
+                key_state=state,
+                description="",
+                creation_date="",
+                primary_key_version=self._primary[resolved],
+            )
+
+    def _find(self, key_id: str) -> str:
+        if key_id.startswith("alias/") and key_id not in self._aliases:
+            raise KmsAccessDeniedError(
+                "the specified alias is not found", code="Forbidden.AliasNotFound", http_status=404
+            )
         resolved = self._aliases.get(key_id, key_id)
         if resolved not in self._primary:
             raise KmsAccessDeniedError(
                 "the specified key is not found", code="Forbidden.KeyNotFound", http_status=404
             )
+        return resolved
+
+    def _resolve(self, key_id: str) -> str:
+        resolved = self._find(key_id)
         if resolved in self._disabled:
             raise KmsAccessDeniedError(
                 "the key is disabled", code="Rejected.Disabled", http_status=409
@@ -107,7 +139,7 @@ class InMemoryKms:
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
+    ) -> UnwrappedKey:
         self.calls["decrypt_data_key"] += 1
         aad = _associated_data(encryption_context)
         try:
@@ -138,6 +170,6 @@ class InMemoryKms:
                 http_status=400,
             ) from None
         try:
-            return bytearray(base64.b64decode(encoded))
+            return UnwrappedKey(key_id, version_id, bytearray(base64.b64decode(encoded)))
         finally:
             wipe(encoded)

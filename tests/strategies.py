@@ -39,9 +39,16 @@ def splits(data: bytes) -> st.SearchStrategy[list[bytes]]:
     )
 
 
+def printable_text(min_size: int = 0, max_size: int = 24) -> st.SearchStrategy[str]:
+    """Arbitrary Unicode text without control characters (C0, DEL, C1: category Cc),
+    which kmsnb refuses to write into key ids and encryption contexts."""
+    alphabet = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
+    return st.text(alphabet=alphabet, min_size=min_size, max_size=max_size)
+
+
 def encryption_contexts() -> st.SearchStrategy[dict[str, str]]:
-    """Small encryption contexts of arbitrary Unicode text (keys are never empty)."""
-    return st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=24), max_size=5)
+    """Small encryption contexts of arbitrary printable Unicode (keys are never empty)."""
+    return st.dictionaries(printable_text(1, 12), printable_text(0, 24), max_size=5)
 
 
 printable_ascii = st.text(alphabet=string.printable[:95], max_size=40)  # 0x20..0x7E, no \t\n
@@ -51,8 +58,8 @@ def header_fields() -> st.SearchStrategy[dict[str, object]]:
     """Keyword arguments for ``serialize_header`` (without ``data_key``), all valid."""
     return st.fixed_dictionaries(
         {
-            "key_id": st.text(min_size=1, max_size=40),
-            "key_version_id": st.text(max_size=40),
+            "key_id": printable_text(1, 40),
+            "key_version_id": printable_text(0, 40),
             "wrapped_key": st.text(
                 alphabet=string.ascii_letters + string.digits + "+/=", min_size=1, max_size=200
             ),

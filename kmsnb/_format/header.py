@@ -44,6 +44,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from kmsnb._text import check_context_has_no_control_characters, check_no_control_characters
 from kmsnb.errors import FormatError, IntegrityError, TruncatedError
 
 __all__ = [
@@ -148,7 +149,20 @@ class Header:
         self, data_key: bytes | bytearray, *, key_id: str, key_version_id: str, wrapped_key: str
     ) -> Header:
         """This header with another key slot (after a rewrap); the bound section is kept."""
+        _check_writable_key_slot(key_id, key_version_id)
         return _assemble(self.bound, data_key, key_id, key_version_id, wrapped_key, self)
+
+
+def _check_writable_key_slot(key_id: object, key_version_id: object) -> None:
+    """What a writer refuses in the key slot beyond the bounds: control characters.
+
+    Only writers refuse them: a reader parses what a file holds and faces escape it
+    (:mod:`kmsnb._text`), so a hostile file is still inspectable.
+    """
+    if isinstance(key_id, str):
+        check_no_control_characters(key_id, "the key id")
+    if isinstance(key_version_id, str):
+        check_no_control_characters(key_version_id, "the key version id")
 
 
 def _slot_fields(key_id: str, key_version_id: str, wrapped_key: str) -> bytes:
@@ -247,12 +261,15 @@ def bound_section(
     """The bytes the payload is bound to: magic, version and the bound section.
 
     Raises:
-        TypeError, ValueError: a field has the wrong type or exceeds its bound.
+        TypeError, ValueError: a field has the wrong type or exceeds its bound, or the
+            encryption context holds a control character.
     """
     content = _encode_text(content_type, "content_type", MAX_CONTENT_TYPE_SIZE, ascii_only=True)
     if plaintext_size is not None and not 0 <= plaintext_size < UNKNOWN_SIZE:
         raise ValueError("plaintext_size must be a non-negative 64-bit integer")
     context = encode_context(encryption_context)
+    # Written only: see _check_writable_key_slot.
+    check_context_has_no_control_characters(encryption_context)
     return b"".join(
         [
             MAGIC,
@@ -281,8 +298,10 @@ def serialize_header(
     ``data_key`` (the plaintext data key) authenticates the key slot; it is not stored.
 
     Raises:
-        TypeError, ValueError: a field has the wrong type or exceeds its bound.
+        TypeError, ValueError: a field has the wrong type or exceeds its bound, or a key
+            id or the encryption context holds a control character.
     """
+    _check_writable_key_slot(key_id, key_version_id)
     bound = bound_section(
         content_type=content_type,
         encryption_context=encryption_context,

@@ -40,6 +40,8 @@ COMMITMENT_SIZE = 32
 PAYLOAD_PREFIX_SIZE = SALT_SIZE + COMMITMENT_SIZE
 KEY_SIZE = 32
 
+_ZEROS = bytes(CHUNK_SIZE)
+
 #: Plaintext bytes handled per step: 64 chunks. The anchors' measurements put the sweet
 #: spot of a Python read/encrypt/write loop between 64 KiB and 1 MiB.
 DEFAULT_BUFFER_SIZE = 64 * CHUNK_SIZE
@@ -210,9 +212,14 @@ class DecryptReader(io.RawIOBase):
     """A readable binary file of the verified plaintext of the payload in ``source``.
 
     ``source`` is positioned just after ``header``. The key slot is verified at once; a
-    chunk's plaintext is handed out only
-    once its tag has verified, and the last bytes only once the final chunk has; every
-    failure is raised again on later reads.
+    chunk's plaintext is handed out only once its tag has verified, and the last bytes
+    only once the final chunk has; every failure is raised again on later reads.
+
+    Cobblestone writes a chunk's plaintext into its output before it checks the tag, so a
+    block is decrypted into a scratch buffer that no view handed out by
+    :meth:`read_verified` points into: two buffers take turns, and the one a block is
+    decrypted into becomes visible only once the block has verified. On a failure, and on
+    :meth:`close`, both are zeroed, so no view ever shows unverified bytes afterwards.
     """
 
     def __init__(
@@ -240,7 +247,9 @@ class DecryptReader(io.RawIOBase):
         self._payload_start = _position(source)
         chunk_count = _step_size(buffer_size) // CHUNK_SIZE
         self._in = bytearray(chunk_count * ENCRYPTED_CHUNK_SIZE)
-        self._out = bytearray(chunk_count * CHUNK_SIZE)
+        self._out = (bytearray(chunk_count * CHUNK_SIZE), bytearray(chunk_count * CHUNK_SIZE))
+        self._out_written = [0, 0]  # how much of each may hold plaintext: what to zero
+        self._scratch_index = 0  # the buffer the next block is decrypted into
         self._pending = memoryview(b"")
         self._expected_payload_size = (
             None if header.plaintext_size is None else encrypted_payload_size(header.plaintext_size)
@@ -285,6 +294,8 @@ class DecryptReader(io.RawIOBase):
         """The next run of verified plaintext, valid until the next call; empty at the end.
 
         A copy-free alternative to ``read`` for callers that write the bytes straight out.
+        The view is into the reader's buffer: after the next call (``close`` included) it
+        may show other verified plaintext, or zeros, but never unverified bytes.
         """
         if self._pending:
             block, self._pending = self._pending, memoryview(b"")
@@ -313,8 +324,20 @@ class DecryptReader(io.RawIOBase):
         self._error = error
         self._decryptor = self._spare = None
         self._done = True
-        # Plaintext already verified stays valid, but nothing more is handed out.
+        # Nothing more is handed out, and the buffers, which may hold the failed chunk's
+        # plaintext (written before its tag was checked), are zeroed.
         self._pending = memoryview(b"")
+        self._wipe_buffers()
+
+    def _wipe_buffers(self) -> None:
+        # getattr: close() also runs (from __del__) when __init__ failed before the buffers.
+        for index, written in enumerate(getattr(self, "_out_written", ())):
+            view = memoryview(self._out[index])
+            # In place, a chunk at a time: no megabyte of zeros allocated to wipe with.
+            for start in range(0, written, CHUNK_SIZE):
+                end = min(written, start + CHUNK_SIZE)
+                view[start:end] = _ZEROS[: end - start]
+            self._out_written[index] = 0
 
     def _offset(self) -> int:
         return self._header.size + self._payload_read
@@ -330,23 +353,32 @@ class DecryptReader(io.RawIOBase):
             return self._finish(decryptor)
         view = memoryview(self._in)[:size]
         first_chunk = self._verified_chunk_count
+        index = self._scratch_index
+        scratch = self._out[index]
         # One call per block: per-chunk calls cost ~5 % of the throughput. A failure then
         # only says "somewhere in this block", so _locate_failure finds the chunk after.
         try:
-            produced = decryptor.update_into(view, self._out)
+            produced = decryptor.update_into(view, scratch)
         except InvalidTag:
-            raise self._locate_failure(first_chunk, size) from None
+            self._out_written[index] = len(scratch)  # how much was written is not said
+            raise self._locate_failure(first_chunk, size, scratch) from None
+        self._out_written[index] = max(self._out_written[index], produced)
+        # Verified: this buffer is handed out, and the other one is the next scratch.
+        self._scratch_index = 1 - index
         self._payload_read += size
         self._verified_chunk_count += produced // CHUNK_SIZE
         self._plaintext_size += produced
-        return memoryview(self._out)[:produced]
+        return memoryview(scratch)[:produced]
 
-    def _locate_failure(self, first_chunk: int, block_size: int) -> IntegrityError:
+    def _locate_failure(
+        self, first_chunk: int, block_size: int, scratch: bytearray
+    ) -> IntegrityError:
         """The error for a block that failed, naming its chunk when that can be found.
 
         A seekable source is replayed from the payload's start through the spare
         decryptor, chunk by chunk within the failed block; this costs a second read of
-        the file, on the failure path only. Nothing it decrypts is released.
+        the file, on the failure path only. Nothing it decrypts is released: it goes to
+        ``scratch``, which the failure zeroes.
         """
         last_chunk = first_chunk + (block_size - 1) // ENCRYPTED_CHUNK_SIZE
         block_offset = self._offset()
@@ -354,7 +386,7 @@ class DecryptReader(io.RawIOBase):
         index = None
         if spare is not None and self._payload_start is not None:
             try:
-                index = self._replay_to_failure(spare, first_chunk, last_chunk)
+                index = self._replay_to_failure(spare, first_chunk, last_chunk, scratch)
             except (OSError, ValueError):
                 index = None  # the source changed or cannot be re-read: report the range
         if index is None:
@@ -370,12 +402,16 @@ class DecryptReader(io.RawIOBase):
         )
 
     def _replay_to_failure(
-        self, spare: Cobblestone256Decryptor, first_chunk: int, last_chunk: int
+        self,
+        spare: Cobblestone256Decryptor,
+        first_chunk: int,
+        last_chunk: int,
+        scratch_buffer: bytearray,
     ) -> int | None:
         if self._payload_start is None:
             return None
         self._source.seek(self._payload_start)
-        scratch = memoryview(self._out)
+        scratch = memoryview(scratch_buffer)
         buffer = memoryview(self._in)
         before = PAYLOAD_PREFIX_SIZE + first_chunk * ENCRYPTED_CHUNK_SIZE
         while before:
@@ -406,7 +442,8 @@ class DecryptReader(io.RawIOBase):
                 offset=self._header.size + len(prefix),
             )
         try:
-            decryptor.update_into(prefix, self._out)
+            # The salt and commitment alone produce no plaintext.
+            decryptor.update_into(prefix, self._out[self._scratch_index])
         except InvalidTag:
             # The key slot verified under this data key, so the key is the file's own; a
             # commitment mismatch means the bound header or the payload's start changed.
@@ -468,10 +505,13 @@ class DecryptReader(io.RawIOBase):
         return memoryview(final)
 
     def close(self) -> None:
+        """Zero the plaintext buffers (views from :meth:`read_verified` show zeros) and
+        close the source if this reader owns it."""
         if self.closed:
             return
         self._decryptor = self._spare = None
         self._pending = memoryview(b"")
+        self._wipe_buffers()
         try:
             if self._close_source:
                 self._source.close()

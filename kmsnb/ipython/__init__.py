@@ -13,7 +13,7 @@ import contextlib
 import sys
 from typing import Any
 
-from traitlets import Float, Int, TraitError, Unicode, observe, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from kmsnb import session
@@ -27,9 +27,11 @@ __all__ = ["Kmsnb", "load_ipython_extension", "unload_ipython_extension"]
 class Kmsnb(Configurable):
     """Settings of the kmsnb extension; ``%config Kmsnb`` lists them.
 
-    Changing ``kms`` or a cache limit reconnects the session's KMS; setting
-    ``default_key`` sets the session's default key (as ``%kms use KEY`` does; the session,
-    ``kmsnb.session.get_default_key()``, holds the key in use).
+    Changing ``kms``, ``allow_insecure_http`` or a cache limit reconnects the session's
+    KMS; setting ``default_key`` sets the session's default key (as ``%kms use KEY`` does;
+    the session, ``kmsnb.session.get_default_key()``, holds the key in use).
+    ``allowed_keys`` pins the master keys that ``%decrypt`` and ``%kms rewrap`` accept
+    (their ``--allowed-key`` replaces it for one call).
     """
 
     kms = Unicode(
@@ -39,6 +41,18 @@ class Kmsnb(Configurable):
     ).tag(config=True)
     default_key = Unicode(
         "", help="Master key used when none is given: a key id, alias/NAME or ARN."
+    ).tag(config=True)
+    allowed_keys = List(
+        Unicode(),
+        default_value=[],
+        help="Master keys (ids, alias/NAME or ARNs) that %decrypt and %kms rewrap accept a "
+        "file under; any other is refused before data is released. Empty: the key each "
+        "file names.",
+    ).tag(config=True)
+    allow_insecure_http = Bool(
+        False,
+        help="Allow a plain http:// KMS on another machine (data keys cross the network in "
+        "clear); loopback is always allowed.",
     ).tag(config=True)
     cache_max_age = Float(
         DEFAULT_MAX_AGE,
@@ -68,7 +82,7 @@ class Kmsnb(Configurable):
         from kmsnb._connect import connect
         from kmsnb.kms.caching import CachingKms
 
-        client = connect(self.kms or None)
+        client = connect(self.kms or None, allow_insecure_http=self.allow_insecure_http)
         kms: Kms = client
         if self.cache_max_age > 0:
             kms = CachingKms(
@@ -123,7 +137,7 @@ class Kmsnb(Configurable):
             raise TraitError(f"Kmsnb.{proposal['trait'].name} must be > 0")
         return proposal["value"]
 
-    @observe("kms", "cache_max_age", "cache_max_messages", "cache_max_bytes")
+    @observe("kms", "allow_insecure_http", "cache_max_age", "cache_max_messages", "cache_max_bytes")
     def _kms_changed(self, change: Any) -> None:
         if self._live:
             self._connect_and_report()

@@ -259,8 +259,13 @@ def decrypt_path(
     kms: Kms,
     columns: Sequence[str] | None = None,
     encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Sequence[str] | None = None,
 ) -> object:
     """Load a kmsnb file: a DataFrame for Parquet and CSV, ``str`` for text, else ``bytes``.
+
+    Args:
+        allowed_keys: the master keys the file may be under (see
+            :func:`kmsnb.open_decrypt`); ``None`` accepts the key it names.
 
     Raises:
         ValueError: ``columns`` given for a file that is not a table.
@@ -273,19 +278,29 @@ def decrypt_path(
         from kmsnb.dataframe import read_parquet
 
         return read_parquet(
-            path, kms=kms, columns=_list(columns), encryption_context=encryption_context
+            path,
+            kms=kms,
+            columns=_list(columns),
+            encryption_context=encryption_context,
+            allowed_keys=allowed_keys,
         )
     if content_type == CONTENT_TYPE_CSV:
         from kmsnb.dataframe import read_csv
 
         return read_csv(
-            path, kms=kms, encryption_context=encryption_context, usecols=_list(columns)
+            path,
+            kms=kms,
+            encryption_context=encryption_context,
+            allowed_keys=allowed_keys,
+            usecols=_list(columns),
         )
     if columns:
         raise ValueError(f"--columns applies to parquet and csv files; this one is {content_type}")
     with (
         open(path, "rb") as source,
-        open_decrypt(source, kms=kms, encryption_context=encryption_context) as reader,
+        open_decrypt(
+            source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+        ) as reader,
     ):
         data = reader.readall()
     return data.decode("utf-8") if content_type == CONTENT_TYPE_TEXT else data

@@ -51,6 +51,7 @@ def _parser() -> Any:
     rewrap.add_argument("path", metavar="PATH")
     rewrap.add_argument("--key", required=True, metavar="NEW")
     rewrap.add_argument("--context", nargs="+", action="append", metavar="K=V")
+    rewrap.add_argument("--allowed-key", dest="allowed_keys", nargs="+", action="append")
     return parser
 
 
@@ -252,7 +253,15 @@ def _inspect(args: Namespace) -> Details[FileInfo]:
 
 def _rewrap(args: Namespace) -> Details[FileInfo]:
     context = _actions.parse_context(flat(args.context))
-    info = rewrap_file(args.path, args.key, kms=_client(), encryption_context=context)
+    # The magic has replaced the option's groups by the keys in force (or None).
+    allowed_keys = getattr(args, "allowed_keys", None)
+    info = rewrap_file(
+        args.path,
+        args.key,
+        kms=_client(),
+        encryption_context=context,
+        allowed_keys=allowed_keys,
+    )
     return _file_details("rewrapped", args.path, info)
 
 

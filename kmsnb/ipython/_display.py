@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
+from kmsnb._text import escape_control_characters
+
 __all__ = ["Details", "Receipt", "Table"]
 
 T = TypeVar("T")
@@ -21,14 +23,29 @@ _CELL = "padding:2px 8px;text-align:left;vertical-align:top"
 
 
 def _text(value: object) -> str:
+    """A cell's text, control characters escaped: a file's header may hold anything."""
     if value is None:
         return ""
     if isinstance(value, Mapping):
-        return ", ".join(f"{key}={item}" for key, item in value.items())
-    return str(value)
+        text = ", ".join(f"{key}={item}" for key, item in value.items())
+    else:
+        text = str(value)
+    return escape_control_characters(text)
+
+
+def _escaped(
+    title: str, header: Sequence[str] | None, rows: Sequence[Sequence[str]]
+) -> tuple[str, Sequence[str] | None, list[list[str]]]:
+    """Every cell without raw control characters (paths and key ids come from outside)."""
+    return (
+        escape_control_characters(title),
+        None if header is None else [escape_control_characters(cell) for cell in header],
+        [[escape_control_characters(cell) for cell in row] for row in rows],
+    )
 
 
 def _text_table(title: str, header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
+    title, header, rows = _escaped(title, header, rows)
     lines = [title]
     widths = [len(cell) for cell in header] if header else [0] * len(rows[0]) if rows else []
     for row in rows:
@@ -45,6 +62,7 @@ def _text_table(title: str, header: Sequence[str] | None, rows: Sequence[Sequenc
 
 
 def _html_table(title: str, header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
+    title, header, rows = _escaped(title, header, rows)
     parts = [f'<table class="kmsnb" style="{_STYLE}">']
     parts.append(f'<caption style="text-align:left"><b>{html.escape(title)}</b></caption>')
     if header:

@@ -100,6 +100,17 @@ class KmsnbMagics(Magics):
             raise AssertionError("kmsnb: internal error: magics used without a shell")
         return self.shell
 
+    def _allowed_keys(self, given: list[list[str]] | None) -> list[str] | None:
+        """``--allowed-key``'s keys, else ``%config Kmsnb.allowed_keys``, else ``None``."""
+        if given:
+            return _commands.flat(given)
+        for item in self._shell.configurables:
+            # By name, as unloading does: %reload_ext makes new classes.
+            configured = getattr(item, "allowed_keys", None)
+            if type(item).__name__ == "Kmsnb" and configured:
+                return [str(key) for key in configured]
+        return None
+
     @output_can_be_silenced
     @line_magic
     def kms(self, line: str) -> object:
@@ -121,7 +132,7 @@ class KmsnbMagics(Magics):
           schedule-deletion KEY --days N   delete KEY after N days (7 to 366)
           cancel-deletion KEY              keep a key that was scheduled for deletion
           inspect PATH                     what a kmsnb file's header says (no KMS call)
-          rewrap PATH --key NEW [--context K=V ...]
+          rewrap PATH --key NEW [--context K=V ...] [--allowed-key KEY ...]
                                            move a file to master key NEW: the KMS
                                            rewraps its data key (ReEncrypt) and only
                                            the header is rewritten; the data is never
@@ -131,6 +142,8 @@ class KmsnbMagics(Magics):
         an object that shows as a table (HTML in Jupyter): ``keys = %kms keys``.
         """
         args = _commands.parse(line or "status")
+        if args.command == "rewrap":
+            args.allowed_keys = self._allowed_keys(args.allowed_keys)
         with _user_errors():
             return _commands.run(args)
 
@@ -215,13 +228,24 @@ class KmsnbMagics(Magics):
         "--columns", nargs="+", action="append", metavar="COL", help="parquet/csv: columns to load"
     )
     @argument("--context", nargs="+", action="append", metavar="K=V", help="expected context")
+    @argument(
+        "--allowed-key",
+        dest="allowed_keys",
+        nargs="+",
+        action="append",
+        metavar="KEY",
+        help="refuse the file unless it is under one of these master keys "
+        "(default: %%config Kmsnb.allowed_keys)",
+    )
     @output_can_be_silenced
     @line_magic
     def decrypt(self, line: str) -> object:
         """Load a kmsnb file: a DataFrame for Parquet and CSV, str for text, else bytes.
 
         With ``-o VAR`` the result is bound to ``VAR`` and nothing is returned, so the
-        data stays out of ``Out`` and the display; prefer it for sensitive data.
+        data stays out of ``Out`` and the display; prefer it for sensitive data. With
+        ``--allowed-key`` (or ``%config Kmsnb.allowed_keys``), a file under any other
+        master key is refused before any data is read.
         """
         args = parse_argstring(self.decrypt, line)
         if args.output and (not args.output.isidentifier() or keyword.iskeyword(args.output)):
@@ -235,6 +259,7 @@ class KmsnbMagics(Magics):
                 kms=session.get_kms(),
                 columns=columns or None,
                 encryption_context=_actions.parse_context(_commands.flat(args.context)),
+                allowed_keys=self._allowed_keys(args.allowed_keys),
             )
         if args.output:
             self._shell.user_ns[args.output] = value

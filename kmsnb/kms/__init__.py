@@ -8,6 +8,7 @@ from kmsnb.kms._base import (
     KeyVersionInfo,
     Kms,
     KmsClient,
+    UnwrappedKey,
     WrappedKey,
 )
 from kmsnb.kms.caching import CacheStats, CachingKms
@@ -22,5 +23,6 @@ __all__ = [
     "KeyVersionInfo",
     "Kms",
     "KmsClient",
+    "UnwrappedKey",
     "WrappedKey",
 ]

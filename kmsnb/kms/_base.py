@@ -20,6 +20,7 @@ __all__ = [
     "Kms",
     "KmsClient",
     "SizeAwareKms",
+    "UnwrappedKey",
     "WrappedKey",
     "canonical_context",
     "for_message",
@@ -103,13 +104,62 @@ class DataKey:
         )
 
 
+class UnwrappedKey:
+    """A data key as the KMS's Decrypt returned it, and which master key unwrapped it.
+
+    A file's header says which master key wrapped its data key, but the writer chose what
+    it says; the KMS's Decrypt answer names the key that really did (``KeyId`` and
+    ``KeyVersionId``), and readers compare the two before they release any plaintext.
+
+    The plaintext is a ``bytearray`` so that it can be wiped in place; use the instance as
+    a context manager, or call :meth:`wipe`, when done. ``repr`` never shows it.
+
+    Attributes:
+        key_id: the id of the master key (CMK) that unwrapped it, as the KMS names it.
+        key_version_id: the version of that master key.
+        plaintext: the data key itself.
+    """
+
+    __slots__ = ("key_id", "key_version_id", "plaintext")
+
+    def __init__(self, key_id: str, key_version_id: str, plaintext: bytearray) -> None:
+        if not isinstance(plaintext, bytearray):
+            raise TypeError("UnwrappedKey.plaintext must be a bytearray so that it can be wiped")
+        names: tuple[object, object] = (key_id, key_version_id)  # checked: backends parse them
+        if not all(isinstance(name, str) for name in names):
+            wipe(plaintext)
+            raise TypeError("UnwrappedKey.key_id and key_version_id must be str")
+        self.key_id = key_id
+        self.key_version_id = key_version_id
+        self.plaintext = plaintext
+
+    def wipe(self) -> None:
+        """Zero the plaintext key in place."""
+        wipe(self.plaintext)
+
+    def __enter__(self) -> UnwrappedKey:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.wipe()
+
+    def __repr__(self) -> str:
+        return (
+            f"UnwrappedKey(key_id={self.key_id!r}, key_version_id={self.key_version_id!r}, "
+            f"plaintext=<{len(self.plaintext)} bytes, hidden>)"
+        )
+
+
 @runtime_checkable
 class Kms(Protocol):
     """What the envelope needs from a KMS: make a data key, and unwrap one.
 
     Implementations raise :class:`kmsnb.errors.KmsError` (or a subclass) when the service
     fails, and :class:`kmsnb.errors.WrongKeyError` when it refuses to unwrap a blob under
-    the given encryption context.
+    the given encryption context. ``decrypt_data_key`` returns the key id and version that
+    the KMS's Decrypt answer names, unchanged: readers check them against the file.
+    A KMS that also has ``describe_key`` (every :class:`KmsClient`) lets readers resolve
+    aliases and ARNs, in headers and in ``allowed_keys``.
     """
 
     def generate_data_key(
@@ -120,8 +170,9 @@ class Kms(Protocol):
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
-        """Unwrap a ``CiphertextBlob``; the caller wipes the returned key."""
+    ) -> UnwrappedKey:
+        """Unwrap a ``CiphertextBlob``: the key, and the master key the KMS says unwrapped
+        it. The caller wipes the returned key."""
         ...
 
 

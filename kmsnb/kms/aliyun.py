@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
 import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from kmsnb.errors import KmsAccessDeniedError, KmsError, KmsUnavailableError, WrongKeyError
 from kmsnb.kms._base import (
@@ -35,13 +33,21 @@ from kmsnb.kms._base import (
     DataKey,
     KeyInfo,
     KeyVersionInfo,
+    UnwrappedKey,
     WrappedKey,
     canonical_context,
     wipe,
 )
+from kmsnb.kms._endpoint import (
+    ALLOW_INSECURE_HTTP_ENV,
+    check_transport,
+    describe_location,
+    split_endpoint,
+)
 from kmsnb.kms._errors import error_from_response
 
-__all__ = ["AliyunKms"]
+# ALLOW_INSECURE_HTTP_ENV stays importable from here: it is this backend's opt-in.
+__all__ = ["ALLOW_INSECURE_HTTP_ENV", "AliyunKms"]
 
 DEFAULT_MAX_ATTEMPTS = 4
 DEFAULT_BACKOFF_BASE_S = 0.1
@@ -71,10 +77,15 @@ class AliyunKms:
         backoff_cap_s: bound on one wait.
         connect_timeout_s: TCP connect timeout of one attempt.
         read_timeout_s: response timeout of one attempt.
+        allow_insecure_http: allow a plain ``http://`` endpoint on a host other than the
+            loopback interface (127.0.0.0/8, ``::1``, ``localhost``), as does
+            ``$KMSNB_ALLOW_INSECURE_HTTP=1``. GenerateDataKey and Decrypt answers carry
+            plaintext data keys, so by default such an endpoint is refused here, before
+            any request is sent.
 
     Raises:
         ImportError: when the ``kmsnb[aliyun]`` extra is not installed.
-        ValueError: on a malformed endpoint or no region.
+        ValueError: on a malformed endpoint, no region, or plain HTTP to a remote host.
     """
 
     def __init__(
@@ -88,6 +99,7 @@ class AliyunKms:
         backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 10.0,
+        allow_insecure_http: bool = False,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -98,10 +110,11 @@ class AliyunKms:
                     "AliyunKms needs a region_id (or ALIBABA_CLOUD_REGION_ID) or an endpoint"
                 )
             endpoint = f"https://kms.{region_id}.aliyuncs.com"
-        scheme, netloc = _split_endpoint(endpoint)
+        scheme, netloc = split_endpoint(endpoint)
+        check_transport(scheme, netloc, allow_insecure_http=allow_insecure_http)
         self.endpoint = f"{scheme}://{netloc}"
         self.region_id = region_id
-        self.location = _describe_location(scheme, netloc, region_id)
+        self.location = describe_location(scheme, netloc, region_id)
         self._max_attempts = max_attempts
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
@@ -149,18 +162,32 @@ class AliyunKms:
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
-        """Unwrap a ``CiphertextBlob``; the caller wipes the returned key.
+    ) -> UnwrappedKey:
+        """Unwrap a ``CiphertextBlob``: the key, and the master key the answer names.
+
+        The caller wipes the returned key.
 
         Raises:
             WrongKeyError: the KMS refused the blob under this encryption context.
+            KmsError: the answer's plaintext is not base64, or it names no KeyId.
         """
         request = self._sdk.models.DecryptRequest(
             ciphertext_blob=ciphertext_blob,
             encryption_context=_context_or_none(encryption_context),
         )
         body = self._call("decrypt", request)
-        return _decode_key(body.plaintext)
+        plaintext = _decode_key(body.plaintext)
+        key_id = _present(getattr(body, "key_id", None))
+        if key_id is None:
+            wipe(plaintext)
+            raise KmsError(
+                "the KMS's Decrypt answer names no master key (KeyId), so kmsnb cannot check "
+                "which key unwrapped the data key",
+                request_id=_present(getattr(body, "request_id", None)),
+            )
+        return UnwrappedKey(
+            key_id, _present(getattr(body, "key_version_id", None)) or "", plaintext
+        )
 
     # --- key management --------------------------------------------------------------------------
 
@@ -366,31 +393,6 @@ def _version_info(version: Any) -> KeyVersionInfo:
         key_version_id=version.key_version_id,
         creation_date=version.creation_date or "",
     )
-
-
-def _split_endpoint(endpoint: str) -> tuple[str, str]:
-    """``https://host[:port]`` or bare ``host[:port]`` (HTTPS) → (scheme, netloc)."""
-    if "://" not in endpoint:
-        endpoint = "https://" + endpoint
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not a KMS endpoint: {endpoint!r}; expected http(s)://HOST[:PORT]")
-    if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
-        raise ValueError(f"a KMS endpoint has no path, query or user info: {endpoint!r}")
-    return parts.scheme, parts.netloc
-
-
-def _describe_location(scheme: str, netloc: str, region_id: str | None) -> str:
-    if scheme == "https" and region_id and netloc == f"kms.{region_id}.aliyuncs.com":
-        return f"Alibaba Cloud KMS {region_id}"
-    host = urlsplit(f"{scheme}://{netloc}").hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if scheme == "http" and loopback:
-        return f"KMS emulator at {scheme}://{netloc}"
-    return f"KMS at {scheme}://{netloc}"
 
 
 class _Sdk:

@@ -21,7 +21,9 @@ caching cryptographic materials manager does:
   say so: ``generate_data_key(key_id, context, plaintext_size=n)``, or hand
   ``cache.sized(n)`` to code that only knows the plain :class:`~kmsnb.kms.Kms` protocol.
 - decrypt: an unwrapped key is reused for the same ``CiphertextBlob`` and encryption
-  context while it is younger than ``max_age``.
+  context while it is younger than ``max_age``, together with the master key id and
+  version the KMS's Decrypt answer named, so readers check a cached key as they check
+  a fresh one.
 
 Every caller gets its own copy of a key (the envelope wipes what it is given). The cached
 copies are zeroed when they expire, run out of uses, are pushed out of the bounded LRU, or
@@ -37,9 +39,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from kmsnb.kms._base import DataKey, Kms, canonical_context, wipe
+from kmsnb.kms._base import DataKey, Kms, UnwrappedKey, canonical_context, wipe
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -111,14 +113,19 @@ class CacheStats:
 class _Entry:
     """One cached key and its use so far; ``material`` is zeroed when the entry goes."""
 
-    __slots__ = ("byte_count", "created", "material", "message_count", "wrapped")
+    __slots__ = ("byte_count", "created", "material", "message_count", "unwrapped_by", "wrapped")
 
     def __init__(
-        self, material: bytearray, created: float, wrapped: tuple[str, str, str] | None = None
+        self,
+        material: bytearray,
+        created: float,
+        wrapped: tuple[str, str, str] | None = None,
+        unwrapped_by: tuple[str, str] | None = None,
     ) -> None:
         self.material = material
         self.created = created
         self.wrapped = wrapped  # (key_id, key_version_id, ciphertext_blob) for encrypt entries
+        self.unwrapped_by = unwrapped_by  # (key_id, key_version_id) for decrypt entries
         self.message_count = 0
         self.byte_count = 0
 
@@ -252,21 +259,34 @@ class CachingKms(Generic[KmsT]):
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
-        """Unwrap a ``CiphertextBlob``, from the cache when possible; the caller wipes it."""
+    ) -> UnwrappedKey:
+        """Unwrap a ``CiphertextBlob``, from the cache when possible; the caller wipes it.
+
+        A cached key comes back with the master key id and version that the KMS named
+        when it unwrapped it.
+        """
         context = canonical_context(encryption_context)
         entry_key: _EntryKey = ("decrypt", ciphertext_blob, _context_key(context))
         with self._lock:
             self._purge_expired()
             entry = self._entries.get(entry_key)
-            if entry is not None:
+            if entry is not None and entry.unwrapped_by is not None:
                 self._entries.move_to_end(entry_key)
                 self._counts["decrypt_hits"] += 1
-                return bytearray(entry.material)
+                key_id, key_version_id = entry.unwrapped_by
+                return UnwrappedKey(key_id, key_version_id, bytearray(entry.material))
             self._counts["decrypt_misses"] += 1
-        key = self._wrapped.decrypt_data_key(ciphertext_blob, context)
+        answer: object = self._wrapped.decrypt_data_key(ciphertext_blob, context)
+        if not isinstance(answer, UnwrappedKey):
+            # An old-style KMS (a bare bytearray): not cached, since the key that unwrapped
+            # it is unknown; the reader's key check refuses it with a TypeError.
+            return cast(UnwrappedKey, answer)
+        key = answer
+        entry = _Entry(
+            bytearray(key.plaintext), self._clock(), unwrapped_by=(key.key_id, key.key_version_id)
+        )
         with self._lock:
-            self._insert(entry_key, _Entry(bytearray(key), self._clock()))
+            self._insert(entry_key, entry)
         return key
 
     def sized(self, plaintext_size: int) -> Kms:
@@ -374,5 +394,5 @@ class _SizedView:
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
+    ) -> UnwrappedKey:
         return self._cache.decrypt_data_key(ciphertext_blob, encryption_context)

@@ -8,6 +8,7 @@ and its errors carry the same codes an Alibaba Cloud KMS would send.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import uuid
@@ -15,13 +16,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from kmsnb.emulator import KeyStore, KmsService, ServiceError
-from kmsnb.errors import KmsAccessDeniedError
+from kmsnb.errors import KmsAccessDeniedError, KmsError
 from kmsnb.kms._base import (
     DATA_KEY_SIZE,
     AliasInfo,
     DataKey,
     KeyInfo,
     KeyVersionInfo,
+    UnwrappedKey,
     WrappedKey,
     canonical_context,
     wipe,
@@ -84,14 +86,19 @@ class LocalKms:
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
-        """Unwrap a ``CiphertextBlob``; the caller wipes the returned key.
+    ) -> UnwrappedKey:
+        """Unwrap a ``CiphertextBlob``: the key, and the master key the answer names.
+
+        The caller wipes the returned key.
 
         Raises:
             WrongKeyError: the blob does not open under this encryption context.
+            KmsError: the answer's plaintext is not base64.
         """
         params = {"CiphertextBlob": ciphertext_blob, **_context_param(encryption_context)}
-        return _decode_key(self._call("Decrypt", params).pop("Plaintext"))
+        body = self._call("Decrypt", params)
+        plaintext = _decode_key(body.pop("Plaintext"))
+        return UnwrappedKey(body["KeyId"], body["KeyVersionId"], plaintext)
 
     def re_encrypt(
         self,
@@ -204,7 +211,10 @@ def _context_param(
 
 def _decode_key(encoded: str) -> bytearray:
     # The bytes object from b64decode cannot be wiped; drop it at once.
-    return bytearray(base64.b64decode(encoded))
+    try:
+        return bytearray(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError):
+        raise KmsError("the KMS returned a data key that is not base64") from None
 
 
 def _key_info(metadata: Mapping[str, Any]) -> KeyInfo:

@@ -66,7 +66,7 @@ def _data_key_texts(kms: KmsClient, path: Path) -> list[str]:
     """The data key of a file, as base64 and hex: what must never be printed."""
     with open(path, "rb") as fileobj:
         header = read_header(fileobj)
-    key = bytes(kms.decrypt_data_key(header.wrapped_key, header.encryption_context))
+    key = bytes(kms.decrypt_data_key(header.wrapped_key, header.encryption_context).plaintext)
     return [base64.b64encode(key).decode(), key.hex()]
 
 

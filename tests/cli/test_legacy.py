@@ -156,16 +156,15 @@ def test_convert_to_another_key(cipher_file: Path, tmp_path: Path, kms: KmsClien
     assert other == info.key_id
 
 
-def test_convert_needs_a_key_when_the_kms_cannot_name_one(tmp_path: Path) -> None:
-    kms = InMemoryKms()  # only the envelope's two methods: it cannot list keys
+def test_convert_keeps_the_key_that_decrypt_names_even_when_the_kms_cannot_list(
+    tmp_path: Path,
+) -> None:
+    kms = InMemoryKms()  # it cannot list keys, but its Decrypt names the key that unwrapped
     key_id = kms.create_key()
     source = tmp_path / "in.cipher"
     source.write_bytes(tutorial_cipher(kms, key_id, SALES))  # type: ignore[arg-type]
     assert master_key_of(kms, read_legacy(source).wrapped_key) is None
-    with pytest.raises(ValueError, match="--key"):
-        convert_legacy_file(source, tmp_path / "out.kms", kms=kms)
-    assert not (tmp_path / "out.kms").exists()
-    convert_legacy_file(source, tmp_path / "out.kms", kms=kms, key_id=key_id)
+    assert key_id == convert_legacy_file(source, tmp_path / "out.kms", kms=kms).key_id
 
 
 def test_parse_refuses_non_bytes() -> None:

@@ -28,7 +28,7 @@ from kmsnb.errors import (
     TruncatedError,
     WrongKeyError,
 )
-from kmsnb.kms import DataKey
+from kmsnb.kms import DataKey, UnwrappedKey
 from kmsnb.testing import InMemoryKms
 
 pytestmark = [pytest.mark.unit]
@@ -43,7 +43,7 @@ class SpyKms:
     def __init__(self, kms: InMemoryKms) -> None:
         self.kms = kms
         self.generated: list[DataKey] = []
-        self.unwrapped: list[bytearray] = []
+        self.unwrapped: list[UnwrappedKey] = []
 
     def generate_data_key(
         self, key_id: str, encryption_context: Mapping[str, str] | None = None
@@ -54,7 +54,7 @@ class SpyKms:
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
+    ) -> UnwrappedKey:
         key = self.kms.decrypt_data_key(ciphertext_blob, encryption_context)
         self.unwrapped.append(key)
         return key
@@ -290,7 +290,7 @@ def test_data_keys_are_wiped(kms: InMemoryKms, key_id: str) -> None:
     assert len(spy.unwrapped) == 1
     for data_key in spy.generated:
         assert bytearray(32) == data_key.plaintext
-    assert [bytearray(32)] == spy.unwrapped
+    assert [bytearray(32)] == [key.plaintext for key in spy.unwrapped]
 
 
 def test_data_keys_are_wiped_after_errors(kms: InMemoryKms, key_id: str) -> None:
@@ -303,20 +303,23 @@ def test_data_keys_are_wiped_after_errors(kms: InMemoryKms, key_id: str) -> None
     with pytest.raises(IntegrityError):
         kmsnb.decrypt_bytes(bytes(damaged), kms=spy)
     assert all(bytearray(32) == key.plaintext for key in spy.generated)
-    assert [bytearray(32)] == spy.unwrapped
+    assert [bytearray(32)] == [key.plaintext for key in spy.unwrapped]
 
 
 def test_no_key_material_in_reprs(kms: InMemoryKms, key_id: str) -> None:
-    """DataKey, FileInfo and every error a damaged file raises show no data key, in any
-    spelling."""
+    """DataKey, UnwrappedKey, FileInfo and every error a damaged file raises show no data
+    key, in any spelling."""
     data_key = kms.generate_data_key(key_id)
     secret = bytes(data_key.plaintext)
     assert "hidden" in repr(data_key)
     assert not any(spelling in repr(data_key) for spelling in _spellings(secret))
+    unwrapped = kms.decrypt_data_key(data_key.ciphertext_blob)
+    assert "hidden" in repr(unwrapped)
+    assert not any(spelling in repr(unwrapped) for spelling in _spellings(secret))
 
     message = kmsnb.encrypt_bytes(PLAINTEXT, key_id, kms=kms, encryption_context=CONTEXT)
     info = kmsnb.inspect(io.BytesIO(message))
-    secret = bytes(kms.decrypt_data_key(_wrapped_key(message), CONTEXT))
+    secret = bytes(kms.decrypt_data_key(_wrapped_key(message), CONTEXT).plaintext)
     texts = [repr(info), str(info)]
     sales = message.index(b"sales")
     damages = {

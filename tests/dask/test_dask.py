@@ -182,7 +182,9 @@ def test_manifest_holds_no_secret_and_no_column_name(
         assert column not in text
     for header in headers.values():
         assert header.wrapped_key not in text
-        data_key = local_kms.decrypt_data_key(header.wrapped_key, header.encryption_context)
+        data_key = local_kms.decrypt_data_key(
+            header.wrapped_key, header.encryption_context
+        ).plaintext
         assert base64.b64encode(data_key).decode() not in text
         assert data_key.hex() not in text
     # Nor do column names or values appear in clear anywhere in the directory.
@@ -437,7 +439,9 @@ def test_task_graphs_hold_no_secret(
     secrets = [(store / "root.key").read_text().strip().encode()]
     secrets.append(base64.b64decode(secrets[0]))
     for header in _headers(written).values():
-        data_key = local_kms.decrypt_data_key(header.wrapped_key, header.encryption_context)
+        data_key = local_kms.decrypt_data_key(
+            header.wrapped_key, header.encryption_context
+        ).plaintext
         secrets += [bytes(data_key), base64.b64encode(data_key)]
 
     assert pickle.loads(pickle.dumps(config)) == config  # noqa: S301 - bytes made here

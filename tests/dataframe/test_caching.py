@@ -209,8 +209,10 @@ def test_decrypt_reuses_unwrapped_keys_per_blob_and_context(kms: InMemoryKms) ->
     expected = bytes(data_key.plaintext)
     for _ in range(3):
         key = cache.decrypt_data_key(data_key.ciphertext_blob, {"a": "1"})
-        assert expected == bytes(key)
-        key[:] = bytes(len(key))  # the caller wipes its copy; the cache keeps its own
+        assert expected == bytes(key.plaintext)
+        # The cached key comes back with the master key the KMS named when it unwrapped it.
+        assert (data_key.key_id, data_key.key_version_id) == (key.key_id, key.key_version_id)
+        key.wipe()  # the caller wipes its copy; the cache keeps its own
     assert kms.calls["decrypt_data_key"] == 1
     with pytest.raises(WrongKeyError):
         cache.decrypt_data_key(data_key.ciphertext_blob, {"a": "2"})
@@ -240,7 +242,7 @@ def test_thread_safety(kms: InMemoryKms) -> None:
             for i in range(100):
                 key = cache.generate_data_key(MAIN_KEY, plaintext_size=1)
                 plain = cache.decrypt_data_key(key.ciphertext_blob)
-                if bytes(plain) != bytes(key.plaintext):
+                if bytes(plain.plaintext) != bytes(key.plaintext):
                     raise AssertionError(f"mismatched key at {i}")
                 with lock:
                     blobs.append(key.ciphertext_blob)

@@ -262,3 +262,15 @@ def test_frames_without_columns_or_rows(tmp_path: Path, kms: InMemoryKms) -> Non
         result = kmsnb.read_parquet(tmp_path / "e.parquet", kms=kms)
         assert df.shape == result.shape
         assert list(df.columns) == list(result.columns)
+
+
+def test_column_mode_writers_refuse_control_characters(kms: InMemoryKms) -> None:
+    """Issue 9, item 8: no control character in a column's master key or the context."""
+    key = MAIN_KEY
+    frame = pd.DataFrame({"a": [1], "b": ["x"]})
+    sink = io.BytesIO()
+    with pytest.raises(ValueError, match="control character"):
+        frame.kms.to_parquet(sink, key, kms=kms, columns={"b": "alias/\x1b[31m"})
+    with pytest.raises(ValueError, match="control character"):
+        frame.kms.to_parquet(sink, key, kms=kms, columns=["b"], encryption_context={"k": "\x9b"})
+    assert kms.calls["generate_data_key"] == 0

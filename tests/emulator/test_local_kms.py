@@ -73,8 +73,10 @@ def test_data_key_round_trip(
     assert kms.describe_key(key_id).primary_key_version == data_key.key_version_id
     reordered = dict(reversed(list((encryption_context or {}).items())))
     unwrapped = kms.decrypt_data_key(data_key.ciphertext_blob, reordered)
-    assert isinstance(unwrapped, bytearray)
-    assert data_key.plaintext == unwrapped
+    assert isinstance(unwrapped.plaintext, bytearray)
+    assert data_key.plaintext == unwrapped.plaintext
+    # Decrypt's answer names the master key and version that unwrapped the data key.
+    assert (key_id, data_key.key_version_id) == (unwrapped.key_id, unwrapped.key_version_id)
 
 
 def test_alias_and_arn_as_key_id(kms: LocalKms, key_id: str) -> None:
@@ -83,7 +85,7 @@ def test_alias_and_arn_as_key_id(kms: LocalKms, key_id: str) -> None:
     for reference in ("alias/notebook", arn):
         data_key = kms.generate_data_key(reference)
         assert key_id == data_key.key_id
-        assert data_key.plaintext == kms.decrypt_data_key(data_key.ciphertext_blob)
+        assert data_key.plaintext == kms.decrypt_data_key(data_key.ciphertext_blob).plaintext
 
 
 def test_wrong_context_is_wrong_key(kms: LocalKms, key_id: str) -> None:
@@ -226,7 +228,8 @@ def test_re_encrypt(kms: LocalKms, key_id: str) -> None:
         destination_encryption_context={"b": "2"},
     )
     assert destination == wrapped.key_id
-    assert data_key.plaintext == kms.decrypt_data_key(wrapped.ciphertext_blob, {"b": "2"})
+    unwrapped = kms.decrypt_data_key(wrapped.ciphertext_blob, {"b": "2"})
+    assert (data_key.plaintext, destination) == (unwrapped.plaintext, unwrapped.key_id)
     with pytest.raises(WrongKeyError):
         kms.re_encrypt(data_key.ciphertext_blob, destination)
 
@@ -262,7 +265,7 @@ def test_threads(kms: LocalKms, key_id: str) -> None:
                 context = {"n": str(index)}
                 with kms.generate_data_key(key_id, context) as data_key:
                     unwrapped = kms.decrypt_data_key(data_key.ciphertext_blob, context)
-                    assert data_key.plaintext == unwrapped
+                    assert data_key.plaintext == unwrapped.plaintext
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
@@ -291,5 +294,5 @@ def test_close_forgets_material(kms: LocalKms, key_id: str) -> None:
     data_key = kms.generate_data_key(key_id)
     kms.close()
     with kms:  # usable again: material is unwrapped anew, the lock file reopened
-        assert data_key.plaintext == kms.decrypt_data_key(data_key.ciphertext_blob)
+        assert data_key.plaintext == kms.decrypt_data_key(data_key.ciphertext_blob).plaintext
         kms.disable_key(key_id)

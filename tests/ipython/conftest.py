@@ -17,7 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 from kmsnb import _progress, session
-from kmsnb.kms._base import DataKey
+from kmsnb.kms._base import DataKey, UnwrappedKey
 from kmsnb.kms.local import LocalKms
 
 #: A fake AccessKey secret: present in the environment, never to be shown anywhere.
@@ -61,9 +61,9 @@ class RecordingKms:
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
-    ) -> bytearray:
-        key: bytearray = self._inner.decrypt_data_key(ciphertext_blob, encryption_context)
-        self.data_keys.append(bytes(key))
+    ) -> UnwrappedKey:
+        key: UnwrappedKey = self._inner.decrypt_data_key(ciphertext_blob, encryption_context)
+        self.data_keys.append(bytes(key.plaintext))
         return key
 
     def __getattr__(self, name: str) -> Any:

@@ -45,7 +45,7 @@ class Recording:
 
     def decrypt_data_key(self, blob, encryption_context=None):
         key = self._inner.decrypt_data_key(blob, encryption_context)
-        self._record(key)
+        self._record(key.plaintext)
         return key
 
     def __getattr__(self, name):

@@ -41,8 +41,12 @@ def test_data_key_round_trip(emulator: RunningEmulator) -> None:
         assert len(data_key.plaintext) == 32
         assert (data_key.key_id, data_key.key_version_id) == (key.key_id, key.primary_key_version)
         unwrapped = kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT)
-        assert isinstance(unwrapped, bytearray)
-        assert unwrapped == data_key.plaintext
+        assert isinstance(unwrapped.plaintext, bytearray)
+        assert unwrapped.plaintext == data_key.plaintext
+        assert (unwrapped.key_id, unwrapped.key_version_id) == (
+            key.key_id,
+            key.primary_key_version,
+        )
     assert data_key.plaintext == bytearray(32)  # wiped on exit
 
 
@@ -86,7 +90,8 @@ def test_every_management_method(emulator: RunningEmulator) -> None:
             destination_encryption_context={"moved": "yes"},
         )
         assert moved.key_id == other.key_id
-        assert kms.decrypt_data_key(moved.ciphertext_blob, {"moved": "yes"}) == data_key.plaintext
+        unwrapped = kms.decrypt_data_key(moved.ciphertext_blob, {"moved": "yes"})
+        assert (unwrapped.plaintext, unwrapped.key_id) == (data_key.plaintext, other.key_id)
 
     kms.disable_key(key.key_id)
     assert kms.describe_key(key.key_id).key_state == "Disabled"
@@ -204,7 +209,7 @@ def test_locations_and_reprs_hide_credentials() -> None:
         (None, None, "region_id"),
         (None, "ftp://127.0.0.1:1", "not a KMS endpoint"),
         (None, "http://127.0.0.1:1/path", "no path"),
-        (None, "http://user:pw@127.0.0.1:1", "no path"),
+        (None, "http://user:pw@127.0.0.1:1", "no user info"),
     ],
 )
 def test_bad_configuration(

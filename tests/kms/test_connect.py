@@ -96,6 +96,6 @@ def test_http_uri_reaches_an_emulator_server(
     kms = connect()
     key_id = kms.create_key("via connect").key_id
     with kms.generate_data_key(key_id) as data_key:
-        assert kms.decrypt_data_key(data_key.ciphertext_blob) == data_key.plaintext
+        assert kms.decrypt_data_key(data_key.ciphertext_blob).plaintext == data_key.plaintext
     # The same keystore, seen in-process.
     assert connect(f"local:{emulator.store_path}").describe_key(key_id).description == "via connect"

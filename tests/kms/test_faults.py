@@ -137,7 +137,8 @@ def test_calls_succeed_within_the_retry_budget(
     for number in range(40):
         context = {"n": str(number)}
         with kms.generate_data_key(key_id, context) as data_key:
-            assert kms.decrypt_data_key(data_key.ciphertext_blob, context) == data_key.plaintext
+            unwrapped = kms.decrypt_data_key(data_key.ciphertext_blob, context)
+            assert unwrapped.plaintext == data_key.plaintext
     assert waits  # faults happened and were retried
     assert max(waits) <= 12 * 0.001 * 2**11
 
