@@ -7,10 +7,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# uv installs from uv.lock. It is bootstrapped into the venv with pip, at the version that
-# wrote the lock, so no tool outside the venv is needed; `make lock` updates the lock.
+# uv installs from uv.lock: the uv on PATH if it is the version that wrote the lock, else
+# that version bootstrapped into the venv with pip, so nothing outside the venv is needed.
+# `make lock` updates the lock.
 UV_VERSION := 0.13.9
-UV := $(BIN)/uv
+UV_ON_PATH := $(shell uv --version 2>/dev/null | grep -q '^uv $(UV_VERSION)\b' && command -v uv)
+UV := $(or $(UV_ON_PATH),$(BIN)/uv)
 STAMP_UV := $(VENV)/.kmsnb-uv-$(UV_VERSION)
 # Stamps record what was installed from which pyproject.toml and uv.lock, so edits reinstall.
 STAMP_RUNTIME := $(VENV)/.kmsnb-runtime
@@ -27,8 +29,8 @@ SYNC := $(UV) sync --locked --inexact --no-progress
 .PHONY: demo test test-browser lint typecheck lock-check lock unit bench clean
 
 $(STAMP_UV):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(PYTHON) -m venv $(if $(UV_ON_PATH),--without-pip) $(VENV)
+	$(if $(UV_ON_PATH),,$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION))
 	touch $@
 
 $(STAMP_RUNTIME): pyproject.toml uv.lock | $(STAMP_UV)

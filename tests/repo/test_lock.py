@@ -77,4 +77,5 @@ def test_makefile_installs_from_the_lock_with_the_uv_that_wrote_it() -> None:
     assert re.search(r"^SYNC := \$\(UV\) sync --locked ", makefile, flags=re.M)
     # pip only bootstraps uv; everything else comes from the lock.
     pip = [line.strip() for line in makefile.splitlines() if "pip install" in line]
-    assert pip == ["$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)"]
+    bootstrap = "$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)"
+    assert pip == [f"$(if $(UV_ON_PATH),,{bootstrap})"]
