@@ -73,8 +73,8 @@ class Kmsnb(Configurable):
         from kmsnb._connect import connect
         from kmsnb.kms.caching import CachingKms
 
-        uri = self._uri()
-        client = connect(uri)
+        uri = self._uri()  # what connect() opens, remembered for _is_open()
+        client = connect(self.kms or None)
         kms: Kms = client
         if self.cache_max_age > 0:
             kms = CachingKms(

@@ -124,9 +124,11 @@ def test_key_picker_and_encrypt_panel(lab: Lab, tmp_path: Path) -> None:
 
     # KeyPicker: choosing a key makes it the session's default key.
     _choose(lab, PICKER, "Key", "alias/second")
-    lab.page.wait_for_timeout(500)  # the choice travels to the kernel over the comm
-    cell = lab.run_cell(DEFAULT_KEY)
-    assert cell["outputs"][0]["text"] == "alias/second\n"
+    # The choice reaches the kernel over the widget's comm, ahead of the next execution.
+    _wait_for(
+        lambda: lab.run_cell(DEFAULT_KEY)["outputs"][0]["text"] == "alias/second\n",
+        "the default key to change",
+    )
     lab.screenshot("widgets-key-picker")
 
     # EncryptPanel: the file appears under the chosen key, and decrypts to the DataFrame.

@@ -79,3 +79,12 @@ def test_makefile_installs_from_the_lock_with_the_uv_that_wrote_it() -> None:
     pip = [line.strip() for line in makefile.splitlines() if "pip install" in line]
     bootstrap = "$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)"
     assert pip == [f"$(if $(UV_ON_PATH),,{bootstrap})"]
+
+
+def test_license_and_project_urls() -> None:
+    project = _pyproject()["project"]
+    assert project["license"] == "Apache-2.0"
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert {"Homepage", "Source", "Issues", "Changelog"} <= set(project["urls"])
