@@ -1,30 +1,62 @@
 # The two commands of the quick start: `make demo` and `make test`.
-# Both create .venv when missing and install what they need; re-runs reuse it.
+# Both create .venv when missing and install what they need from uv.lock (the versions
+# `make test` passes with); re-runs reuse it. `make test-browser` runs the tutorials in
+# JupyterLab and headless Chromium, as CI does after `make test`.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# Stamps record what was installed from which pyproject.toml, so edits reinstall.
+# uv installs from uv.lock: the uv on PATH if it is the version that wrote the lock, else
+# that version bootstrapped into the venv with pip, so nothing outside the venv is needed.
+# `make lock` updates the lock.
+UV_VERSION := 0.13.9
+UV_ON_PATH := $(shell uv --version 2>/dev/null | grep -q '^uv $(UV_VERSION)\b' && command -v uv)
+UV := $(or $(UV_ON_PATH),$(BIN)/uv)
+STAMP_UV := $(VENV)/.kmsnb-uv-$(UV_VERSION)
+# Stamps record what was installed from which pyproject.toml and uv.lock, so edits reinstall.
 STAMP_RUNTIME := $(VENV)/.kmsnb-runtime
 STAMP_TEST := $(VENV)/.kmsnb-test
+STAMP_BROWSER := $(VENV)/.kmsnb-browser
 
-.PHONY: demo test lint typecheck unit bench clean
+# uv: the project's environment is $(VENV); never download a Python (use $(PYTHON)'s).
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+# --locked: stop if uv.lock no longer matches pyproject.toml (run `make lock`).
+# --inexact: keep what other targets installed (uv itself, the test tools for `make demo`).
+SYNC := $(UV) sync --locked --inexact --no-progress
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+.PHONY: demo test test-browser lint typecheck lock-check lock unit bench clean
 
-$(STAMP_RUNTIME): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[aliyun,pandas,notebook]'
+$(STAMP_UV):
+	$(PYTHON) -m venv $(if $(UV_ON_PATH),--without-pip) $(VENV)
+	$(if $(UV_ON_PATH),,$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION))
 	touch $@
 
-$(STAMP_TEST): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+$(STAMP_RUNTIME): pyproject.toml uv.lock | $(STAMP_UV)
+	$(SYNC) --extra aliyun --extra pandas --extra notebook
+	touch $@
+
+$(STAMP_TEST): pyproject.toml uv.lock | $(STAMP_UV)
+	$(SYNC) --extra test
 	touch $@ $(STAMP_RUNTIME)
+
+$(STAMP_BROWSER): pyproject.toml uv.lock | $(STAMP_UV)
+	$(SYNC) --extra test --group browser
+	touch $@ $(STAMP_TEST) $(STAMP_RUNTIME)
 
 demo: $(STAMP_RUNTIME)
 	$(PY) -m kmsnb.demo
+
+# uv.lock must match pyproject.toml (a static check, no resolution when it does);
+# tests/repo/test_lock.py checks that binder/requirements.txt matches uv.lock.
+lock-check: $(STAMP_UV)
+	$(UV) lock --check --no-progress
+
+# After a dependency change in pyproject.toml: re-resolve, and re-pin Binder from the lock.
+lock: $(STAMP_UV)
+	$(UV) lock --no-progress
+	$(PY) tests/repo/binder_requirements.py --write
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
@@ -33,10 +65,16 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lock-check lint typecheck
 	$(BIN)/pytest -p no:cacheprovider
 	$(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
+
+# Installs Debian's chromium first when it is missing and this runs as root with apt-get;
+# otherwise the test fails (it never skips) and says what is missing.
+test-browser: $(STAMP_BROWSER)
+	tests/browser/ensure-chromium
+	$(BIN)/pytest -p no:cacheprovider tests/browser
 
 unit: $(STAMP_TEST)
 	$(BIN)/pytest -m unit -q
@@ -47,4 +85,4 @@ bench: $(STAMP_TEST)
 	$(PY) bench/bench_dataframe.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out tests/browser/out

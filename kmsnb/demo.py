@@ -10,6 +10,7 @@ replaces its own files.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,6 +56,26 @@ def work_key(kms: KmsClient) -> str:
     return key_id
 
 
+def shell_command() -> tuple[str, str]:
+    """How this shell calls the ``kmsnb`` of this Python, and what to do to call it ``kmsnb``.
+
+    ``make demo`` installs kmsnb in ``.venv``, which is not on ``PATH`` until activated:
+    then the command is ``.venv/bin/kmsnb``, with the advice to activate the venv.
+    """
+    script = Path(sys.executable).with_name("kmsnb")
+    if not script.exists():
+        return f"{sys.executable} -m kmsnb", ""
+    found = shutil.which("kmsnb")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "kmsnb", ""
+    try:
+        shown = script.absolute().relative_to(Path.cwd())
+    except ValueError:
+        shown = script.absolute()
+    activate = shown.with_name("activate")
+    return str(shown), f" (or `source {activate}` first, then just `kmsnb`)"
+
+
 def main() -> int:
     plaintext, encrypted, decrypted = (
         DATA / "sales.csv",
@@ -97,11 +118,12 @@ def main() -> int:
         if callable(close):
             close()
 
-    print("\nThe same from a shell:")
+    kmsnb, advice = shell_command()
+    print(f"\nThe same from a shell{advice}:")
     kms_option = f"--kms local:{STORE}"
-    print(f"    kmsnb {kms_option} encrypt {plaintext} -o {encrypted} --key {ALIAS} --overwrite")
-    print(f"    kmsnb inspect {encrypted}")
-    print(f"    kmsnb {kms_option} decrypt {encrypted} -o {decrypted} --overwrite")
+    print(f"    {kmsnb} {kms_option} encrypt {plaintext} -o {encrypted} --key {ALIAS} --overwrite")
+    print(f"    {kmsnb} inspect {encrypted}")
+    print(f"    {kmsnb} {kms_option} decrypt {encrypted} -o {decrypted} --overwrite")
     print(f"Files: {plaintext}, {encrypted}, {decrypted}; master key in {STORE}/")
     return 0 if same else 1
 

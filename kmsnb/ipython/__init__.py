@@ -10,6 +10,7 @@ in ``ipython_config.py``.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Any
 
@@ -29,9 +30,11 @@ class Kmsnb(Configurable):
 
     Changing ``kms``, ``allow_insecure_http`` or a cache limit reconnects the session's
     KMS; setting ``default_key`` sets the session's default key (as ``%kms use KEY`` does;
-    the session, ``kmsnb.session.get_default_key()``, holds the key in use).
-    ``allowed_keys`` pins the master keys that ``%decrypt`` and ``%kms rewrap`` accept
-    (their ``--allowed-key`` replaces it for one call).
+    the session, ``kmsnb.session.get_default_key()``, holds the key in use). Setting
+    ``kms`` to the KMS the session already has open (``$KMSNB_KMS`` when ``kms`` was empty)
+    keeps it, so a notebook may name its KMS whether or not the extension was loaded before
+    it (Binder preloads it). ``allowed_keys`` pins the master keys that ``%decrypt`` and
+    ``%kms rewrap`` accept (their ``--allowed-key`` replaces it for one call).
     """
 
     kms = Unicode(
@@ -74,6 +77,7 @@ class Kmsnb(Configurable):
         # the extension connects once, explicitly, when it has finished loading.
         self._live = False
         self._opened: list[Kms] = []
+        self._opened_uri: str | None = None
         super().__init__(**kwargs)
         set_progress_threshold(self.progress_threshold)
 
@@ -82,6 +86,7 @@ class Kmsnb(Configurable):
         from kmsnb._connect import connect
         from kmsnb.kms.caching import CachingKms
 
+        uri = self._uri()  # what connect() opens, remembered for _is_open()
         client = connect(self.kms or None, allow_insecure_http=self.allow_insecure_http)
         kms: Kms = client
         if self.cache_max_age > 0:
@@ -94,13 +99,26 @@ class Kmsnb(Configurable):
         session.set_kms(kms, cache=False)
         self.close()
         self._opened = [kms] if kms is client else [kms, client]
+        self._opened_uri = uri
+
+    def _uri(self) -> str | None:
+        """The URI ``connect`` opens: ``kms``, else ``$KMSNB_KMS`` (as ``kmsnb.connect``)."""
+        from kmsnb._connect import KMS_URI_ENV
+
+        return self.kms or os.environ.get(KMS_URI_ENV) or None
+
+    def _is_open(self) -> bool:
+        """Whether the session's KMS is the one this extension opened at ``_uri()``."""
+        return bool(self._opened) and (
+            self._opened_uri == self._uri() and session.get_kms() is self._opened[0]
+        )
 
     def close(self) -> None:
         """Zero the data keys cached by the KMS this extension opened, and close it.
 
         The session does not do it: a KMS handed to ``set_kms`` belongs to its caller.
         """
-        opened, self._opened = self._opened, []
+        opened, self._opened, self._opened_uri = self._opened, [], None
         for item in opened:
             close = getattr(item, "close", None)
             if callable(close):
@@ -139,7 +157,7 @@ class Kmsnb(Configurable):
 
     @observe("kms", "allow_insecure_http", "cache_max_age", "cache_max_messages", "cache_max_bytes")
     def _kms_changed(self, change: Any) -> None:
-        if self._live:
+        if self._live and not (change["name"] == "kms" and self._is_open()):
             self._connect_and_report()
 
     @observe("default_key")

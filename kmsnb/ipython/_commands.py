@@ -63,13 +63,39 @@ def split(line: str) -> list[str]:
     """A magic's line as a shell would split it: quotes group words and are removed.
 
     (IPython's own ``parse_argstring`` keeps the quotes: ``--description "a b"`` would
-    store the quote characters in the key's description.) A final ``;``, which silences
-    the output of the magics that allow it, is not an argument.
+    store the quote characters in the key's description.) A ``#`` that begins a word
+    outside quotes starts a comment, as in a shell, so ``%kms use alias/x  # it's ours``
+    works; ``a#b`` and ``"#x"`` are words. A final ``;``, which silences the output of the
+    magics that allow it, is not an argument.
     """
     try:
-        return shlex.split(line.rstrip().removesuffix(";"))
+        return shlex.split(_without_comment(line).rstrip().removesuffix(";"))
     except ValueError as error:  # an unclosed quote
         raise UsageError(f"cannot split the line: {error}") from None
+
+
+def _without_comment(line: str) -> str:
+    """``line`` up to its comment, by the rules of a POSIX shell.
+
+    (``shlex`` with ``comments=True`` would also cut ``a#b`` after ``a``.)
+    """
+    quote = ""
+    escaped = False
+    word_start = True
+    for index, char in enumerate(line):
+        if escaped:  # the character after a backslash is never special
+            escaped = word_start = False
+            continue
+        if char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and word_start:
+            return line[:index]
+        word_start = not quote and not escaped and char.isspace()
+    return line
 
 
 def parse(line: str) -> Namespace:

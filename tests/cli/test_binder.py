@@ -42,13 +42,16 @@ def test_start_ends_by_handing_over() -> None:
 
 
 @pytest.mark.unit
-def test_requirements_install_the_project_with_its_extras() -> None:
+def test_requirements_install_the_project_and_pinned_versions() -> None:
+    """A local requirement first (installed after the copy), then exact pins from uv.lock."""
     requirements = [
         line.strip()
         for line in (BINDER / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    assert requirements == ["-e .[aliyun,pandas,notebook,dask]"]
+    assert requirements[0] == "-e ."
+    assert all("==" in line for line in requirements[1:])
+    assert (BINDER / "runtime.txt").read_text() == "python-3.11\n"
 
 
 @pytest.mark.unit
@@ -75,41 +78,87 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-@pytest.mark.integration
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_start_serves_the_emulator_and_exports_its_endpoint(tmp_path: Path) -> None:
-    check = (
-        "import os; from kmsnb._connect import connect; "
-        "kms = connect(); key = kms.create_key('binder'); "
-        "print(os.environ['KMSNB_KMS'], os.environ['KMSNB_EMULATOR_PID'], key.key_state, "
-        "os.environ['ALIBABA_CLOUD_ACCESS_KEY_SECRET'])"
-    )
-    # A session of its own, so the emulator left running in the background can be stopped.
-    process = subprocess.Popen(
-        [str(BINDER / "start"), sys.executable, "-c", check],
+def _emulator_pid(home: Path) -> int:
+    """The pid of the emulator that binder/start started with ``$HOME`` = ``home``."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                arguments = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"serve" in arguments and str(home).encode() in b" ".join(arguments):
+                    return int(entry.name)
+    raise AssertionError("no emulator process found")
+
+
+def _wait_until_gone(pid: int) -> bool:
+    deadline = time.monotonic() + 20
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _running(pid)
+
+
+def _start(home: Path, code: str) -> subprocess.Popen[str]:
+    # A session of its own, so that a failing test can stop whatever is left.
+    return subprocess.Popen(
+        [str(BINDER / "start"), sys.executable, "-c", code],
         cwd=REPO,
-        env=_environment(tmp_path),
+        env=_environment(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_start_serves_the_emulator_and_stops_it_when_the_server_exits(tmp_path: Path) -> None:
+    check = (
+        "import os; from kmsnb._connect import connect; "
+        "kms = connect(); key = kms.create_key('binder'); "
+        "print(os.getpid(), os.environ['KMSNB_KMS'], os.environ['KMSNB_EMULATOR_PID'], "
+        "key.key_state, os.environ['ALIBABA_CLOUD_ACCESS_KEY_SECRET'])"
+    )
+    process = _start(tmp_path, check)
     try:
         out, err = process.communicate(timeout=60)
+        server_pid, endpoint, pid, state, secret = out.split()
+        assert (process.returncode, state) == (0, "Enabled"), err
+        assert int(server_pid) == process.pid  # exec "$@": the server replaced the script
+        assert endpoint.startswith("http://127.0.0.1:")
+        log = (tmp_path / ".kmsnb-emulator" / "serve.log").read_text()
+        assert f"serving at {endpoint}" in log
+        assert len(secret) >= 20
+        assert secret not in log
+        # Nobody stopped it but the end of the server; it shut down cleanly.
+        assert _wait_until_gone(int(pid))
+        log = (tmp_path / ".kmsnb-emulator" / "serve.log").read_text()
+        assert log.rstrip().endswith("kmsnb emulator stopped")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    endpoint, pid, state, secret = out.split()
-    assert (process.returncode, state) == (0, "Enabled"), err
-    assert endpoint.startswith("http://127.0.0.1:")
-    log = (tmp_path / ".kmsnb-emulator" / "serve.log").read_text()
-    assert f"serving at {endpoint}" in log
-    assert len(secret) >= 20
-    assert secret not in log
-    deadline = time.monotonic() + 10
-    while _running(int(pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(int(pid))
+        _stop_group(process)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_emulator_stops_when_the_server_is_killed(tmp_path: Path, how: signal.Signals) -> None:
+    """Only the server gets the signal (as from repo2docker's entrypoint), even SIGKILL."""
+    process = _start(tmp_path, "import time; print('up', flush=True); time.sleep(600)")
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "up\n"
+        emulator = _emulator_pid(tmp_path)
+        assert _running(emulator)
+        os.kill(process.pid, how)
+        process.wait(30)
+        assert _wait_until_gone(emulator)
+    finally:
+        _stop_group(process)
 
 
 @pytest.mark.notebook

@@ -58,3 +58,25 @@ def test_python_m_kmsnb_demo(tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert "kmsnb inspect data/sales.csv.kms" in result.stdout
+
+
+@pytest.mark.unit
+def test_printed_commands_run_in_a_new_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make demo``'s kmsnb is in .venv/bin, not on PATH: the demo says so and prints the path."""
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "kmsnb").write_text("#!/bin/sh\n")
+    (bin_dir / "kmsnb").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert demo.shell_command() == (
+        ".venv/bin/kmsnb",
+        " (or `source .venv/bin/activate` first, then just `kmsnb`)",
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")  # activated
+    assert demo.shell_command() == ("kmsnb", "")
+    (bin_dir / "kmsnb").unlink()  # kmsnb run from a source tree, not installed
+    assert demo.shell_command() == (f"{bin_dir / 'python'} -m kmsnb", "")

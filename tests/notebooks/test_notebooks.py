@@ -54,11 +54,16 @@ def test_sanitizers_parse() -> None:
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda path: path.name)
 def test_isolated_store_before_extension(path: Path) -> None:
+    """A new keystore and folder each run; the session switched to it even where kmsnb
+    was loaded before the notebook (Binder), which tests/notebooks/test_binder_tutorials.py
+    runs."""
     cells = _code_cells(_load(path))
     first = _source(cells[0])
+    assert 'STORE = tempfile.mkdtemp(prefix="kmsnb-nb-")' in first
     assert 'os.environ["KMSNB_KMS"] = "local:" + STORE' in first
     assert "os.chdir(WORK)" in first
-    assert "%load_ext kmsnb" in _source(cells[1])
+    load = _source(cells[1]).splitlines()
+    assert load[:2] == ["%load_ext kmsnb", '%config Kmsnb.kms = os.environ["KMSNB_KMS"]']
     assert "shutil.rmtree(STORE)" in _source(cells[-1])
 
 
