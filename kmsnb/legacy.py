@@ -215,8 +215,9 @@ def decrypt_legacy_file(
 
     ``dst`` appears only once the tag has verified (see :func:`kmsnb.decrypt_file`).
     """
-    plaintext = decrypt_legacy(read_legacy(src), kms=kms, encryption_context=encryption_context)
-    with atomic_output(dst, overwrite=overwrite) as output:
+    envelope = read_legacy(src)
+    with atomic_output(dst, overwrite=overwrite) as output:  # checks dst before the KMS
+        plaintext = decrypt_legacy(envelope, kms=kms, encryption_context=encryption_context)
         output.write(plaintext)
     return len(plaintext)
 
@@ -243,14 +244,14 @@ def convert_legacy_file(
         FormatError, IntegrityError, KmsError: see :func:`decrypt_legacy`.
     """
     envelope = read_legacy(src)
-    target = key_id or master_key_of(kms, envelope.wrapped_key)
-    if not target:
-        raise ValueError(
-            "the KMS cannot tell which master key wrapped this file's data key; name the "
-            "master key for the new file (--key)"
-        )
-    plaintext = decrypt_legacy(envelope, kms=kms)
-    with atomic_output(dst, overwrite=overwrite) as output:
+    with atomic_output(dst, overwrite=overwrite) as output:  # checks dst before the KMS
+        target = key_id or master_key_of(kms, envelope.wrapped_key)
+        if not target:
+            raise ValueError(
+                "the KMS cannot tell which master key wrapped this file's data key; name the "
+                "master key for the new file (--key)"
+            )
+        plaintext = decrypt_legacy(envelope, kms=kms)
         writer = open_encrypt(
             output,
             target,
