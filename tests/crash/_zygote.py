@@ -140,7 +140,10 @@ def _wait(pid: int, output: int, log: BinaryIO, timeout_s: float | None) -> int 
     """Copy the child's output to ``log`` until it exits; return its wait status, or
     ``None`` if it is still running after ``timeout_s``."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    pidfd = os.pidfd_open(pid)
+    try:
+        pidfd = os.pidfd_open(pid)  # readable once the child exits (Linux 5.3)
+    except (AttributeError, OSError):
+        pidfd = None  # poll instead
     try:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -149,11 +152,14 @@ def _wait(pid: int, output: int, log: BinaryIO, timeout_s: float | None) -> int 
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
-            ready, _, _ = select.select([pidfd, output], [], [], left)
+            step = left if pidfd is not None else min(0.002, left or 0.002)
+            watched = [output] if pidfd is None else [pidfd, output]
+            ready, _, _ = select.select(watched, [], [], step)
             if output in ready:
                 log.write(os.read(output, 65536))
     finally:
-        os.close(pidfd)
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def main() -> None:
