@@ -443,7 +443,7 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path: Path, kms_uri: str, key_
     )
     try:
         # The unfinished output exists once the command is waiting for stdin.
-        wait_for_pending_output(process, tmp_path)
+        assert wait_for_pending_output(process, tmp_path)  # it waits for stdin meanwhile
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     finally:

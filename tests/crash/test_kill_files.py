@@ -264,9 +264,9 @@ def test_sigterm_and_sighup_during_decrypt(
             [*command, str(destination)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
-            wait_for_pending_output(process, out)
             try:
-                process.wait(timeout=delays.next())
+                if wait_for_pending_output(process, out):  # else it finished first
+                    process.wait(timeout=delays.next())
             except subprocess.TimeoutExpired:
                 process.send_signal(signum)  # Popen checks the process is still its child
             _, stderr = process.communicate(timeout=60)
