@@ -143,7 +143,9 @@ def _run(args: argparse.Namespace) -> None:
                 rounds.append(timings)
                 if round_index == 0:
                     sizes = {
-                        case: sum(f.stat().st_size for f in target(case, 0).iterdir())
+                        case: sum(
+                            f.stat().st_size for f in target(case, 0).rglob("*") if f.is_file()
+                        )
                         for case in ("plain_write", "kmsnb_write")
                     }
                 for case in ("plain_write", "kmsnb_write"):

@@ -10,18 +10,24 @@ imported inside the commands, so ``kmsnb --help`` stays fast.
 ``-`` names stdin or stdout. Decrypting to stdout writes each run of plaintext as soon as
 it has been authenticated; like ``age``, a file that fails later leaves what was already
 written on stdout (and exits 1). Decrypting to a file writes nothing unless all of it
-verified.
+verified. Character devices and FIFOs (``-o /dev/null``) are written through, like stdout.
+
+SIGTERM and SIGHUP (``timeout``, ``docker stop``, a closed terminal) stop a command as
+Ctrl-C does: the partial output is discarded and the status is 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import io
 import os
+import signal
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -67,6 +73,8 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (KmsError, "the code is the KMS's own; its API documentation explains it"),
     (FormatError, "kmsnb reads kmsnb files and the tutorial's .cipher files; check the path"),
     (FileNotFoundError, "check the path"),
+    (IsADirectoryError, "name a file, e.g. -o DIR/NAME"),
+    (PermissionError, "check the permissions of the file and of its folder"),
     (ImportError, "install the extra it names, e.g. pip install 'kmsnb[aliyun]'"),
 )
 
@@ -81,14 +89,46 @@ def report_error(error: BaseException) -> int:
     return EXIT_FAILURE
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C, so partial outputs are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_on_signals() -> Iterator[None]:
+    def handle(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    previous = {}
+    # Only the main thread may set handlers, and a host's own handler stays in charge.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    for name in ("SIGTERM", "SIGHUP") if in_main_thread else ():
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _command(handler: _Handler) -> _Handler:
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         try:
-            return handler(args)
+            with _terminate_on_signals():
+                return handler(args)
         except KeyboardInterrupt:
             print("kmsnb: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except _Terminated as terminated:
+            name = signal.Signals(terminated.signum).name
+            print(f"kmsnb: stopped by {name}", file=sys.stderr)
+            return 128 + terminated.signum
         except BrokenPipeError:
             _discard_stdout()  # the reader went away (| head); say nothing more
             return EXIT_FAILURE
@@ -121,6 +161,12 @@ class _ContextAction(argparse.Action):
         key, sep, value = str(values).partition("=")
         if not sep or not key:
             parser.error(f"--context takes KEY=VALUE, not {values!r}")
+        try:
+            str(values).encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 arrive as lone surrogates (PEP 383).
+            shown = os.fsencode(str(values))
+            parser.error(f"--context must be UTF-8 text; {shown!r} is not")
         context: dict[str, str] = dict(getattr(namespace, self.dest) or {})
         if key in context:
             parser.error(f"--context names {key!r} twice")
@@ -136,6 +182,11 @@ def _size(text: str) -> int:
     if not digits.isdigit() or int(digits) <= 0:
         raise argparse.ArgumentTypeError(f"not a positive size: {text!r} (e.g. 65536, 64K, 1M)")
     return int(digits) * scale
+
+
+def _exact_size(text: str) -> int:
+    """A byte count that may be zero: ``0``, ``1048576``, ``64K``."""
+    return 0 if text == "0" else _size(text)
 
 
 def _alias_name(name: str) -> str:
@@ -189,7 +240,10 @@ def add_file_commands(commands: _Commands) -> None:
         _cmd_encrypt,
         "encrypt a file under a KMS master key",
         "Encrypt SRC into DST under the master key KEY. A fresh data key from the KMS "
-        "encrypts the data locally; only its wrapped form is stored. '-' is stdin/stdout.",
+        "encrypts the data locally; only its wrapped form is stored. '-' is stdin/stdout. "
+        "From a pipe, kmsnb cannot tell a finished stream from a producer that died: "
+        "'producer | kmsnb encrypt -' makes a shorter, valid file, with status 0, if the "
+        "producer is killed. Pass --expect-size N to refuse any other length.",
     )
     encrypt.add_argument("src", metavar="SRC", help="the file to encrypt, or - for stdin")
     encrypt.add_argument("-o", "--output", required=True, metavar="DST", help="or - for stdout")
@@ -199,6 +253,14 @@ def add_file_commands(commands: _Commands) -> None:
         "--chunk-size", type=_size, default=None, metavar="N", help="I/O buffer size (e.g. 4M)"
     )
     encrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    encrypt.add_argument(
+        "--expect-size",
+        type=_exact_size,
+        default=None,
+        metavar="N",
+        help="refuse SRC unless it is exactly N bytes (e.g. 1048576, 64K): a stream cut "
+        "short (a killed producer) or too long fails and leaves nothing valid",
+    )
 
     decrypt = _add(
         commands,
@@ -271,7 +333,7 @@ def _connect(args: argparse.Namespace) -> Iterator[KmsClient]:
 def _open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
     """Yield the source and its size (``None`` for stdin, pipes and devices)."""
     if path == STDIO:
-        yield sys.stdin.buffer, None
+        yield _standard_stream(sys.stdin, "stdin", "<"), None
         return
     with open(path, "rb") as source:
         status = os.fstat(source.fileno())
@@ -286,17 +348,30 @@ def _open_output(
     from kmsnb._files import atomic_output
 
     if path == STDIO:
+        stdout = _standard_stream(sys.stdout, "stdout", ">")
         if not binary_to_terminal and sys.stdout.isatty():
             raise ValueError("refusing to write ciphertext to a terminal; redirect stdout")
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        yield stdout
+        stdout.flush()
         return
     if source != STDIO and os.path.exists(path) and os.path.samefile(source, path):
         raise ValueError(f"{path} is both the source and the destination")
-    if not overwrite and os.path.lexists(path):
-        raise FileExistsError(f"{path} exists")
-    with atomic_output(path, overwrite=overwrite) as output:
+    with contextlib.ExitStack() as stack:
+        # atomic_output checks the destination (exists, a directory, a device...) on entry.
+        try:
+            output = stack.enter_context(atomic_output(path, overwrite=overwrite))
+        except FileExistsError:
+            raise FileExistsError(f"{path} exists") from None  # the hint names --overwrite
         yield output
+
+
+def _standard_stream(stream: Any, name: str, redirect: str) -> BinaryIO:
+    """The binary side of stdin or stdout; a clear error when the shell closed it."""
+    if stream is None:  # what Python makes of a descriptor closed at start (<&- or >&-)
+        raise OSError(
+            errno.EBADF, f"{name} is closed; give a file instead of -, or {redirect} a file"
+        )
+    return stream.buffer  # type: ignore[no-any-return]
 
 
 def _progress(total: int | None, description: str) -> contextlib.AbstractContextManager[Any]:
@@ -348,6 +423,7 @@ def _buffer_size(args: argparse.Namespace) -> int:
 def _cmd_encrypt(args: argparse.Namespace) -> int:
     from kmsnb.envelope import open_encrypt
 
+    expected: int | None = args.expect_size
     with (
         _connect(args) as kms,
         _open_input(args.src) as (source, size),
@@ -355,69 +431,96 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
             args.output, overwrite=args.overwrite, source=args.src, binary_to_terminal=False
         ) as output,
     ):
+        if expected is not None and size is not None and size != expected:
+            raise KmsnbError(f"{args.src} is {size} bytes, not the {expected} of --expect-size")
+        declared = size if size is not None else expected
         writer = open_encrypt(
             output,
             args.key,
             kms=kms,
             encryption_context=args.context,
-            plaintext_size=size,
+            plaintext_size=declared,
             buffer_size=_buffer_size(args),
         )
-        with writer, _progress(size, f"encrypt {os.path.basename(args.src)}") as advance:
+        with writer, _progress(declared, f"encrypt {os.path.basename(args.src)}") as advance:
             view = memoryview(bytearray(writer.step_size))
             while count := source.readinto(view):  # type: ignore[attr-defined]
+                if declared is not None and writer.plaintext_size + count > declared:
+                    raise _wrong_length(args, writer.plaintext_size + count, expected)
                 writer.write(view[:count])
                 advance(count)
-            if size is not None and writer.plaintext_size != size:
-                raise KmsnbError(f"{args.src} changed size while it was read; nothing was written")
+            if declared is not None and writer.plaintext_size != declared:
+                raise _wrong_length(args, writer.plaintext_size, expected)
         header = writer.header
     if args.output != STDIO:
         print(f"encrypted {args.src} -> {args.output} (master key {header.key_id})")
     return EXIT_OK
 
 
-def _cmd_decrypt(args: argparse.Namespace) -> int:
-    from kmsnb.envelope import open_decrypt
+def _wrong_length(args: argparse.Namespace, got: int, expected: int | None) -> KmsnbError:
+    name = "stdin" if args.src == STDIO else args.src
+    written = "the output on stdout is incomplete and will not decrypt"
+    if args.output != STDIO:
+        written = "nothing was written"
+    if expected is None:
+        return KmsnbError(f"{name} changed size while it was read; {written}")
+    if got > expected:
+        return KmsnbError(f"{name} gave more than the {expected} bytes of --expect-size; {written}")
+    return KmsnbError(
+        f"{name} ended after {got} bytes, not the {expected} of --expect-size (was the "
+        f"producer stopped?); {written}"
+    )
 
+
+def _cmd_decrypt(args: argparse.Namespace) -> int:
     with _open_input(args.src) as (source, _), _connect(args) as kms:
         head = _read_head(source)
-        if _is_legacy(head):
-            return _decrypt_legacy(args, kms, _Prefixed(head, source))
-        reader = open_decrypt(
-            _Prefixed(head, source),  # type: ignore[arg-type]
-            kms=kms,
-            encryption_context=args.context,
-            allowed_keys=args.allowed_keys,
-            buffer_size=_buffer_size(args),
-        )
-        with (
-            reader,
-            _open_output(args.output, overwrite=args.overwrite, source=args.src) as output,
-            _progress(
-                reader.header.plaintext_size, f"decrypt {os.path.basename(args.src)}"
-            ) as advance,
-        ):
-            while block := reader.read_verified():
-                output.write(block)
-                advance(len(block))
-    if args.output != STDIO:
+        legacy = _is_legacy(head)
+        # The destination is checked before the KMS is asked anything.
+        with _open_output(args.output, overwrite=args.overwrite, source=args.src) as output:
+            if legacy:
+                _decrypt_legacy(args, kms, _Prefixed(head, source), output)
+            else:
+                _decrypt_kmsnb(args, kms, _Prefixed(head, source), output)
+    if args.output != STDIO and legacy:
+        print(f"decrypted {args.src} -> {args.output} (a tutorial .cipher file, AES-EAX)")
+        print(f"to move it to the kmsnb format: kmsnb convert {args.src} -o NEW")
+    elif args.output != STDIO:
         print(f"decrypted {args.src} -> {args.output}")
     return EXIT_OK
 
 
-def _decrypt_legacy(args: argparse.Namespace, kms: KmsClient, source: _Prefixed) -> int:
+def _decrypt_kmsnb(
+    args: argparse.Namespace, kms: KmsClient, source: _Prefixed, output: BinaryIO
+) -> None:
+    from kmsnb.envelope import open_decrypt
+
+    reader = open_decrypt(
+        source,  # type: ignore[arg-type]
+        kms=kms,
+        encryption_context=args.context,
+        allowed_keys=args.allowed_keys,
+        buffer_size=_buffer_size(args),
+    )
+    with (
+        reader,
+        _progress(reader.header.plaintext_size, f"decrypt {os.path.basename(args.src)}") as advance,
+    ):
+        while block := reader.read_verified():
+            output.write(block)
+            advance(len(block))
+
+
+def _decrypt_legacy(
+    args: argparse.Namespace, kms: KmsClient, source: _Prefixed, output: BinaryIO
+) -> None:
     from kmsnb.legacy import decrypt_legacy, read_legacy
 
     envelope = read_legacy(args.src if args.src != STDIO else source)  # type: ignore[arg-type]
     plaintext = decrypt_legacy(
         envelope, kms=kms, encryption_context=args.context, allowed_keys=args.allowed_keys
     )
-    with _open_output(args.output, overwrite=args.overwrite, source=args.src) as output:
-        output.write(plaintext)
-    if args.output != STDIO:
-        print(f"decrypted {args.src} -> {args.output} (a tutorial .cipher file, AES-EAX)")
-        print(f"to move it to the kmsnb format: kmsnb convert {args.src} -o NEW")
-    return EXIT_OK
+    output.write(plaintext)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:

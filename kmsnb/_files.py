@@ -1,15 +1,73 @@
-"""Writing a file all at once or not at all."""
+"""Writing a file all at once or not at all, and never leaving a piece of it behind.
+
+Every local file kmsnb writes goes through :func:`atomic_output`:
+
+* **On Linux** the data goes to an anonymous file (``O_TMPFILE``) in the destination's
+  folder. It has no name, so no crash (``kill -9``, a power cut) can leave it behind: the
+  kernel frees it with the last descriptor. Once the data is complete it is fsynced and
+  given its name with ``linkat``, which refuses an existing name, and the folder is
+  fsynced. ``linkat`` goes through ``/proc/self/fd/N`` with ``AT_SYMLINK_FOLLOW``, as
+  open(2) suggests: the ``AT_EMPTY_PATH`` form needs ``CAP_DAC_READ_SEARCH``.
+* **To replace a file** (``overwrite=True``) the complete file is linked to a temporary
+  name and renamed over the destination: the named file exists only once complete, and a
+  crash in that instant leaves a whole file that the next write to the folder sweeps.
+* **Elsewhere**, and where the file system has no ``O_TMPFILE``, a named temporary file
+  ``.kmsnb-tmp.HOST.PID.RANDOM`` (mode 0600) takes its place. It is removed after any
+  error (Ctrl-C included) and on SIGTERM and SIGHUP: the CLI turns those into an
+  exception; a library cannot take over its host's handlers, so it installs its own
+  only where the disposition is the default (death), and only while such a file exists,
+  removing the files and then dying of the signal as the default would. A ``kill -9``
+  can still leave one: every write first sweeps the folder of kmsnb's temporary files
+  whose process is gone (or, made on another host or by kmsnb 0.1, older than an hour).
+* **Without hard links** (link fails with EPERM or ENOTSUP: vfat, many FUSE mounts) the
+  file is published by an exclusive rename (``renameat2(RENAME_NOREPLACE)``).
+
+The temporary names have a fixed length, so every legal name (up to 255 bytes) works.
+
+Destinations that are not regular files are never replaced:
+
+* a **character device or FIFO** (``/dev/null``, a terminal, a named pipe) is written
+  through, as ``cp`` does, with or without ``overwrite``: nothing stored is replaced.
+  The writing is not atomic; like stdout, what was written before an error stays.
+* a **symbolic link** is followed: its target is replaced whole and the link is kept; a
+  dangling link is refused (``cp`` refuses it too).
+* a **directory, block device or socket** is refused before anything is written.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
-import tempfile
+import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_output", "fsync_directory"]
+from kmsnb._temporary import (
+    STALE_AFTER_S,
+    discard,
+    is_temporary_name,
+    open_named,
+    register,
+    sweep_stale_temporaries,
+    temporary_path,
+    unregister,
+)
+
+__all__ = [
+    "STALE_AFTER_S",
+    "atomic_output",
+    "fsync_directory",
+    "is_temporary_name",
+    "sweep_stale_temporaries",
+]
+
+_NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)
+_NO_TMPFILE = (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL)
+_COPY_SIZE = 1 << 20
 
 
 def fsync_directory(directory: Path) -> None:
@@ -26,37 +84,268 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _naming(error: OSError, destination: Path) -> OSError:
+    """The same error, naming the destination rather than a temporary file."""
+    renamed = type(error)(error.errno, error.strerror or str(error), os.fspath(destination))
+    return renamed
+
+
+# -- what the destination is -------------------------------------------------------------
+
+
+def _exists(destination: Path) -> FileExistsError:
+    return FileExistsError(f"{destination} exists; pass overwrite=True to replace it")
+
+
+def _resolve(destination: Path, *, overwrite: bool) -> tuple[Path, bool]:
+    """Return the file to replace or create, and whether to write through it instead.
+
+    Raises:
+        FileExistsError: a regular file is there and ``overwrite`` is false.
+        IsADirectoryError, ValueError: a destination that is never written (see above).
+    """
+    try:
+        status = os.stat(destination)
+    except FileNotFoundError:
+        if os.path.islink(destination):
+            if not overwrite:
+                raise _exists(destination) from None
+            raise ValueError(
+                f"{destination} is a symbolic link to a missing file "
+                f"({os.readlink(destination)}); kmsnb does not write through dangling links"
+            ) from None
+        return destination, False
+    except OSError as error:
+        raise _naming(error, destination) from None
+    kind = status.st_mode
+    if stat.S_ISCHR(kind) or stat.S_ISFIFO(kind):
+        return destination, True
+    if stat.S_ISDIR(kind):
+        raise IsADirectoryError(f"{destination} is a directory; name the file to write in it")
+    if not stat.S_ISREG(kind):
+        what = "a block device" if stat.S_ISBLK(kind) else "not a regular file"
+        raise ValueError(f"{destination} is {what}; kmsnb writes only files and pipes")
+    if not overwrite:
+        raise _exists(destination)
+    return Path(os.path.realpath(destination)), False
+
+
+def _check_name_length(target: Path, destination: Path) -> None:
+    """Refuse a name the folder cannot hold now, rather than after all the work."""
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return
+    if len(os.fsencode(target.name)) > limit:
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), os.fspath(destination))
+
+
+# -- the file being written ----------------------------------------------------------------
+
+
+class _Output(io.BufferedWriter):
+    """A buffered file whose write errors (ENOSPC, EFBIG, EIO) name the destination."""
+
+    def __init__(self, fd: int, destination: Path) -> None:
+        super().__init__(io.FileIO(fd, "wb", closefd=True))
+        self.destination = destination
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as error:
+            raise _naming(error, self.destination) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as error:
+            raise _naming(error, self.destination) from None
+
+
+def _open_anonymous(directory: Path) -> int | None:
+    """An unnamed file in ``directory``, or ``None`` where there is no such thing."""
+    if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        if error.errno in _NO_TMPFILE:
+            return None
+        raise
+
+
+def _link_fd(fd: int, target: Path) -> None:
+    """Name the anonymous file ``fd``: linkat(AT_FDCWD, "/proc/self/fd/N", dir, name,
+    AT_SYMLINK_FOLLOW). (Python calls plain link(), which links the /proc symbolic link
+    itself, unless a directory descriptor is given.)"""
+    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    finally:
+        os.close(dir_fd)
+
+
+def _link_anonymous(fd: int, directory: Path) -> Path:
+    """Give the anonymous file ``fd`` a temporary name."""
+    while True:
+        path = temporary_path(directory)
+        try:
+            _link_fd(fd, path)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _copy_to_named(fd: int, directory: Path) -> Path:
+    """Copy the anonymous file ``fd`` to a named temporary one, for file systems that
+    cannot link it; the copy is registered for removal like any named temporary file."""
+    out_fd, path = open_named(directory)
+    register(path)
+    try:
+        with io.FileIO(out_fd, "wb", closefd=True) as copy:
+            os.lseek(fd, 0, os.SEEK_SET)
+            while block := os.read(fd, _COPY_SIZE):
+                copy.write(block)
+            os.fsync(copy.fileno())
+    except BaseException:
+        discard(path)
+        raise
+    return path
+
+
+def _rename_exclusive(source: Path, destination: Path) -> None:
+    """``rename`` that refuses an existing destination (renameat2 RENAME_NOREPLACE)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = getattr(libc, "renameat2", None)
+        if renameat2 is not None:
+            at_fdcwd, rename_noreplace = -100, 1
+            result = renameat2(
+                at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(destination), rename_noreplace
+            )
+            if result == 0:
+                return
+            code = ctypes.get_errno()
+            if code not in (errno.EINVAL, errno.ENOSYS, *_NO_LINKS):
+                raise OSError(code, os.strerror(code), os.fspath(destination))
+    # No exclusive rename here: check, then rename (a file created in between is replaced).
+    if os.path.lexists(destination):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(destination))
+    os.rename(source, destination)
+
+
+def _publish_named(path: Path, target: Path, *, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(path, target)
+        return
+    try:
+        os.link(path, target, follow_symlinks=False)
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        _rename_exclusive(path, target)
+        return
+    os.unlink(path)
+
+
+def _publish(fd: int, named: Path | None, target: Path, *, overwrite: bool) -> None:
+    """Give the complete file its name; a named temporary one is gone afterwards."""
+    if named is not None:
+        _publish_named(named, target, overwrite=overwrite)
+        return
+    if not overwrite:
+        try:
+            _link_fd(fd, target)
+            return
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+        named = _copy_to_named(fd, target.parent)
+    else:
+        try:
+            named = _link_anonymous(fd, target.parent)
+            register(named)
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+            named = _copy_to_named(fd, target.parent)
+    try:
+        _publish_named(named, target, overwrite=overwrite)
+    except BaseException:
+        discard(named)
+        raise
+    unregister(named)
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[BinaryIO]:
+def _write_through(destination: Path) -> Iterator[BinaryIO]:
+    try:
+        fd = os.open(destination, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise _naming(error, destination) from None
+    with _Output(fd, destination) as output:
+        yield output
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], *, overwrite: bool, sweep: bool = True
+) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes ``path`` only if the block completes.
 
-    The data goes to a temporary file (mode 0600) in the destination's folder, is fsynced,
-    and is renamed over ``path`` at the end. After any error the temporary file is
-    removed, and an existing ``path`` is untouched.
+    The file is created mode 0600 in the destination's folder, fsynced, and named
+    ``path`` at the end (see the module's docstring). After any error nothing is left,
+    and an existing ``path`` is untouched. Errors name ``path``, never a temporary file.
+
+    Args:
+        overwrite: replace an existing file.
+        sweep: first remove stale temporary files from the folder (a fresh folder of
+            kmsnb's own, such as a dataset's generation, needs none).
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is false.
+        IsADirectoryError, ValueError: ``path`` is a directory, a block device, a socket
+            or a dangling symbolic link.
+        OSError: the folder is missing, read-only, full...; it names ``path``.
     """
     destination = Path(path)
-    if not overwrite and destination.exists():
-        raise FileExistsError(f"{destination} exists; pass overwrite=True to replace it")
-    fd, temporary_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".kmsnb-tmp", dir=destination.parent
-    )
-    temporary = Path(temporary_name)
-    try:
-        with os.fdopen(fd, "wb") as output:
+    target, through = _resolve(destination, overwrite=overwrite)
+    if through:
+        with _write_through(destination) as output:
             yield output
-            output.flush()
-            os.fsync(output.fileno())
-        if overwrite:
-            os.replace(temporary, destination)
-        else:
-            # link() refuses an existing name, so a file created meanwhile is never lost.
-            os.link(temporary, destination)
-            temporary.unlink()
-        fsync_directory(destination.parent)
+        return
+    directory = target.parent
+    _check_name_length(target, destination)
+    if sweep:
+        sweep_stale_temporaries(directory)
+    named: Path | None = None
+    try:
+        fd = _open_anonymous(directory)
+        if fd is None:
+            fd, named = open_named(directory)
+            register(named)
+    except OSError as error:
+        raise _naming(error, destination) from None
+    output = _Output(fd, destination)
+    try:
+        yield output
+        output.flush()
+        try:
+            os.fsync(fd)
+            _publish(fd, named, target, overwrite=overwrite)
+        except OSError as error:
+            raise _naming(error, destination) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+        # The error that stopped the write is the one to report, not one from closing.
+        with contextlib.suppress(OSError, ValueError):
+            output.close()
+        if named is not None:
+            discard(named)
         raise
+    output.close()  # the anonymous file's descriptor stays open until it has its name
+    if named is not None:
+        unregister(named)
+    fsync_directory(directory)

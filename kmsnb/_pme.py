@@ -80,6 +80,7 @@ except ImportError as _error:  # pragma: no cover - the PyPI wheel has it
 __all__ = [
     "ColumnKeys",
     "ParquetKmsClient",
+    "check_context_size",
     "check_support",
     "clear_factories",
     "crypto_factory",
@@ -155,7 +156,7 @@ _holder = threading.local()
 @contextlib.contextmanager
 def translated_errors() -> Iterator[None]:
     """Turn what pyarrow raises around PME into kmsnb errors, keeping the KMS's own."""
-    errors: list[KmsnbError] = []
+    errors: list[Exception] = []
     _holder.errors = errors
     try:
         yield
@@ -177,7 +178,7 @@ def translated_errors() -> Iterator[None]:
         _holder.errors = None
 
 
-def _record(error: KmsnbError) -> None:
+def _record(error: Exception) -> None:
     errors = getattr(_holder, "errors", None)
     if errors is not None:
         errors.append(error)
@@ -226,7 +227,7 @@ class ParquetKmsClient(pe.KmsClient):  # type: ignore[misc]
     def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
         try:
             return _wrap(self._kms, key_bytes, master_key_identifier, self._expected or {})
-        except KmsnbError as error:
+        except (KmsnbError, ValueError) as error:
             _record(error)
             raise
 
@@ -264,6 +265,13 @@ def _wrap(kms: Kms, kek: bytes, master_key_identifier: str, context: dict[str, s
             nonce, kek, _associated_data(master_key_identifier, context)
         )
         blob = data_key.ciphertext_blob
+    wrapped = _encode_wrapped(blob, context, nonce, sealed)
+    if len(wrapped) > _MAX_WRAPPED_SIZE:
+        raise _context_too_large(len(wrapped))
+    return wrapped
+
+
+def _encode_wrapped(blob: str, context: Mapping[str, str], nonce: bytes, sealed: bytes) -> str:
     document = {
         "v": _WRAP_VERSION,
         "blob": blob,
@@ -272,6 +280,30 @@ def _wrap(kms: Kms, kek: bytes, master_key_identifier: str, context: dict[str, s
         "sealed": base64.b64encode(sealed).decode("ascii"),
     }
     return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
+
+
+def _context_too_large(wrapped_size: int) -> ValueError:
+    # A ValueError, as whole-file mode raises for a context over its own bound.
+    return ValueError(
+        f"the encryption context is too large for column-level encryption: each wrapped "
+        f"column key would take {wrapped_size} characters, and readers accept at most "
+        f"{_MAX_WRAPPED_SIZE}; shorten the context, or encrypt the whole file (columns=None)"
+    )
+
+
+def check_context_size(encryption_context: Mapping[str, str]) -> None:
+    """Refuse, before any KMS call, a context whose wrapped keys could never be read back.
+
+    The wrapped KEK embeds the context (see the module's docstring); this is its size with
+    an empty CiphertextBlob, a lower bound. :func:`_wrap` checks the exact size.
+
+    Raises:
+        ValueError: the context is too large for column-level encryption.
+    """
+    # The smallest sealed KEK _parse_wrapped accepts: one byte and the 16-byte tag.
+    smallest = len(_encode_wrapped("", encryption_context, bytes(_NONCE_SIZE), bytes(17)))
+    if smallest > _MAX_WRAPPED_SIZE:
+        raise _context_too_large(smallest)
 
 
 def _malformed(what: str) -> FormatError:
@@ -430,6 +462,7 @@ def encryption_properties(
     context = canonical_context(encryption_context)
     check_no_control_characters(footer_key_id, "the footer's key id")
     check_context_has_no_control_characters(context)
+    check_context_size(context)
     keys = {key: list(paths) for key, paths in column_keys.items() if paths}
     configuration = pe.EncryptionConfiguration(
         footer_key=footer_key_id,

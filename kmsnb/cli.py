@@ -40,6 +40,7 @@ _Handler = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``kmsnb`` command with ``argv`` (default ``sys.argv[1:]``); return its status."""
+    _escape_unencodable_output()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -54,6 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KmsnbError, ValueError, OSError) as error:
         print(f"kmsnb: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _escape_unencodable_output() -> None:
+    """Escape what stdout's encoding cannot show instead of failing once the work is done.
+
+    A file name that is not UTF-8 reaches Python as lone surrogates (PEP 383); with
+    ``PYTHONIOENCODING=utf-8`` (strict) printing ``encrypted NAME -> ...`` would fail
+    after the output was written. (stderr escapes by default.)
+    """
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if callable(reconfigure) and getattr(sys.stdout, "errors", None) == "strict":
+        reconfigure(errors="backslashreplace")
 
 
 def build_parser() -> argparse.ArgumentParser:

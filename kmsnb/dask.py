@@ -7,13 +7,22 @@
     ddf = kmsnb.dask.read_parquet("sales.kmsds", kms_uri="aliyun:cn-hangzhou")
 
 Works on ``dask.distributed`` and on Dask's default (threaded) scheduler. A dataset is a
-directory::
+directory holding one *generation* of files and a manifest that names it::
 
-    part.00000.parquet.kms     one partition: Parquet, envelope-encrypted (kmsnb format)
-    part.00001.parquet.kms     ... each under its own data key
-    _meta.parquet.kms          the Dask meta (an empty frame: column names and dtypes),
-                               encrypted with the same master key
-    _kmsnb_manifest.json       written last: what a reader checks the directory against
+    _kmsnb_manifest.json           written last: names the generation, lists its files
+    gen-<dataset id>/              the generation (one per write)
+        part.00000.parquet.kms     one partition: Parquet, envelope-encrypted (kmsnb format)
+        part.00001.parquet.kms     ... each under its own data key
+        _meta.parquet.kms          the Dask meta (an empty frame: column names and dtypes),
+                                   encrypted with the same master key
+
+The manifest (``format_version`` 2) is a JSON object: ``format``
+(``"kmsnb-dask-parquet"``), ``format_version``, ``dataset_id`` (32 hex digits),
+``generation`` (``gen-`` and 32 hex digits: the folder of the files, beside the manifest),
+``key_id``, ``encryption_context`` (the caller's), ``part_count``, ``meta`` and ``parts``
+(each ``{"name", "size", "sha256"}``, names fixed by position). Datasets written by kmsnb
+0.1 (``format_version`` 1, no ``generation``) keep their files beside the manifest and are
+still read; the next overwrite moves them to the new layout.
 
 **The manifest holds no secret and no column name.** Column names can say a lot about the
 data (``hiv_status``), so the schema lives in the encrypted ``_meta.parquet.kms`` and the
@@ -35,18 +44,25 @@ data key per partition, and wipes it after use. The URI is resolved once on the 
 so every worker talks to the same KMS. A live client (``kms=``) cannot be shipped to other
 processes: it is accepted only with Dask's in-process schedulers.
 
-**Atomicity.** Each file is written to a temporary name and renamed into place; the
-manifest is written last, the same way. Until it exists the directory is not a dataset,
-so a reader never sees a half-written one. Overwriting asks the KMS for the meta's data
-key first (a refused key leaves the old dataset whole), then removes the old manifest
-before any part: a reader sees the old dataset whole, no dataset, or the new one whole.
-A reader already reading the old one when it was replaced fails with
-:class:`~kmsnb.errors.IntegrityError`; it never mixes parts. Only files kmsnb wrote are
-ever removed.
+**Atomicity.** Each write makes a new generation folder beside whatever is there, and
+each of its files appears only once complete (see :mod:`kmsnb._files`). The manifest is
+written last and switches the dataset in one step: it is replaced by a rename, so at
+every instant the path holds the old dataset whole or the new one whole, whatever
+happens (``kill -9``, a full disk, a KMS outage halfway). Only then is the old generation
+removed, with any leftovers of writes that were killed (generations no manifest names).
+A writer holds a lock (``flock``) on its generation until it is done, so another
+writer's sweep never takes it for a leftover. Without a manifest a directory is not a
+dataset; one that holds only such leftovers is written again without ``overwrite``. A
+reader already reading the old dataset when it was replaced fails with
+:class:`~kmsnb.errors.IntegrityError`; it never mixes parts.
+Only files and folders kmsnb wrote are ever removed. The scheme needs no rename but the
+manifest's, so object stores can keep it (generation prefixes, the manifest put last).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import io
@@ -70,7 +86,7 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
         "kmsnb.dask needs dask[dataframe] and pyarrow; did you forget to install kmsnb[dask]?"
     ) from error
 
-from kmsnb._files import atomic_output, fsync_directory
+from kmsnb._files import atomic_output, fsync_directory, is_temporary_name
 from kmsnb._format.header import CONTENT_TYPE_PARQUET
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys
 from kmsnb.envelope import _open_decrypt, inspect, open_encrypt
@@ -84,7 +100,9 @@ MANIFEST_NAME: Final = "_kmsnb_manifest.json"
 #: The encrypted Dask meta (column names and dtypes).
 META_NAME: Final = "_meta.parquet.kms"
 MANIFEST_FORMAT: Final = "kmsnb-dask-parquet"
-MANIFEST_VERSION: Final = 1
+MANIFEST_VERSION: Final = 2
+#: kmsnb 0.1's manifests: no generation, the files beside the manifest.
+_FLAT_MANIFEST_VERSION: Final = 1
 
 #: Encryption-context keys kmsnb sets itself; callers may not use this prefix.
 RESERVED_CONTEXT_PREFIX: Final = "kmsnb."
@@ -96,10 +114,7 @@ _META_LABEL: Final = "meta"
 _PART_NAME = re.compile(r"part\.(\d+)\.parquet\.kms")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _DATASET_ID = re.compile(r"[0-9a-f]{32}")
-# Temporary files that atomic_output leaves only while it writes (".NAME.RANDOM.kmsnb-tmp").
-_TEMPORARY_NAME = re.compile(
-    r"\.(?:part\.\d+\.parquet\.kms|_meta\.parquet\.kms|_kmsnb_manifest\.json)\..+\.kmsnb-tmp"
-)
+_GENERATION = re.compile(r"gen-[0-9a-f]{32}")
 
 StrPath = str | os.PathLike[str]
 ContextItems = tuple[tuple[str, str], ...]
@@ -107,6 +122,10 @@ ContextItems = tuple[tuple[str, str], ...]
 
 def _part_name(index: int) -> str:
     return f"part.{index:05d}.parquet.kms"
+
+
+def _generation_name(dataset_id: str) -> str:
+    return f"gen-{dataset_id}"
 
 
 # -- the manifest ----------------------------------------------------------------------
@@ -137,6 +156,8 @@ class Manifest:
         encryption_context: the caller's encryption context (without kmsnb's own keys).
         meta: the encrypted Dask meta (``_meta.parquet.kms``).
         parts: the partitions' files, in order.
+        generation: the folder, beside the manifest, that holds the files; ``None`` for
+            a kmsnb 0.1 dataset, whose files lie beside the manifest.
     """
 
     dataset_id: str
@@ -144,15 +165,24 @@ class Manifest:
     encryption_context: Mapping[str, str]
     meta: PartInfo
     parts: tuple[PartInfo, ...]
+    generation: str | None = None
 
     @property
     def part_count(self) -> int:
         return len(self.parts)
 
+    def files_directory(self, dataset: StrPath) -> Path:
+        """Where the files of the dataset at ``dataset`` are."""
+        directory = Path(dataset)
+        return directory if self.generation is None else directory / self.generation
+
     def to_json(self) -> str:
+        if self.generation is None:
+            raise AssertionError("kmsnb: internal error: kmsnb writes only generations")
         document = {
             "format": MANIFEST_FORMAT,
             "format_version": MANIFEST_VERSION,
+            "generation": self.generation,
             "dataset_id": self.dataset_id,
             "key_id": self.key_id,
             "encryption_context": dict(self.encryption_context),
@@ -203,11 +233,19 @@ def _parse_manifest(document: object, directory: Path) -> Manifest:
         raise malformed("not a JSON object")
     if document.get("format") != MANIFEST_FORMAT:
         raise malformed(f"format is not {MANIFEST_FORMAT!r}")
-    if document.get("format_version") != MANIFEST_VERSION:
-        raise malformed(f"unsupported format_version {document.get('format_version')!r}")
+    version = document.get("format_version")
+    if version not in (MANIFEST_VERSION, _FLAT_MANIFEST_VERSION) or type(version) is not int:
+        raise malformed(f"unsupported format_version {version!r}")
     dataset_id = document.get("dataset_id")
     if not isinstance(dataset_id, str) or not _DATASET_ID.fullmatch(dataset_id):
         raise malformed("bad dataset_id")
+    generation = document.get("generation")
+    if version == _FLAT_MANIFEST_VERSION:
+        if generation is not None:
+            raise malformed("a generation in a format_version 1 manifest")
+    elif not isinstance(generation, str) or not _GENERATION.fullmatch(generation):
+        # Checked, not merely read: the manifest must not point a reader elsewhere.
+        raise malformed("bad generation")
     key_id = document.get("key_id")
     if not isinstance(key_id, str) or not key_id:
         raise malformed("bad key_id")
@@ -240,6 +278,7 @@ def _parse_manifest(document: object, directory: Path) -> Manifest:
         encryption_context=dict(context),
         meta=part(document.get("meta"), META_NAME),
         parts=tuple(part(entry, _part_name(i)) for i, entry in enumerate(raw_parts)),
+        generation=generation,
     )
 
 
@@ -376,7 +415,10 @@ def _binding(dataset_id: str, part_count: int, label: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _WriteConfig:
-    """Everything a write task needs, and no secret: it is pickled into the task graph."""
+    """Everything a write task needs, and no secret: it is pickled into the task graph.
+
+    ``directory`` is the new generation's folder, where the tasks put their parts.
+    """
 
     kms: _KmsRef
     key_id: str
@@ -431,9 +473,9 @@ def _encrypt_frame(frame: Any, config: _WriteConfig, label: str, sink: BinaryIO)
 def _write_part(frame: Any, config: _WriteConfig, index: int) -> PartInfo:
     """Encrypt one partition into its file, atomically (a task, on a worker)."""
     name = _part_name(index)
-    # The directory is ours alone once prepared; overwrite=True lets a task that Dask
-    # reruns after losing a worker replace its own earlier attempt.
-    with atomic_output(Path(config.directory) / name, overwrite=True) as output:
+    # The generation is ours alone; overwrite=True lets a task that Dask reruns after
+    # losing a worker replace its own earlier attempt.
+    with atomic_output(Path(config.directory) / name, overwrite=True, sweep=False) as output:
         sink = _HashingSink(output)
         _encrypt_frame(frame, config, str(index), cast(BinaryIO, sink))
     return sink.part_info(name)
@@ -447,62 +489,130 @@ def _encrypt_meta(meta: Any, config: _WriteConfig) -> bytes:
 
 
 def _write_file(directory: Path, name: str, data: bytes) -> PartInfo:
-    with atomic_output(directory / name, overwrite=False) as output:
+    with atomic_output(directory / name, overwrite=False, sweep=False) as output:
         output.write(data)
     return PartInfo(name, len(data), hashlib.sha256(data).hexdigest())
 
 
-def _is_ours(entry: Path) -> bool:
+def _is_our_file(entry: Path) -> bool:
     name = entry.name
-    if not entry.is_file() or entry.is_symlink():
+    if entry.is_symlink() or not entry.is_file():
         return False
     return (
         name in (MANIFEST_NAME, META_NAME)
         or _PART_NAME.fullmatch(name) is not None
-        or _TEMPORARY_NAME.fullmatch(name) is not None
+        or is_temporary_name(name)
     )
 
 
-def _check_target(directory: Path, *, overwrite: bool) -> None:
-    """Refuse a target that is not ours to fill, before any KMS call or change on disk."""
+def _is_ours(entry: Path) -> bool:
+    """A file kmsnb.dask writes, or a generation folder holding nothing else."""
+    if _GENERATION.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+        return all(_is_our_file(inner) for inner in entry.iterdir())
+    return _is_our_file(entry)
+
+
+def _check_target(directory: Path, *, overwrite: bool) -> bytes | None:
+    """Refuse a target that is not ours to fill, before any KMS call or change on disk.
+
+    Returns:
+        the manifest there now (``None`` if none), so that the switch can tell whether
+        another writer replaced it meanwhile.
+    """
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"{directory} exists and is not a directory")
     entries = list(directory.iterdir()) if directory.exists() else []
-    if not entries:
-        return
-    if not overwrite:
+    foreign = sorted(entry.name for entry in entries if not _is_ours(entry))
+    manifest = _read_manifest_bytes(directory)
+    # Leftovers of a write that never finished (no manifest) are not a dataset to keep.
+    if not overwrite and (foreign or manifest is not None):
         raise FileExistsError(
             f"{directory} is not empty; pass overwrite=True to replace a dataset there"
         )
-    foreign = sorted(entry.name for entry in entries if not _is_ours(entry))
     if foreign:
         shown = ", ".join(map(repr, foreign[:3])) + (", ..." if len(foreign) > 3 else "")
         raise FileExistsError(
             f"{directory} holds files kmsnb.dask did not write ({shown}); even with "
             "overwrite=True they are kept: remove them or choose another path"
         )
+    return manifest
 
 
-def _clear_target(directory: Path) -> bool:
-    """Empty (or create) ``directory``, checked by :func:`_check_target`; return whether
-    it was created."""
-    if not directory.exists():
-        directory.mkdir(parents=True)
-        return True
-    # The manifest goes first: from then on a reader finds no dataset rather than the
-    # old manifest pointing at a mix of old and new parts.
-    manifest = directory / MANIFEST_NAME
-    if manifest.exists():
-        manifest.unlink()
-        fsync_directory(directory)
-    _remove_ours(directory)
-    return False
+def _read_manifest_bytes(directory: Path) -> bytes | None:
+    try:
+        return (directory / MANIFEST_NAME).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
-def _remove_ours(directory: Path) -> None:
+def _new_generation(directory: Path, generation: str) -> tuple[bool, int]:
+    """Create ``directory`` if needed and the new generation in it, locked while it is
+    written; return whether ``directory`` was created, and the lock's descriptor."""
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    folder = directory / generation
+    folder.mkdir()  # a fresh random name: never an existing folder
+    fsync_directory(directory)  # the folder exists on disk before a manifest names it
+    # The lock tells a concurrent writer's sweep that this generation is not a leftover;
+    # the kernel drops it when this process dies, kill -9 included.
+    lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return created, lock
+
+
+def _is_abandoned(folder: Path) -> bool:
+    """Whether no live writer holds ``folder`` (see :func:`_new_generation`)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _switch_manifest(directory: Path, manifest: Manifest, *, previous: bytes | None) -> None:
+    """Publish ``manifest`` in one step: a rename over the old one, if it is still there.
+
+    A manifest that changed since :func:`_check_target` means another writer finished
+    meanwhile; replacing it would publish over a dataset it may still be reading.
+    """
+    if _read_manifest_bytes(directory) != previous:
+        raise FileExistsError(
+            f"{directory} was written by another writer meanwhile; its dataset was kept"
+        )
+    data = manifest.to_json().encode("utf-8")
+    with atomic_output(directory / MANIFEST_NAME, overwrite=previous is not None) as output:
+        output.write(data)
+
+
+def _remove_generation(folder: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        for entry in folder.iterdir():
+            if _is_our_file(entry):
+                entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # kept if something foreign appeared in it
+
+
+def _remove_leftovers(directory: Path, *, keep: str) -> None:
+    """After the switch: remove older generations, 0.1's flat files and killed writes'
+    generations. Temporary files are left to atomic_output's sweep: a live one may
+    belong to another writer."""
     for entry in directory.iterdir():
-        if _is_ours(entry):
+        name = entry.name
+        if name in (MANIFEST_NAME, keep) or is_temporary_name(name):
+            continue
+        if _GENERATION.fullmatch(name) and entry.is_dir() and not entry.is_symlink():
+            if _is_abandoned(entry):
+                _remove_generation(entry)
+        elif _is_our_file(entry):
             entry.unlink(missing_ok=True)
+    fsync_directory(directory)
 
 
 def _write_tasks(ddf: Any, config: _WriteConfig) -> list[Any]:
@@ -531,12 +641,13 @@ def _plan_write(
         )
     if not isinstance(key_id, str) or not key_id:
         raise ValueError("key_id must be a non-empty str")
+    dataset_id = uuid.uuid4().hex
     return _WriteConfig(
         kms=_kms_ref(kms_uri, kms),
         key_id=key_id,
         encryption_context=_user_context(encryption_context),
-        directory=str(Path(path).absolute()),
-        dataset_id=uuid.uuid4().hex,
+        directory=str(Path(path).absolute() / _generation_name(dataset_id)),
+        dataset_id=dataset_id,
         part_count=ddf.npartitions,
         compression=compression,
     )
@@ -570,8 +681,9 @@ def to_parquet(
             schedulers only (threads, synchronous).
         encryption_context: strings bound to every file; the same must be given (or
             none) to read. Keys starting with ``kmsnb.`` are reserved.
-        overwrite: replace a kmsnb dataset already at ``path``. Files kmsnb did not
-            write are never removed.
+        overwrite: replace a kmsnb dataset already at ``path``, in one step: until the
+            new one is complete the old one stays whole. Files kmsnb did not write are
+            never removed.
         compression: the Parquet codec inside the encryption (``None`` for none).
 
     Returns:
@@ -581,8 +693,8 @@ def to_parquet(
         FileExistsError: ``path`` is not empty and ``overwrite`` is false, or holds
             files that are not part of a kmsnb dataset.
         ValueError: ``kms=`` with a distributed or multiprocessing scheduler.
-        KmsError: the KMS refused or failed to make a data key; no manifest is
-            written and the parts written so far are removed.
+        KmsError: the KMS refused or failed to make a data key; the dataset already
+            at ``path`` (if any) is kept, and the parts written so far are removed.
     """
     config = _plan_write(
         ddf,
@@ -593,14 +705,15 @@ def to_parquet(
         encryption_context=encryption_context,
         compression=compression,
     )
-    directory = Path(config.directory)
-    _check_target(directory, overwrite=overwrite)
+    generation = Path(config.directory)
+    directory = generation.parent
+    previous = _check_target(directory, overwrite=overwrite)
     # The meta first, on the client: a refused key or an unreachable KMS fails here,
-    # before an old dataset is removed or any task runs.
+    # before anything on disk changes or any task runs.
     encrypted_meta = _encrypt_meta(ddf._meta, config)
-    created = _clear_target(directory)
+    created, lock = _new_generation(directory, generation.name)
     try:
-        meta = _write_file(directory, META_NAME, encrypted_meta)
+        meta = _write_file(generation, META_NAME, encrypted_meta)
         parts: tuple[PartInfo, ...] = tuple(
             compute(*_write_tasks(ddf, config))  # type: ignore[no-untyped-call]
         )
@@ -610,17 +723,19 @@ def to_parquet(
             encryption_context=dict(config.encryption_context),
             meta=meta,
             parts=parts,
+            generation=generation.name,
         )
-        # _write_file never replaces: if another writer finished into this directory
-        # meanwhile, fail rather than publish a manifest over parts it may have replaced.
-        _write_file(directory, MANIFEST_NAME, manifest.to_json().encode("utf-8"))
+        _switch_manifest(directory, manifest, previous=previous)
     except BaseException:
-        # Best effort: tasks still running on other workers may yet add parts, but
-        # without a manifest they are never read as a dataset.
-        _remove_ours(directory)
+        # Best effort: tasks still running on other workers may yet add parts, but no
+        # manifest names this generation, and the next write removes what remains.
+        _remove_generation(generation)
         if created and not any(directory.iterdir()):
             directory.rmdir()
         raise
+    finally:
+        os.close(lock)
+    _remove_leftovers(directory, keep=generation.name)
     return manifest
 
 
@@ -630,6 +745,9 @@ def to_parquet(
 @dataclass(frozen=True)
 class _ReadConfig:
     """Everything a read task needs, and no secret: it is pickled into the task graph.
+
+    ``directory`` is where the files are: the generation's folder (the dataset's own for
+    a kmsnb 0.1 dataset).
 
     ``encryption_context`` comes from the authenticated header of ``_meta.parquet.kms``,
     not from the manifest, which anyone with write access could edit. ``allowed`` is the
@@ -647,7 +765,13 @@ class _ReadConfig:
 def _check_listing(directory: Path, manifest: Manifest) -> None:
     """Fail early, on the client, on parts missing, extra or of the wrong size."""
     listed = {part.name: part for part in (manifest.meta, *manifest.parts)}
-    present = {entry.name: entry for entry in directory.iterdir()}
+    try:
+        present = {entry.name: entry for entry in directory.iterdir()}
+    except (FileNotFoundError, NotADirectoryError):
+        raise IntegrityError(
+            f"{directory}, named by the manifest, is missing; the dataset is incomplete or "
+            "was altered"
+        ) from None
     missing = [name for name in listed if name not in present]
     if missing:
         raise IntegrityError(
@@ -787,8 +911,9 @@ def read_parquet(
         if not columns:
             # Dask's from_map reads every column for an empty projection (dask 2026.8).
             raise ValueError("columns must name at least one column; None reads them all")
-    directory = Path(path).absolute()
-    manifest = read_manifest(directory)
+    dataset = Path(path).absolute()
+    manifest = read_manifest(dataset)
+    directory = manifest.files_directory(dataset)
     _check_listing(directory, manifest)
     kms_ref = _kms_ref(kms_uri, kms)
     expected_context = (
@@ -808,7 +933,7 @@ def read_parquet(
     if columns is not None:
         unknown = [name for name in columns if name not in meta.columns]
         if unknown:
-            raise ValueError(f"no column(s) {unknown!r} in {directory}")
+            raise ValueError(f"no column(s) {unknown!r} in {dataset}")
     config = _ReadConfig(
         kms=kms_ref,
         directory=str(directory),

@@ -25,9 +25,9 @@ No plaintext ever touches a disk. Writing, the Parquet or CSV bytes go to the en
 encryptor: the first :data:`SIZED_WRITE_LIMIT` bytes are held in memory so that a small
 file's exact size is known (which lets a :class:`~kmsnb.kms.CachingKms` reuse a data key,
 as the ESDK does only for sized messages); beyond that the rest streams through. The
-ciphertext goes to a temporary file next to the destination, fsynced and renamed only when
-complete; for remote fsspec URLs it is assembled in memory (the file's size) and stored in
-one call once complete.
+ciphertext goes to an unnamed file in the destination's folder, fsynced and named only when
+complete (see :mod:`kmsnb._files`); for remote fsspec URLs it is assembled in memory (the
+file's size) and stored in one call once complete.
 
 Reading Parquet needs a seekable file, so the verified plaintext of a whole-file Parquet
 file is held in memory: about the Parquet file's size, on top of the DataFrame. With
@@ -190,6 +190,7 @@ def _open_output(
     """A binary file for the ciphertext, that becomes ``path`` only if the block completes."""
     _check_storage_options(path, storage_options)
     if callable(getattr(path, "write", None)):
+        _check_binary(path)
         yield path  # type: ignore[misc]  # the caller's file: atomicity is theirs
     elif _is_url(path):
         fs, fs_path = _url_to_fs(str(path), storage_options)
@@ -205,6 +206,14 @@ def _open_output(
     else:
         raise TypeError(
             f"path must be a path, a URL or a binary file object, not {type(path).__name__}"
+        )
+
+
+def _check_binary(fileobj: object) -> None:
+    if isinstance(fileobj, io.TextIOBase):
+        raise TypeError(
+            f"path must be a binary file (open it with 'rb' or 'wb', or use io.BytesIO), "
+            f"not a text file ({type(fileobj).__name__})"
         )
 
 
@@ -226,6 +235,7 @@ def _open_input(
 ) -> Iterator[BinaryIO]:
     _check_storage_options(path, storage_options)
     if callable(getattr(path, "read", None)):
+        _check_binary(path)
         yield path  # type: ignore[misc]
     elif _is_url(path):
         fs, fs_path = _url_to_fs(str(path), storage_options)

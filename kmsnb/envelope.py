@@ -375,14 +375,15 @@ def decrypt_bytes(
         return reader.readall()
 
 
-def _check_paths(src: StrPath, dst: StrPath, *, overwrite: bool) -> tuple[Path, Path]:
-    """Refuse what would fail later anyway, before any KMS call."""
+def _check_paths(src: StrPath, dst: StrPath) -> tuple[Path, Path]:
+    """Refuse what would fail later anyway, before any KMS call.
+
+    What ``dst`` may be (an existing file only with ``overwrite``, never a directory...)
+    is checked by :func:`kmsnb._files.atomic_output`, which callers enter before the KMS.
+    """
     source, destination = Path(src), Path(dst)
-    if destination.exists():
-        if source.exists() and os.path.samefile(source, destination):
-            raise ValueError(f"{source} is both the source and the destination")
-        if not overwrite:
-            raise FileExistsError(f"{destination} exists; pass overwrite=True to replace it")
+    if destination.exists() and source.exists() and os.path.samefile(source, destination):
+        raise ValueError(f"{source} is both the source and the destination")
     return source, destination
 
 
@@ -405,17 +406,22 @@ def encrypt_file(
 ) -> FileInfo:
     """Encrypt the file ``src`` into ``dst`` under the master key ``key_id``.
 
-    ``dst`` appears only once complete and fsynced; after an error it does not exist (an
-    existing one is untouched). ``src`` is never modified.
+    ``dst`` appears only once complete and fsynced; after an error, or a crash, it does
+    not exist (an existing one is untouched). ``src`` is never modified. A symbolic link
+    ``dst`` is followed; a character device or FIFO is written through, not replaced.
 
     Returns:
         what the header of ``dst`` says (see :func:`inspect`).
 
     Raises:
         FileExistsError: ``dst`` exists and ``overwrite`` is false.
+        IsADirectoryError, ValueError: ``dst`` is a directory or something kmsnb never
+            writes (a block device, a dangling link), found before any KMS call.
+        OSError: ``dst`` cannot be written (missing folder, permissions, a full disk);
+            the error names ``dst``.
         KmsError: the KMS refused or failed to make a data key.
     """
-    source_path, destination = _check_paths(src, dst, overwrite=overwrite)
+    source_path, destination = _check_paths(src, dst)
     with open(source_path, "rb") as source:
         size = _regular_file_size(source)
         with atomic_output(destination, overwrite=overwrite) as output:
@@ -463,29 +469,35 @@ def decrypt_file(
     """Decrypt the kmsnb file ``src`` into ``dst``.
 
     ``dst`` appears only once every chunk has verified, complete and fsynced; after any
-    error it does not exist (an existing one is untouched).
+    error, or a crash, it does not exist (an existing one is untouched), and no plaintext
+    is left on disk. A character device or FIFO ``dst`` (``/dev/null``, a named pipe) is
+    written through instead, as the verified plaintext comes, like stdout.
 
     Returns:
         what the header of ``src`` says (see :func:`inspect`).
 
     Raises:
         FileExistsError: ``dst`` exists and ``overwrite`` is false.
+        IsADirectoryError, ValueError, OSError: as for :func:`encrypt_file`; checked
+            before any KMS call.
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError:
             see :func:`open_decrypt` (``allowed_keys`` too).
     """
-    source_path, destination = _check_paths(src, dst, overwrite=overwrite)
+    source_path, destination = _check_paths(src, dst)
     with open(source_path, "rb") as source:
         file_size = _regular_file_size(source)
-        reader = open_decrypt(
-            source,
-            kms=kms,
-            encryption_context=encryption_context,
-            allowed_keys=allowed_keys,
-            buffer_size=buffer_size,
-        )
-        with reader, atomic_output(destination, overwrite=overwrite) as output:
-            while block := reader.read_verified():
-                output.write(block)
+        # The destination is checked first, so that a bad one costs no KMS call.
+        with atomic_output(destination, overwrite=overwrite) as output:
+            reader = open_decrypt(
+                source,
+                kms=kms,
+                encryption_context=encryption_context,
+                allowed_keys=allowed_keys,
+                buffer_size=buffer_size,
+            )
+            with reader:
+                while block := reader.read_verified():
+                    output.write(block)
     return FileInfo.from_header(reader.header, file_size=file_size)
 
 

@@ -257,10 +257,11 @@ def decrypt_legacy_file(
 
     ``dst`` appears only once the tag has verified (see :func:`kmsnb.decrypt_file`).
     """
-    plaintext = decrypt_legacy(
-        read_legacy(src), kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
-    )
-    with atomic_output(dst, overwrite=overwrite) as output:
+    envelope = read_legacy(src)
+    with atomic_output(dst, overwrite=overwrite) as output:  # checks dst before the KMS
+        plaintext = decrypt_legacy(
+            envelope, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+        )
         output.write(plaintext)
     return len(plaintext)
 
@@ -288,9 +289,9 @@ def convert_legacy_file(
         FormatError, IntegrityError, WrongKeyError, KmsError: see :func:`decrypt_legacy`.
     """
     envelope = read_legacy(src)
-    plaintext, unwrapped_by = _decrypt(envelope, kms, None, allowed_keys)
-    target = key_id or unwrapped_by
-    with atomic_output(dst, overwrite=overwrite) as output:
+    with atomic_output(dst, overwrite=overwrite) as output:  # checks dst before the KMS
+        plaintext, unwrapped_by = _decrypt(envelope, kms, None, allowed_keys)
+        target = key_id or unwrapped_by
         writer = open_encrypt(
             output,
             target,

@@ -11,13 +11,19 @@ key) is authenticated separately, by an HMAC under a key derived from the data k
    verified with the data key;
 2. the KMS rewraps the same data key under the new master key (ReEncrypt);
 3. a new key slot is authenticated with the data key, which is then wiped;
-4. the new header and the old payload bytes, unchanged, are written to a temporary file
-   that replaces the original. The payload is copied, not decrypted: no plaintext exists
-   at any point, and the cost is a byte copy rather than a decryption and an encryption.
+4. the new header and the old payload bytes, unchanged, are written to a new file (with
+   the old one's owner, group and mode) that replaces the original. The payload is
+   copied, not decrypted: no plaintext exists at any point, and the cost is a byte copy
+   rather than a decryption and an encryption.
 
 The data key stays the same, so rewrapping does not recover from a compromise of the data
 key (or of a master key that may already have unwrapped it): whoever holds it still
 decrypts the file. Only re-encryption, under a fresh data key, does.
+
+A file with more than one hard link is refused rather than rewritten in place: replacing
+it would leave the other links on the old key (unreadable once that key is deleted), and
+an in-place rewrite cannot be atomic (the header may change size, which shifts the whole
+payload), so a crash halfway would lose the file under every name.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ def rewrap_file(
 
     Args:
         path: the kmsnb file (a symbolic link is followed; its target is rewritten).
+            It keeps its owner, group and mode.
         new_key_id: the master key to move to: an id, ``alias/...`` or ARN.
         kms: a KMS client allowed to Decrypt under the old key and ReEncrypt to the new.
         encryption_context: if given, the context the file must have (checked before the
@@ -77,12 +84,17 @@ def rewrap_file(
             with another key than the header names, or one outside ``allowed_keys``), or
             would not rewrap it under ``new_key_id``.
         IntegrityError: the old key slot failed authentication (the header was altered).
+        ValueError: ``path`` is not a regular file, or has more than one hard link.
+        PermissionError: the new file could not keep the old one's owner or group
+            (rewrap as the owner or as root).
     """
     _check_key_id(new_key_id)
     allowed = resolve_allowed_keys(kms, allowed_keys)
     target = Path(path).resolve(strict=True)
+    _check_replaceable(target, target.stat())  # before open(), which a FIFO would block
     with open(target, "rb") as source:
-        mode = stat.S_IMODE(os.fstat(source.fileno()).st_mode)
+        status = os.fstat(source.fileno())
+        _check_replaceable(target, status)
         old = read_header(source)
         _check_expected_context(old, encryption_context)
         context = dict(old.encryption_context)
@@ -104,12 +116,43 @@ def rewrap_file(
             atomic_output(target, overwrite=True) as output,
             progress_bar(payload_size, f"rewrap {target.name}") as advance,
         ):
-            # atomic_output creates its file 0600; keep the permissions the user chose.
-            os.fchmod(output.fileno(), mode)
+            # atomic_output creates its file 0600, owned by us: keep what the file had.
+            _keep_owner_and_mode(output.fileno(), status, target)
             output.write(new.raw)
             _copy(source, output, advance)
             file_size = output.tell()
     return FileInfo.from_header(new, file_size=file_size)
+
+
+def _check_replaceable(target: Path, status: os.stat_result) -> None:
+    """Refuse, before any KMS call, a file that replacing would not rewrap faithfully."""
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError(f"{target} is not a regular file; kmsnb rewraps files only")
+    if status.st_nlink > 1:
+        raise ValueError(
+            f"{target} has {status.st_nlink} hard links; rewrapping replaces the file, which "
+            "would leave the other links under the old master key. Rewrap a copy "
+            "(cp -p FILE NEW), or remove the other links first"
+        )
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        groups = {os.getegid(), *os.getgroups()}
+        if status.st_uid != os.geteuid() or status.st_gid not in groups:
+            raise PermissionError(
+                f"rewrapping {target} would change its owner or group (uid {status.st_uid}, "
+                f"gid {status.st_gid}); rewrap it as its owner or as root"
+            )
+
+
+def _keep_owner_and_mode(fd: int, status: os.stat_result, target: Path) -> None:
+    new = os.fstat(fd)
+    try:
+        if (new.st_uid, new.st_gid) != (status.st_uid, status.st_gid):
+            os.fchown(fd, status.st_uid, status.st_gid)
+        os.fchmod(fd, stat.S_IMODE(status.st_mode))  # after fchown, which clears set-id bits
+    except PermissionError:
+        raise PermissionError(
+            f"cannot keep the owner, group or mode of {target}; it was left unchanged"
+        ) from None
 
 
 def _copy(source: io.BufferedReader, output: BinaryIO, advance: Callable[[int], None]) -> None:

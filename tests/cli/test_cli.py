@@ -10,11 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pending_output import wait_for_pending_output
 
 import kmsnb._commands as commands
 from kmsnb import errors
@@ -442,13 +442,11 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path: Path, kms_uri: str, key_
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        # The temporary output exists once the command is waiting for stdin.
-        while not list(tmp_path.glob(".out.kms.*")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # The unfinished output exists once the command is waiting for stdin.
+        assert wait_for_pending_output(process, tmp_path)  # it waits for stdin meanwhile
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
     assert (process.returncode, stderr) == (130, b"kmsnb: interrupted\n")
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "out"))] == []

@@ -31,6 +31,11 @@ pytestmark = pytest.mark.unit
 PART_NAMES = [f"part.{i:05d}.parquet.kms" for i in range(4)]
 
 
+def _files(directory: Path) -> Path:
+    """The folder of the dataset's files: its generation, named by the manifest."""
+    return read_manifest(directory).files_directory(directory)
+
+
 def _flip_byte(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
@@ -48,7 +53,7 @@ def _refresh_manifest_entry(directory: Path, document: dict[str, Any], index: in
     """Make the manifest agree with part ``index`` as it now is on disk."""
     import hashlib
 
-    data = (directory / PART_NAMES[index]).read_bytes()
+    data = (directory / document["generation"] / PART_NAMES[index]).read_bytes()
     document["parts"][index]["size"] = len(data)
     document["parts"][index]["sha256"] = hashlib.sha256(data).hexdigest()
 
@@ -56,7 +61,7 @@ def _refresh_manifest_entry(directory: Path, document: dict[str, Any], index: in
 def _headers(directory: Path) -> dict[str, Any]:
     headers = {}
     for name in [*PART_NAMES, META_NAME]:
-        with open(directory / name, "rb") as file:
+        with open(_files(directory) / name, "rb") as file:
             headers[name] = read_header(file)
     return headers
 
@@ -81,7 +86,8 @@ def test_round_trip_on_a_distributed_cluster(
 
     result = read_parquet(directory, kms_uri=kms_uri)
 
-    assert sorted([*PART_NAMES, META_NAME, MANIFEST_NAME]) == sorted(os.listdir(directory))
+    assert sorted([MANIFEST_NAME, f"gen-{manifest.dataset_id}"]) == sorted(os.listdir(directory))
+    assert sorted([*PART_NAMES, META_NAME]) == sorted(os.listdir(_files(directory)))
     assert [part.name for part in manifest.parts] == PART_NAMES
     assert ddf.npartitions == result.npartitions
     pd.testing.assert_frame_equal(ddf.compute(), result.compute())
@@ -148,7 +154,9 @@ def test_a_data_key_cache_never_shares_a_key_between_parts(
 def test_each_file_is_bound_to_its_dataset_and_position(written: Path) -> None:
     manifest = read_manifest(written)
 
-    contexts = {name: dict(kmsnb.inspect(written / name).encryption_context) for name in PART_NAMES}
+    contexts = {
+        name: dict(kmsnb.inspect(_files(written) / name).encryption_context) for name in PART_NAMES
+    }
 
     for index, name in enumerate(PART_NAMES):
         assert {
@@ -157,7 +165,7 @@ def test_each_file_is_bound_to_its_dataset_and_position(written: Path) -> None:
             "kmsnb.parts": "4",
             "kmsnb.part": str(index),
         } == contexts[name]
-    assert kmsnb.inspect(written / META_NAME).encryption_context["kmsnb.part"] == "meta"
+    assert kmsnb.inspect(_files(written) / META_NAME).encryption_context["kmsnb.part"] == "meta"
 
 
 def test_manifest_holds_no_secret_and_no_column_name(
@@ -170,6 +178,7 @@ def test_manifest_holds_no_secret_and_no_column_name(
     assert {
         "format",
         "format_version",
+        "generation",
         "dataset_id",
         "key_id",
         "encryption_context",
@@ -188,7 +197,7 @@ def test_manifest_holds_no_secret_and_no_column_name(
         assert base64.b64encode(data_key).decode() not in text
         assert data_key.hex() not in text
     # Nor do column names or values appear in clear anywhere in the directory.
-    for path in written.iterdir():
+    for path in [path for path in written.rglob("*") if path.is_file()]:
         data = path.read_bytes()
         assert b"patient_ssn" not in data
         assert b"123-45-0001" not in data
@@ -202,7 +211,7 @@ def test_altered_part_fails_when_computed_on_the_cluster(
     client: distributed.Client, written: Path, kms_uri: str
 ) -> None:
     """A flipped byte keeps the size, so the worker's SHA-256 check is what catches it."""
-    part = written / PART_NAMES[2]
+    part = _files(written) / PART_NAMES[2]
     _flip_byte(part, part.stat().st_size // 2)
     result = read_parquet(written, kms_uri=kms_uri)
 
@@ -213,7 +222,7 @@ def test_altered_part_fails_when_computed_on_the_cluster(
 def test_altered_part_with_a_matching_manifest_fails_authentication(
     written: Path, kms_uri: str
 ) -> None:
-    part = written / PART_NAMES[1]
+    part = _files(written) / PART_NAMES[1]
     _flip_byte(part, part.stat().st_size - 40)
     _edit_manifest(written, lambda document: _refresh_manifest_entry(written, document, 1))
 
@@ -224,7 +233,7 @@ def test_altered_part_with_a_matching_manifest_fails_authentication(
 def test_swapped_parts_are_refused_even_with_a_matching_manifest(
     written: Path, kms_uri: str
 ) -> None:
-    first, second = written / PART_NAMES[0], written / PART_NAMES[1]
+    first, second = _files(written) / PART_NAMES[0], _files(written) / PART_NAMES[1]
     first_data, second_data = first.read_bytes(), second.read_bytes()
     first.write_bytes(second_data)
     second.write_bytes(first_data)
@@ -244,7 +253,7 @@ def test_part_from_another_dataset_is_refused(
 ) -> None:
     other = tmp_path / "other"
     to_parquet(ddf, other, key_id, kms_uri=kms_uri, encryption_context={"project": "apollo"})
-    (written / PART_NAMES[3]).write_bytes((other / PART_NAMES[3]).read_bytes())
+    (_files(written) / PART_NAMES[3]).write_bytes((_files(other) / PART_NAMES[3]).read_bytes())
     _edit_manifest(written, lambda document: _refresh_manifest_entry(written, document, 3))
 
     with pytest.raises(kmsnb.IntegrityError, match="another dataset"):
@@ -252,7 +261,7 @@ def test_part_from_another_dataset_is_refused(
 
 
 def test_missing_part_is_refused_when_opening(written: Path, kms_uri: str) -> None:
-    (written / PART_NAMES[2]).unlink()
+    (_files(written) / PART_NAMES[2]).unlink()
 
     with pytest.raises(kmsnb.IntegrityError, match=r"lacks part\.00002"):
         read_parquet(written, kms_uri=kms_uri)
@@ -260,21 +269,22 @@ def test_missing_part_is_refused_when_opening(written: Path, kms_uri: str) -> No
 
 def test_part_removed_after_opening_fails_when_computed(written: Path, kms_uri: str) -> None:
     result = read_parquet(written, kms_uri=kms_uri)
-    (written / PART_NAMES[0]).unlink()
+    (_files(written) / PART_NAMES[0]).unlink()
 
     with pytest.raises(kmsnb.IntegrityError, match="missing"):
         result.compute()
 
 
 def test_extra_part_is_refused(written: Path, kms_uri: str) -> None:
-    (written / "part.00004.parquet.kms").write_bytes((written / PART_NAMES[0]).read_bytes())
+    files = _files(written)
+    (files / "part.00004.parquet.kms").write_bytes((files / PART_NAMES[0]).read_bytes())
 
     with pytest.raises(kmsnb.IntegrityError, match="not listed"):
         read_parquet(written, kms_uri=kms_uri)
 
 
 def test_truncated_part_is_refused_when_opening(written: Path, kms_uri: str) -> None:
-    part = written / PART_NAMES[1]
+    part = _files(written) / PART_NAMES[1]
     part.write_bytes(part.read_bytes()[:-1])
 
     with pytest.raises(kmsnb.IntegrityError, match="the manifest says"):
@@ -282,7 +292,7 @@ def test_truncated_part_is_refused_when_opening(written: Path, kms_uri: str) -> 
 
 
 def test_dropping_a_part_from_the_manifest_too_is_refused(written: Path, kms_uri: str) -> None:
-    (written / PART_NAMES[3]).unlink()
+    (_files(written) / PART_NAMES[3]).unlink()
 
     def drop_last(document: dict[str, Any]) -> None:
         document["parts"].pop()
@@ -392,9 +402,11 @@ def test_existing_dataset_is_kept_unless_overwrite(
     assert read_parquet(written, kms_uri=kms_uri).npartitions == 4
 
     smaller = dd.from_pandas(frame.head(10), npartitions=2)
-    to_parquet(smaller, written, key_id, kms_uri=kms_uri, overwrite=True)
+    manifest = to_parquet(smaller, written, key_id, kms_uri=kms_uri, overwrite=True)
 
-    assert {PART_NAMES[0], PART_NAMES[1], META_NAME, MANIFEST_NAME} == set(os.listdir(written))
+    # The old generation is gone once the new one is in place.
+    assert {MANIFEST_NAME, manifest.generation} == set(os.listdir(written))
+    assert {PART_NAMES[0], PART_NAMES[1], META_NAME} == set(os.listdir(_files(written)))
     pd.testing.assert_frame_equal(
         smaller.compute(), read_parquet(written, kms_uri=kms_uri).compute()
     )
@@ -534,7 +546,7 @@ def test_round_trip_on_worker_processes(
         connections = client.run(lambda: kmsnb.dask._connect.cache_info().currsize)
         worker_pids = set(client.run(os.getpid).values())
         # kmsnb's errors cross the process boundary as themselves.
-        part = tmp_path / "dataset" / PART_NAMES[1]
+        part = _files(tmp_path / "dataset") / PART_NAMES[1]
         _flip_byte(part, part.stat().st_size // 2)
         with pytest.raises(kmsnb.IntegrityError, match=r"part\.00001"):
             read_parquet(tmp_path / "dataset", kms_uri=kms_uri).compute()

@@ -15,7 +15,7 @@ from forgery import ForgingKms, forge_bytes
 
 import kmsnb
 from kmsnb._format.header import CONTENT_TYPE_PARQUET, read_header
-from kmsnb.dask import MANIFEST_NAME, read_parquet, to_parquet
+from kmsnb.dask import MANIFEST_NAME, read_manifest, read_parquet, to_parquet
 from kmsnb.errors import WrongKeyError
 from kmsnb.kms.local import LocalKms
 
@@ -43,7 +43,7 @@ def test_a_forged_part_is_refused_when_computed(
     manifest entry to match: the worker's check refuses it."""
     directory = tmp_path / "dataset"
     to_parquet(ddf, directory, key_id, kms_uri=kms_uri)
-    part = directory / PART
+    part = _part_path(directory)
     with open(part, "rb") as fileobj:
         header = read_header(fileobj)
     scratch = local_kms.create_key("scratch").key_id
@@ -64,8 +64,13 @@ def test_a_forged_part_is_refused_when_computed(
         frame.compute()
 
 
+def _part_path(directory: Path) -> Path:
+    """Where part 1 lives: in the generation folder the manifest names."""
+    return read_manifest(directory).files_directory(directory) / PART
+
+
 def _replace_part(directory: Path, data: bytes) -> None:
-    (directory / PART).write_bytes(data)
+    _part_path(directory).write_bytes(data)
     manifest = json.loads((directory / MANIFEST_NAME).read_text())
     entry = manifest["parts"][1]
     entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
@@ -88,7 +93,7 @@ def test_allowed_keys_reach_the_workers(
     frame = read_parquet(directory, kms_uri=kms_uri, allowed_keys=["alias/dataset"])
     pd.testing.assert_frame_equal(ddf.compute(), frame.compute())
 
-    with open(directory / PART, "rb") as fileobj:
+    with open(_part_path(directory), "rb") as fileobj:
         context = read_header(fileobj).encryption_context
     other = local_kms.create_key("not the dataset's").key_id
     plaintext = io.BytesIO()

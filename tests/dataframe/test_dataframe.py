@@ -18,6 +18,7 @@ import pytest
 import kmsnb
 import kmsnb.dataframe
 from kmsnb import session
+from kmsnb._files import is_temporary_name
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, MAGIC
 from kmsnb.errors import (
     ContextMismatchError,
@@ -203,7 +204,8 @@ def test_large_writes_stream_and_get_their_own_key(
 def test_no_plaintext_temporary_file(
     tmp_path: Path, kms: InMemoryKms, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only the .kmsnb-tmp ciphertext may appear beside the destination, and it is sealed."""
+    """Only kmsnb's temporary ciphertext may appear beside the destination, and it is
+    sealed: each file is published (linked from /proc/self/fd, or renamed) as ciphertext."""
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a temporary file was requested")
@@ -220,18 +222,18 @@ def test_no_plaintext_temporary_file(
         snapshot(source, destination)
         real_replace(source, destination)
 
-    def spy_link(source: Any, destination: Any) -> None:
+    def spy_link(source: Any, destination: Any, **kwargs: Any) -> None:
         snapshot(source, destination)
-        real_link(source, destination)
+        real_link(source, destination, **kwargs)
 
     monkeypatch.setattr(os, "replace", spy_replace)
     monkeypatch.setattr(os, "link", spy_link)
     dtype_zoo().kms.to_parquet(tmp_path / "a.kms", MAIN_KEY, kms=kms)
     dtype_zoo().kms.to_parquet(tmp_path / "a.kms", MAIN_KEY, kms=kms, overwrite=True)
     pd.DataFrame({"x": [1]}).kms.to_csv(tmp_path / "b.kms", MAIN_KEY, kms=kms)
-    assert len(seen) == 3
+    assert len(seen) == 4  # link; link to a temporary name and rename over; link
     for listing, head in seen:
-        assert all(name.endswith(".kmsnb-tmp") or name == "a.kms" for name in listing)
+        assert all(is_temporary_name(name) or name == "a.kms" for name in listing)
         assert head == MAGIC
     assert sorted(os.listdir(tmp_path)) == ["a.kms", "b.kms"]
 

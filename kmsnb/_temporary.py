@@ -1,0 +1,168 @@
+"""kmsnb's named temporary files: their names, the sweep of stale ones, and their removal
+on SIGTERM and SIGHUP (see :mod:`kmsnb._files`, which uses them where a file system has no
+anonymous files, and for the instant an overwrite takes).
+
+A name is ``.kmsnb-tmp.HOST.PID.RANDOM``: HOST tags the host and PID namespace, so that
+the PID can be judged; its length is fixed, so any legal destination name (up to 255
+bytes) has one. A file is stale once its process is gone; one from another host, or made
+by kmsnb 0.1 (``.NAME.RANDOM.kmsnb-tmp``), once untouched for :data:`STALE_AFTER_S`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import signal
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+__all__ = [
+    "STALE_AFTER_S",
+    "discard",
+    "is_temporary_name",
+    "open_named",
+    "register",
+    "sweep_stale_temporaries",
+    "temporary_path",
+    "unregister",
+]
+
+#: Temporary files of an unknown or foreign owner are swept once untouched this long.
+STALE_AFTER_S = 3600.0
+_PREFIX = ".kmsnb-tmp."
+_TEMPORARY = re.compile(r"\.kmsnb-tmp\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}")
+_LEGACY_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.kmsnb-tmp")  # kmsnb 0.1's mkstemp names
+
+
+def _host_tag() -> str:
+    """Who may judge a temporary file's PID: this host and PID namespace."""
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+
+
+_HOST = _host_tag()
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is one kmsnb gives its temporary files (today's or 0.1's)."""
+    return _TEMPORARY.fullmatch(name) is not None or _LEGACY_TEMPORARY.fullmatch(name) is not None
+
+
+def _is_stale(name: str, status: os.stat_result) -> bool:
+    found = _TEMPORARY.fullmatch(name)
+    if found is not None and found.group(1) == _HOST:
+        pid = int(found.group(2))
+        if pid == os.getpid():
+            return False  # another thread of ours is writing it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False  # alive, under another user
+        return False
+    return time.time() - status.st_mtime > STALE_AFTER_S
+
+
+def sweep_stale_temporaries(directory: Path) -> None:
+    """Remove kmsnb's temporary files in ``directory`` left by processes that died."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return  # the write itself will report what is wrong with the folder
+    for entry in entries:
+        if not is_temporary_name(entry.name):
+            continue
+        with contextlib.suppress(OSError):
+            status = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(status.st_mode) and _is_stale(entry.name, status):
+                os.unlink(entry.path)
+
+
+def temporary_path(directory: Path) -> Path:
+    """A fresh temporary name in ``directory`` (not created)."""
+    return directory / f"{_PREFIX}{_HOST}.{os.getpid()}.{secrets.token_hex(4)}"
+
+
+def open_named(directory: Path) -> tuple[int, Path]:
+    """Create a temporary file (0600, exclusively) in ``directory``; return it open."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        path = temporary_path(directory)
+        try:
+            return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600), path
+        except FileExistsError:
+            continue  # 32 random bits collided; draw again
+
+
+# -- named temporary files and termination signals ---------------------------------------
+
+_live: set[Path] = set()
+_live_lock = threading.Lock()
+_installed: dict[int, Any] = {}
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def register(path: Path) -> None:
+    """Remove ``path`` if SIGTERM or SIGHUP ends the process before :func:`unregister`."""
+    with _live_lock:
+        _live.add(path)
+        if len(_live) == 1:
+            _install_handlers()
+
+
+def unregister(path: Path) -> None:
+    """``path`` is gone or has become the output: stop watching it."""
+    with _live_lock:
+        _live.discard(path)
+        if not _live:
+            _restore_handlers()
+
+
+def discard(path: Path) -> None:
+    """Remove the temporary file ``path`` (after an error) and stop watching it."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    unregister(path)
+
+
+def _install_handlers() -> None:
+    # Only the main thread may set handlers, and only the default disposition is taken
+    # over: a host program's own handler (or SIG_IGN) stays in charge.
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in _SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, _remove_and_die)
+                _installed[signum] = signal.SIG_DFL
+
+
+def _restore_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in list(_installed):
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signum) is _remove_and_die:
+                signal.signal(signum, _installed[signum])
+        del _installed[signum]
+
+
+def _remove_and_die(signum: int, frame: FrameType | None) -> None:
+    """Remove the named temporary files, then die of ``signum`` as the default would."""
+    for path in list(_live):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

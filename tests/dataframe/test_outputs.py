@@ -1,0 +1,80 @@
+"""What DataFrame writes refuse up front: column-level contexts too large to read back, and
+text files where a binary file is needed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+import pytest
+
+import kmsnb
+import kmsnb.dataframe
+from kmsnb._pme import _MAX_WRAPPED_SIZE
+from kmsnb.testing import InMemoryKms
+
+from .conftest import MAIN_KEY, PII_KEY
+
+pytestmark = [pytest.mark.unit]
+
+FRAME = pd.DataFrame({"ssn": ["123-45-0001", "123-45-0002"], "units": [3, 4]})
+
+
+def _write_columns(path: Path, kms: InMemoryKms, value_size: int) -> None:
+    FRAME.kms.to_parquet(
+        path,
+        MAIN_KEY,
+        kms=kms,
+        columns={"ssn": PII_KEY},
+        encryption_context={"note": "n" * value_size},
+    )
+
+
+@pytest.mark.parametrize("value_size", [12_026, 40_000])
+def test_a_column_context_too_large_to_read_back_is_refused_when_writing(
+    tmp_path: Path, kms: InMemoryKms, value_size: int
+) -> None:
+    """The bound readers enforce (the wrapped column key, 16 KiB) is checked at write
+    time, with the error class whole-file mode uses for its own bound; nothing is written."""
+    path = tmp_path / "wide.parquet"
+    with pytest.raises(ValueError, match="too large for column-level encryption") as caught:
+        _write_columns(path, kms, value_size)
+    assert str(_MAX_WRAPPED_SIZE) in str(caught.value)
+    assert not path.exists()
+    # Whole-file mode takes such a context (its bound is 64 KiB), and reads it back.
+    FRAME.kms.to_parquet(path, MAIN_KEY, kms=kms, encryption_context={"note": "n" * value_size})
+    pd.testing.assert_frame_equal(FRAME, kmsnb.read_parquet(path, kms=kms))
+    too_large = {"a": "a" * 40_000, "b": "b" * 30_000}
+    with pytest.raises(ValueError, match="at most 65536"):
+        FRAME.kms.to_parquet(path, MAIN_KEY, kms=kms, overwrite=True, encryption_context=too_large)
+
+
+def test_a_hopeless_column_context_costs_no_kms_call(tmp_path: Path, kms: InMemoryKms) -> None:
+    with pytest.raises(ValueError, match="too large"):
+        _write_columns(tmp_path / "wide.parquet", kms, 40_000)
+    assert kms.calls["generate_data_key"] == 0
+
+
+def test_the_largest_column_context_that_fits_reads_back(tmp_path: Path, kms: InMemoryKms) -> None:
+    """Just under the bound: written, and read back (the check is not stricter than reads)."""
+    path = tmp_path / "wide.parquet"
+    size = 12_026
+    while True:
+        try:
+            _write_columns(path, kms, size)
+            break
+        except ValueError:
+            size -= 16
+    assert size > 11_000
+    pd.testing.assert_frame_equal(FRAME, kmsnb.read_parquet(path, kms=kms))
+
+
+@pytest.mark.parametrize("reader", [kmsnb.read_parquet, kmsnb.read_csv])
+def test_text_files_are_refused_with_a_clear_type_error(kms: InMemoryKms, reader: object) -> None:
+    with pytest.raises(TypeError, match=r"binary file .* not a text file \(StringIO\)"):
+        reader(io.StringIO("PAR1"), kms=kms)  # type: ignore[operator]
+    with pytest.raises(TypeError, match="not a text file"):
+        FRAME.kms.to_parquet(io.StringIO(), MAIN_KEY, kms=kms)
+    with pytest.raises(TypeError, match="not a text file"):
+        FRAME.kms.to_csv(io.StringIO(), MAIN_KEY, kms=kms)
