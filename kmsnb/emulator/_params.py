@@ -26,6 +26,10 @@ class Params:
     def __init__(self, raw: Mapping[str, str]) -> None:
         self._raw = raw
 
+    def names(self) -> list[str]:
+        """Every parameter name received (for families such as ``ExtendedConfig.*``)."""
+        return list(self._raw)
+
     def optional(self, name: str) -> str | None:
         value = self._raw.get(name)
         return value if value else None

@@ -40,6 +40,7 @@ from kmsnb.kms._base import (
     wipe,
 )
 from kmsnb.kms._errors import error_from_response
+from kmsnb.kms._secret_calls import AliyunSecrets
 
 __all__ = ["AliyunKms"]
 
@@ -55,7 +56,7 @@ _INSTALL_HINT = (
 _QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
 
 
-class AliyunKms:
+class AliyunKms(AliyunSecrets):  # the Secrets Manager calls: kmsnb.kms._secret_calls
     """A :class:`~kmsnb.kms.KmsClient` backed by Alibaba Cloud KMS or the kmsnb emulator.
 
     Args:
