@@ -139,9 +139,9 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     with _stop_on_signals(stop), server:
-        _print_serving(server.endpoint, str(store.path), credentials)
-        if args.clock is not None:
-            print(f"Movable clock: kmsnb --kms {server.endpoint} emulator advance 8d", flush=True)
+        _print_serving(
+            server.endpoint, str(store.path), credentials, movable=args.clock is not None
+        )
         while not stop.wait(0.5):
             pass
     store.close()
@@ -149,7 +149,9 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_serving(endpoint: str, store_path: str, credentials: EmulatorCredentials) -> None:
+def _print_serving(
+    endpoint: str, store_path: str, credentials: EmulatorCredentials, *, movable: bool = False
+) -> None:
     netloc = endpoint.removeprefix("http://")
     lines = [
         f"kmsnb KMS emulator serving at {endpoint}",
@@ -178,8 +180,10 @@ def _print_serving(endpoint: str, store_path: str, credentials: EmulatorCredenti
         "  from alibabacloud_tea_openapi.models import Config",
         f'  Config(endpoint="{netloc}", protocol="http", credential=CredentialClient())',
         "Unset HTTP_PROXY/http_proxy in the client: the SDKs send even 127.0.0.1 to a proxy.",
-        "Press Ctrl-C to stop.",
     ]
+    if movable:
+        lines.append(f"The clock is movable: kmsnb --kms {endpoint} emulator advance 8d")
+    lines += ["Press Ctrl-C to stop."]
     print("\n".join(lines), flush=True)
 
 
