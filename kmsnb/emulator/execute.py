@@ -138,18 +138,25 @@ def run_child(command: Sequence[str], env: Mapping[str, str]) -> int:
         FileNotFoundError: the command does not exist (the caller says so in one line).
     """
     child: subprocess.Popen[bytes] | None = None
+    # Signals that came while the child was being started, passed on once it exists.
+    pending: list[int] = []
     # Keys typed at the terminal reach the whole foreground process group, the child
     # included: passing SIGINT on as well would interrupt it twice.
     in_foreground = _in_terminal_foreground()
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        if child is None or (signum == signal.SIGINT and in_foreground):
+        if signum == signal.SIGINT and in_foreground:
+            return
+        if child is None:
+            pending.append(signum)
             return
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
 
     with _signals_handled_by(forward):
         child = subprocess.Popen(list(command), env=dict(env))  # noqa: S603 (the user's)
+        while pending:
+            forward(pending.pop(0), None)
         while True:
             try:
                 status = child.wait()
