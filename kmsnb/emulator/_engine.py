@@ -188,7 +188,9 @@ class Engine:
             "Creator": self.account_id,
             "Description": key.description,
             "DeleteDate": format_time(key.deletion_time) if key.deletion_time else "",
-            "MaterialExpireTime": "",
+            "MaterialExpireTime": (
+                format_time(key.material_expire_time) if key.material_expire_time else ""
+            ),
             "Origin": key.origin,
             "ProtectionLevel": key.protection_level,
             "PrimaryKeyVersion": key.primary_version_id,
@@ -198,9 +200,12 @@ class Engine:
         }
         if key.rotation_interval is not None:
             metadata["RotationInterval"] = f"{key.rotation_interval}s"
-            if key.key_state == ENABLED:
-                next_rotation = key.last_rotation_time + key.rotation_interval
-                metadata["NextRotationDate"] = format_time(next_rotation)
+            # Returned when rotation is Enabled or Suspended (a disabled key, or one pending
+            # deletion), as the SDK documents: the date it would rotate once usable again.
+            next_rotation = key.last_rotation_time + key.rotation_interval
+            metadata["NextRotationDate"] = format_time(next_rotation)
+        if key.dkms_instance_id:
+            metadata["DKMSInstanceId"] = key.dkms_instance_id
         return metadata
 
     def _arn_resource(self, arn: str) -> str:

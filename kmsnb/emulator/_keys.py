@@ -65,7 +65,12 @@ _FILTER_FIELDS: Final = {
     "KeyUsage": "key_usage",
     "ProtectionLevel": "protection_level",
     "CreatorType": "creator_type",
+    "DKMSInstanceId": "dkms_instance_id",
+    "KeyId": "key_id",
+    "keyId": "key_id",  # as the SDK's docstring spells it
 }
+# Filters that are not a field of the key: aliases, tags, the creator (the account).
+_OTHER_FILTERS: Final = ("AliasName", "TagKey", "TagValue", "Creator")
 _MAX_FILTER_COUNT: Final = 10
 
 
@@ -79,6 +84,7 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
     if rotation_interval is not None and origin == "EXTERNAL":
         raise invalid("EnableAutomaticRotation")
     tags = _tags(params, {}) if params.optional("Tags") else {}
+    dkms_instance_id = params.optional("DKMSInstanceId") or ""
     with engine.transaction() as draft:
         if len(draft.keys) >= engine.limits.keys:
             raise limit_exceeded(f"{engine.limits.keys} CMKs per region")
@@ -95,6 +101,7 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
             rotation_interval=rotation_interval,
             last_rotation_time=now,
             tags=tags,
+            dkms_instance_id=dkms_instance_id,
         )
         draft.keys[key.key_id] = key
         if origin != "EXTERNAL":
@@ -115,7 +122,7 @@ def list_keys(engine: Engine, params: Params) -> dict[str, Any]:
     matched = [
         key
         for key in sorted(state.keys.values(), key=lambda k: (k.creation_time, k.key_id))
-        if all(getattr(key, field) in values for field, values in filters)
+        if all(_matches(engine, state, key, field, values) for field, values in filters)
     ]
     page = [
         {"KeyId": key.key_id, "KeyArn": engine.key_arn(key.key_id)}
@@ -183,7 +190,7 @@ def create_key_version(engine: Engine, params: Params) -> dict[str, Any]:
 
 def list_key_versions(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
-    number, size = params.page(max_size=101)
+    number, size = params.page(max_size=101, min_size=0)
     state, key = engine.read(key_ref, ANY_STATE)
     page = [
         _version_item(key.key_id, version_id, state.versions[version_id].creation_time)
@@ -271,8 +278,23 @@ def _version_item(key_id: str, version_id: str, creation_time: float) -> dict[st
     return {"KeyId": key_id, "KeyVersionId": version_id, "CreationDate": format_time(creation_time)}
 
 
+def _matches(
+    engine: Engine, state: StoreState, key: KeyRecord, field: str, values: set[str]
+) -> bool:
+    """Whether ``key`` passes one filter: any of ``values`` (ORed) matches."""
+    if field == "AliasName":
+        return any(state.aliases.get(name) == key.key_id for name in values)
+    if field == "TagKey":
+        return bool(values & key.tags.keys())
+    if field == "TagValue":
+        return bool(values & set(key.tags.values()))
+    if field == "Creator":
+        return engine.account_id in values
+    return getattr(key, field) in values
+
+
 def _filters(params: Params) -> list[tuple[str, set[str]]]:
-    """ListKeys ``Filters``: record field and accepted values, one pair per filter."""
+    """ListKeys ``Filters``: record field (or filter name) and accepted values, per filter."""
     value = params.json("Filters")
     if value is None:
         return []
@@ -280,12 +302,13 @@ def _filters(params: Params) -> list[tuple[str, set[str]]]:
         raise invalid("Filters")
     filters = []
     for item in value:
-        if not isinstance(item, dict) or item.get("Key") not in _FILTER_FIELDS:
+        name = item.get("Key") if isinstance(item, dict) else None
+        if name not in _FILTER_FIELDS and name not in _OTHER_FILTERS:
             raise invalid("Filters")
         values = item.get("Values")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise invalid("Filters")
-        filters.append((_FILTER_FIELDS[item["Key"]], set(values)))
+        filters.append((_FILTER_FIELDS.get(name, name), set(values)))
     return filters
 
 

@@ -910,7 +910,8 @@ def test_automatic_rotation(
     clock.advance(30 * DAY)
     metadata = describe(service, key_id)
     assert ("Suspended", second) == (metadata["AutomaticRotation"], metadata["PrimaryKeyVersion"])
-    assert "NextRotationDate" not in metadata
+    # The SDK documents NextRotationDate for Enabled or Suspended rotation (issue 15).
+    assert metadata["NextRotationDate"] == "2023-11-28T22:13:20Z"
     service.call("EnableKey", {"KeyId": key_id})
     versions = service.call("ListKeyVersions", {"KeyId": key_id})["KeyVersions"]["KeyVersion"]
     assert len(versions) == 3  # overdue on enabling: one new version, not one per interval
