@@ -2,10 +2,11 @@
 
 Choices where the documentation leaves room, made for an emulator:
 
-* CreateKey accepts only the symmetric ``Aliyun_AES_256`` spec and ``ENCRYPT/DECRYPT``
-  usage; other specs are ``InvalidParameter``. ``ProtectionLevel=HSM`` is recorded, not
-  emulated. ``Origin=EXTERNAL`` makes a key in PendingImport with no version, which stays
-  there (key import is not emulated) and cannot rotate.
+* CreateKey accepts the symmetric specs ``Aliyun_AES_256`` and ``Aliyun_SM4`` (SM4-GCM
+  from ``cryptography``, :mod:`._sm4`) and ``ENCRYPT/DECRYPT`` usage; other (asymmetric)
+  specs are ``InvalidParameter``. ``ProtectionLevel=HSM`` is recorded, not
+  emulated. ``Origin=EXTERNAL`` makes a key in PendingImport with no version until its
+  material is imported (:mod:`._import`); such a key cannot rotate.
 * CreateKeyVersion works for symmetric keys, without the 7-day spacing of older docs.
 * CancelKeyDeletion leaves the key Enabled, as Alibaba documents (a key still waiting for
   its material goes back to PendingImport).
@@ -32,7 +33,13 @@ from kmsnb.emulator._engine import (
     Engine,
     format_time,
 )
-from kmsnb.emulator._errors import invalid, key_version_not_found, limit_exceeded, missing
+from kmsnb.emulator._errors import (
+    ServiceError,
+    invalid,
+    key_version_not_found,
+    limit_exceeded,
+    missing,
+)
 from kmsnb.emulator._params import Params, page_of
 from kmsnb.emulator._records import KeyRecord, StoreState
 
@@ -75,7 +82,7 @@ _MAX_FILTER_COUNT: Final = 10
 
 
 def create_key(engine: Engine, params: Params) -> dict[str, Any]:
-    key_spec = params.choice("KeySpec", ("Aliyun_AES_256",), "Aliyun_AES_256")
+    key_spec = params.choice("KeySpec", ("Aliyun_AES_256", "Aliyun_SM4"), "Aliyun_AES_256")
     key_usage = params.choice("KeyUsage", ("ENCRYPT/DECRYPT",), "ENCRYPT/DECRYPT")
     origin = params.choice("Origin", ("Aliyun_KMS", "EXTERNAL"), "Aliyun_KMS")
     protection_level = params.choice("ProtectionLevel", ("SOFTWARE", "HSM"), "SOFTWARE")
@@ -182,6 +189,7 @@ def create_key_version(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
     with engine.transaction() as draft:
         key = engine.key_in(draft, key_ref, USE_RULE)
+        _refuse_external(key)
         _check_version_quota(engine, draft)
         now = engine.clock()
         version_id = engine.add_primary_version(draft, key, now)
@@ -218,7 +226,10 @@ def update_rotation_policy(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
     rotation_interval = _rotation_policy(params, required=True)
     with engine.transaction() as draft:
-        engine.key_in(draft, key_ref, USE_RULE).rotation_interval = rotation_interval
+        key = engine.key_in(draft, key_ref, USE_RULE)
+        if rotation_interval is not None:
+            _refuse_external(key)
+        key.rotation_interval = rotation_interval
     return {}
 
 
@@ -269,6 +280,12 @@ def _rotation_policy(params: Params, *, required: bool) -> int | None:
     return interval
 
 
+def _refuse_external(key: KeyRecord) -> None:
+    # Imported material is the user's: the service makes no new versions of it.
+    if key.origin == "EXTERNAL":
+        raise ServiceError("Unsupported.Origin", "The key origin does not support this.", 400)
+
+
 def _check_version_quota(engine: Engine, state: StoreState) -> None:
     if len(state.versions) >= engine.limits.versions:
         raise limit_exceeded(f"{engine.limits.versions} key versions per region")
@@ -303,7 +320,7 @@ def _filters(params: Params) -> list[tuple[str, set[str]]]:
     filters = []
     for item in value:
         name = item.get("Key") if isinstance(item, dict) else None
-        if name not in _FILTER_FIELDS and name not in _OTHER_FILTERS:
+        if not isinstance(name, str) or (name not in _FILTER_FIELDS and name not in _OTHER_FILTERS):
             raise invalid("Filters")
         values = item.get("Values")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

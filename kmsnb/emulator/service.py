@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from kmsnb.emulator import _aliases, _crypto, _keys, _secret_admin, _secrets
+from kmsnb.emulator import _aliases, _crypto, _import, _keys, _secret_admin, _secrets
 from kmsnb.emulator._engine import Engine, Limits
 from kmsnb.emulator._errors import ServiceError
 from kmsnb.emulator._params import Params
@@ -54,6 +54,10 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "UpdateAlias": _aliases.update_alias,
     "UpdateKeyDescription": _keys.update_key_description,
     "UpdateRotationPolicy": _keys.update_rotation_policy,
+    # -- key import, Origin=EXTERNAL (issue 15) -----------------------------------------------
+    "DeleteKeyMaterial": _import.delete_key_material,
+    "GetParametersForImport": _import.get_parameters_for_import,
+    "ImportKeyMaterial": _import.import_key_material,
     # -- Secrets Manager (issue 15) ----------------------------------------------------------
     "BatchGetSecretValue": _secrets.batch_get_secret_value,
     "CreateSecret": _secrets.create_secret,
