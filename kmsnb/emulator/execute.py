@@ -93,6 +93,7 @@ _OTHER_CREDENTIALS: Final = (
     "credentials_oidc_token_file_path",
 )
 _FORWARDED_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_WAIT_STEP_S: Final = 0.2
 
 
 @dataclass(frozen=True)
@@ -157,11 +158,14 @@ def run_child(command: Sequence[str], env: Mapping[str, str]) -> int:
         child = subprocess.Popen(list(command), env=dict(env))  # noqa: S603 (the user's)
         while pending:
             forward(pending.pop(0), None)
+        # Wait in short steps: the kernel may hand a signal to another thread (the
+        # emulator's), and CPython runs Python handlers in the main thread only, between
+        # steps; a single blocking wait could then sleep through SIGTERM for good.
         while True:
             try:
-                status = child.wait()
+                status = child.wait(timeout=_WAIT_STEP_S)
                 break
-            except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled above
+            except subprocess.TimeoutExpired:
                 continue
     return 128 - status if status < 0 else status
 
