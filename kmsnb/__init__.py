@@ -38,6 +38,7 @@ from kmsnb.errors import (
 )
 
 if TYPE_CHECKING:
+    from kmsnb import secrets
     from kmsnb._connect import connect
     from kmsnb.dataframe import read_csv, read_parquet
 
@@ -69,6 +70,7 @@ __all__ = [
     "open_encrypt",
     "read_csv",
     "read_parquet",
+    "secrets",
 ]
 
 # Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend
@@ -80,11 +82,19 @@ _LAZY = {
 }
 
 
+# Submodules loaded on first use, so that `kmsnb.secrets.get(...)` works after `import kmsnb`.
+_LAZY_MODULES = frozenset({"secrets"})
+
+
 def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"kmsnb.{name}")
     raise AttributeError(f"module 'kmsnb' has no attribute {name!r}")
 
 

@@ -24,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from kmsnb._commands import add_file_commands, add_key_commands  # file and key commands
+from kmsnb._local_commands import add_clock_option, add_local_commands  # issue 15
 from kmsnb.errors import KmsnbError
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_file_commands(commands)  # encrypt, decrypt, inspect, rewrap, convert
     add_key_commands(commands)  # key ..., alias ...
-    _add_emulator_commands(commands)
+    add_local_commands(commands, emulator=_add_emulator_commands(commands))  # exec, secret, ...
     return parser
 
 
@@ -107,7 +108,9 @@ def _add_group(
 # --- kmsnb emulator ------------------------------------------------------------------------------
 
 
-def _add_emulator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_emulator_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     emulator = _add_group(commands, "emulator", "run the local KMS emulator")
     serve = emulator.add_parser(
         "serve",
@@ -130,10 +133,15 @@ def _add_emulator_commands(commands: argparse._SubParsersAction[argparse.Argumen
         action="store_true",
         help="allow binding a non-loopback address (plain HTTP, development keys)",
     )
+    add_clock_option(serve)
     serve.set_defaults(handler=_cmd_emulator_serve, parser=serve)
+    return emulator
 
 
 def _cmd_emulator_serve(args: argparse.Namespace) -> int:
+    import time
+
+    from kmsnb.emulator.admin import EmulatorAdmin
     from kmsnb.emulator.server import EmulatorServer, resolve_credentials
     from kmsnb.emulator.service import KmsService
     from kmsnb.emulator.store import KeyStore
@@ -141,15 +149,18 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     credentials = resolve_credentials()
     store = KeyStore(args.data)
     server = EmulatorServer(
-        KmsService(store),
+        KmsService(store, clock=args.clock or time.time),
         host=args.host,
         port=args.port,
         credentials={credentials.access_key_id: credentials.access_key_secret},
         allow_remote=args.allow_remote,
+        admin=EmulatorAdmin(args.clock),
     )
     stop = threading.Event()
     with _stop_on_signals(stop), server:
-        _print_serving(server.endpoint, str(store.path), credentials)
+        _print_serving(
+            server.endpoint, str(store.path), credentials, movable=args.clock is not None
+        )
         while not stop.wait(0.5):
             pass
     store.close()
@@ -157,7 +168,9 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_serving(endpoint: str, store_path: str, credentials: EmulatorCredentials) -> None:
+def _print_serving(
+    endpoint: str, store_path: str, credentials: EmulatorCredentials, *, movable: bool = False
+) -> None:
     netloc = endpoint.removeprefix("http://")
     lines = [
         f"kmsnb KMS emulator serving at {endpoint}",
@@ -186,8 +199,10 @@ def _print_serving(endpoint: str, store_path: str, credentials: EmulatorCredenti
         "  from alibabacloud_tea_openapi.models import Config",
         f'  Config(endpoint="{netloc}", protocol="http", credential=CredentialClient())',
         "Unset HTTP_PROXY/http_proxy in the client: the SDKs send even 127.0.0.1 to a proxy.",
-        "Press Ctrl-C to stop.",
     ]
+    if movable:
+        lines.append(f"The clock is movable: kmsnb --kms {endpoint} emulator advance 8d")
+    lines += ["Press Ctrl-C to stop."]
     print("\n".join(lines), flush=True)
 
 

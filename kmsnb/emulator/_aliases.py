@@ -59,14 +59,14 @@ def delete_alias(engine: Engine, params: Params) -> dict[str, Any]:
 
 
 def list_aliases(engine: Engine, params: Params) -> dict[str, Any]:
-    number, size = params.page(max_size=100)
+    number, size = params.page(max_size=100, min_size=0)  # documented range 0-100
     aliases = engine.read_all().aliases
     return _alias_page(engine, sorted(aliases.items()), number, size)
 
 
 def list_aliases_by_key_id(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
-    number, size = params.page(max_size=101)
+    number, size = params.page(max_size=101, min_size=0)  # documented range 0-101
     state, key = engine.read(key_ref, ANY_STATE)
     matched = sorted(
         (name, key_id) for name, key_id in state.aliases.items() if key_id == key.key_id

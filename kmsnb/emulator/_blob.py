@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kmsnb.emulator._errors import invalid
+from kmsnb.emulator._sm4 import SM4GCM
 
 __all__ = ["VERSION_ID_SIZE", "associated_data", "open_blob", "seal", "split_blob"]
 
@@ -37,7 +38,7 @@ def associated_data(encryption_context: Mapping[str, str]) -> bytes:
     return "&".join(f"{k}={encryption_context[k]}" for k in sorted(encryption_context)).encode()
 
 
-def seal(version_id: str, aead: AESGCM, plaintext: bytes, aad: bytes) -> str:
+def seal(version_id: str, aead: AESGCM | SM4GCM, plaintext: bytes, aad: bytes) -> str:
     iv = os.urandom(IV_SIZE)
     sealed = aead.encrypt(iv, plaintext, aad)
     return base64.b64encode(version_id.encode("ascii") + iv + sealed).decode("ascii")
@@ -64,7 +65,7 @@ def split_blob(ciphertext_blob: str) -> tuple[str, bytes]:
     return version_id, raw[VERSION_ID_SIZE:]
 
 
-def open_blob(aead: AESGCM, unverified: bytes, aad: bytes) -> bytes:
+def open_blob(aead: AESGCM | SM4GCM, unverified: bytes, aad: bytes) -> bytes:
     """Verify and decrypt the part after the version id.
 
     Raises:

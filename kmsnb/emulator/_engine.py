@@ -8,6 +8,7 @@ every write transaction. Nothing runs in the background.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -159,7 +160,23 @@ class Engine:
         key.last_rotation_time = now
         return version.version_id
 
+    def drop_key_material(self, state: StoreState, key: KeyRecord) -> None:
+        """Forget a key's imported material (DeleteKeyMaterial, or its expiry).
+
+        The versions stay, emptied, so that blobs made under them answer PendingImport
+        and the same material can be imported into them again (:mod:`._import`).
+        """
+        for version_id in key.version_ids:
+            record = state.versions.get(version_id)
+            if record is not None:
+                state.versions[version_id] = dataclasses.replace(record, wrapped_material=b"")
+        key.material_expire_time = None
+        if key.key_state != PENDING_DELETION:
+            key.key_state = PENDING_IMPORT
+
     def _is_due(self, key: KeyRecord, now: float | None = None) -> bool:
+        if _material_expired(key, self.clock() if now is None else now):
+            return True
         if key.key_state == PENDING_DELETION:
             due_time = key.deletion_time
         elif key.key_state == ENABLED and key.rotation_interval is not None:
@@ -171,6 +188,8 @@ class Engine:
     def _do_housekeeping(self, state: StoreState, key: KeyRecord, now: float) -> None:
         if key.key_state == PENDING_DELETION:
             state.remove_key(key.key_id)
+        elif _material_expired(key, now):
+            self.drop_key_material(state, key)
         else:
             self.add_primary_version(state, key, now)
 
@@ -188,7 +207,9 @@ class Engine:
             "Creator": self.account_id,
             "Description": key.description,
             "DeleteDate": format_time(key.deletion_time) if key.deletion_time else "",
-            "MaterialExpireTime": "",
+            "MaterialExpireTime": (
+                format_time(key.material_expire_time) if key.material_expire_time else ""
+            ),
             "Origin": key.origin,
             "ProtectionLevel": key.protection_level,
             "PrimaryKeyVersion": key.primary_version_id,
@@ -198,9 +219,12 @@ class Engine:
         }
         if key.rotation_interval is not None:
             metadata["RotationInterval"] = f"{key.rotation_interval}s"
-            if key.key_state == ENABLED:
-                next_rotation = key.last_rotation_time + key.rotation_interval
-                metadata["NextRotationDate"] = format_time(next_rotation)
+            # Returned when rotation is Enabled or Suspended (a disabled key, or one pending
+            # deletion), as the SDK documents: the date it would rotate once usable again.
+            next_rotation = key.last_rotation_time + key.rotation_interval
+            metadata["NextRotationDate"] = format_time(next_rotation)
+        if key.dkms_instance_id:
+            metadata["DKMSInstanceId"] = key.dkms_instance_id
         return metadata
 
     def _arn_resource(self, arn: str) -> str:
@@ -216,6 +240,11 @@ class Engine:
         if resource.startswith("key/"):
             return resource.removeprefix("key/")
         raise key_not_found()
+
+
+def _material_expired(key: KeyRecord, now: float) -> bool:
+    expiry = key.material_expire_time
+    return expiry is not None and key.key_state in (ENABLED, DISABLED) and now >= expiry
 
 
 def check_state(key: KeyRecord, rule: StateRule) -> None:

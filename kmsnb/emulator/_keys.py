@@ -2,10 +2,11 @@
 
 Choices where the documentation leaves room, made for an emulator:
 
-* CreateKey accepts only the symmetric ``Aliyun_AES_256`` spec and ``ENCRYPT/DECRYPT``
-  usage; other specs are ``InvalidParameter``. ``ProtectionLevel=HSM`` is recorded, not
-  emulated. ``Origin=EXTERNAL`` makes a key in PendingImport with no version, which stays
-  there (key import is not emulated) and cannot rotate.
+* CreateKey accepts the symmetric specs ``Aliyun_AES_256`` and ``Aliyun_SM4`` (SM4-GCM
+  from ``cryptography``, :mod:`._sm4`) and ``ENCRYPT/DECRYPT`` usage; other (asymmetric)
+  specs are ``InvalidParameter``. ``ProtectionLevel=HSM`` is recorded, not
+  emulated. ``Origin=EXTERNAL`` makes a key in PendingImport with no version until its
+  material is imported (:mod:`._import`); such a key cannot rotate.
 * CreateKeyVersion works for symmetric keys, without the 7-day spacing of older docs.
 * CancelKeyDeletion leaves the key Enabled, as Alibaba documents (a key still waiting for
   its material goes back to PendingImport).
@@ -32,7 +33,13 @@ from kmsnb.emulator._engine import (
     Engine,
     format_time,
 )
-from kmsnb.emulator._errors import invalid, key_version_not_found, limit_exceeded, missing
+from kmsnb.emulator._errors import (
+    ServiceError,
+    invalid,
+    key_version_not_found,
+    limit_exceeded,
+    missing,
+)
 from kmsnb.emulator._params import Params, page_of
 from kmsnb.emulator._records import KeyRecord, StoreState
 
@@ -65,12 +72,17 @@ _FILTER_FIELDS: Final = {
     "KeyUsage": "key_usage",
     "ProtectionLevel": "protection_level",
     "CreatorType": "creator_type",
+    "DKMSInstanceId": "dkms_instance_id",
+    "KeyId": "key_id",
+    "keyId": "key_id",  # as the SDK's docstring spells it
 }
+# Filters that are not a field of the key: aliases, tags, the creator (the account).
+_OTHER_FILTERS: Final = ("AliasName", "TagKey", "TagValue", "Creator")
 _MAX_FILTER_COUNT: Final = 10
 
 
 def create_key(engine: Engine, params: Params) -> dict[str, Any]:
-    key_spec = params.choice("KeySpec", ("Aliyun_AES_256",), "Aliyun_AES_256")
+    key_spec = params.choice("KeySpec", ("Aliyun_AES_256", "Aliyun_SM4"), "Aliyun_AES_256")
     key_usage = params.choice("KeyUsage", ("ENCRYPT/DECRYPT",), "ENCRYPT/DECRYPT")
     origin = params.choice("Origin", ("Aliyun_KMS", "EXTERNAL"), "Aliyun_KMS")
     protection_level = params.choice("ProtectionLevel", ("SOFTWARE", "HSM"), "SOFTWARE")
@@ -79,6 +91,7 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
     if rotation_interval is not None and origin == "EXTERNAL":
         raise invalid("EnableAutomaticRotation")
     tags = _tags(params, {}) if params.optional("Tags") else {}
+    dkms_instance_id = params.optional("DKMSInstanceId") or ""
     with engine.transaction() as draft:
         if len(draft.keys) >= engine.limits.keys:
             raise limit_exceeded(f"{engine.limits.keys} CMKs per region")
@@ -95,6 +108,7 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
             rotation_interval=rotation_interval,
             last_rotation_time=now,
             tags=tags,
+            dkms_instance_id=dkms_instance_id,
         )
         draft.keys[key.key_id] = key
         if origin != "EXTERNAL":
@@ -115,7 +129,7 @@ def list_keys(engine: Engine, params: Params) -> dict[str, Any]:
     matched = [
         key
         for key in sorted(state.keys.values(), key=lambda k: (k.creation_time, k.key_id))
-        if all(getattr(key, field) in values for field, values in filters)
+        if all(_matches(engine, state, key, field, values) for field, values in filters)
     ]
     page = [
         {"KeyId": key.key_id, "KeyArn": engine.key_arn(key.key_id)}
@@ -175,6 +189,7 @@ def create_key_version(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
     with engine.transaction() as draft:
         key = engine.key_in(draft, key_ref, USE_RULE)
+        _refuse_external(key)
         _check_version_quota(engine, draft)
         now = engine.clock()
         version_id = engine.add_primary_version(draft, key, now)
@@ -183,7 +198,7 @@ def create_key_version(engine: Engine, params: Params) -> dict[str, Any]:
 
 def list_key_versions(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
-    number, size = params.page(max_size=101)
+    number, size = params.page(max_size=101, min_size=0)
     state, key = engine.read(key_ref, ANY_STATE)
     page = [
         _version_item(key.key_id, version_id, state.versions[version_id].creation_time)
@@ -211,7 +226,10 @@ def update_rotation_policy(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
     rotation_interval = _rotation_policy(params, required=True)
     with engine.transaction() as draft:
-        engine.key_in(draft, key_ref, USE_RULE).rotation_interval = rotation_interval
+        key = engine.key_in(draft, key_ref, USE_RULE)
+        if rotation_interval is not None:
+            _refuse_external(key)
+        key.rotation_interval = rotation_interval
     return {}
 
 
@@ -262,6 +280,12 @@ def _rotation_policy(params: Params, *, required: bool) -> int | None:
     return interval
 
 
+def _refuse_external(key: KeyRecord) -> None:
+    # Imported material is the user's: the service makes no new versions of it.
+    if key.origin == "EXTERNAL":
+        raise ServiceError("Unsupported.Origin", "The key origin does not support this.", 400)
+
+
 def _check_version_quota(engine: Engine, state: StoreState) -> None:
     if len(state.versions) >= engine.limits.versions:
         raise limit_exceeded(f"{engine.limits.versions} key versions per region")
@@ -271,8 +295,23 @@ def _version_item(key_id: str, version_id: str, creation_time: float) -> dict[st
     return {"KeyId": key_id, "KeyVersionId": version_id, "CreationDate": format_time(creation_time)}
 
 
+def _matches(
+    engine: Engine, state: StoreState, key: KeyRecord, field: str, values: set[str]
+) -> bool:
+    """Whether ``key`` passes one filter: any of ``values`` (ORed) matches."""
+    if field == "AliasName":
+        return any(state.aliases.get(name) == key.key_id for name in values)
+    if field == "TagKey":
+        return bool(values & key.tags.keys())
+    if field == "TagValue":
+        return bool(values & set(key.tags.values()))
+    if field == "Creator":
+        return engine.account_id in values
+    return getattr(key, field) in values
+
+
 def _filters(params: Params) -> list[tuple[str, set[str]]]:
-    """ListKeys ``Filters``: record field and accepted values, one pair per filter."""
+    """ListKeys ``Filters``: record field (or filter name) and accepted values, per filter."""
     value = params.json("Filters")
     if value is None:
         return []
@@ -280,12 +319,13 @@ def _filters(params: Params) -> list[tuple[str, set[str]]]:
         raise invalid("Filters")
     filters = []
     for item in value:
-        if not isinstance(item, dict) or item.get("Key") not in _FILTER_FIELDS:
+        name = item.get("Key") if isinstance(item, dict) else None
+        if not isinstance(name, str) or (name not in _FILTER_FIELDS and name not in _OTHER_FILTERS):
             raise invalid("Filters")
         values = item.get("Values")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise invalid("Filters")
-        filters.append((_FILTER_FIELDS[item["Key"]], set(values)))
+        filters.append((_FILTER_FIELDS.get(name, name), set(values)))
     return filters
 
 

@@ -26,6 +26,10 @@ class Params:
     def __init__(self, raw: Mapping[str, str]) -> None:
         self._raw = raw
 
+    def names(self) -> list[str]:
+        """Every parameter name received (for families such as ``ExtendedConfig.*``)."""
+        return list(self._raw)
+
     def optional(self, name: str) -> str | None:
         value = self._raw.get(name)
         return value if value else None
@@ -67,10 +71,14 @@ class Params:
             raise invalid(name)
         return number
 
-    def page(self, *, max_size: int) -> tuple[int, int]:
-        """``(PageNumber, PageSize)``: number ≥ 1 (default 1), size 1..max (default 10)."""
+    def page(self, *, max_size: int, min_size: int = 1) -> tuple[int, int]:
+        """``(PageNumber, PageSize)``: number ≥ 1 (default 1), size min..max (default 10).
+
+        Where the API documents ``PageSize`` from 0, a size of 0 gives an empty page
+        that still says ``TotalCount``.
+        """
         number = self.integer("PageNumber", default=1, low=1, high=2**31 - 1)
-        size = self.integer("PageSize", default=10, low=1, high=max_size)
+        size = self.integer("PageSize", default=10, low=min_size, high=max_size)
         return number, size
 
     def json(self, name: str) -> Any:

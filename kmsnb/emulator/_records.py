@@ -8,7 +8,8 @@ The file is one JSON object::
      "root_key_check": "<b64 nonce||tag>",      # AES-GCM of b"" under the root key
      "keys": [{...KeyRecord...}, ...],
      "aliases": {"alias/name": "<key id>", ...},
-     "versions": [{"version_id", "key_id", "creation_time", "wrapped_material"}, ...]}
+     "versions": [{"version_id", "key_id", "creation_time", "wrapped_material"}, ...],
+     "secrets": [{...SecretRecord...}, ...]}   # kmsnb.emulator._secret_records
 
 ``wrapped_material`` is base64 of ``nonce (12) || AES-GCM(root key, material, AAD =
 version id)``: the key material is never written in the clear. Times are POSIX seconds.
@@ -24,6 +25,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from kmsnb.emulator._secret_records import SecretRecord, decode_secrets, encode_secrets
 
 __all__ = [
     "FORMAT",
@@ -70,6 +73,12 @@ class KeyRecord:
     rotation_interval: int | None = None
     last_rotation_time: float = 0.0
     tags: dict[str, str] = field(default_factory=dict)
+    # -- issue 15: KMS-instance keys and imported (Origin=EXTERNAL) key material ------------
+    dkms_instance_id: str = ""
+    # When imported material stops working (None: never); kmsnb.emulator._import.
+    material_expire_time: float | None = None
+    # A check value of the imported material, so that only the same material can come back.
+    material_check: str = ""
 
     def copy(self) -> KeyRecord:
         return dataclasses.replace(self, version_ids=list(self.version_ids), tags=dict(self.tags))
@@ -84,6 +93,7 @@ class StoreState:
     versions: dict[str, KeyVersionRecord] = field(default_factory=dict)
     generation: int = 0
     write_id: str = ""
+    secrets: dict[str, SecretRecord] = field(default_factory=dict)  # Secrets Manager
 
     def copy(self) -> StoreState:
         """A copy that a transaction may mutate without disturbing readers of this one."""
@@ -93,6 +103,7 @@ class StoreState:
             versions=dict(self.versions),  # version records are frozen: share them
             generation=self.generation,
             write_id=self.write_id,
+            secrets={name: secret.copy() for name, secret in self.secrets.items()},
         )
 
     def remove_key(self, key_id: str) -> None:
@@ -121,6 +132,7 @@ def encode_state(state: StoreState, root_key_check: bytes) -> bytes:
             }
             for version in state.versions.values()
         ],
+        "secrets": encode_secrets(state.secrets),
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -151,6 +163,7 @@ def decode_state(data: bytes) -> tuple[StoreState, bytes]:
             versions={version.version_id: version for version in versions},
             generation=int(document["generation"]),
             write_id=str(document["write_id"]),
+            secrets=decode_secrets(document.get("secrets", [])),
         )
         return state, base64.b64decode(document["root_key_check"])
     except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:

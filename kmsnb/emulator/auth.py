@@ -7,6 +7,7 @@ Three schemes reach a KMS endpoint (see ``reference/kms-api.md`` §3):
 * ACS3-HMAC-SHA256: the new SDK's default. The signature is in the ``Authorization`` header.
 * ACS4-HMAC-SHA256: the new SDK with ``Config(signature_version='v4')``: ACS3's canonical
   request with a signing key derived from a date/region/product scope.
+* ACS3-HMAC-SM3: ACS3 with SM3 for the hashes and the HMAC (:mod:`kmsnb.emulator._sm4`).
 
 The string-building functions are pure, so that the worked examples of the reference are
 unit tests. :class:`SignatureVerifier` adds the state a gateway keeps: the AccessKey table,
@@ -30,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
+
+from kmsnb.emulator._sm4 import sm3_hex, sm3_signature, sm3_string_to_sign
 
 __all__ = [
     "SIGNATURE_WINDOW_S",
@@ -60,6 +63,7 @@ SIGNATURE_WINDOW_S = 15 * 60
 DEFAULT_MAX_NONCE_COUNT = 200_000
 
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
+ACS3_SM3_ALGORITHM = "ACS3-HMAC-SM3"
 ACS4_ALGORITHM = "ACS4-HMAC-SHA256"
 ACS4_SCOPE_TERMINATOR = "aliyun_v4_request"
 RPC_SIGNATURE_METHOD = "HMAC-SHA1"
@@ -362,10 +366,11 @@ class SignatureVerifier:
         self, request: SignedRequest, header: str
     ) -> tuple[str, str | None, str | None]:
         authorization = parse_authorization(header)
-        if authorization.algorithm not in (ACS3_ALGORITHM, ACS4_ALGORITHM):
+        if authorization.algorithm not in (ACS3_ALGORITHM, ACS4_ALGORITHM, ACS3_SM3_ALGORITHM):
             raise _incomplete(f"unsupported signature algorithm {authorization.algorithm!r}")
         self._check_signed_header_set(request, authorization.signed_headers)
-        payload_sha256 = hashlib.sha256(request.body).hexdigest()
+        sm3 = authorization.algorithm == ACS3_SM3_ALGORITHM
+        payload_sha256 = sm3_hex(request.body) if sm3 else hashlib.sha256(request.body).hexdigest()
         declared_sha256 = request.header("x-acs-content-sha256")
         if declared_sha256 is not None and declared_sha256.lower() != payload_sha256:
             raise AuthError(
@@ -380,11 +385,14 @@ class SignatureVerifier:
             authorization.signed_headers,
             payload_sha256,
         )
-        string_to_sign = acs_string_to_sign(authorization.algorithm, canonical)
+        string_to_sign = (sm3_string_to_sign if sm3 else acs_string_to_sign)(
+            authorization.algorithm, canonical
+        )
         timestamp = request.header("x-acs-date")
-        if authorization.algorithm == ACS3_ALGORITHM:
+        if authorization.algorithm != ACS4_ALGORITHM:
             access_key_id = authorization.credential
-            expected = acs3_signature(self._secret_for(access_key_id), string_to_sign)
+            sign = sm3_signature if sm3 else acs3_signature
+            expected = sign(self._secret_for(access_key_id), string_to_sign)
         else:
             access_key_id, signing_key = self._acs4_key(authorization.credential, timestamp)
             expected = acs4_signature(signing_key, string_to_sign)

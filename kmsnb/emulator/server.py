@@ -38,6 +38,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from kmsnb.emulator.admin import EmulatorAdmin
 from kmsnb.emulator.auth import AuthError, SignatureVerifier, SignedRequest
 from kmsnb.emulator.faults import Fault, FaultConfig, FaultInjector
 from kmsnb.emulator.service import KmsService, ServiceError
@@ -136,6 +137,8 @@ class EmulatorServer:
         faults: fault injection for client tests; off by default.
         allow_remote: allow a non-loopback ``host``. The emulator's keys are for
             development only and the protocol is plain HTTP.
+        admin: answers kmsnb's own admin actions (the clock, :mod:`kmsnb.emulator.admin`),
+            authenticated like KMS calls and only from loopback; None answers none.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -149,6 +152,7 @@ class EmulatorServer:
         credentials: Mapping[str, str] | None = None,
         faults: FaultConfig | None = None,
         allow_remote: bool = False,
+        admin: EmulatorAdmin | None = None,
     ) -> None:
         if not _is_loopback(host):
             if not allow_remote:
@@ -174,6 +178,7 @@ class EmulatorServer:
             verifier=SignatureVerifier(self._credentials),
             faults=FaultInjector(faults) if faults is not None and faults.enabled else None,
         )
+        self._http.admin = admin
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -264,6 +269,7 @@ class _KmsHttpServer(ThreadingHTTPServer):
         self.service = service
         self.verifier = verifier
         self.faults = faults
+        self.admin: EmulatorAdmin | None = None
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _KmsRequestHandler)
@@ -334,7 +340,11 @@ class _KmsRequestHandler(BaseHTTPRequestHandler):
             self.server.verifier.verify(request)
             action = self._action(request)
             params = {k: v for k, v in request.params.items() if k not in COMMON_PARAMS}
-            result = self.server.service.call(action, params)
+            admin = self.server.admin
+            if admin is not None and admin.handles(action):
+                result = admin.call(action, params, peer=str(self.client_address[0]))
+            else:
+                result = self.server.service.call(action, params)
             self._send_json(200, {**result, "RequestId": request_id}, request_id)
         except _HttpError as error:
             if error.close_connection:

@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from kmsnb.emulator import _aliases, _crypto, _keys
+from kmsnb.emulator import _aliases, _crypto, _import, _keys, _secret_admin, _secrets
 from kmsnb.emulator._engine import Engine, Limits
 from kmsnb.emulator._errors import ServiceError
 from kmsnb.emulator._params import Params
 from kmsnb.emulator.store import KeyStore, KeyStoreError
 
-__all__ = ["ACTIONS", "KmsService", "Limits", "ServiceError"]
+__all__ = ["ACTIONS", "SECRET_ACTIONS", "KmsService", "Limits", "ServiceError"]
 
 _Handler = Callable[[Engine, Params], dict[str, Any]]
 
@@ -54,10 +54,33 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "UpdateAlias": _aliases.update_alias,
     "UpdateKeyDescription": _keys.update_key_description,
     "UpdateRotationPolicy": _keys.update_rotation_policy,
+    # -- key import, Origin=EXTERNAL (issue 15) -----------------------------------------------
+    "DeleteKeyMaterial": _import.delete_key_material,
+    "GetParametersForImport": _import.get_parameters_for_import,
+    "ImportKeyMaterial": _import.import_key_material,
+    # -- Secrets Manager (issue 15) ----------------------------------------------------------
+    "BatchGetSecretValue": _secrets.batch_get_secret_value,
+    "CreateSecret": _secrets.create_secret,
+    "DeleteSecret": _secret_admin.delete_secret,
+    "DescribeSecret": _secret_admin.describe_secret,
+    "GetRandomPassword": _secrets.get_random_password,
+    "GetSecretValue": _secrets.get_secret_value,
+    "ListSecretVersionIds": _secret_admin.list_secret_version_ids,
+    "ListSecrets": _secret_admin.list_secrets,
+    "PutSecretValue": _secrets.put_secret_value,
+    "RestoreSecret": _secret_admin.restore_secret,
+    "UpdateSecret": _secret_admin.update_secret,
+    "UpdateSecretVersionStage": _secret_admin.update_secret_version_stage,
 }
 
 #: The actions the emulator implements.
 ACTIONS: Final = frozenset(_HANDLERS)
+#: Those of Secrets Manager (the rest act on keys and aliases).
+SECRET_ACTIONS: Final = frozenset(
+    action
+    for action, handler in _HANDLERS.items()
+    if handler.__module__ in (_secrets.__name__, _secret_admin.__name__)
+)
 
 
 class KmsService:

@@ -53,6 +53,7 @@ from kmsnb.emulator._records import (
     encode_state,
     read_write_id,
 )
+from kmsnb.emulator._sm4 import SM4_KEY_SIZE, SM4GCM
 from kmsnb.errors import KmsnbError
 from kmsnb.kms._base import wipe
 
@@ -70,6 +71,7 @@ ROOT_KEY_ENV = "KMSNB_EMULATOR_ROOT_KEY"
 ROOT_KEY_SIZE = 32
 MATERIAL_SIZE = 32
 NONCE_SIZE = 12
+_TAG_SIZE = 16
 _STATE_FILE = "keystore.json"
 _ROOT_KEY_FILE = "root.key"
 _LOCK_FILE = "lock"
@@ -121,7 +123,7 @@ class KeyStore:
         self._state: StoreState | None = None
         self._identity: _FileIdentity | None = None
         self._checked_at = 0.0
-        self._aeads: dict[str, AESGCM] = {}
+        self._aeads: dict[str, AESGCM | SM4GCM] = {}
         with self._thread_lock, self._file_lock():
             self._remove_temp_files()
             root = self._read_root_key(root_key)
@@ -153,20 +155,42 @@ class KeyStore:
             draft.write_id = uuid.uuid4().hex
             self._write(draft)
 
-    def add_version(self, state: StoreState, key_id: str, creation_time: float) -> KeyVersionRecord:
-        """Make fresh key material for ``key_id`` and add it, wrapped, to ``state``."""
-        version_id = str(uuid.uuid4())
-        material = bytearray(os.urandom(MATERIAL_SIZE))
+    def add_version(
+        self,
+        state: StoreState,
+        key_id: str,
+        creation_time: float,
+        *,
+        material: bytes | bytearray | None = None,
+        version_id: str | None = None,
+    ) -> KeyVersionRecord:
+        """Make fresh key material for ``key_id`` and add it, wrapped, to ``state``.
+
+        The material's size follows the key's spec (16 bytes for ``Aliyun_SM4``, else 32).
+        ``material`` stores given material instead (imported, Origin=EXTERNAL); with the
+        ``version_id`` of an existing version it gives that version its material back.
+        """
+        size = SM4_KEY_SIZE if state.keys[key_id].key_spec == "Aliyun_SM4" else MATERIAL_SIZE
+        if material is not None and len(material) != size:
+            raise ValueError(f"key material for this key is {size} bytes")
+        existing = state.versions.get(version_id) if version_id is not None else None
+        version_id = version_id or str(uuid.uuid4())
+        owned = bytearray(os.urandom(size)) if material is None else bytearray(material)
         nonce = os.urandom(NONCE_SIZE)
-        wrapped = nonce + self._root.encrypt(nonce, material, version_id.encode("ascii"))
-        wipe(material)
-        version = KeyVersionRecord(version_id, key_id, creation_time, wrapped)
+        wrapped = nonce + self._root.encrypt(nonce, owned, version_id.encode("ascii"))
+        wipe(owned)
+        created = existing.creation_time if existing is not None else creation_time
+        version = KeyVersionRecord(version_id, key_id, created, wrapped)
         state.versions[version_id] = version
-        state.keys[key_id].version_ids.append(version_id)
+        if existing is None:
+            state.keys[key_id].version_ids.append(version_id)
         return version
 
-    def aead(self, version: KeyVersionRecord) -> AESGCM:
-        """Return the AES-GCM cipher of a key version, unwrapping its material once."""
+    def aead(self, version: KeyVersionRecord) -> AESGCM | SM4GCM:
+        """Return the cipher of a key version, unwrapping its material once.
+
+        AES-256-GCM for 32-byte material, SM4-GCM for the 16 bytes of an Aliyun_SM4 key.
+        """
         with self._thread_lock:
             cached = self._aeads.get(version.version_id)
             if cached is not None:
@@ -175,7 +199,12 @@ class KeyStore:
                 version.wrapped_material[:NONCE_SIZE],
                 version.wrapped_material[NONCE_SIZE:],
             )
-            material = bytearray(MATERIAL_SIZE)
+            if len(sealed) - _TAG_SIZE not in (MATERIAL_SIZE, SM4_KEY_SIZE):
+                raise KeyStoreError(
+                    f"key version {version.version_id} has no key material (it was deleted, "
+                    "or the keystore is corrupted)"
+                )
+            material = bytearray(len(sealed) - _TAG_SIZE)
             try:
                 self._root.decrypt_into(nonce, sealed, version.version_id.encode("ascii"), material)
             except (InvalidTag, ValueError):
@@ -185,7 +214,9 @@ class KeyStore:
                 ) from None
             # The cipher keeps its own copy of the key (OpenSSL cleanses it when the cipher
             # is freed); ours is wiped at once rather than kept as a second copy.
-            cipher = AESGCM(material)
+            cipher: AESGCM | SM4GCM = (
+                AESGCM(material) if len(material) == MATERIAL_SIZE else SM4GCM(material)
+            )
             wipe(material)
             self._aeads[version.version_id] = cipher
             return cipher
@@ -243,8 +274,9 @@ class KeyStore:
         self._state = state
         self._identity = identity
         self._checked_at = time.monotonic()
-        # Material of purged keys must not outlive them in memory.
-        self._forget_ciphers(keep=state.versions.keys())
+        # Material of purged keys, or deleted from a key (DeleteKeyMaterial), must not
+        # outlive them in memory.
+        self._forget_ciphers(keep={v for v, r in state.versions.items() if r.wrapped_material})
 
     def _forget_ciphers(self, keep: Container[str]) -> None:
         for version_id in [v for v in self._aeads if v not in keep]:

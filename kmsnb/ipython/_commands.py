@@ -21,6 +21,7 @@ from kmsnb.envelope import FileInfo, inspect
 from kmsnb.ipython import _actions
 from kmsnb.ipython._display import Details, Table
 from kmsnb.kms._base import AliasInfo, KeyInfo, KeyVersionInfo, Kms, KmsClient
+from kmsnb.kms._secrets import SecretInfo
 from kmsnb.kms.caching import CachingKms
 from kmsnb.rewrap import rewrap_file
 
@@ -52,6 +53,12 @@ def _parser() -> Any:
     rewrap.add_argument("--key", required=True, metavar="NEW")
     rewrap.add_argument("--context", nargs="+", action="append", metavar="K=V")
     rewrap.add_argument("--allowed-key", dest="allowed_keys", nargs="+", action="append")
+    secret = commands.add_parser("secret")
+    secret.add_argument("name", metavar="NAME")
+    secret.add_argument("-o", "--output", metavar="VAR")
+    secret.add_argument("--stage", metavar="STAGE")
+    secret.add_argument("--version-id", metavar="VERSION")
+    commands.add_parser("secrets")
     return parser
 
 
@@ -291,6 +298,24 @@ def _rewrap(args: Namespace) -> Details[FileInfo]:
     return _file_details("rewrapped", args.path, info)
 
 
+def _secret(args: Namespace) -> object:
+    from kmsnb.secrets import get
+
+    return get(args.name, version_stage=args.stage, version_id=args.version_id, kms=_client())
+
+
+def _secrets(args: Namespace) -> Table[SecretInfo]:
+    from kmsnb.secrets import list_secrets
+
+    columns: list[tuple[str, Callable[[SecretInfo], object]]] = [
+        ("name", lambda info: info.name),
+        ("created", lambda info: info.create_time),
+        ("updated", lambda info: info.update_time),
+        ("deletion", lambda info: info.planned_delete_time or ""),
+    ]
+    return Table("secrets", list_secrets(kms=_client()), columns)
+
+
 _COMMANDS: dict[str, Callable[[Namespace], object]] = {
     "status": _status,
     "keys": _keys,
@@ -306,4 +331,6 @@ _COMMANDS: dict[str, Callable[[Namespace], object]] = {
     "cancel-deletion": _change_key("cancel_key_deletion", "key deletion cancelled"),
     "inspect": _inspect,
     "rewrap": _rewrap,
+    "secret": _secret,
+    "secrets": _secrets,
 }

@@ -137,6 +137,11 @@ class KmsnbMagics(Magics):
                                            rewraps its data key (ReEncrypt) and only
                                            the header is rewritten; the data is never
                                            decrypted. Also after `rotate` (same key).
+          secret NAME [-o VAR] [--stage S] a secret from Secrets Manager, masked:
+                                           Secret('NAME', ••••); with -o it is bound
+                                           to VAR and nothing is shown. Its value:
+                                           VAR.reveal(), VAR.sqlalchemy_url(...)
+          secrets                          the secrets' names and dates (no values)
 
         KEY is a key id, alias/NAME or ARN; NAME may omit "alias/". Each command returns
         an object that shows as a table (HTML in Jupyter): ``keys = %kms keys``.
@@ -144,8 +149,15 @@ class KmsnbMagics(Magics):
         args = _commands.parse(line or "status")
         if args.command == "rewrap":
             args.allowed_keys = self._allowed_keys(args.allowed_keys)
+        output = getattr(args, "output", None)  # %kms secret NAME -o VAR
+        if output is not None and (not output.isidentifier() or keyword.iskeyword(output)):
+            raise UsageError(f"-o takes a variable name, not {output!r}")
         with _user_errors():
-            return _commands.run(args)
+            result = _commands.run(args)
+        if output is not None:
+            self._shell.user_ns[output] = result
+            return None
+        return result
 
     @magic_arguments()
     @argument("variable", nargs="?", metavar="VAR", help="line form: the variable to encrypt")

@@ -45,6 +45,7 @@ from kmsnb.kms._endpoint import (
     split_endpoint,
 )
 from kmsnb.kms._errors import error_from_response
+from kmsnb.kms._secret_calls import AliyunSecrets
 
 # ALLOW_INSECURE_HTTP_ENV stays importable from here: it is this backend's opt-in.
 __all__ = ["ALLOW_INSECURE_HTTP_ENV", "AliyunKms"]
@@ -61,7 +62,7 @@ _INSTALL_HINT = (
 _QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
 
 
-class AliyunKms:
+class AliyunKms(AliyunSecrets):  # the Secrets Manager calls: kmsnb.kms._secret_calls
     """A :class:`~kmsnb.kms.KmsClient` backed by Alibaba Cloud KMS or the kmsnb emulator.
 
     Args:

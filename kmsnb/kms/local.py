@@ -29,6 +29,7 @@ from kmsnb.kms._base import (
     wipe,
 )
 from kmsnb.kms._errors import error_from_response
+from kmsnb.kms._secret_calls import LocalSecrets
 
 # error_from_response stays importable from here: it is how this backend maps errors.
 __all__ = ["LocalKms", "error_from_response"]
@@ -36,7 +37,7 @@ __all__ = ["LocalKms", "error_from_response"]
 _PAGE_SIZE: Final = 100
 
 
-class LocalKms:
+class LocalKms(LocalSecrets):  # the Secrets Manager calls: kmsnb.kms._secret_calls
     """A :class:`kmsnb.kms.KmsClient` backed by a local keystore, no server needed.
 
     Args:

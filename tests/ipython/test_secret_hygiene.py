@@ -3,22 +3,28 @@
 A real kernel (nbclient + ipykernel) with its IPython history on disk and outputs logged
 into it runs a notebook that builds a DataFrame with a secret column and encrypts it with
 ``%%encrypt``, ``%encrypt``, the ``df.kms`` accessor and the widget panel (its button
-clicked in code), then loads it back, inspects, rewraps and makes a few mistakes. The
+clicked in code), then loads it back, inspects, rewraps and makes a few mistakes; then it
+fetches a Secrets Manager secret (``%kms secret -o``, ``kmsnb.secrets.get``) and uses it
+as a notebook would (display, print, log, widget, SQLAlchemy URL). The
 session's KMS is wrapped by a recorder that writes each plaintext data key to a side
 file. Then the saved ``.ipynb`` (all but the cell sources: outputs, metadata, widget
 state), the history database and every log are searched for the data keys (raw, hex,
-base64), the AccessKey secret in the kernel's environment, and the secret column's
-values. The values are computed in the kernel, so the sources never contain them.
+base64), the AccessKey secret in the kernel's environment, the secret column's values and
+the secret's value (raw, base64, hex). The values are computed in the kernel or stored by
+the test beforehand, so the sources never contain them.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 
 import nbclient
 import nbformat
 import pytest
+
+from kmsnb.kms.local import LocalKms
 
 pytestmark = pytest.mark.notebook  # about 2 s: a kernel starts
 
@@ -88,6 +94,19 @@ CELLS = [
     "%decrypt {out}/line.kms --context purpose=wrong",
     "%kms create-key --alias hygiene",
     "%config Kmsnb",
+    # A Secrets Manager secret (made by the test, so no source holds its value), used the
+    # ways a notebook would: bound, displayed, printed, logged, put in a widget, turned into
+    # a database URL, and fetched again as a cell's value.
+    "%kms secret db/password -o pw",
+    "pw",
+    "print(pw, repr(pw), f'{pw}', str(pw))",
+    "logging.getLogger('app').warning('connecting with %s', pw)",
+    "%kms secrets",
+    "url = pw.sqlalchemy_url('postgresql+psycopg', username='app', host='db')\nprint(url)\nurl",
+    "import ipywidgets\nipywidgets.Text(value=str(pw))",
+    "len(pw.reveal())",
+    "import kmsnb.secrets\nkmsnb.secrets.get('db/password', version_stage='ACSCurrent')",
+    "%kms secret no/such/secret -o nothing",
 ]
 
 
@@ -112,6 +131,9 @@ def test_no_secret_in_the_notebook_the_history_or_the_logs(
     out = tmp_path / "out"
     out.mkdir()
     history = tmp_path / "ipython" / "profile_default" / "history.sqlite"
+    secret_value = "pw-" + secrets.token_urlsafe(18)  # never in a cell's source
+    with LocalKms(tmp_path / "keys") as keys:  # the keystore KMSNB_KMS names in the kernel
+        keys.create_secret("db/password", secret_value)
     monkeypatch.setenv("KMSNB_TEST_KEYS", str(side_file))
     monkeypatch.setenv("KMSNB_TEST_LOG", str(log_file))
     monkeypatch.setenv("KMSNB_TEST_OUT", str(out))
@@ -162,6 +184,13 @@ def test_no_secret_in_the_notebook_the_history_or_the_logs(
         for i in range(ROW_COUNT)
     ]
     forbidden = {"AccessKey secret": [access_key_secret.encode()], "secret column": secret_values}
+    forbidden["secret value"] = [
+        secret_value.encode(),
+        base64.b64encode(secret_value.encode()),
+        secret_value.encode().hex().encode(),
+    ]
+    assert any("Secret('db/password', ••••)" in str(output) for output in outputs)
+    assert any("postgresql+psycopg://app:***@db" in str(output) for output in outputs)
     forbidden["data keys"] = [form for key in data_keys for form in encodings(key)]
     for where, blob in searched.items():
         for what, needles in forbidden.items():

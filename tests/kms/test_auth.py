@@ -376,7 +376,9 @@ def test_acs_replay_and_clock() -> None:
             _acs_request(signed_headers=sorted(ACS3_HEADERS, reverse=True)),
             ("IncompleteSignature", 400),
         ),
-        (_acs_request(algorithm="ACS3-HMAC-SM3"), ("IncompleteSignature", 400)),
+        # SM3 is verified (issue 15): a SHA-256 signature under its name does not match.
+        (_acs_request(algorithm="ACS3-HMAC-SM3"), ("SignatureDoesNotMatch", 400)),
+        (_acs_request(algorithm="ACS3-RSA-SHA256"), ("IncompleteSignature", 400)),
         (_acs_request(body=b"KeyId=x"), ("SignatureDoesNotMatch", 400)),  # hash header is b""
         (
             _acs_request(
@@ -396,6 +398,7 @@ def test_acs_replay_and_clock() -> None:
         "host-unsigned",
         "unsorted",
         "sm3",
+        "rsa",
         "body-hash",
         "acs4-date",
         "acs4-scope",

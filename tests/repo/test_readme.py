@@ -188,7 +188,14 @@ def _by_section(section: str) -> list[Block]:
 @pytest.mark.unit
 def test_every_block_is_run_here() -> None:
     sections = {block.section for block in blocks()}
-    assert sections == {"Quick start", "In a notebook", "From Python", "The command line"}
+    assert sections == {
+        "Quick start",
+        "In a notebook",
+        "From Python",
+        "The emulator",
+        "Secrets in notebooks",
+        "The command line",
+    }
 
 
 @pytest.mark.unit
@@ -225,6 +232,26 @@ def test_from_python(reader: Reader) -> None:
         reader.root / "data" / "sales.csv"
     ).read_bytes()
     assert (reader.root / "big.bin.kms").stat().st_size > 0
+
+
+SECRET = "correct horse battery staple"  # what the README's emulator block stores
+
+
+def test_the_emulator(reader: Reader) -> None:
+    """A script written for Alibaba Cloud (official SDK, real endpoint) reads, under
+    ``kmsnb emulator exec``, the secret that ``kmsnb secret create`` stored."""
+    (block,) = _by_section("The emulator")
+    out = reader.shell(block.code)
+    assert "read db/password version" in out
+    assert SECRET not in out
+
+
+def test_secrets_in_notebooks(reader: Reader) -> None:
+    (block,) = _by_section("Secrets in notebooks")
+    out = reader.python(block.code)
+    assert "Secret('db/password', ••••)" in out
+    assert "db/password" in out.split("Secret('db/password', ••••)")[-1]  # the listing
+    assert SECRET not in out
 
 
 def test_the_command_line(reader: Reader) -> None:

@@ -1,0 +1,117 @@
+"""Secrets for notebooks: database passwords and API tokens that never sit in a cell.
+
+The values live in Secrets Manager (Alibaba Cloud KMS, or the kmsnb emulator, which
+answers the same API); a notebook fetches them by name::
+
+    import kmsnb.secrets
+    password = kmsnb.secrets.get("db/password")      # Secret('db/password', ••••)
+    engine = sqlalchemy.create_engine(
+        password.sqlalchemy_url("postgresql+psycopg", username="app", host="db", database="sales")
+    )
+
+A :class:`~kmsnb.kms._secrets.Secret` is masked wherever it is displayed; its value comes
+out only through :meth:`~kmsnb.kms._secrets.Secret.reveal` or helpers that pass it on. The
+KMS is the session's (``KMSNB_KMS``, ``%kms``) unless ``kms=`` names another.
+"""
+
+from __future__ import annotations
+
+from kmsnb.kms._secrets import MASK, Secret, SecretInfo, SecretsClient, SecretVersionInfo
+
+__all__ = [
+    "MASK",
+    "Secret",
+    "SecretInfo",
+    "SecretVersionInfo",
+    "client",
+    "create",
+    "delete",
+    "describe",
+    "get",
+    "list_secrets",
+    "put",
+    "restore",
+]
+
+
+def client(kms: object | None = None) -> SecretsClient:
+    """The Secrets Manager client behind ``kms`` (default: the session's KMS).
+
+    Raises:
+        TypeError: that KMS has no Secrets Manager (a bare data-key KMS, a test fake).
+    """
+    if kms is None:
+        from kmsnb import session
+
+        kms = session.get_kms()
+    # The data-key cache forwards what it does not know to the client it wraps.
+    if isinstance(kms, SecretsClient):
+        return kms
+    raise TypeError(
+        f"the KMS {type(kms).__name__} has no Secrets Manager; use kmsnb.connect() "
+        "(the emulator or Alibaba Cloud)"
+    )
+
+
+def get(
+    name: str,
+    *,
+    version_stage: str | None = None,
+    version_id: str | None = None,
+    kms: object | None = None,
+) -> Secret:
+    """Fetch a secret's value, masked: ``ACSCurrent`` unless a stage or version is named.
+
+    Raises:
+        KmsError: for example ``Forbidden.ResourceNotFound`` for an unknown secret, or
+            ``Rejected.ResourceInDeleteWindow`` for one that is being deleted.
+    """
+    return client(kms).get_secret_value(name, version_id=version_id, version_stage=version_stage)
+
+
+def create(
+    name: str,
+    value: str | bytes,
+    *,
+    description: str = "",
+    encryption_key_id: str | None = None,
+    kms: object | None = None,
+) -> SecretVersionInfo:
+    """Create a secret holding ``value`` (``str``: text, ``bytes``: binary)."""
+    return client(kms).create_secret(
+        name, value, description=description, encryption_key_id=encryption_key_id
+    )
+
+
+def put(name: str, value: str | bytes, *, kms: object | None = None) -> SecretVersionInfo:
+    """Store a new value of ``name``; it becomes ACSCurrent, the old one ACSPrevious."""
+    return client(kms).put_secret_value(name, value)
+
+
+def describe(name: str, *, kms: object | None = None) -> SecretInfo:
+    """A secret's metadata: type, dates, master key; never its value."""
+    return client(kms).describe_secret(name)
+
+
+def list_secrets(*, kms: object | None = None) -> list[SecretInfo]:
+    """Every secret's name and dates, those pending deletion included."""
+    return client(kms).list_secrets()
+
+
+def delete(
+    name: str,
+    *,
+    recovery_window_in_days: int | None = None,
+    force: bool = False,
+    kms: object | None = None,
+) -> str | None:
+    """Delete ``name`` after its recovery window (7-30 days, default 30), or now if
+    ``force``; return the planned deletion time (None when deleted at once)."""
+    return client(kms).delete_secret(
+        name, recovery_window_in_days=recovery_window_in_days, force=force
+    )
+
+
+def restore(name: str, *, kms: object | None = None) -> None:
+    """Cancel a deletion during the recovery window."""
+    client(kms).restore_secret(name)
