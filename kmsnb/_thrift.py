@@ -93,6 +93,8 @@ class _Reader:
                 fields[field_id] = self.value(kind, depth)
 
     def value(self, kind: int, depth: int) -> Any:
+        if depth > MAX_DEPTH:  # lists of lists nest without a struct between them
+            raise self._malformed(f"structures nested deeper than {MAX_DEPTH}")
         if kind in (_TRUE, _FALSE):  # a boolean inside a list, set or map: one byte
             return self._byte() == _TRUE
         if kind == _BYTE:

@@ -76,6 +76,11 @@ def test_nesting_and_lengths_are_bounded() -> None:
     nested = b"\x1c" * 100 + b"\x00" * 100  # struct field 1 holding a struct, 100 deep
     with pytest.raises(FormatError, match="nested deeper"):
         read_struct(nested)
+    lists = b"\x19" + b"\x19" * 20_000  # a list holding a list ..., 20,000 deep
+    with pytest.raises(FormatError, match="nested deeper"):
+        read_struct(lists)
+    with pytest.raises(FormatError, match="nested deeper"):
+        read_struct(b"\x1b" + b"\x01\x8b\x00" * 20_000)  # a map of str to a map ...
     with pytest.raises(FormatError, match="beyond the end"):
         read_struct(b"\x18\xff\xff\x03abc")  # binary field of 65535 bytes, 3 there
     with pytest.raises(FormatError, match="varint longer"):
