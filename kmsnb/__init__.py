@@ -11,6 +11,7 @@ Encrypt with a master key that never leaves the KMS::
 import sys
 from typing import TYPE_CHECKING
 
+from kmsnb._inspect import inspect
 from kmsnb.envelope import (
     DecryptReader,
     EncryptWriter,
@@ -20,7 +21,6 @@ from kmsnb.envelope import (
     decrypt_file,
     encrypt_bytes,
     encrypt_file,
-    inspect,
     open_decrypt,
     open_decrypt_seekable,
     open_encrypt,
@@ -40,6 +40,7 @@ from kmsnb.errors import (
 if TYPE_CHECKING:
     from kmsnb import secrets
     from kmsnb._connect import connect
+    from kmsnb._pme_inspect import ParquetColumn, ParquetInfo
     from kmsnb.dataframe import read_csv, read_parquet
 
 __version__ = "0.1.0.dev0"
@@ -55,6 +56,8 @@ __all__ = [
     "KmsError",
     "KmsUnavailableError",
     "KmsnbError",
+    "ParquetColumn",
+    "ParquetInfo",
     "SeekableDecryptReader",
     "TruncatedError",
     "WrongKeyError",
@@ -76,6 +79,8 @@ __all__ = [
 # Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend
 # (and `kmsnb --help` stays fast): public name -> the module that defines it.
 _LAZY = {
+    "ParquetColumn": "kmsnb._pme_inspect",
+    "ParquetInfo": "kmsnb._pme_inspect",
     "connect": "kmsnb._connect",
     "read_csv": "kmsnb.dataframe",
     "read_parquet": "kmsnb.dataframe",

@@ -286,9 +286,19 @@ def add_file_commands(commands: _Commands) -> None:
         "inspect",
         _cmd_inspect,
         "show what an encrypted file's header says, without the KMS",
+        "Show what an encrypted file reveals: a kmsnb file's header, a tutorial .cipher "
+        "file, or a column-encrypted Parquet file's keys (with --with-kms, also its schema "
+        "and which columns need which master key, even when the footer is encrypted).",
     )
-    inspect.add_argument("file", metavar="FILE", help="a kmsnb or .cipher file, or -")
+    inspect.add_argument("file", metavar="FILE", help="a kmsnb, .cipher or Parquet file, or -")
     inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.add_argument(
+        "--with-kms",
+        action="store_true",
+        help="column-encrypted Parquet: unwrap the footer key (one Decrypt) to read the "
+        "footer; no column key is needed",
+    )
+    _add_allowed_key_option(inspect)
 
     rewrap = _add(
         commands,
@@ -530,6 +540,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     with _open_input(args.file) as (source, _):
         head = _read_head(source)
         fileobj: Any = _Prefixed(head, source)
+        if head[:4] in (b"PAR1", b"PARE"):
+            return _inspect_parquet(args)
         if _is_legacy(head):
             fields = read_legacy(args.file if args.file != STDIO else fileobj).describe()
         else:
@@ -542,6 +554,21 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(json_for_display(fields, indent=2))
     else:
         _print_fields(fields)
+    return EXIT_OK
+
+
+def _inspect_parquet(args: argparse.Namespace) -> int:
+    from kmsnb._pme_inspect import inspect_parquet
+    from kmsnb._text import json_for_display
+
+    if args.file == STDIO:
+        raise ValueError("a Parquet file is read from its end: give its path, not -")
+    with _connect(args) if args.with_kms else contextlib.nullcontext(None) as kms:
+        info = inspect_parquet(args.file, kms=kms, allowed_keys=args.allowed_keys)
+    if args.json:
+        print(json_for_display(info.to_dict(), indent=2))
+    else:
+        _print_fields(dict(info.fields()))
     return EXIT_OK
 
 

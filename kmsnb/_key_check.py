@@ -128,6 +128,7 @@ def unwrap_data_key(
     allowed: AllowedKeys | None,
     key_sizes: Collection[int] | None = (DATA_KEY_SIZE,),
     authenticate: Callable[[bytearray], object] | None = None,
+    unwrap: Callable[[str, Mapping[str, str] | None], object] | None = None,
 ) -> UnwrappedKey:
     """Ask the KMS to unwrap ``wrapped_key``, then check which master key did.
 
@@ -137,6 +138,8 @@ def unwrap_data_key(
         key_sizes: the data key sizes this format uses (``None``: the caller checks).
         authenticate: checks the file's own authentication with the data key (raising
             ``IntegrityError``), before the key checks; it must release nothing.
+        unwrap: the KMS call (default ``kms.decrypt_data_key``; column keys wrapped with
+            Encrypt come back through ``kms.decrypt``).
 
     Returns:
         the unwrapped key; the caller wipes it. On any failure it is wiped here.
@@ -148,12 +151,14 @@ def unwrap_data_key(
         KmsError: the KMS failed.
         TypeError: the KMS's ``decrypt_data_key`` does not return an ``UnwrappedKey``.
     """
-    unwrapped: Any = kms.decrypt_data_key(wrapped_key, encryption_context)
+    call = kms.decrypt_data_key if unwrap is None else unwrap
+    unwrapped: Any = call(wrapped_key, encryption_context)
     if not isinstance(unwrapped, UnwrappedKey):
         if isinstance(unwrapped, bytearray):
             wipe(unwrapped)
         raise TypeError(
-            f"{type(kms).__name__}.decrypt_data_key must return a kmsnb.kms.UnwrappedKey "
+            f"{type(kms).__name__}.{getattr(call, '__name__', 'decrypt_data_key')} must "
+            "return a kmsnb.kms.UnwrappedKey "
             "(the data key and the master key the KMS's Decrypt answer names), not "
             f"{type(unwrapped).__name__}"
         )

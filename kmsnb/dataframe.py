@@ -14,8 +14,10 @@ Two ways to encrypt a Parquet file:
   context, content type) is in clear. Any reader needs the key for everything.
 - **column level** (``columns=...``): Parquet modular encryption (see :mod:`kmsnb._pme`).
   Every column and the footer are encrypted; the named columns under their own master
-  keys, so a reader without the PII key still reads the other columns. Plain pyarrow
-  reads these files through :class:`ParquetKmsClient` (loaded on first access).
+  keys, so a reader without the PII key still reads the other columns. The KMS's own
+  Encrypt wraps each key, so pyarrow (:class:`ParquetKmsClient`, loaded on first access,
+  or a KMS client of its own) and Spark read these files (``docs/column-keys.md``);
+  ``uniform=True`` puts every column under the footer's key (:mod:`kmsnb.duckdb`).
 
 CSV is whole-file only and lossy, as CSV is: dtypes, categoricals, time zones beyond the
 text, nullable types and the index (unless read back with ``index_col=0``) are not kept.
@@ -51,6 +53,7 @@ import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 from kmsnb._files import atomic_output
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, MAGIC
+from kmsnb._pme_footer import read_tail
 from kmsnb.envelope import (
     EncryptWriter,
     inspect,
@@ -485,6 +488,7 @@ def to_parquet(
     kms: Kms | None = None,
     encryption_context: Mapping[str, str] | None = None,
     columns: Sequence[str] | Mapping[str, str] | None = None,
+    uniform: bool = False,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     **pandas_kwargs: Any,
@@ -500,7 +504,10 @@ def to_parquet(
         columns: ``None`` encrypts the whole file. Otherwise column-level encryption:
             a mapping such as ``{"ssn": "alias/pii"}`` protects those columns with those
             master keys, a list protects them with ``key_id``; the footer and every
-            other column use ``key_id``.
+            other column use ``key_id``. The context then lives in the encrypted footer,
+            not bound by the KMS (``docs/column-keys.md``).
+        uniform: column-level encryption with ``key_id`` for the footer and every column
+            (``columns`` must be ``None``), for :func:`kmsnb.duckdb.read_parquet`.
         overwrite: replace an existing file.
         storage_options: for fsspec URLs, as in pandas.
         pandas_kwargs: as for ``DataFrame.to_parquet`` (``index``, ``compression``,
@@ -520,7 +527,7 @@ def to_parquet(
     context = canonical_context(encryption_context)
     table, write_kwargs = _to_arrow(df, pandas_kwargs)
     kms = _resolve_kms(kms)
-    if columns is None:
+    if columns is None and not uniform:
         _write_whole_file(
             path,
             key_id,
@@ -532,12 +539,19 @@ def to_parquet(
             serialize=lambda sink: pq.write_table(table, sink, **write_kwargs),
         )
         return
-    from kmsnb import _pme
+    from kmsnb import _pme, _pme_io
 
     _pme.check_support()
-    plan = _pme.plan_column_keys(table.schema, _leaf_paths(table, write_kwargs), key_id, columns)
     with _pme.translated_errors():
-        properties = _pme.encryption_properties(kms, key_id, plan, context)
+        table, properties = _pme_io.prepare_write(
+            table,
+            _leaf_paths(table, write_kwargs),
+            key_id,
+            kms=kms,
+            encryption_context=context,
+            columns=columns,
+            uniform=uniform,
+        )
         with _open_output(path, overwrite=overwrite, storage_options=storage_options) as out:
             pq.write_table(table, out, encryption_properties=properties, **write_kwargs)
 
@@ -591,20 +605,26 @@ def read_parquet(
         start = source.tell()
         magic = source.read(len(MAGIC))
         source.seek(start)
-        if magic.startswith(_PME_MAGIC):
+        # PAR1 may still be column-encrypted, with a plaintext (signed) footer.
+        if magic.startswith(_PME_MAGIC) or (
+            magic.startswith(_PARQUET_MAGIC) and read_tail(source) is not None
+        ):
             _expect_mode(mode, "columns")
-            from kmsnb import _pme
+            from kmsnb import _pme, _pme_io
 
             _pme.check_support()
             local = _local_path(path, storage_options)
-            properties = _pme.decryption_properties(kms, encryption_context, allowed_keys)
-            with _pme.translated_errors():
-                return pd.read_parquet(
-                    local if local is not None else source,
-                    columns=columns,
-                    decryption_properties=properties,
-                    **kwargs,
-                )
+            target = local if local is not None else source
+            return _pme_io.read_columns(
+                target,
+                source,
+                kms=kms,
+                encryption_context=encryption_context,
+                allowed_keys=allowed_keys,
+                read=lambda properties: pd.read_parquet(
+                    target, columns=columns, decryption_properties=properties, **kwargs
+                ),
+            )
         if magic == MAGIC:
             _expect_mode(mode, "file")
             _check_content_type(inspect(source).content_type, CONTENT_TYPE_PARQUET)
@@ -749,6 +769,7 @@ class KmsAccessor:
         kms: Kms | None = None,
         encryption_context: Mapping[str, str] | None = None,
         columns: Sequence[str] | Mapping[str, str] | None = None,
+        uniform: bool = False,
         overwrite: bool = False,
         storage_options: Mapping[str, Any] | None = None,
         **pandas_kwargs: Any,
@@ -761,6 +782,7 @@ class KmsAccessor:
             kms=kms,
             encryption_context=encryption_context,
             columns=columns,
+            uniform=uniform,
             overwrite=overwrite,
             storage_options=storage_options,
             **pandas_kwargs,

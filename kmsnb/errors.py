@@ -94,8 +94,9 @@ class WrongKeyError(KmsnbError):
 class ContextMismatchError(KmsnbError):
     """The file's encryption context is not the one the caller expected.
 
-    Raised before the KMS is asked anything. The message names the keys that differ,
-    never their values.
+    Raised before the KMS is asked anything (for a column-level Parquet file, whose context
+    is in its encrypted footer, once the footer key is unwrapped), and before any data is
+    read. The message names the keys that differ, never their values.
     """
 
 

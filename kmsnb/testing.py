@@ -4,8 +4,10 @@
 layout as Alibaba Cloud KMS (key version id ‖ IV ‖ AES-GCM ciphertext ‖ tag, base64) and
 the same encryption-context rule (compared by content). Decrypt names the master key and
 version that unwrapped the key, and ``describe_key`` resolves ids and aliases, so readers
-can check which key opened a file. It counts its calls, so tests can check how often the
-KMS was asked. Not for production: keys vanish with the process.
+can check which key opened a file. ``encrypt``/``decrypt`` wrap a caller's small key as the
+API's Encrypt does (the base64 text of the bytes), for column-level encryption. It counts
+its calls, so tests can check how often the KMS was asked. Not for production: keys vanish
+with the process.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kmsnb.errors import KmsAccessDeniedError, WrongKeyError
 from kmsnb.kms._base import (
     DATA_KEY_SIZE,
+    MAX_WRAPPED_PLAINTEXT_SIZE,
     DataKey,
     KeyInfo,
     UnwrappedKey,
+    WrappedKey,
     canonical_context,
     wipe,
 )
@@ -46,6 +50,9 @@ class InMemoryKms:
     """An in-memory KMS with master keys you create, disable and forget at will."""
 
     location = "in-memory test KMS"
+    #: Parquet key material's ``kmsInstanceID`` and ``kmsInstanceURL`` for this KMS.
+    kms_instance_id = "in-memory"
+    kms_instance_url = "in-memory"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -64,6 +71,26 @@ class InMemoryKms:
             if alias is not None:
                 self._aliases[alias] = key_id
         return key_id
+
+    def add_key(
+        self, key_id: str, material: bytes, *, version_id: str, alias: str | None = None
+    ) -> None:
+        """Add a master key with known key material, for test vectors and golden files.
+
+        Args:
+            key_id: the key's id.
+            material: its 32-byte AES-256 key material (its only version, the primary).
+            version_id: the version's id: 36 characters, a UUID in text, which blobs start
+                with.
+            alias: an ``alias/...`` for it.
+        """
+        if len(material) != 32 or len(version_id) != _VERSION_ID_SIZE:
+            raise ValueError("material is 32 bytes and version_id a 36-character UUID")
+        with self._lock:
+            self._versions[version_id] = (key_id, bytes(material))
+            self._primary[key_id] = version_id
+            if alias is not None:
+                self._aliases[alias] = key_id
 
     def rotate_key(self, key_id: str) -> str:
         """Give a key a new primary version; older blobs still decrypt. Returns its id."""
@@ -123,24 +150,59 @@ class InMemoryKms:
         self, key_id: str, encryption_context: Mapping[str, str] | None = None
     ) -> DataKey:
         self.calls["generate_data_key"] += 1
+        plaintext = bytearray(os.urandom(DATA_KEY_SIZE))
+        resolved, version_id, blob = self._seal(key_id, plaintext, encryption_context)
+        return DataKey(resolved, version_id, plaintext, blob)
+
+    def encrypt(
+        self,
+        key_id: str,
+        plaintext: bytes | bytearray,
+        encryption_context: Mapping[str, str] | None = None,
+    ) -> WrappedKey:
+        """Wrap a caller's small key, as the API's Encrypt does."""
+        self.calls["encrypt"] += 1
+        if not isinstance(plaintext, bytes | bytearray):
+            raise TypeError(f"plaintext must be bytes, not {type(plaintext).__name__}")
+        if not 0 < len(plaintext) <= MAX_WRAPPED_PLAINTEXT_SIZE:
+            raise ValueError(f"encrypt wraps 1 to {MAX_WRAPPED_PLAINTEXT_SIZE} bytes")
+        return WrappedKey(*self._seal(key_id, plaintext, encryption_context))
+
+    def _seal(
+        self,
+        key_id: str,
+        plaintext: bytes | bytearray,
+        encryption_context: Mapping[str, str] | None,
+    ) -> tuple[str, str, str]:
         aad = _associated_data(encryption_context)
         with self._lock:
             resolved = self._resolve(key_id)
             version_id = self._primary[resolved]
             material = self._versions[version_id][1]
-        plaintext = bytearray(os.urandom(DATA_KEY_SIZE))
-        # The real service wraps the base64 text of the data key, not its raw bytes.
+        # The real service wraps the base64 text of the key, not its raw bytes.
         encoded = bytearray(base64.b64encode(plaintext))
         iv = os.urandom(_IV_SIZE)
         sealed = AESGCM(material).encrypt(iv, bytes(encoded), aad)
         wipe(encoded)
         blob = base64.b64encode(version_id.encode("ascii") + iv + sealed).decode("ascii")
-        return DataKey(resolved, version_id, plaintext, blob)
+        return resolved, version_id, blob
 
     def decrypt_data_key(
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
     ) -> UnwrappedKey:
         self.calls["decrypt_data_key"] += 1
+        return self._open(ciphertext_blob, encryption_context)
+
+    def decrypt(
+        self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
+    ) -> UnwrappedKey:
+        """Unwrap what :meth:`encrypt` wrapped (the same Decrypt, counted apart)."""
+        self.calls["decrypt"] += 1
+        return self._open(ciphertext_blob, encryption_context)
+
+    def _open(
+        self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None
+    ) -> UnwrappedKey:
         aad = _associated_data(encryption_context)
         try:
             raw = base64.b64decode("".join(ciphertext_blob.split()), validate=True)

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kmsnb.kms import DataKey, UnwrappedKey
+from kmsnb.kms import DataKey, UnwrappedKey, WrappedKey
 
 
 class ForgingKms:
-    """A KMS wrapper for writers: a data key asked for under ``claimed_key_id`` is made
-    under ``scratch_key_id`` instead, and reported as ``claimed_key_id`` (what the header
-    or the column key material then names). Other keys, and reads, pass through.
+    """A KMS wrapper for writers: a data key (or a column key's KEK) asked for under
+    ``claimed_key_id`` is made under ``scratch_key_id`` instead, and reported as
+    ``claimed_key_id`` (what the header or the column key material then names). Other
+    keys, and reads, pass through.
     """
 
     def __init__(self, kms: Any, scratch_key_id: str, claimed_key_id: str) -> None:
@@ -43,6 +44,27 @@ class ForgingKms:
         self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
     ) -> UnwrappedKey:
         unwrapped: UnwrappedKey = self._kms.decrypt_data_key(ciphertext_blob, encryption_context)
+        return unwrapped
+
+    def encrypt(
+        self,
+        key_id: str,
+        plaintext: bytes | bytearray,
+        encryption_context: Mapping[str, str] | None = None,
+    ) -> WrappedKey:
+        """Column keys: a KEK asked to be wrapped under ``claimed_key_id`` is wrapped under
+        ``scratch_key_id`` instead (the column key material still names the claimed key)."""
+        if key_id != self._claimed_key_id:
+            honest: WrappedKey = self._kms.encrypt(key_id, plaintext, encryption_context)
+            return honest
+        real = self._kms.encrypt(self._scratch_key_id, plaintext, encryption_context)
+        self.forged_count += 1
+        return WrappedKey(self._claimed_key_id, real.key_version_id, real.ciphertext_blob)
+
+    def decrypt(
+        self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
+    ) -> UnwrappedKey:
+        unwrapped: UnwrappedKey = self._kms.decrypt(ciphertext_blob, encryption_context)
         return unwrapped
 
 

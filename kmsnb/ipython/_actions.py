@@ -51,6 +51,8 @@ CONTENT_TYPE_TEXT = "text/plain; charset=utf-8"
 FORMATS = ("parquet", "csv", "bytes")
 
 _PME_MAGIC = b"PARE"  # Parquet modular encryption, encrypted footer: df.kms.to_parquet(columns=)
+# ... and PAR1: a plaintext (signed) footer, or plain Parquet, which read_parquet refuses.
+_PARQUET_MAGICS = (_PME_MAGIC, b"PAR1")
 
 #: Errors that mean "the input, the file or the KMS said no", shown as one line: kmsnb's
 #: own, file system errors (a missing path, an existing output), and misuse caught by the
@@ -184,20 +186,31 @@ def encrypt_value(
     file_format: str | None = None,
     encryption_context: Mapping[str, str] | None = None,
     overwrite: bool = False,
+    column_keys: Sequence[str] | None = None,
+    uniform: bool = False,
 ) -> Receipt:
     """Encrypt a DataFrame (Parquet or CSV), ``bytes`` or ``str`` (UTF-8) to ``path``.
+
+    Args:
+        column_keys: column-level encryption of a DataFrame (Parquet): ``COL=KEY`` puts a
+            column under master key ``KEY``, ``COL`` under ``key_id``; the footer and the
+            other columns are under ``key_id`` (see :mod:`kmsnb._column_keys`).
+        uniform: column-level encryption with ``key_id`` for everything (DuckDB reads it).
 
     Returns:
         a receipt describing the file written, never its contents.
 
     Raises:
         TypeError: ``value`` is none of those, or does not fit ``file_format``.
-        ValueError: no key given and no default key set.
+        ValueError: no key given and no default key set, or a malformed ``COL=KEY``.
     """
     key = require_key(key_id)
     if file_format is not None and file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r}; use one of {', '.join(FORMATS)}")
     rows = columns = plaintext_size = None
+    column_level = bool(column_keys) or uniform
+    if column_level and not (is_dataframe(value) and file_format in (None, "parquet")):
+        raise TypeError("--columns and --uniform encrypt the columns of a DataFrame as parquet")
     if is_dataframe(value):
         file_format = file_format or "parquet"
         if file_format == "bytes":
@@ -205,6 +218,20 @@ def encrypt_value(
         import kmsnb.dataframe  # noqa: F401  (registers the df.kms accessor)
 
         frame: Any = value
+        if column_level:
+            from kmsnb._column_keys import parse_column_keys
+
+            plan = parse_column_keys(column_keys or [], key)
+            frame.kms.to_parquet(
+                path,
+                key,
+                kms=kms,
+                encryption_context=encryption_context,
+                overwrite=overwrite,
+                columns=plan or None,
+                uniform=uniform,
+            )
+            return _column_receipt(path, key, frame.shape, plan, encryption_context, uniform)
         writer = frame.kms.to_parquet if file_format == "parquet" else frame.kms.to_csv
         writer(path, key, kms=kms, encryption_context=encryption_context, overwrite=overwrite)
         rows, columns = frame.shape
@@ -249,6 +276,32 @@ def encrypt_value(
     )
 
 
+def _column_receipt(
+    path: str,
+    key: str,
+    shape: tuple[int, int],
+    plan: Mapping[str, str],
+    encryption_context: Mapping[str, str] | None,
+    uniform: bool,
+) -> Receipt:
+    written = Path(path)
+    return Receipt(
+        path=str(written),
+        key_id=key,
+        key_version_id="in each wrapped key (column-level)",
+        key_alias=None,
+        kind="DataFrame",
+        content_type=CONTENT_TYPE_PARQUET,
+        ciphertext_size=written.stat().st_size,
+        sha256=_file_sha256(written),
+        rows=shape[0],
+        columns=shape[1],
+        encryption_context=dict(encryption_context or {}),
+        column_keys={name: master for name, master in plan.items() if master != key},
+        uniform=uniform,
+    )
+
+
 def _list(columns: Sequence[str] | None) -> list[str] | None:
     return list(columns) if columns else None
 
@@ -271,7 +324,7 @@ def decrypt_path(
         ValueError: ``columns`` given for a file that is not a table.
     """
     with open(path, "rb") as probe:
-        column_level = probe.read(len(_PME_MAGIC)) == _PME_MAGIC
+        column_level = probe.read(len(_PME_MAGIC)) in _PARQUET_MAGICS
     # Column-level encrypted Parquet has no kmsnb header; read_parquet reads both kinds.
     content_type = CONTENT_TYPE_PARQUET if column_level else inspect(path).content_type
     if content_type == CONTENT_TYPE_PARQUET:

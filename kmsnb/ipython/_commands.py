@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 
 import kmsnb
 from kmsnb import _progress, session
-from kmsnb.envelope import FileInfo, inspect
+from kmsnb.envelope import FileInfo
 from kmsnb.ipython import _actions
 from kmsnb.ipython._display import Details, Table
 from kmsnb.kms._base import AliasInfo, KeyInfo, KeyVersionInfo, Kms, KmsClient
@@ -47,7 +47,10 @@ def _parser() -> Any:
     deletion = commands.add_parser("schedule-deletion")
     deletion.add_argument("key", metavar="KEY")
     deletion.add_argument("--days", type=int, required=True, metavar="N")
-    commands.add_parser("inspect").add_argument("path", metavar="PATH")
+    inspect = commands.add_parser("inspect")
+    inspect.add_argument("path", metavar="PATH")
+    inspect.add_argument("--with-kms", action="store_true")
+    inspect.add_argument("--allowed-key", dest="allowed_keys", nargs="+", action="append")
     rewrap = commands.add_parser("rewrap")
     rewrap.add_argument("path", metavar="PATH")
     rewrap.add_argument("--key", required=True, metavar="NEW")
@@ -280,8 +283,13 @@ def _schedule_deletion(args: Namespace) -> Details[KeyInfo]:
     return _key_details("key scheduled for deletion", client.describe_key(args.key), client)
 
 
-def _inspect(args: Namespace) -> Details[FileInfo]:
-    return _file_details("kmsnb file", args.path, inspect(args.path))
+def _inspect(args: Namespace) -> Details[Any]:
+    # The magic has replaced --allowed-key's groups by the keys in force (or None).
+    kms = session.get_kms() if args.with_kms else None
+    info = kmsnb.inspect(args.path, kms=kms, allowed_keys=getattr(args, "allowed_keys", None))
+    if isinstance(info, FileInfo):
+        return _file_details("kmsnb file", args.path, info)
+    return Details("column-encrypted Parquet", info, [("path", args.path), *info.fields()])
 
 
 def _rewrap(args: Namespace) -> Details[FileInfo]:

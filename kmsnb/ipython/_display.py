@@ -176,6 +176,10 @@ class Receipt:
     columns: int | None = None
     plaintext_size: int | None = None
     encryption_context: Mapping[str, str] = field(default_factory=dict)
+    #: Column-level encryption: the columns named under keys of their own (``{}``:
+    #: none, or ``uniform``); ``None`` for a whole-file kmsnb file.
+    column_keys: Mapping[str, str] | None = None
+    uniform: bool = False
 
     @property
     def shape(self) -> str:
@@ -194,6 +198,18 @@ class Receipt:
             ["ciphertext", f"{self.ciphertext_size} bytes"],
             ["sha256", self.sha256],
         ]
+        if self.column_keys is not None:
+            named = ", ".join(f"{name}={key}" for name, key in self.column_keys.items())
+            shown = (
+                "uniform: one key for the footer and every column"
+                if self.uniform
+                else (
+                    f"{named}; the footer and the other columns: {self.key_id}"
+                    if named
+                    else f"every column and the footer: {self.key_id}"
+                )
+            )
+            fields.append(["column-level", _text(shown)])
         if self.encryption_context:
             fields.append(["encryption context", _text(self.encryption_context)])
         return fields

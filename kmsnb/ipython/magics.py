@@ -131,7 +131,11 @@ class KmsnbMagics(Magics):
                                            under older versions still decrypt
           schedule-deletion KEY --days N   delete KEY after N days (7 to 366)
           cancel-deletion KEY              keep a key that was scheduled for deletion
-          inspect PATH                     what a kmsnb file's header says (no KMS call)
+          inspect PATH [--with-kms] [--allowed-key KEY ...]
+                                           what a kmsnb file's header says (no KMS
+                                           call); for column-encrypted Parquet, its
+                                           footer key, and with --with-kms (one
+                                           Decrypt) its schema and each column's key
           rewrap PATH --key NEW [--context K=V ...] [--allowed-key KEY ...]
                                            move a file to master key NEW: the KMS
                                            rewraps its data key (ReEncrypt) and only
@@ -147,7 +151,7 @@ class KmsnbMagics(Magics):
         an object that shows as a table (HTML in Jupyter): ``keys = %kms keys``.
         """
         args = _commands.parse(line or "status")
-        if args.command == "rewrap":
+        if args.command in ("rewrap", "inspect"):
             args.allowed_keys = self._allowed_keys(args.allowed_keys)
         output = getattr(args, "output", None)  # %kms secret NAME -o VAR
         if output is not None and (not output.isidentifier() or keyword.iskeyword(output)):
@@ -170,6 +174,19 @@ class KmsnbMagics(Magics):
         help="parquet (default for a DataFrame) or csv; bytes for bytes and str",
     )
     @argument("--context", nargs="+", action="append", metavar="K=V", help="encryption context")
+    @argument(
+        "--columns",
+        nargs="+",
+        action="append",
+        metavar="COL=KEY",
+        help="parquet: column-level encryption, COL under master key KEY (COL alone: under "
+        "-k KEY); the footer and the other columns are under -k KEY",
+    )
+    @argument(
+        "--uniform",
+        action="store_true",
+        help="parquet: column-level encryption with -k KEY for everything (DuckDB reads it)",
+    )
     @argument("--overwrite", action="store_true", help="replace PATH if it exists")
     @needs_local_scope
     @line_cell_magic
@@ -182,6 +199,10 @@ class KmsnbMagics(Magics):
         as ordinary Python and encrypts the value of its last expression (or of the
         variable its last line assigns). Either way a receipt is shown (path, key, shape,
         sizes, SHA-256 of the file), never the data, and the value does not enter ``Out``.
+
+        With ``--columns ssn=alias/pii ...`` a DataFrame is written with column-level
+        encryption (Parquet modular encryption): a reader without ``alias/pii`` still
+        reads the other columns, and Spark or pyarrow read the file with a KMS client.
 
         A ``%%encrypt`` cell's source is saved in the notebook and in IPython's history:
         compute or load the data there, never type it in.
@@ -204,6 +225,8 @@ class KmsnbMagics(Magics):
                 file_format=args.file_format,
                 encryption_context=_actions.parse_context(_commands.flat(args.context)),
                 overwrite=args.overwrite,
+                column_keys=_commands.flat(args.columns),
+                uniform=args.uniform,
             )
 
     def _variable(self, name: str, local_ns: dict[str, Any] | None) -> object:

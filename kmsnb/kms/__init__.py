@@ -2,6 +2,7 @@
 
 from kmsnb.kms._base import (
     DATA_KEY_SIZE,
+    MAX_WRAPPED_PLAINTEXT_SIZE,
     AliasInfo,
     DataKey,
     KeyInfo,
@@ -10,11 +11,13 @@ from kmsnb.kms._base import (
     KmsClient,
     UnwrappedKey,
     WrappedKey,
+    WrappingKms,
 )
 from kmsnb.kms.caching import CacheStats, CachingKms
 
 __all__ = [
     "DATA_KEY_SIZE",
+    "MAX_WRAPPED_PLAINTEXT_SIZE",
     "AliasInfo",
     "CacheStats",
     "CachingKms",
@@ -25,4 +28,5 @@ __all__ = [
     "KmsClient",
     "UnwrappedKey",
     "WrappedKey",
+    "WrappingKms",
 ]

@@ -3,6 +3,8 @@
 The envelope never imports a concrete backend: it takes any object with these two methods.
 Backends (the local emulator, Alibaba Cloud KMS, the in-memory fake in :mod:`kmsnb.testing`,
 the data-key cache) implement them and import only this module and :mod:`kmsnb.errors`.
+Column-level encryption also needs :class:`WrappingKms`: the API's Encrypt and Decrypt of a
+small key that kmsnb made itself (a Parquet key-encryption key).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Protocol, cast, runtime_checkable
 
 __all__ = [
     "DATA_KEY_SIZE",
+    "MAX_WRAPPED_PLAINTEXT_SIZE",
     "AliasInfo",
     "DataKey",
     "KeyInfo",
@@ -22,6 +25,7 @@ __all__ = [
     "SizeAwareKms",
     "UnwrappedKey",
     "WrappedKey",
+    "WrappingKms",
     "canonical_context",
     "for_message",
     "wipe",
@@ -29,6 +33,10 @@ __all__ = [
 
 #: Size of the data keys kmsnb asks the KMS for (``KeySpec=AES_256``).
 DATA_KEY_SIZE = 32
+
+#: Largest plaintext :meth:`WrappingKms.encrypt` takes: its base64 text must fit the 6 KB
+#: the API's Encrypt accepts.
+MAX_WRAPPED_PLAINTEXT_SIZE = 4096
 
 
 def wipe(buffer: bytearray) -> None:
@@ -105,7 +113,10 @@ class DataKey:
 
 
 class UnwrappedKey:
-    """A data key as the KMS's Decrypt returned it, and which master key unwrapped it.
+    """A key as the KMS's Decrypt returned it, and which master key unwrapped it.
+
+    A data key (:meth:`Kms.decrypt_data_key`), or a key that :meth:`WrappingKms.encrypt`
+    wrapped (:meth:`WrappingKms.decrypt`).
 
     A file's header says which master key wrapped its data key, but the writer chose what
     it says; the KMS's Decrypt answer names the key that really did (``KeyId`` and
@@ -201,11 +212,39 @@ def for_message(kms: Kms, plaintext_size: int | None) -> Kms:
 
 @dataclass(frozen=True)
 class WrappedKey:
-    """A data key wrapped by a master key, without its plaintext (ReEncrypt's result)."""
+    """A key wrapped by a master key, without its plaintext (Encrypt's or ReEncrypt's result)."""
 
     key_id: str
     key_version_id: str
     ciphertext_blob: str
+
+
+@runtime_checkable
+class WrappingKms(Protocol):
+    """A KMS that wraps small keys of the caller's: the API's Encrypt and Decrypt.
+
+    Column-level encryption wraps each Parquet key-encryption key this way, as Spark's
+    and parquet-java's ``KmsClient.wrapKey`` does, so that other engines can unwrap it.
+    The KMS encrypts the **base64 text** of the bytes (the convention of Alibaba Cloud's
+    SDKs and of GenerateDataKey's blobs), and ``decrypt`` decodes it again.
+    """
+
+    def encrypt(
+        self,
+        key_id: str,
+        plaintext: bytes | bytearray,
+        encryption_context: Mapping[str, str] | None = None,
+    ) -> WrappedKey:
+        """Wrap ``plaintext`` (at most :data:`MAX_WRAPPED_PLAINTEXT_SIZE` bytes) under
+        ``key_id``'s primary version; return the ``CiphertextBlob`` and the key it names."""
+        ...
+
+    def decrypt(
+        self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
+    ) -> UnwrappedKey:
+        """Unwrap what :meth:`encrypt` made: the bytes, and the master key the KMS's
+        Decrypt answer names. The caller wipes the returned key."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -244,7 +283,7 @@ class KeyVersionInfo:
 
 
 @runtime_checkable
-class KmsClient(Kms, Protocol):
+class KmsClient(Kms, WrappingKms, Protocol):
     """A KMS that users can also manage keys with: what :func:`kmsnb.connect` returns.
 
     Every ``key_id`` argument accepts a key id, an alias (``alias/name``) or an ARN.

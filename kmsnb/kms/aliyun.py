@@ -46,6 +46,7 @@ from kmsnb.kms._endpoint import (
 )
 from kmsnb.kms._errors import error_from_response
 from kmsnb.kms._secret_calls import AliyunSecrets
+from kmsnb.kms._wrapping import AliyunWrapping
 
 # ALLOW_INSECURE_HTTP_ENV stays importable from here: it is this backend's opt-in.
 __all__ = ["ALLOW_INSECURE_HTTP_ENV", "AliyunKms"]
@@ -62,7 +63,9 @@ _INSTALL_HINT = (
 _QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
 
 
-class AliyunKms(AliyunSecrets):  # the Secrets Manager calls: kmsnb.kms._secret_calls
+# Mixins: the Secrets Manager calls (kmsnb.kms._secret_calls); Encrypt/Decrypt of a caller's
+# small key (kmsnb.kms._wrapping).
+class AliyunKms(AliyunSecrets, AliyunWrapping):
     """A :class:`~kmsnb.kms.KmsClient` backed by Alibaba Cloud KMS or the kmsnb emulator.
 
     Args:
@@ -172,23 +175,8 @@ class AliyunKms(AliyunSecrets):  # the Secrets Manager calls: kmsnb.kms._secret_
             WrongKeyError: the KMS refused the blob under this encryption context.
             KmsError: the answer's plaintext is not base64, or it names no KeyId.
         """
-        request = self._sdk.models.DecryptRequest(
-            ciphertext_blob=ciphertext_blob,
-            encryption_context=_context_or_none(encryption_context),
-        )
-        body = self._call("decrypt", request)
-        plaintext = _decode_key(body.plaintext)
-        key_id = _present(getattr(body, "key_id", None))
-        if key_id is None:
-            wipe(plaintext)
-            raise KmsError(
-                "the KMS's Decrypt answer names no master key (KeyId), so kmsnb cannot check "
-                "which key unwrapped the data key",
-                request_id=_present(getattr(body, "request_id", None)),
-            )
-        return UnwrappedKey(
-            key_id, _present(getattr(body, "key_version_id", None)) or "", plaintext
-        )
+        # The same Decrypt as for a key of the caller's: kmsnb.kms._wrapping.
+        return self.decrypt(ciphertext_blob, encryption_context)
 
     # --- key management --------------------------------------------------------------------------
 

@@ -41,7 +41,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from kmsnb.kms._base import DataKey, Kms, UnwrappedKey, canonical_context, wipe
+from kmsnb.kms._base import (
+    DataKey,
+    Kms,
+    UnwrappedKey,
+    WrappedKey,
+    WrappingKms,
+    canonical_context,
+    wipe,
+)
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -289,6 +297,22 @@ class CachingKms(Generic[KmsT]):
             self._insert(entry_key, entry)
         return key
 
+    def encrypt(
+        self,
+        key_id: str,
+        plaintext: bytes | bytearray,
+        encryption_context: Mapping[str, str] | None = None,
+    ) -> WrappedKey:
+        """The wrapped KMS's Encrypt of a small key (:class:`~kmsnb.kms.WrappingKms`);
+        nothing is cached (pyarrow caches the keys column-level encryption wraps)."""
+        return _wrapping(self._wrapped).encrypt(key_id, plaintext, encryption_context)
+
+    def decrypt(
+        self, ciphertext_blob: str, encryption_context: Mapping[str, str] | None = None
+    ) -> UnwrappedKey:
+        """The wrapped KMS's Decrypt of what :meth:`encrypt` made; nothing is cached."""
+        return _wrapping(self._wrapped).decrypt(ciphertext_blob, encryption_context)
+
     def sized(self, plaintext_size: int) -> Kms:
         """A :class:`~kmsnb.kms.Kms` view that encrypts one message of a known size.
 
@@ -373,6 +397,15 @@ class CachingKms(Generic[KmsT]):
 
 def _context_key(context: Mapping[str, str]) -> _ContextKey:
     return tuple(sorted(context.items()))
+
+
+def _wrapping(kms: object) -> WrappingKms:
+    if not isinstance(kms, WrappingKms):
+        raise TypeError(
+            f"{type(kms).__name__} has no encrypt and decrypt (kmsnb.kms.WrappingKms), which "
+            "column-level encryption needs"
+        )
+    return kms
 
 
 class _SizedView:

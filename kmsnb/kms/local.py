@@ -30,6 +30,7 @@ from kmsnb.kms._base import (
 )
 from kmsnb.kms._errors import error_from_response
 from kmsnb.kms._secret_calls import LocalSecrets
+from kmsnb.kms._wrapping import LocalWrapping
 
 # error_from_response stays importable from here: it is how this backend maps errors.
 __all__ = ["LocalKms", "error_from_response"]
@@ -37,7 +38,9 @@ __all__ = ["LocalKms", "error_from_response"]
 _PAGE_SIZE: Final = 100
 
 
-class LocalKms(LocalSecrets):  # the Secrets Manager calls: kmsnb.kms._secret_calls
+# Mixins: the Secrets Manager calls (kmsnb.kms._secret_calls); Encrypt/Decrypt of a caller's
+# small key (kmsnb.kms._wrapping).
+class LocalKms(LocalSecrets, LocalWrapping):
     """A :class:`kmsnb.kms.KmsClient` backed by a local keystore, no server needed.
 
     Args:
@@ -96,10 +99,8 @@ class LocalKms(LocalSecrets):  # the Secrets Manager calls: kmsnb.kms._secret_ca
             WrongKeyError: the blob does not open under this encryption context.
             KmsError: the answer's plaintext is not base64.
         """
-        params = {"CiphertextBlob": ciphertext_blob, **_context_param(encryption_context)}
-        body = self._call("Decrypt", params)
-        plaintext = _decode_key(body.pop("Plaintext"))
-        return UnwrappedKey(body["KeyId"], body["KeyVersionId"], plaintext)
+        # The same Decrypt as for a key of the caller's: kmsnb.kms._wrapping.
+        return self.decrypt(ciphertext_blob, encryption_context)
 
     def re_encrypt(
         self,

@@ -22,10 +22,14 @@ HEAVY_PREFIXES = (
     "aliyunsdk",
     "Tea",
     "darabonba",
+    "duckdb",
+    "polars",
 )
 
 
-@pytest.mark.parametrize("module", ["kmsnb", "kmsnb.envelope", "kmsnb.kms", "kmsnb.testing"])
+@pytest.mark.parametrize(
+    "module", ["kmsnb", "kmsnb.envelope", "kmsnb.kms", "kmsnb.testing", "kmsnb.duckdb"]
+)
 def test_import_pulls_in_no_heavy_dependency(module: str) -> None:
     """In a fresh interpreter, ``import <module>`` leaves no heavy module in sys.modules."""
     script = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 import pytest
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -22,7 +21,7 @@ from forgery import ForgingKms, forge_bytes
 
 import kmsnb
 from kmsnb import _pme
-from kmsnb.errors import FormatError, WrongKeyError
+from kmsnb.errors import FormatError, IntegrityError, WrongKeyError
 from kmsnb.kms import CachingKms, DataKey
 from kmsnb.testing import InMemoryKms
 
@@ -160,43 +159,91 @@ class _RecordingKms:
     def decrypt_data_key(self, blob: str, encryption_context: object = None) -> object:
         return self._inner.decrypt_data_key(blob, encryption_context)  # type: ignore[arg-type]
 
+    def encrypt(self, key_id: str, plaintext: bytes, encryption_context: object = None) -> object:
+        return self._inner.encrypt(key_id, plaintext, encryption_context)  # type: ignore[arg-type]
 
-def test_one_cached_data_key_derives_different_keys_for_its_two_uses(kms: InMemoryKms) -> None:
-    """Item 4: the data-key cache hands the same data key to a column-key wrap and to a
-    whole file; the wrap uses an HKDF subkey, never the data key itself (which Cobblestone
-    takes as its own HKDF input), and the whole-file format is unchanged."""
-    from c2sp_verifier import verify
+    def decrypt(self, blob: str, encryption_context: object = None) -> object:
+        return self._inner.decrypt(blob, encryption_context)  # type: ignore[arg-type]
 
+
+def legacy_envelope(
+    kms: InMemoryKms, version: int, kek: bytes, master_key: str, context: dict[str, str]
+) -> str:
+    """A wrapped KEK as kmsnb 0.1 (version 1) or the development build (version 2) wrote
+    it, built from docs/column-keys.md with cryptography alone."""
+    data_key = kms.generate_data_key(master_key, context)
+    key = bytes(data_key.plaintext)
+    if version == 2:
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"kmsnb/v2 column key wrap"
+        ).derive(key)
+    aad = (
+        f"kmsnb-pme-kek-v{version}".encode()
+        + b"\x00"
+        + master_key.encode()
+        + b"\x00"
+        + json.dumps(dict(sorted(context.items())), separators=(",", ":")).encode()
+    )
+    nonce = os.urandom(12)
+    document = {
+        "v": version,
+        "blob": data_key.ciphertext_blob,
+        "context": context,
+        "nonce": base64.b64encode(nonce).decode(),
+        "sealed": base64.b64encode(AESGCM(key).encrypt(nonce, kek, aad)).decode(),
+    }
+    return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
+
+
+def test_column_keys_never_take_a_data_key(tmp_path: Path, kms: InMemoryKms) -> None:
+    """Item 4: the data-key cache can no longer hand one data key to a column-key wrap and
+    to a whole file: column keys go through the KMS's Encrypt, never GenerateDataKey."""
     recorder = _RecordingKms(CachingKms(kms))
+    people().kms.to_parquet(
+        tmp_path / "c.parquet",
+        MAIN_KEY,
+        kms=recorder,  # type: ignore[arg-type]
+        columns={"ssn": PII_KEY},
+    )
+    assert recorder.plaintexts == []
+    assert kms.calls["generate_data_key"] == 0
+    assert kms.calls["encrypt"] == 2
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_envelopes_still_read(kms: InMemoryKms, version: int) -> None:
+    """kmsnb 0.1's wrap (version 1: the data key itself) and the development build's
+    (version 2: an HKDF subkey) still unwrap, with the key check and the context."""
     kek = os.urandom(16)
-    wrapped = _pme.ParquetKmsClient(recorder).wrap_key(kek, MAIN_KEY)  # type: ignore[arg-type]
-    message = kmsnb.encrypt_bytes(kek, MAIN_KEY, kms=recorder)  # type: ignore[arg-type]
-    first, second = recorder.plaintexts
-    assert first == second  # the same data key served both uses
-    document = json.loads(base64.b64decode(wrapped))
-    assert document["v"] == 2
-    nonce, sealed = base64.b64decode(document["nonce"]), base64.b64decode(document["sealed"])
-    aad = _pme._associated_data(MAIN_KEY, {})
-    with pytest.raises(InvalidTag):
-        AESGCM(first).decrypt(nonce, sealed, aad)  # not the raw data key
-    subkey = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"kmsnb/v2 column key wrap"
-    ).derive(first)
-    assert subkey != first
-    assert kek == AESGCM(subkey).decrypt(nonce, sealed, aad)
-    assert kek == verify(message, first)  # the whole file: Cobblestone on the data key
+    context = {"project": "apollo"}
+    wrapped = legacy_envelope(kms, version, kek, MAIN_KEY, context)
+    assert kek == _pme.ParquetKmsClient(kms).unwrap_key(wrapped, MAIN_KEY)
+    assert kek == _pme.ParquetKmsClient(kms, context).unwrap_key(wrapped, MAIN_KEY)
+    with pytest.raises(kmsnb.ContextMismatchError, match="'project'"):
+        _pme.ParquetKmsClient(kms, {"project": "zeus"}).unwrap_key(wrapped, MAIN_KEY)
+    with pytest.raises(WrongKeyError, match="allowed_keys"):
+        _pme.ParquetKmsClient(kms, allowed_keys=[PII_KEY]).unwrap_key(wrapped, MAIN_KEY)
 
 
 def test_crafted_column_key_material_gets_kmsnb_errors(kms: InMemoryKms) -> None:
-    """Item 8: deeply nested JSON (readable without any key) and the retired version 1."""
+    """Item 8: deeply nested JSON (readable without any key), an unknown version, a bad
+    seal, and a KEK of the wrong size."""
     client = _pme.ParquetKmsClient(kms)
-    nested = base64.b64encode(b"[" * 5000 + b"]" * 5000).decode()
+    nested = base64.b64encode(b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}").decode()
     with pytest.raises(FormatError, match="malformed"):
         client.unwrap_key(nested, MAIN_KEY)
-    honest = json.loads(base64.b64decode(client.wrap_key(b"k" * 16, MAIN_KEY)))
-    version_1 = base64.b64encode(json.dumps({**honest, "v": 1}).encode()).decode()
-    with pytest.raises(FormatError, match="version 1"):
-        client.unwrap_key(version_1, MAIN_KEY)
+    honest = json.loads(base64.b64decode(legacy_envelope(kms, 1, b"k" * 16, MAIN_KEY, {})))
+    version_3 = base64.b64encode(json.dumps({**honest, "v": 3}).encode()).decode()
+    with pytest.raises(FormatError, match="version 3"):
+        client.unwrap_key(version_3, MAIN_KEY)
+    sealed = bytearray(base64.b64decode(honest["sealed"]))
+    sealed[0] ^= 1
+    tampered = {**honest, "sealed": base64.b64encode(sealed).decode()}
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        client.unwrap_key(base64.b64encode(json.dumps(tampered).encode()).decode(), MAIN_KEY)
+    five_bytes = kms.encrypt(MAIN_KEY, b"short").ciphertext_blob
+    with pytest.raises(IntegrityError, match="5 bytes"):
+        client.unwrap_key(five_bytes, MAIN_KEY)
 
 
 def test_forged_bytes_helper_matches_the_column_forgery(kms: InMemoryKms, scratch: str) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 import kmsnb
 import kmsnb.dataframe
-from kmsnb._pme import _MAX_WRAPPED_SIZE
+from kmsnb import _pme_io
+from kmsnb._pme_footer import MAX_CONTEXT_METADATA_SIZE
 from kmsnb.testing import InMemoryKms
 
 from .conftest import MAIN_KEY, PII_KEY
@@ -32,42 +33,48 @@ def _write_columns(path: Path, kms: InMemoryKms, value_size: int) -> None:
 
 
 @pytest.mark.parametrize("value_size", [12_026, 40_000])
-def test_a_column_context_too_large_to_read_back_is_refused_when_writing(
+def test_column_contexts_that_used_to_be_lost_are_written_and_read_back(
     tmp_path: Path, kms: InMemoryKms, value_size: int
 ) -> None:
-    """The bound readers enforce (the wrapped column key, 16 KiB) is checked at write
-    time, with the error class whole-file mode uses for its own bound; nothing is written."""
+    """0.1 wrote a 12,026-character context and could never read it back (its wrapped
+    keys embedded it, over their 16 KiB bound). The context now lives in the footer's
+    metadata, bounded at 64 KiB when read, like whole-file mode's."""
+    path = tmp_path / "wide.parquet"
+    _write_columns(path, kms, value_size)
+    pd.testing.assert_frame_equal(
+        FRAME,
+        kmsnb.read_parquet(path, kms=kms, encryption_context={"note": "n" * value_size}),
+    )
+
+
+def test_a_column_context_too_large_to_read_back_is_refused_when_writing(
+    tmp_path: Path, kms: InMemoryKms
+) -> None:
+    """The bound readers enforce is checked at write time, with the error class whole-file
+    mode uses for its own bound; nothing is written, and no KMS call is made."""
     path = tmp_path / "wide.parquet"
     with pytest.raises(ValueError, match="too large for column-level encryption") as caught:
-        _write_columns(path, kms, value_size)
-    assert str(_MAX_WRAPPED_SIZE) in str(caught.value)
+        _write_columns(path, kms, MAX_CONTEXT_METADATA_SIZE)
+    assert str(MAX_CONTEXT_METADATA_SIZE) in str(caught.value)
     assert not path.exists()
-    # Whole-file mode takes such a context (its bound is 64 KiB), and reads it back.
-    FRAME.kms.to_parquet(path, MAIN_KEY, kms=kms, encryption_context={"note": "n" * value_size})
-    pd.testing.assert_frame_equal(FRAME, kmsnb.read_parquet(path, kms=kms))
+    assert kms.calls["generate_data_key"] == 0
+    assert kms.calls.get("encrypt", 0) == 0
     too_large = {"a": "a" * 40_000, "b": "b" * 30_000}
     with pytest.raises(ValueError, match="at most 65536"):
-        FRAME.kms.to_parquet(path, MAIN_KEY, kms=kms, overwrite=True, encryption_context=too_large)
-
-
-def test_a_hopeless_column_context_costs_no_kms_call(tmp_path: Path, kms: InMemoryKms) -> None:
-    with pytest.raises(ValueError, match="too large"):
-        _write_columns(tmp_path / "wide.parquet", kms, 40_000)
-    assert kms.calls["generate_data_key"] == 0
+        FRAME.kms.to_parquet(path, MAIN_KEY, kms=kms, encryption_context=too_large)
 
 
 def test_the_largest_column_context_that_fits_reads_back(tmp_path: Path, kms: InMemoryKms) -> None:
     """Just under the bound: written, and read back (the check is not stricter than reads)."""
     path = tmp_path / "wide.parquet"
-    size = 12_026
-    while True:
-        try:
-            _write_columns(path, kms, size)
-            break
-        except ValueError:
-            size -= 16
-    assert size > 11_000
-    pd.testing.assert_frame_equal(FRAME, kmsnb.read_parquet(path, kms=kms))
+    overhead = len(_pme_io.context_metadata({"note": ""}))
+    size = MAX_CONTEXT_METADATA_SIZE - overhead
+    _write_columns(path, kms, size)
+    pd.testing.assert_frame_equal(
+        FRAME, kmsnb.read_parquet(path, kms=kms, encryption_context={"note": "n" * size})
+    )
+    with pytest.raises(ValueError, match="too large"):
+        _write_columns(tmp_path / "over.parquet", kms, size + 1)
 
 
 @pytest.mark.parametrize("reader", [kmsnb.read_parquet, kmsnb.read_csv])
