@@ -16,6 +16,13 @@ Checks run in this order: the request carries a complete signature, the AccessKe
 the signature matches, the timestamp is fresh, the nonce is new. Clock and nonce are only
 looked at once the caller proved they hold the secret, so that a stranger learns nothing
 and cannot use up nonces.
+
+The timestamp and nonce checked are the very values the signature covers: for ACS3/ACS4 the
+canonical form of their headers (stripped, repeated values joined), so that ``nonce``,
+``nonce `` and ``nonce\t`` (one signature) are one nonce, and a captured request cannot be
+replayed by padding a header. The nonce cache never forgets a nonce whose request could
+still pass the clock check: when it is full, new requests are refused with 429
+``Rejected.Throttling`` until old nonces expire.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 __all__ = [
+    "DEFAULT_MAX_NONCE_COUNT",
     "SIGNATURE_WINDOW_S",
     "AuthError",
     "Authorization",
     "NonceCache",
+    "NonceCacheFullError",
     "SignatureVerifier",
     "SignedRequest",
     "acs3_signature",
@@ -43,6 +52,7 @@ __all__ = [
     "acs4_signing_key",
     "acs_canonical_request",
     "acs_string_to_sign",
+    "canonical_header_value",
     "canonical_headers",
     "canonical_query_string",
     "parse_authorization",
@@ -55,8 +65,8 @@ __all__ = [
 #: 15 minutes). A nonce must be remembered for as long as its request could be replayed.
 SIGNATURE_WINDOW_S = 15 * 60
 
-#: Bound on remembered nonces. Past it the soonest-expiring ones are forgotten early, which
-#: only weakens replay detection for them; an emulator must not grow without limit.
+#: Bound on remembered nonces, so that memory stays bounded. Nonces are kept until their
+#: request is stale; a full cache refuses new requests (throttling) rather than forget one.
 DEFAULT_MAX_NONCE_COUNT = 200_000
 
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
@@ -114,6 +124,11 @@ class SignedRequest:
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)
         return values[0] if values else None
+
+    def signed_header(self, name: str) -> str | None:
+        """The header's value as ACS3/ACS4 sign it: stripped, repeated values joined."""
+        values = self.headers.get(name)
+        return canonical_header_value(values) if values else None
 
 
 def percent_encode(value: str) -> str:
@@ -187,13 +202,16 @@ def canonical_query_string(query: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def canonical_header_value(values: Sequence[str]) -> str:
+    """A header's value in the canonical request: each stripped, sorted, joined by ``,``."""
+    return ",".join(sorted(value.strip() for value in values))
+
+
 def canonical_headers(headers: Mapping[str, Sequence[str]], signed_headers: Sequence[str]) -> str:
     """One ``name:value\\n`` line per signed header; repeated values sorted, joined by ``,``."""
-    lines = []
-    for name in signed_headers:
-        values = sorted(value.strip() for value in headers.get(name, ()))
-        lines.append(f"{name}:{','.join(values)}\n")
-    return "".join(lines)
+    return "".join(
+        f"{name}:{canonical_header_value(headers.get(name, ()))}\n" for name in signed_headers
+    )
 
 
 def acs_canonical_request(
@@ -260,11 +278,16 @@ def _parse_timestamp(value: str) -> float:
     return moment.timestamp()
 
 
+class NonceCacheFullError(Exception):
+    """Every slot of the nonce cache holds a nonce whose request is not yet stale."""
+
+
 class NonceCache:
     """Remembers signature nonces until the requests they came with have gone stale.
 
     Thread-safe. Each nonce expires at its request's timestamp plus the window, since a
-    replay is rejected by the clock check after that anyway.
+    replay is rejected by the clock check after that anyway. A nonce is never forgotten
+    before then: when ``max_count`` nonces are live, :meth:`add` refuses new ones.
     """
 
     def __init__(self, max_count: int = DEFAULT_MAX_NONCE_COUNT) -> None:
@@ -279,15 +302,19 @@ class NonceCache:
         return len(self._seen)
 
     def add(self, nonce: str, *, expires_at: float, now: float) -> bool:
-        """Record ``nonce``; return False if it is already known (a replay)."""
+        """Record ``nonce``; return False if it is already known (a replay).
+
+        Raises:
+            NonceCacheFullError: the nonce is new but there is no room for it.
+        """
         with self._lock:
-            while self._expiry_heap and (
-                self._expiry_heap[0][0] <= now or len(self._seen) >= self._max_count
-            ):
+            while self._expiry_heap and self._expiry_heap[0][0] <= now:
                 _, old = heapq.heappop(self._expiry_heap)
                 self._seen.discard(old)
             if nonce in self._seen:
                 return False
+            if len(self._seen) >= self._max_count:
+                raise NonceCacheFullError
             self._seen.add(nonce)
             heapq.heappush(self._expiry_heap, (expires_at, nonce))
             return True
@@ -300,7 +327,8 @@ class SignatureVerifier:
         credentials: the AccessKey pairs the emulator accepts.
         window_s: how far the request time may be from the clock, either way.
         clock: the time source, seconds since the epoch (tests pass a fixed one).
-        max_nonce_count: bound on the replay cache.
+        max_nonce_count: bound on the replay cache; when full, requests with new nonces
+            are refused with 429 ``Rejected.Throttling`` until old ones go stale.
     """
 
     def __init__(
@@ -381,7 +409,9 @@ class SignatureVerifier:
             payload_sha256,
         )
         string_to_sign = acs_string_to_sign(authorization.algorithm, canonical)
-        timestamp = request.header("x-acs-date")
+        # The values the signature covers (both headers must be signed, see
+        # _check_signed_header_set), not the raw ones: padding must not make a new nonce.
+        timestamp = request.signed_header("x-acs-date")
         if authorization.algorithm == ACS3_ALGORITHM:
             access_key_id = authorization.credential
             expected = acs3_signature(self._secret_for(access_key_id), string_to_sign)
@@ -390,7 +420,7 @@ class SignatureVerifier:
             expected = acs4_signature(signing_key, string_to_sign)
         if not _digests_equal(expected, authorization.signature.lower()):
             raise AuthError("SignatureDoesNotMatch", SIGNATURE_MISMATCH_PREFIX + string_to_sign)
-        return access_key_id, timestamp, request.header("x-acs-signature-nonce")
+        return access_key_id, timestamp, request.signed_header("x-acs-signature-nonce")
 
     def _acs4_key(self, credential: str, timestamp: str | None) -> tuple[str, bytes]:
         # Credential=<AK>/<yyyymmdd>/<region>/<product>/aliyun_v4_request
@@ -437,5 +467,13 @@ class SignatureVerifier:
             raise AuthError(
                 "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
             )
-        if not self._nonces.add(nonce, expires_at=request_time + self._window_s, now=now):
+        try:
+            fresh = self._nonces.add(nonce, expires_at=request_time + self._window_s, now=now)
+        except NonceCacheFullError:
+            raise AuthError(
+                "Rejected.Throttling",
+                "Too many requests in the signature window; retry later.",
+                429,
+            ) from None
+        if not fresh:
             raise AuthError("SignatureNonceUsed", "Specified signature nonce was used already.")
