@@ -138,7 +138,9 @@ class HttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        # Each connection's task, its writer, and whether it is running a request now.
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._closing = False
         self._started = threading.Event()
 
     @property
@@ -192,25 +194,29 @@ class HttpServer:
             loop.close()
 
     async def _close_connections(self) -> None:
+        """Stop accepting; close idle connections now, busy ones once their request is done."""
+        self._closing = True
         if self._listener is not None:
-            self._listener.close()  # accept no more
+            self._listener.close()
         tasks = list(self._connections)
-        for task, writer in list(self._connections.items()):
-            task.cancel()
-            writer.transport.abort()  # a read finishing as the cancel arrives ends too
+        for task, connection in list(self._connections.items()):
+            if not connection.busy:
+                task.cancel()
+                connection.writer.transport.abort()  # a read ending as the cancel comes, too
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is None:
             raise AssertionError("kmsnb: internal error: a connection outside a task")
-        self._connections[task] = writer
+        connection = _Connection(writer)
+        self._connections[task] = connection
         try:
             if len(self._connections) > self.limits.max_connection_count:
                 refusal = HttpError(503, "ServiceUnavailableTemporary", "Too many connections.")
                 await self._send(writer, self._error_page(refusal), close=True)
                 return
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, connection)
         except (ConnectionError, asyncio.CancelledError, TimeoutError):
             pass  # the client went away, or the server is stopping
         finally:
@@ -219,9 +225,11 @@ class HttpServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection
+    ) -> None:
         buffer = bytearray()
-        while True:
+        while not self._closing:
             try:
                 request, keep_alive = await self._read_request(reader, writer, buffer)
             except HttpError as refusal:
@@ -229,11 +237,15 @@ class HttpServer:
                 return
             if request is None:
                 return  # closed or idle between requests
-            response = await self._app(request)
-            if response is None:
-                return  # the application drops the connection
-            close = response.close or not keep_alive
-            await self._send(writer, response, close=close)
+            connection.busy = True  # a stop waits for this request, faults' delays included
+            try:
+                response = await self._app(request)
+                if response is None:
+                    return  # the application drops the connection
+                close = response.close or not keep_alive or self._closing
+                await self._send(writer, response, close=close)
+            finally:
+                connection.busy = False
             if close:
                 return
 
@@ -305,6 +317,12 @@ class HttpServer:
         writer.write(head + response.body)
         async with asyncio.timeout(self.limits.request_timeout_s):
             await writer.drain()
+
+
+@dataclass
+class _Connection:
+    writer: asyncio.StreamWriter
+    busy: bool = False
 
 
 def _phrase(status: int) -> str:

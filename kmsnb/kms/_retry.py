@@ -173,6 +173,7 @@ def sent_before_failing(exc: BaseException, unsent: tuple[type[BaseException], .
         if isinstance(current, unsent):
             return False
         linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked.append(getattr(current, "inner_exception", None))  # darabonba's wrapper
         linked += list(current.args)
         pending += [item for item in linked if isinstance(item, BaseException)]
     return True
