@@ -7,12 +7,26 @@ HTTP server speaks the KMS wire protocol over them.
 """
 
 from kmsnb.emulator.service import ACTIONS, KmsService, Limits, ServiceError
-from kmsnb.emulator.store import KeyStore, KeyStoreError, default_store_dir
+from kmsnb.emulator.store import (
+    KeyStore,
+    KeyStoreCorruptedError,
+    KeyStoreError,
+    KeyStoreFullError,
+    KeyStoreMigrationError,
+    KeyStoreReadOnlyError,
+    KeyStoreUnsafeError,
+    default_store_dir,
+)
 
 __all__ = [
     "ACTIONS",
     "KeyStore",
+    "KeyStoreCorruptedError",
     "KeyStoreError",
+    "KeyStoreFullError",
+    "KeyStoreMigrationError",
+    "KeyStoreReadOnlyError",
+    "KeyStoreUnsafeError",
     "KmsService",
     "Limits",
     "ServiceError",

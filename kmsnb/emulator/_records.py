@@ -1,43 +1,98 @@
-"""The keystore's records and their JSON form (``keystore.json``).
+"""The keystore's records and their JSON form (``keystore.json``), authenticated.
 
 The file is one JSON object::
 
-    {"format": "kmsnb-emulator-keystore/1",
+    {"format": "kmsnb-emulator-keystore/2",
      "write_id": "<32 hex digits>",             # random, new at every write
      "generation": 42,                          # bumped by every write
      "root_key_check": "<b64 nonce||tag>",      # AES-GCM of b"" under the root key
      "keys": [{...KeyRecord...}, ...],
      "aliases": {"alias/name": "<key id>", ...},
-     "versions": [{"version_id", "key_id", "creation_time", "wrapped_material"}, ...]}
+     "versions": [{"version_id", "key_id", "creation_time", "wrapped_material"}, ...],
+     "mac": "<b64 HMAC-SHA-256>"}
 
 ``wrapped_material`` is base64 of ``nonce (12) || AES-GCM(root key, material, AAD =
 version id)``: the key material is never written in the clear. Times are POSIX seconds.
 ``write_id`` comes first so that a reader can tell whether the file changed from its first
 bytes (:func:`read_write_id`).
+
+``mac`` authenticates everything else, so that no edit goes unnoticed (a version moved to
+another key, a disabled key enabled, an alias redirected): HMAC-SHA-256, keyed with
+``HKDF-SHA-256(root key, info="kmsnb emulator keystore.json v2 mac")``, over the UTF-8 of
+the other members as canonical JSON (keys sorted, no spaces, ``ensure_ascii``). The MAC is
+of the parsed document, not of its bytes, so only a change of meaning fails it.
+
+Format 1 (kmsnb 0.1) is the same without ``mac``; see :mod:`kmsnb.emulator.store` for how
+it is migrated. Whatever a file holds, :func:`parse_document` and :func:`decode_state`
+either return or raise :class:`MalformedKeyStore`: every field is type- and range-checked
+and every reference between records resolved, so that no later call meets a surprise.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
+import hmac
 import json
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 __all__ = [
     "FORMAT",
+    "FORMAT_V1",
+    "MAC_KEY_SIZE",
+    "Document",
     "KeyRecord",
     "KeyVersionRecord",
+    "MalformedKeyStore",
     "StoreState",
     "decode_state",
+    "derive_mac_key",
+    "document_mac",
     "encode_state",
+    "mac_matches",
+    "parse_document",
     "read_write_id",
 ]
 
-FORMAT = "kmsnb-emulator-keystore/1"
+FORMAT = "kmsnb-emulator-keystore/2"
+FORMAT_V1 = "kmsnb-emulator-keystore/1"
+MAC_KEY_SIZE = 32
+_MAC_INFO = b"kmsnb emulator keystore.json v2 mac"
 _HEADER_SIZE = 128
 _WRITE_ID = re.compile(rb'"write_id":"([0-9a-f]{32})"')
+_WRITE_ID_TEXT = re.compile(r"[0-9a-f]{32}")
+_VERSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ALIAS_NAME = re.compile(r"alias/[A-Za-z0-9_/-]{1,249}")
+_ROOT_CHECK_SIZE = 12 + 16
+_WRAPPED_SIZE = 12 + 32 + 16
+_MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: what strftime can show
+_MAX_TEXT = 8192
+_MAX_TAG_COUNT = 1000
+_MAX_INTERVAL = 10**10
+_KEY_STATES = frozenset({"Enabled", "Disabled", "PendingDeletion", "PendingImport"})
+_CHOICES: dict[str, frozenset[str]] = {
+    "key_spec": frozenset({"Aliyun_AES_256"}),
+    "key_usage": frozenset({"ENCRYPT/DECRYPT"}),
+    "origin": frozenset({"Aliyun_KMS", "EXTERNAL"}),
+    "protection_level": frozenset({"SOFTWARE", "HSM"}),
+    "creator_type": frozenset({"User", "Service"}),
+}
+_MEMBERS_V1 = frozenset(
+    {"format", "write_id", "generation", "root_key_check", "keys", "aliases", "versions"}
+)
+_VERSION_FIELDS = frozenset({"version_id", "key_id", "creation_time", "wrapped_material"})
+
+
+class MalformedKeyStore(Exception):
+    """``keystore.json`` does not parse as a keystore; the message says which part."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +130,9 @@ class KeyRecord:
         return dataclasses.replace(self, version_ids=list(self.version_ids), tags=dict(self.tags))
 
 
+_KEY_FIELDS = frozenset(f.name for f in dataclasses.fields(KeyRecord))
+
+
 @dataclass
 class StoreState:
     """Everything the keystore holds. Snapshots are shared: treat them as read-only."""
@@ -104,8 +162,25 @@ class StoreState:
             del self.aliases[alias_name]
 
 
-def encode_state(state: StoreState, root_key_check: bytes) -> bytes:
-    document = {
+# --- writing -------------------------------------------------------------------------------------
+
+
+def derive_mac_key(root_key: bytearray) -> bytearray:
+    """The key of ``mac``, derived from the root key (HKDF-SHA-256)."""
+    mac_key = bytearray(MAC_KEY_SIZE)
+    HKDF(hashes.SHA256(), MAC_KEY_SIZE, salt=None, info=_MAC_INFO).derive_into(root_key, mac_key)
+    return mac_key
+
+
+def document_mac(mac_key: bytearray, document: Mapping[str, Any]) -> bytes:
+    """HMAC-SHA-256 of the canonical JSON of ``document`` without its ``mac``."""
+    members = {name: value for name, value in document.items() if name != "mac"}
+    canonical = json.dumps(members, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hmac.digest(mac_key, canonical.encode("ascii"), "sha256")
+
+
+def encode_state(state: StoreState, root_key_check: bytes, mac_key: bytearray) -> bytes:
+    document: dict[str, Any] = {
         "format": FORMAT,
         "write_id": state.write_id,
         "generation": state.generation,
@@ -122,51 +197,224 @@ def encode_state(state: StoreState, root_key_check: bytes) -> bytes:
             for version in state.versions.values()
         ],
     }
+    document["mac"] = _b64(document_mac(mac_key, document))
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def decode_state(data: bytes) -> tuple[StoreState, bytes]:
-    """Parse ``keystore.json``; return the state and the root-key check value.
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Document:
+    """``keystore.json`` parsed, and not yet trusted: check the root key, then the MAC."""
+
+    format: str
+    members: dict[str, Any]
+    root_key_check: bytes
+    mac: bytes | None
+
+
+def parse_document(data: bytes) -> Document:
+    """Parse the JSON and the members needed to authenticate it.
 
     Raises:
-        ValueError: if the document is not a keystore this version can read.
+        MalformedKeyStore: not JSON, not a keystore of format 1 or 2, or malformed.
     """
     try:
-        document: Any = json.loads(data)
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValueError("not a kmsnb emulator keystore")
-        keys = [KeyRecord(**item) for item in document["keys"]]
-        versions = [
-            KeyVersionRecord(
-                version_id=item["version_id"],
-                key_id=item["key_id"],
-                creation_time=float(item["creation_time"]),
-                wrapped_material=base64.b64decode(item["wrapped_material"]),
-            )
-            for item in document["versions"]
-        ]
-        state = StoreState(
-            keys={key.key_id: key for key in keys},
-            aliases={str(name): str(key_id) for name, key_id in document["aliases"].items()},
-            versions={version.version_id: version for version in versions},
-            generation=int(document["generation"]),
-            write_id=str(document["write_id"]),
-        )
-        return state, base64.b64decode(document["root_key_check"])
-    except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"malformed keystore: {type(exc).__name__}") from None
+        members: Any = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise MalformedKeyStore(f"not valid JSON: {type(exc).__name__}") from None
+    if not isinstance(members, dict) or members.get("format") not in (FORMAT, FORMAT_V1):
+        raise MalformedKeyStore("not a kmsnb emulator keystore of a format this kmsnb reads")
+    expected = _MEMBERS_V1 | ({"mac"} if members["format"] == FORMAT else set())
+    if set(members) != expected:
+        raise MalformedKeyStore(f"its members are not {sorted(expected)}")
+    mac = _binary(members["mac"], "mac", 32) if "mac" in members else None
+    root_key_check = _binary(members["root_key_check"], "root_key_check", _ROOT_CHECK_SIZE)
+    return Document(members["format"], members, root_key_check, mac)
+
+
+def mac_matches(document: Document, mac_key: bytearray) -> bool:
+    if document.mac is None:
+        return False
+    try:
+        expected = document_mac(mac_key, document.members)
+    except (ValueError, RecursionError):  # NaN, or nested too deeply to canonicalise
+        return False
+    return hmac.compare_digest(expected, document.mac)
+
+
+def decode_state(document: Document) -> StoreState:
+    """The state a parsed document holds, every field and reference checked.
+
+    Raises:
+        MalformedKeyStore: naming the first part that is wrong.
+    """
+    members = document.members
+    write_id = members["write_id"]
+    if not isinstance(write_id, str) or _WRITE_ID_TEXT.fullmatch(write_id) is None:
+        raise MalformedKeyStore("write_id is not 32 hex digits")
+    generation = members["generation"]
+    if not _is_int(generation) or not 0 <= generation < 2**63:
+        raise MalformedKeyStore("generation is not a count")
+    keys = _records(members["keys"], "keys", _key)
+    versions = _records(members["versions"], "versions", _version)
+    state = StoreState(
+        keys={key.key_id: key for key in keys},
+        aliases=_aliases(members["aliases"]),
+        versions={version.version_id: version for version in versions},
+        generation=generation,
+        write_id=write_id,
+    )
+    if len(state.keys) != len(keys) or len(state.versions) != len(versions):
+        raise MalformedKeyStore("a key or a version appears twice")
+    _check_references(state)
+    return state
+
+
+def _records(value: Any, name: str, decode: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise MalformedKeyStore(f"{name} is not a list")
+    return [decode(item, f"{name}[{index}]") for index, item in enumerate(value)]
+
+
+def _key(item: Any, where: str) -> KeyRecord:
+    if not isinstance(item, dict) or set(item) != _KEY_FIELDS:
+        raise MalformedKeyStore(f"{where} does not have the fields of a key")
+    key_state = item["key_state"]
+    if not isinstance(key_state, str) or key_state not in _KEY_STATES:
+        raise MalformedKeyStore(f"{where}.key_state is not a key state")
+    for name, choices in _CHOICES.items():
+        if not isinstance(item[name], str) or item[name] not in choices:
+            raise MalformedKeyStore(f"{where}.{name} is not one of {sorted(choices)}")
+    interval = item["rotation_interval"]
+    if interval is not None and (not _is_int(interval) or not 1 <= interval <= _MAX_INTERVAL):
+        raise MalformedKeyStore(f"{where}.rotation_interval is not a duration")
+    deletion_time = item["deletion_time"]
+    return KeyRecord(
+        key_id=_text(item["key_id"], f"{where}.key_id", 256, allow_empty=False),
+        description=_text(item["description"], f"{where}.description", _MAX_TEXT),
+        key_state=key_state,
+        creation_time=_time(item["creation_time"], f"{where}.creation_time"),
+        key_spec=item["key_spec"],
+        key_usage=item["key_usage"],
+        origin=item["origin"],
+        protection_level=item["protection_level"],
+        creator_type=item["creator_type"],
+        deletion_time=(
+            None if deletion_time is None else _time(deletion_time, f"{where}.deletion_time")
+        ),
+        primary_version_id=_text(item["primary_version_id"], f"{where}.primary_version_id", 36),
+        version_ids=_version_ids(item["version_ids"], f"{where}.version_ids"),
+        rotation_interval=interval,
+        last_rotation_time=_time(item["last_rotation_time"], f"{where}.last_rotation_time"),
+        tags=_tags(item["tags"], f"{where}.tags"),
+    )
+
+
+def _version(item: Any, where: str) -> KeyVersionRecord:
+    if not isinstance(item, dict) or set(item) != _VERSION_FIELDS:
+        raise MalformedKeyStore(f"{where} does not have the fields of a key version")
+    version_id = item["version_id"]
+    if not isinstance(version_id, str) or _VERSION_ID.fullmatch(version_id) is None:
+        raise MalformedKeyStore(f"{where}.version_id is not a version id")
+    return KeyVersionRecord(
+        version_id=version_id,
+        key_id=_text(item["key_id"], f"{where}.key_id", 256, allow_empty=False),
+        creation_time=_time(item["creation_time"], f"{where}.creation_time"),
+        wrapped_material=_binary(
+            item["wrapped_material"], f"{where}.wrapped_material", _WRAPPED_SIZE
+        ),
+    )
+
+
+def _aliases(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise MalformedKeyStore("aliases is not an object")
+    for name, key_id in value.items():
+        if _ALIAS_NAME.fullmatch(name) is None:
+            raise MalformedKeyStore("an alias name is not valid")
+        _text(key_id, f"aliases[{name!r}]", 256, allow_empty=False)
+    return dict(value)
+
+
+def _check_references(state: StoreState) -> None:
+    """Versions and keys name each other consistently; states and dates agree."""
+    for key in state.keys.values():
+        for version_id in key.version_ids:
+            version = state.versions.get(version_id)
+            if version is None or version.key_id != key.key_id:
+                raise MalformedKeyStore(f"key {key.key_id} lists a version it does not have")
+        if bool(key.primary_version_id) != bool(key.version_ids) or (
+            key.primary_version_id and key.primary_version_id not in key.version_ids
+        ):
+            raise MalformedKeyStore(f"key {key.key_id} has no valid primary version")
+        if key.key_state in ("Enabled", "Disabled") and not key.version_ids:
+            raise MalformedKeyStore(f"key {key.key_id} is {key.key_state} without material")
+        if (key.key_state == "PendingDeletion") != (key.deletion_time is not None):
+            raise MalformedKeyStore(f"key {key.key_id} has a deletion date out of place")
+    for version in state.versions.values():
+        owner = state.keys.get(version.key_id)
+        if owner is None or version.version_id not in owner.version_ids:
+            raise MalformedKeyStore(f"version {version.version_id} belongs to no key")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _time(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedKeyStore(f"{where} is not a time")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MalformedKeyStore(f"{where} is not a time")
+    if not 0 <= value <= _MAX_TIME:  # an int compares without conversion, however large
+        raise MalformedKeyStore(f"{where} is not a time")
+    return float(value)
+
+
+def _text(value: Any, where: str, max_length: int, *, allow_empty: bool = True) -> str:
+    if not isinstance(value, str) or len(value) > max_length or (not value and not allow_empty):
+        raise MalformedKeyStore(f"{where} is not a valid string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a \ud800 escape
+        raise MalformedKeyStore(f"{where} is not valid Unicode") from None
+    return value
+
+
+def _version_ids(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or len(set(map(str, value))) != len(value):
+        raise MalformedKeyStore(f"{where} is not a list of distinct version ids")
+    return [_text(item, where, 36, allow_empty=False) for item in value]
+
+
+def _tags(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > _MAX_TAG_COUNT:
+        raise MalformedKeyStore(f"{where} is not a map of tags")
+    for tag_key, tag_value in value.items():
+        _text(tag_key, where, 128)
+        _text(tag_value, where, 128)
+    return dict(value)
+
+
+def _binary(value: Any, where: str, size: int) -> bytes:
+    if not isinstance(value, str) or len(value) > 4 * size:
+        raise MalformedKeyStore(f"{where} is not base64")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedKeyStore(f"{where} is not base64") from None
+    if len(raw) != size:
+        raise MalformedKeyStore(f"{where} is not {size} bytes")
+    return raw
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def read_write_id(path: str) -> str | None:
-    """The ``write_id`` of the keystore file at ``path``, read from its first bytes alone."""
-    try:
-        with open(path, "rb") as file:
-            header = file.read(_HEADER_SIZE)
-    except FileNotFoundError:
-        return None
-    match = _WRITE_ID.search(header)
+def read_write_id(header: bytes) -> str | None:
+    """The ``write_id`` found in the first bytes of a keystore file, if any."""
+    match = _WRITE_ID.search(header[:_HEADER_SIZE])
     return match.group(1).decode("ascii") if match else None
