@@ -280,7 +280,9 @@ def _filters(params: Params) -> list[tuple[str, set[str]]]:
         raise invalid("Filters")
     filters = []
     for item in value:
-        if not isinstance(item, dict) or item.get("Key") not in _FILTER_FIELDS:
+        if not isinstance(item, dict) or not Params.is_text(item.get("Key")):
+            raise invalid("Filters")
+        if item["Key"] not in _FILTER_FIELDS:
             raise invalid("Filters")
         values = item.get("Values")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -308,7 +310,7 @@ def _tags(params: Params, existing: dict[str, str]) -> dict[str, str]:
         if not isinstance(item, dict):
             raise invalid("Tags")
         tag_key, tag_value = item.get("TagKey"), item.get("TagValue")
-        if not isinstance(tag_key, str) or not isinstance(tag_value, str):
+        if not (Params.is_text(tag_key) and Params.is_text(tag_value)):
             raise invalid("Tags")
         if not (_valid_tag_part(tag_key) and _valid_tag_part(tag_value)):
             raise invalid("Tags")

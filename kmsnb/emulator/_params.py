@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from kmsnb.emulator._errors import ServiceError, invalid, missing
 
@@ -51,12 +51,18 @@ class Params:
 
     def optional(self, name: str) -> str | None:
         value = self._raw.get(name)
-        return value if value else None
+        if not value:
+            return None
+        if not _is_encodable(value):  # a lone surrogate, from an in-process caller
+            raise invalid(name)
+        return value
 
     def required(self, name: str, *, allow_empty: bool = False) -> str:
         value = self._raw.get(name)
         if value is None or (value == "" and not allow_empty):
             raise missing(name)
+        if not _is_encodable(value):
+            raise invalid(name)
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
@@ -137,11 +143,10 @@ class Params:
             raise invalid(name)
         return value
 
-    def text(self, name: str, value: Any) -> str:
-        """``value``, a string from this parameter's JSON, if it is valid Unicode."""
-        if not isinstance(value, str) or not _is_encodable(value):
-            raise invalid(name)
-        return value
+    @staticmethod
+    def is_text(value: object) -> TypeGuard[str]:
+        """Whether ``value``, from a parameter's JSON, is a string of valid Unicode."""
+        return isinstance(value, str) and _is_encodable(value)
 
     def interval(self, name: str, *, low_days: int, high_days: int) -> int | None:
         """A duration such as ``7d`` or ``604800s``, in seconds; None when absent."""

@@ -358,3 +358,27 @@ def many_files() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_keystore_failure_reaches_http_clients_as_a_500_naming_it(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HTTP answer to a full disk says what the in-process error says."""
+    import errno
+    import os
+
+    from kmsnb.emulator import _keystore_dir
+
+    def full_write(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    sdk = emulator.sdk("acs3")
+    monkeypatch.setattr(_keystore_dir.os, "write", full_write)
+    with pytest.raises(KmsError) as caught:
+        sdk.call("CreateKey")
+    monkeypatch.undo()
+    assert (caught.value.code, caught.value.http_status) == ("InternalFailure", 500)
+    message = caught.value.__cause__.data["Message"]  # type: ignore[union-attr]
+    assert "disk holding the keystore is full" in message
+    assert str(emulator.store_path) in message
+    assert sdk.call("CreateKey")["KeyMetadata"]["KeyState"] == "Enabled"  # still serving
