@@ -182,7 +182,7 @@ def report(results: dict[str, list[float]]) -> None:
 # First match wins: (layer, substrings of the code's file path or function name).
 LAYERS = (
     ("signature checks (server)", ("kmsnb/emulator/auth.py",)),
-    ("HTTP server", ("kmsnb/emulator/server.py", "kmsnb/emulator/_http.py", "asyncio")),
+    ("HTTP server", ("kmsnb/emulator/_dispatch.py", "kmsnb/emulator/_http.py", "asyncio")),
     ("HTTP header parsing (email)", ("/email/",)),
     ("KMS engine", ("kmsnb/emulator/_", "kmsnb/emulator/service.py")),
     ("store", ("kmsnb/emulator/store.py",)),
@@ -229,11 +229,11 @@ class _ServerProfiles:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        from kmsnb.emulator import server
+        from kmsnb.emulator import _dispatch
 
         # The worker threads' part of each request (parsing, signature, engine); the
         # event loop that reads and writes the sockets is not profiled.
-        handler = server._Dispatcher
+        handler = _dispatch.Dispatcher
         original = handler.handle
 
         def profiled_handle(this: Any, request: Any) -> Any:

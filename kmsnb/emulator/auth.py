@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import heapq
 import hmac
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
+
+from kmsnb.emulator._nonces import DEFAULT_MAX_NONCE_COUNT, NonceCache, NonceCacheFullError
 
 __all__ = [
     "DEFAULT_MAX_NONCE_COUNT",
@@ -65,9 +65,6 @@ __all__ = [
 #: 15 minutes). A nonce must be remembered for as long as its request could be replayed.
 SIGNATURE_WINDOW_S = 15 * 60
 
-#: Bound on remembered nonces, so that memory stays bounded. Nonces are kept until their
-#: request is stale; a full cache refuses new requests (throttling) rather than forget one.
-DEFAULT_MAX_NONCE_COUNT = 200_000
 
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
 ACS4_ALGORITHM = "ACS4-HMAC-SHA256"
@@ -276,48 +273,6 @@ def _parse_timestamp(value: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-class NonceCacheFullError(Exception):
-    """Every slot of the nonce cache holds a nonce whose request is not yet stale."""
-
-
-class NonceCache:
-    """Remembers signature nonces until the requests they came with have gone stale.
-
-    Thread-safe. Each nonce expires at its request's timestamp plus the window, since a
-    replay is rejected by the clock check after that anyway. A nonce is never forgotten
-    before then: when ``max_count`` nonces are live, :meth:`add` refuses new ones.
-    """
-
-    def __init__(self, max_count: int = DEFAULT_MAX_NONCE_COUNT) -> None:
-        if max_count < 1:
-            raise ValueError("max_count must be at least 1")
-        self._max_count = max_count
-        self._expiry_heap: list[tuple[float, str]] = []
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def add(self, nonce: str, *, expires_at: float, now: float) -> bool:
-        """Record ``nonce``; return False if it is already known (a replay).
-
-        Raises:
-            NonceCacheFullError: the nonce is new but there is no room for it.
-        """
-        with self._lock:
-            while self._expiry_heap and self._expiry_heap[0][0] <= now:
-                _, old = heapq.heappop(self._expiry_heap)
-                self._seen.discard(old)
-            if nonce in self._seen:
-                return False
-            if len(self._seen) >= self._max_count:
-                raise NonceCacheFullError
-            self._seen.add(nonce)
-            heapq.heappush(self._expiry_heap, (expires_at, nonce))
-            return True
 
 
 class SignatureVerifier:

@@ -328,3 +328,20 @@ def test_modes_after_a_fresh_start(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o700
     for name in FILES:
         assert stat.S_IMODE((path / name).stat().st_mode) == 0o600, name
+
+
+def test_an_independent_verifier_accepts_the_mac_kmsnb_writes(made: Path) -> None:
+    """docs/EMULATOR.md's definition of ``mac``, rebuilt from hmac, json and HKDF."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    root = base64.b64decode((made / "root.key").read_text())
+    key = HKDF(hashes.SHA256(), 32, None, b"kmsnb emulator keystore.json v2 mac").derive(root)
+    document = json.loads((made / "keystore.json").read_bytes())
+    mac = base64.b64decode(document.pop("mac"))
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert hmac.compare_digest(mac, hmac.new(key, canonical.encode(), hashlib.sha256).digest())
+    assert document["format"] == "kmsnb-emulator-keystore/2"
