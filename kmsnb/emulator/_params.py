@@ -166,9 +166,12 @@ def context_size(encryption_context: Mapping[str, str]) -> int:
     """The bytes kmsnb's file header takes for this context: a u16 pair count, then a u16
     length and the UTF-8 of each key and value."""
     return 2 + sum(
-        4 + len(key.encode("utf-8")) + len(value.encode("utf-8"))
-        for key, value in encryption_context.items()
+        4 + _utf8_size(key) + _utf8_size(value) for key, value in encryption_context.items()
     )
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def page_of(items: list[Any], number: int, size: int) -> list[Any]:
@@ -185,6 +188,8 @@ def check_dry_run(params: Params) -> None:
 
 
 def _is_encodable(text: str) -> bool:
+    if text.isascii():  # the common case, and O(1) in CPython
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
