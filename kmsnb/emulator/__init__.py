@@ -6,6 +6,7 @@ KMS API calls from it; :class:`kmsnb.kms.local.LocalKms` uses both in-process, a
 HTTP server speaks the KMS wire protocol over them.
 """
 
+from kmsnb.emulator._params import MAX_ENCRYPTION_CONTEXT_SIZE
 from kmsnb.emulator.service import ACTIONS, KmsService, Limits, ServiceError
 from kmsnb.emulator.store import (
     KeyStore,
@@ -20,6 +21,7 @@ from kmsnb.emulator.store import (
 
 __all__ = [
     "ACTIONS",
+    "MAX_ENCRYPTION_CONTEXT_SIZE",
     "KeyStore",
     "KeyStoreCorruptedError",
     "KeyStoreError",
