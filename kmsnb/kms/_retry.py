@@ -11,8 +11,10 @@ what the failure says about the server:
   CreateKey and CreateKeyVersion are not; they fail at once with a
   :class:`~kmsnb.errors.KmsUnavailableError` whose ``outcome_unknown`` is True;
 * writes that refuse to be repeated in a recognisable way (CreateAlias answers
-  ``AliasAlreadyExists``, DeleteAlias ``Forbidden.AliasNotFound``, ...) are retried, and
-  such an answer after an uncertain try is checked: if the write took effect, it succeeded.
+  ``AliasAlreadyExists``, DeleteAlias ``Forbidden.AliasNotFound``, CreateSecret and
+  PutSecretValue with their ``VersionId`` ``Rejected.ResourceExist``, ...) are retried, and
+  such an answer after an uncertain try is checked: if the write took effect, it succeeded
+  (:mod:`kmsnb.kms._secret_calls` for the secrets).
 
 A write whose every try may have reached the server ends in ``outcome_unknown=True`` too.
 This is the AWS SDKs' rule (retry what is idempotent) with the ambiguity surfaced instead of
@@ -31,6 +33,7 @@ from kmsnb.errors import KmsError, KmsUnavailableError, WrongKeyError
 
 __all__ = [
     "ONCE_ACTIONS",
+    "SECRET_WRITE_ACTIONS",
     "WRITE_ACTIONS",
     "RetryPolicy",
     "call_with_retries",
@@ -41,21 +44,37 @@ __all__ = [
 
 #: Actions a repetition would carry out twice (a second key, a second version).
 ONCE_ACTIONS: Final = frozenset({"CreateKey", "CreateKeyVersion"})
-#: Actions that change the KMS's state: their outcome matters when no answer came.
-WRITE_ACTIONS: Final = ONCE_ACTIONS | frozenset(
+#: Secrets Manager actions that change a secret. None is in ONCE_ACTIONS: each one's repeat
+#: is refused recognisably (CreateSecret, PutSecretValue, DeleteSecret) or harmless.
+SECRET_WRITE_ACTIONS: Final = frozenset(
     {
-        "CancelKeyDeletion",
-        "CreateAlias",
-        "DeleteAlias",
-        "DisableKey",
-        "EnableKey",
-        "ScheduleKeyDeletion",
-        "TagResource",
-        "UntagResource",
-        "UpdateAlias",
-        "UpdateKeyDescription",
-        "UpdateRotationPolicy",
+        "CreateSecret",
+        "DeleteSecret",
+        "PutSecretValue",
+        "RestoreSecret",
+        "UpdateSecret",
+        "UpdateSecretVersionStage",
     }
+)
+#: Actions that change the KMS's state: their outcome matters when no answer came.
+WRITE_ACTIONS: Final = (
+    ONCE_ACTIONS
+    | SECRET_WRITE_ACTIONS
+    | frozenset(
+        {
+            "CancelKeyDeletion",
+            "CreateAlias",
+            "DeleteAlias",
+            "DisableKey",
+            "EnableKey",
+            "ScheduleKeyDeletion",
+            "TagResource",
+            "UntagResource",
+            "UpdateAlias",
+            "UpdateKeyDescription",
+            "UpdateRotationPolicy",
+        }
+    )
 )
 
 #: Asked of a failure after an uncertain try: does it show that the write took effect?
@@ -144,9 +163,14 @@ def outcome_unknown(error: KmsError, action: str) -> KmsUnavailableError:
         if action in ONCE_ACTIONS
         else "no try was answered"
     )
+    check = (
+        "the secrets (kmsnb secret list)"
+        if action in SECRET_WRITE_ACTIONS
+        else "the keys and aliases (kmsnb key list)"
+    )
     return KmsUnavailableError(
         f"{error.message}; the KMS may or may not have carried out "
-        f"{action}: {advice}; check the keys and aliases (kmsnb key list) before trying again",
+        f"{action}: {advice}; check {check} before trying again",
         code=error.code,
         request_id=error.request_id,
         http_status=error.http_status,
