@@ -248,6 +248,8 @@ def _version_stages(params: Params) -> list[str]:
         value: Any = json.loads(raw)
     except ValueError:
         value = [raw]  # one bare stage label
+    except RecursionError:  # nested too deeply: no stage label either
+        raise invalid("VersionStages") from None
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:

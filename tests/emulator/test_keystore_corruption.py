@@ -1,6 +1,10 @@
 """A corruption grid over the keystore's files: whatever they hold, ``LocalKms`` raises
 kmsnb's errors only, and a damaged file is one ``KeyStoreCorruptedError`` naming it.
 
+The pristine keystore holds every kind of record: AES and SM4 keys, imported (EXTERNAL)
+keys with and without their material, aliases, versions, and secrets (text and binary,
+several versions and stages, one pending deletion).
+
 Grids over ``keystore.json``: truncations, bit flips, text substitutions (huge numbers, deep
 nesting, bad UTF-8), and every member and field replaced by a value of each wrong type,
 both as an attacker would write them (the MAC then fails) and re-authenticated under the
@@ -14,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +31,8 @@ from kmsnb.emulator import KeyStoreCorruptedError
 from kmsnb.emulator._records import derive_mac_key, document_mac
 from kmsnb.errors import KmsnbError
 from kmsnb.kms.local import LocalKms
+
+from .conftest import import_material
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +55,24 @@ class Grid:
             self.blob = kms.generate_data_key(rotating, CONTEXT).ciphertext_blob
             kms.disable_key(disabled)
             kms.schedule_key_deletion(doomed, 7)
+            call = kms._call
+            sm4 = call("CreateKey", {"KeySpec": "Aliyun_SM4", "DKMSInstanceId": "kst-grid"})
+            imported = call("CreateKey", {"Origin": "EXTERNAL"})["KeyMetadata"]["KeyId"]
+            import_material(call, imported, os.urandom(32))
+            emptied = call("CreateKey", {"Origin": "EXTERNAL"})["KeyMetadata"]["KeyId"]
+            import_material(call, emptied, os.urandom(32))
+            call("DeleteKeyMaterial", {"KeyId": emptied})
+            call("CreateKey", {"Origin": "EXTERNAL"})  # waiting for its first material
+            kms.create_secret("grid/text", "v1 value", version_id="v1")
+            kms.put_secret_value("grid/text", "v2 value", version_id="v2")
+            call(
+                "UpdateSecretVersionStage",
+                {"SecretName": "grid/text", "VersionStage": "Custom", "MoveToVersion": "v1"},
+            )
+            sm4_id = sm4["KeyMetadata"]["KeyId"]
+            kms.create_secret("grid/binary", b"\x00\xff", encryption_key_id=sm4_id)
+            kms.create_secret("grid/doomed", "soon gone")
+            kms.delete_secret("grid/doomed", recovery_window_in_days=7)
         self.state = (self.pristine / "keystore.json").read_bytes()
         self.root = (self.pristine / "root.key").read_bytes()
         self.mac_key = derive_mac_key(bytearray(base64.b64decode(self.root)))
@@ -113,6 +138,17 @@ def _calls(kms: LocalKms, blob: str) -> Iterator[Callable[[], object]]:
         yield lambda key=key: kms.enable_key(key.key_id)
     yield lambda: kms.create_key("after")
     yield lambda: kms.describe_key("alias/grid")
+    try:
+        secrets = kms.list_secrets()
+    except KmsnbError:
+        secrets = []
+    for secret in secrets:
+        yield lambda secret=secret: kms.describe_secret(secret.name)
+        yield lambda secret=secret: kms.get_secret_value(secret.name).wipe()
+        yield lambda secret=secret: kms.get_secret_value(secret.name, version_id="v1").wipe()
+        yield lambda secret=secret: kms.put_secret_value(secret.name, "later")
+        yield lambda secret=secret: kms.restore_secret(secret.name)
+    yield lambda: kms.create_secret("grid/after", "new")
 
 
 def _paths(document: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -261,6 +297,8 @@ def test_broken_references_are_refused(grid: Grid) -> None:
         "material of another version": lambda d: d["versions"][0].update(
             wrapped_material=d["versions"][1]["wrapped_material"]
         ),
+        **_import_cases(),
+        **_secret_cases(),
     }
     for label, change in cases.items():
         variant = json.loads(json.dumps(document))
@@ -269,6 +307,127 @@ def test_broken_references_are_refused(grid: Grid) -> None:
     _report(grid, "keystore.json broken references (re-signed)")
     # Material swapped between versions passes the decoding; it fails when unwrapped.
     assert grid.outcomes["refused"] == len(cases) - 1
+
+
+def _key(document: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The first key of ``document`` whose fields have these values."""
+    return next(k for k in document["keys"] if all(k[n] == v for n, v in fields.items()))
+
+
+def _version_of(document: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
+    return next(v for v in document["versions"] if v["key_id"] == key["key_id"])
+
+
+def _emptied(document: dict[str, Any]) -> dict[str, Any]:
+    """The imported key whose material was deleted: PendingImport, with a version."""
+    return next(
+        key
+        for key in document["keys"]
+        if key["origin"] == "EXTERNAL"
+        and key["key_state"] == "PendingImport"
+        and key["version_ids"]
+    )
+
+
+def _secret(document: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(secret for secret in document["secrets"] if secret["name"] == name)
+
+
+Change = Callable[[dict[str, Any]], object]
+
+
+def _import_cases() -> dict[str, Change]:
+    """SM4 material and imported keys: sizes, states and fields that do not fit together."""
+    imported = {"origin": "EXTERNAL", "key_state": "Enabled"}
+
+    def material_of(d: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        return _version_of(d, _key(d, **fields))
+
+    return {
+        "SM4 version with AES-sized material": lambda d: material_of(
+            d, key_spec="Aliyun_SM4"
+        ).update(wrapped_material=d["versions"][0]["wrapped_material"]),
+        "AES version with SM4-sized material": lambda d: d["versions"][0].update(
+            wrapped_material=material_of(d, key_spec="Aliyun_SM4")["wrapped_material"]
+        ),
+        "emptied material of a key not imported": lambda d: d["versions"][0].update(
+            wrapped_material=""
+        ),
+        "PendingImport with its material": lambda d: _key(d, **imported).update(
+            key_state="PendingImport"
+        ),
+        "Enabled with its material deleted": lambda d: _emptied(d).update(key_state="Enabled"),
+        "PendingImport key not imported": lambda d: d["keys"][0].update(key_state="PendingImport"),
+        "material check on a key not imported": lambda d: d["keys"][0].update(
+            material_check="0" * 32
+        ),
+        "material check not hex": lambda d: _key(d, **imported).update(material_check="z" * 32),
+        "material expiry on a key not imported": lambda d: d["keys"][0].update(
+            material_expire_time=2_000_000_000
+        ),
+        "instance id too long": lambda d: d["keys"][0].update(dkms_instance_id="k" * 129),
+        "an unknown key spec": lambda d: d["keys"][0].update(key_spec="RSA_2048"),
+    }
+
+
+def _secret_cases() -> dict[str, Change]:
+    """Secrets: names, stages, versions and sealed values that do not fit together."""
+    text = "grid/text"
+
+    def sealed_junk(d: dict[str, Any]) -> None:
+        _secret(d, text)["versions"][0]["sealed_value"] = base64.b64encode(b"x" * 70).decode()
+
+    return {
+        "a format 2 keystore without secrets": lambda d: d.pop("secrets"),
+        "secrets not a list": lambda d: d.update(secrets={}),
+        "a secret twice": lambda d: d["secrets"].append(_secret(d, text)),
+        "a secret version twice": lambda d: _secret(d, text)["versions"].append(
+            _secret(d, text)["versions"][0]
+        ),
+        "a stage marking no version": lambda d: _secret(d, text)["stages"].update(Custom="v9"),
+        "no ACSCurrent": lambda d: _secret(d, text)["stages"].pop("ACSCurrent"),
+        "a secret without versions": lambda d: _secret(d, text).update(versions=[], stages={}),
+        "a secret name out of the alphabet": lambda d: _secret(d, text).update(name="grid text"),
+        "a secret type not emulated": lambda d: _secret(d, text).update(secret_type="Rds"),
+        "a data type not emulated": lambda d: _secret(d, text)["versions"][0].update(
+            data_type="json"
+        ),
+        "a sealed value that is no blob": sealed_junk,
+        "a sealed value that is not base64": lambda d: _secret(d, text)["versions"][0].update(
+            sealed_value="not base64!"
+        ),
+        "a secret sealed under another key": lambda d: _secret(d, text).update(
+            encryption_key_id=d["keys"][0]["key_id"]
+        ),
+        "a version id too long": lambda d: _secret(d, text)["versions"][0].update(
+            version_id="v" * 65
+        ),
+        "a stage too long": lambda d: _secret(d, text)["stages"].update({"s" * 65: "v1"}),
+        "a description too long": lambda d: _secret(d, text).update(description="d" * 8193),
+        "a deletion date that is no time": lambda d: _secret(d, "grid/doomed").update(
+            planned_delete_time="soon"
+        ),
+        "a secret field too many": lambda d: _secret(d, text).update(policy="{}"),
+    }
+
+
+def test_an_edited_secret_is_refused_without_the_root_key(grid: Grid) -> None:
+    """Unsigned edits of secrets: a stage moved, a sealed value swapped, a secret dropped."""
+    document = grid.document()
+    edits: dict[str, Change] = {
+        "ACSCurrent moved back": lambda d: _secret(d, "grid/text")["stages"].update(
+            ACSCurrent="v1"
+        ),
+        "values swapped": lambda d: _secret(d, "grid/text")["versions"].reverse(),
+        "a secret dropped": lambda d: d["secrets"].pop(),
+        "deletion cancelled": lambda d: _secret(d, "grid/doomed").update(planned_delete_time=None),
+    }
+    for label, change in edits.items():
+        variant = json.loads(json.dumps(document))
+        change(variant)
+        grid.attempt(label, state=json.dumps(variant).encode())
+    _report(grid, "keystore.json secrets edited without the root key")
+    assert grid.outcomes["refused"] == len(edits)
 
 
 def test_root_key_corruptions_are_refused(grid: Grid) -> None:

@@ -48,11 +48,12 @@ def _umount(path: Path) -> None:
 
 @pytest.fixture
 def populated(tmp_path: Path) -> tuple[Path, str, str]:
-    """A keystore with a key, an alias and a data key blob; closed."""
+    """A keystore with a key, an alias, a secret under the key and a data key blob; closed."""
     path = tmp_path / "store"
     with LocalKms(path) as kms:
         key_id = kms.create_key("ro").key_id
         kms.create_alias("alias/ro", key_id)
+        kms.create_secret("ro/secret", "read me", encryption_key_id=key_id)
         blob = kms.generate_data_key(key_id, CONTEXT).ciphertext_blob
     return path, key_id, blob
 
@@ -100,14 +101,25 @@ def test_a_read_only_keystore_decrypts_and_lists(read_only: tuple[Path, str, str
         with kms.generate_data_key(key_id, CONTEXT) as data_key:  # needs no write either
             opened = kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT)
             assert opened.plaintext == data_key.plaintext
+        with kms.get_secret_value("ro/secret") as secret:
+            assert secret.reveal() == "read me"
+        assert [info.name for info in kms.list_secrets()] == ["ro/secret"]
 
 
-@pytest.mark.parametrize("change", ["create_key", "disable_key", "create_alias"])
+@pytest.mark.parametrize(
+    "change", ["create_key", "disable_key", "create_alias", "put_secret_value", "delete_secret"]
+)
 def test_a_change_to_a_read_only_keystore_names_it(
     read_only: tuple[Path, str, str], change: str
 ) -> None:
     path, key_id, _ = read_only
-    arguments = {"create_key": (), "disable_key": (key_id,), "create_alias": ("alias/x", key_id)}
+    arguments = {
+        "create_key": (),
+        "disable_key": (key_id,),
+        "create_alias": ("alias/x", key_id),
+        "put_secret_value": ("ro/secret", "new"),
+        "delete_secret": ("ro/secret",),
+    }
     with LocalKms(path) as kms, pytest.raises(KeyStoreReadOnlyError) as caught:
         getattr(kms, change)(*arguments[change])
     message = str(caught.value)

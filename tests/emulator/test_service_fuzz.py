@@ -46,6 +46,29 @@ PARAMETERS = (
     "SourceEncryptionContext",
     "TagKeys",
     "Tags",
+    # Key import and Secrets Manager.
+    "DKMSInstanceId",
+    "EncryptedKeyMaterial",
+    "EncryptionKeyId",
+    "ExcludeCharacters",
+    "FetchTags",
+    "ForceDeleteWithoutRecovery",
+    "ImportToken",
+    "IncludeDeprecated",
+    "KeyMaterialExpireUnix",
+    "MoveToVersion",
+    "PasswordLength",
+    "RecoveryWindowInDays",
+    "RemoveFromVersion",
+    "SecretData",
+    "SecretDataType",
+    "SecretName",
+    "SecretsList",
+    "VersionId",
+    "VersionStage",
+    "VersionStages",
+    "WrappingAlgorithm",
+    "WrappingKeySpec",
 )
 
 _json_leaves = st.one_of(
@@ -75,6 +98,11 @@ NASTY = [
     '[{"Key":[],"Values":["x"]}]',
     '[{"TagKey":"k","TagValue":"\\ud800"}]',
     '[{"TagKey":{},"TagValue":"v"}]',
+    '[{"SecretName":"\\ud800"}]',
+    '[{"SecretName":"fuzz","VersionStage":{}}]',
+    '["ACSCurrent","\\udfff"]',
+    "fuzz",
+    "v" * 65,
     '[{"Key":{"a":1},"Values":[]}]',
     "\ud800",
     "alias/\ud800",
@@ -104,6 +132,7 @@ def _service() -> Iterator[tuple[KmsService, str, str]]:
         key_id = service.call("CreateKey", {})["KeyMetadata"]["KeyId"]
         blob = service.call("GenerateDataKey", {"KeyId": key_id})["CiphertextBlob"]
         service.call("CreateAlias", {"AliasName": "alias/x", "KeyId": key_id})
+        service.call("CreateSecret", {"SecretName": "fuzz", "SecretData": "x", "VersionId": "v1"})
         yield service, key_id, blob
         service.store.close()
 
@@ -130,6 +159,7 @@ def test_any_parameters_of_any_action_get_a_4xx_at_worst(data: st.DataObject) ->
                 params.setdefault("KeyId", key_id)
                 params.setdefault("DestinationKeyId", key_id)
                 params.setdefault("CiphertextBlob", blob)
+                params.setdefault("SecretName", "fuzz")
             _call(service, action, params)
 
 
@@ -137,6 +167,7 @@ def test_any_parameters_of_any_action_get_a_4xx_at_worst(data: st.DataObject) ->
 def test_each_nasty_value_in_each_parameter(action: str) -> None:
     with _service() as (service, key_id, blob):
         base = {"KeyId": key_id, "DestinationKeyId": key_id, "CiphertextBlob": blob}
+        base |= {"SecretName": "fuzz", "SecretData": "y", "VersionId": "v2"}
         for name in PARAMETERS:
             for value in NASTY:
                 _call(service, action, {**base, name: value})

@@ -13,6 +13,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -213,3 +214,55 @@ def test_a_full_nonce_cache_throttles_and_forgets_nothing(
     # The SDKs see it as throttling (kmsnb retries it: the KMS did nothing).
     with pytest.raises(KmsError, match=r"Rejected\.Throttling"):
         emulator.sdk("acs3").call("ListKeys")
+
+
+def test_acs3_sm3_decrypt_replays_with_padded_nonces_are_refused(
+    emulator: RunningEmulator, capture: CapturingProxy
+) -> None:
+    """ACS3-HMAC-SM3 goes through the same nonce rule as ACS3-HMAC-SHA256."""
+    raw = _captured_decrypt(emulator, capture, signature_algorithm="ACS3-HMAC-SM3")
+    assert b"ACS3-HMAC-SM3" in raw
+    for name in ("as captured", "trailing space", "trailing tab", "folded line"):
+        replay = _replace_header(raw, b"x-acs-signature-nonce", HEADER_VARIANTS[name])
+        status, body = send_raw(emulator.server, replay)
+        assert "Plaintext" not in body, name
+        assert (status, body["Code"]) == (400, "SignatureNonceUsed"), name
+
+
+def test_a_replayed_admin_call_does_not_move_the_clock_twice(
+    start_emulator: Callable[..., RunningEmulator], tmp_path: Path
+) -> None:
+    """The admin clock call is signed like a KMS call and its nonce is used up the same way."""
+    from alibabacloud_credentials.client import Client
+    from alibabacloud_credentials.models import Config
+
+    from kmsnb.emulator.admin import ADVANCE_CLOCK, EmulatorAdmin
+    from kmsnb.emulator.clock import MovableClock
+    from kmsnb.emulator.service import KmsService
+    from kmsnb.emulator.store import KeyStore
+    from kmsnb.kms._emulator_admin import call_emulator_admin
+    from kmsnb.kms.aliyun import AliyunKms
+
+    clock = MovableClock()
+    service = KmsService(KeyStore(tmp_path / "movable"), clock=clock)
+    emulator = start_emulator(service=service, admin=EmulatorAdmin(clock))
+    proxy = CapturingProxy((emulator.server.host, emulator.server.port))
+    try:
+        credential = Client(
+            Config(
+                type="access_key",
+                access_key_id=emulator.access_key_id,
+                access_key_secret=emulator.access_key_secret,
+            )
+        )
+        kms = AliyunKms(endpoint=f"http://127.0.0.1:{proxy.port}", credential=credential)
+        answer = call_emulator_admin(kms, ADVANCE_CLOCK, {"Seconds": "3600"})
+        assert answer["OffsetSeconds"] == 3600
+        (raw,) = [r for r in proxy.requests if ADVANCE_CLOCK.encode() in r]
+        for name in ("as captured", "trailing space", "folded line"):
+            replay = _replace_header(raw, b"x-acs-signature-nonce", HEADER_VARIANTS[name])
+            status, body = send_raw(emulator.server, replay)
+            assert (status, body["Code"]) == (400, "SignatureNonceUsed"), name
+        assert clock.offset == 3600  # moved once
+    finally:
+        proxy.close()
