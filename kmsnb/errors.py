@@ -139,7 +139,26 @@ class KmsError(KmsnbError):
 
 
 class KmsUnavailableError(KmsError):
-    """The KMS could not be reached, timed out or throttled the request; retrying may help."""
+    """The KMS could not be reached, timed out or throttled the request; retrying may help.
+
+    Attributes:
+        outcome_unknown: True when a request that changes something (CreateKey,
+            CreateKeyVersion, ...) may have reached the KMS and been carried out although no
+            answer came back. It was not retried, so as not to do it twice: check (for
+            instance list the keys) before trying again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message, code=code, request_id=request_id, http_status=http_status)
+        self.outcome_unknown = outcome_unknown
 
 
 class KmsAccessDeniedError(KmsError):

@@ -6,13 +6,29 @@ KMS API calls from it; :class:`kmsnb.kms.local.LocalKms` uses both in-process, a
 HTTP server speaks the KMS wire protocol over them.
 """
 
+from kmsnb.emulator._params import MAX_ENCRYPTION_CONTEXT_SIZE
 from kmsnb.emulator.service import ACTIONS, KmsService, Limits, ServiceError
-from kmsnb.emulator.store import KeyStore, KeyStoreError, default_store_dir
+from kmsnb.emulator.store import (
+    KeyStore,
+    KeyStoreCorruptedError,
+    KeyStoreError,
+    KeyStoreFullError,
+    KeyStoreMigrationError,
+    KeyStoreReadOnlyError,
+    KeyStoreUnsafeError,
+    default_store_dir,
+)
 
 __all__ = [
     "ACTIONS",
+    "MAX_ENCRYPTION_CONTEXT_SIZE",
     "KeyStore",
+    "KeyStoreCorruptedError",
     "KeyStoreError",
+    "KeyStoreFullError",
+    "KeyStoreMigrationError",
+    "KeyStoreReadOnlyError",
+    "KeyStoreUnsafeError",
     "KmsService",
     "Limits",
     "ServiceError",

@@ -2,7 +2,9 @@
 
 Housekeeping is lazy: a key whose deletion window has passed is purged, and a key whose
 rotation is due gets a new primary version, the next time any call looks at it, and in
-every write transaction. Nothing runs in the background.
+every write transaction. Nothing runs in the background. On a keystore that cannot be
+written, reads see due deletions applied (the keys are gone) and rotations wait: a new
+version that could not be saved would encrypt data no one could decrypt later.
 """
 
 from __future__ import annotations
@@ -127,15 +129,25 @@ class Engine:
         """Look a key up for reading, after any housekeeping it is due."""
         state = self.store.snapshot()
         if self._is_due(state.keys[self.resolve(state, key_ref)]):
-            state = self.housekeeping()
+            state = self._housekept(state)
         return state, self.key_in(state, key_ref, rule)
 
     def read_all(self) -> StoreState:
         """The current state after housekeeping of every key, for listings."""
         state = self.store.snapshot()
         if any(self._is_due(key) for key in state.keys.values()):
-            state = self.housekeeping()
+            state = self._housekept(state)
         return state
+
+    def _housekept(self, state: StoreState) -> StoreState:
+        if not self.store.read_only:
+            return self.housekeeping()
+        now = self.clock()
+        view = state.copy()
+        for key in list(view.keys.values()):
+            if key.key_state == PENDING_DELETION and self._is_due(key, now):
+                view.remove_key(key.key_id)
+        return view
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StoreState]:

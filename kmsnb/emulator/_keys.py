@@ -9,7 +9,8 @@ Choices where the documentation leaves room, made for an emulator:
   material is imported (:mod:`._import`); such a key cannot rotate.
 * CreateKeyVersion works for symmetric keys, without the 7-day spacing of older docs.
 * CancelKeyDeletion leaves the key Enabled, as Alibaba documents (a key still waiting for
-  its material goes back to PendingImport).
+  its material, or whose material was deleted meanwhile, goes back to PendingImport).
+* ``DKMSInstanceId`` (of a key or a secret) is recorded as sent, up to 128 characters.
 * Tags: at most 20 per key, keys and values 1-128 characters, not starting with
   ``aliyun`` or ``acs:``.
 """
@@ -41,6 +42,7 @@ from kmsnb.emulator._errors import (
     missing,
 )
 from kmsnb.emulator._params import Params, page_of
+from kmsnb.emulator._record_checks import MAX_INSTANCE_ID_LENGTH
 from kmsnb.emulator._records import KeyRecord, StoreState
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "describe_key",
     "describe_key_version",
     "disable_key",
+    "dkms_instance_id",
     "enable_key",
     "list_key_versions",
     "list_keys",
@@ -91,7 +94,7 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
     if rotation_interval is not None and origin == "EXTERNAL":
         raise invalid("EnableAutomaticRotation")
     tags = _tags(params, {}) if params.optional("Tags") else {}
-    dkms_instance_id = params.optional("DKMSInstanceId") or ""
+    instance_id = dkms_instance_id(params)
     with engine.transaction() as draft:
         if len(draft.keys) >= engine.limits.keys:
             raise limit_exceeded(f"{engine.limits.keys} CMKs per region")
@@ -108,7 +111,7 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
             rotation_interval=rotation_interval,
             last_rotation_time=now,
             tags=tags,
-            dkms_instance_id=dkms_instance_id,
+            dkms_instance_id=instance_id,
         )
         draft.keys[key.key_id] = key
         if origin != "EXTERNAL":
@@ -180,7 +183,9 @@ def cancel_key_deletion(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = params.required("KeyId")
     with engine.transaction() as draft:
         key = engine.key_in(draft, key_ref, CANCEL_RULE)
-        key.key_state = ENABLED if key.primary_version_id else PENDING_IMPORT
+        primary = draft.versions.get(key.primary_version_id)
+        has_material = primary is not None and bool(primary.wrapped_material)
+        key.key_state = ENABLED if has_material else PENDING_IMPORT
         key.deletion_time = None
     return {}
 
@@ -263,6 +268,14 @@ def list_resource_tags(engine: Engine, params: Params) -> dict[str, Any]:
 # -- parameter helpers ---------------------------------------------------------------
 
 
+def dkms_instance_id(params: Params) -> str:
+    """The ``DKMSInstanceId`` of a new key or secret ("" when absent), bounded."""
+    value = params.optional("DKMSInstanceId") or ""
+    if len(value) > MAX_INSTANCE_ID_LENGTH:
+        raise invalid("DKMSInstanceId")
+    return value
+
+
 def _description(description: str) -> str:
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise invalid("Description")
@@ -320,7 +333,7 @@ def _filters(params: Params) -> list[tuple[str, set[str]]]:
     filters = []
     for item in value:
         name = item.get("Key") if isinstance(item, dict) else None
-        if not isinstance(name, str) or (name not in _FILTER_FIELDS and name not in _OTHER_FILTERS):
+        if not Params.is_text(name) or (name not in _FILTER_FIELDS and name not in _OTHER_FILTERS):
             raise invalid("Filters")
         values = item.get("Values")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -348,7 +361,7 @@ def _tags(params: Params, existing: dict[str, str]) -> dict[str, str]:
         if not isinstance(item, dict):
             raise invalid("Tags")
         tag_key, tag_value = item.get("TagKey"), item.get("TagValue")
-        if not isinstance(tag_key, str) or not isinstance(tag_value, str):
+        if not (Params.is_text(tag_key) and Params.is_text(tag_value)):
             raise invalid("Tags")
         if not (_valid_tag_part(tag_key) and _valid_tag_part(tag_value)):
             raise invalid("Tags")

@@ -3,6 +3,15 @@
 The SDKs send booleans as ``True``/``False``, integers as decimal text, and maps and lists
 (``EncryptionContext``, ``Filters``, ``Tags``, ``TagKeys``) as JSON strings (kms-api.md §2).
 A required parameter sent empty counts as missing, as an SDK that leaves it unset would.
+Whatever a parameter holds, a bad one is a 400 ``InvalidParameter``, never a 500: JSON
+nested too deeply, numbers too long, text that is not valid Unicode (a lone surrogate).
+
+**Encryption contexts** are bounded by :data:`MAX_ENCRYPTION_CONTEXT_SIZE`, measured as kmsnb's
+file header stores a context (``kmsnb/_format/header.py``: a u16 pair count, then each key and
+value as u16 length and UTF-8), so that the in-process emulator and the HTTP server accept
+exactly the contexts a kmsnb file can hold, whichever JSON spacing or escapes the client
+sent. Alibaba Cloud KMS documents a smaller bound, 8,192 characters of JSON: a context
+beyond it works with the emulator only.
 """
 
 from __future__ import annotations
@@ -10,11 +19,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from kmsnb.emulator._errors import ServiceError, invalid, missing
 
-__all__ = ["Params", "check_dry_run", "page_of"]
+__all__ = [
+    "MAX_CONTEXT_PARAMETER_LENGTH",
+    "MAX_ENCRYPTION_CONTEXT_SIZE",
+    "Params",
+    "check_dry_run",
+    "context_size",
+    "page_of",
+]
+
+#: The largest encryption context accepted, in bytes as kmsnb's file header stores it; the
+#: header's own bound (``MAX_CONTEXT_SIZE``), which a test keeps equal.
+MAX_ENCRYPTION_CONTEXT_SIZE = 65536
+#: The longest context *parameter* (JSON text) read at all: room for escapes such as
+#: ``\u00e9`` (6 characters for 2 bytes) and ``\"``, and for spaces after separators.
+MAX_CONTEXT_PARAMETER_LENGTH = 4 * MAX_ENCRYPTION_CONTEXT_SIZE
 
 _INTERVAL = re.compile(r"(\d{1,12})([dhms])")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -32,12 +55,18 @@ class Params:
 
     def optional(self, name: str) -> str | None:
         value = self._raw.get(name)
-        return value if value else None
+        if not value:
+            return None
+        if not _is_encodable(value):  # a lone surrogate, from an in-process caller
+            raise invalid(name)
+        return value
 
     def required(self, name: str, *, allow_empty: bool = False) -> str:
         value = self._raw.get(name)
         if value is None or (value == "" and not allow_empty):
             raise missing(name)
+        if not _is_encodable(value):
+            raise invalid(name)
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
@@ -88,15 +117,29 @@ class Params:
             return None
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise invalid(name) from None
 
     def context(self, name: str = "EncryptionContext") -> dict[str, str]:
-        """An encryption context: a JSON object of string to string; absent means empty."""
+        """An encryption context: a JSON object of string to string; absent means empty.
+
+        Raises:
+            ServiceError: InvalidParameter when it is not such an object, holds text that is
+                not valid Unicode, or is larger than :data:`MAX_ENCRYPTION_CONTEXT_SIZE`.
+        """
+        raw = self.optional(name)
+        if raw is not None and len(raw) > MAX_CONTEXT_PARAMETER_LENGTH:
+            raise invalid(name)
         value = self.json(name)
         if value is None:
             return {}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise invalid(name)
+        try:
+            size = context_size(value)
+        except UnicodeEncodeError:  # a lone surrogate, from a \ud800 escape
+            raise invalid(name) from None
+        if size > MAX_ENCRYPTION_CONTEXT_SIZE:
             raise invalid(name)
         return value
 
@@ -107,6 +150,11 @@ class Params:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise invalid(name)
         return value
+
+    @staticmethod
+    def is_text(value: object) -> TypeGuard[str]:
+        """Whether ``value``, from a parameter's JSON, is a string of valid Unicode."""
+        return isinstance(value, str) and _is_encodable(value)
 
     def interval(self, name: str, *, low_days: int, high_days: int) -> int | None:
         """A duration such as ``7d`` or ``604800s``, in seconds; None when absent."""
@@ -122,6 +170,18 @@ class Params:
         return seconds
 
 
+def context_size(encryption_context: Mapping[str, str]) -> int:
+    """The bytes kmsnb's file header takes for this context: a u16 pair count, then a u16
+    length and the UTF-8 of each key and value."""
+    return 2 + sum(
+        4 + _utf8_size(key) + _utf8_size(value) for key, value in encryption_context.items()
+    )
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 def page_of(items: list[Any], number: int, size: int) -> list[Any]:
     start = (number - 1) * size
     return items[start : start + size]
@@ -133,3 +193,13 @@ def check_dry_run(params: Params) -> None:
         raise ServiceError(
             "DryRunOperation", "Request validation has been passed with DryRun flag set.", 400
         )
+
+
+def _is_encodable(text: str) -> bool:
+    if text.isascii():  # the common case, and O(1) in CPython
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -37,7 +37,7 @@ from kmsnb.emulator._secret_common import (
     tags_field,
     transaction,
 )
-from kmsnb.emulator._secret_records import SecretRecord
+from kmsnb.emulator._secret_records import MAX_DESCRIPTION_LENGTH, MAX_STAGE_LENGTH, SecretRecord
 
 __all__ = [
     "delete_secret",
@@ -148,6 +148,8 @@ def list_secret_version_ids(engine: Engine, params: Params) -> dict[str, Any]:
 def update_secret(engine: Engine, params: Params) -> dict[str, Any]:
     name = secret_name(engine, params)
     description = params.required("Description", allow_empty=True)
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise invalid("Description")
     # ExtendedConfig (CustomData) exists only for the secret types bound to cloud resources.
     if any(key.startswith("ExtendedConfig") for key in params.names()):
         raise invalid("ExtendedConfig")
@@ -162,6 +164,8 @@ def update_secret(engine: Engine, params: Params) -> dict[str, Any]:
 def update_secret_version_stage(engine: Engine, params: Params) -> dict[str, Any]:
     name = secret_name(engine, params)
     stage = params.required("VersionStage")
+    if len(stage) > MAX_STAGE_LENGTH:
+        raise invalid("VersionStage")
     move_to = params.optional("MoveToVersion")
     remove_from = params.optional("RemoveFromVersion")
     if move_to is None and remove_from is None:

@@ -14,7 +14,6 @@ passed is purged by the next transaction, and reads look past it.
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from collections.abc import Iterator
 from typing import Any, Final
@@ -24,7 +23,7 @@ from kmsnb.emulator._engine import ENABLED, USE_RULE, Engine, format_time
 from kmsnb.emulator._errors import ServiceError, invalid, key_not_found
 from kmsnb.emulator._params import Params
 from kmsnb.emulator._records import KeyRecord, StoreState
-from kmsnb.emulator._secret_records import SecretRecord
+from kmsnb.emulator._secret_records import SECRET_NAME, SecretRecord
 
 __all__ = [
     "ACS_CURRENT",
@@ -57,8 +56,6 @@ GENERIC: Final = "Generic"
 #: such a service key per account and region; ``alias/acs`` is reserved for the service).
 DEFAULT_KEY_ALIAS: Final = "alias/acs/secrets-manager"
 DEFAULT_KEY_DESCRIPTION: Final = "Default master key that protects secrets (kmsnb emulator)"
-# Letters, digits and _ / + = . @ -, as the console allows; acs/ is the services' prefix.
-_SECRET_NAME: Final = re.compile(r"[A-Za-z0-9_/+=.@-]{1,192}")
 
 
 def resource_not_found() -> ServiceError:
@@ -91,7 +88,8 @@ def secret_name(engine: Engine, params: Params, name: str = "SecretName") -> str
 
 
 def valid_new_name(name: str) -> str:
-    if _SECRET_NAME.fullmatch(name) is None or name.startswith("acs/"):
+    # acs/ is the services' prefix.
+    if SECRET_NAME.fullmatch(name) is None or name.startswith("acs/"):
         raise invalid("SecretName")
     return name
 

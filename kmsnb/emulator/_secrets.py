@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from kmsnb.emulator._engine import Engine, format_time
 from kmsnb.emulator._errors import ServiceError, invalid, missing
-from kmsnb.emulator._keys import _tags
+from kmsnb.emulator._keys import _tags, dkms_instance_id
 from kmsnb.emulator._params import Params, check_dry_run
 from kmsnb.emulator._secret_common import (
     ACS_CURRENT,
@@ -47,7 +47,15 @@ from kmsnb.emulator._secret_common import (
     valid_new_name,
     version_of,
 )
-from kmsnb.emulator._secret_records import SecretRecord, SecretVersionRecord
+from kmsnb.emulator._secret_records import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_SECRET_DATA_SIZE,
+    MAX_STAGE_LENGTH,
+    MAX_VERSION_ID_LENGTH,
+    SECRET_DATA_TYPES,
+    SecretRecord,
+    SecretVersionRecord,
+)
 
 __all__ = [
     "batch_get_secret_value",
@@ -57,11 +65,7 @@ __all__ = [
     "put_secret_value",
 ]
 
-MAX_SECRET_DATA_SIZE: Final = 30_720
-MAX_VERSION_ID_LENGTH: Final = 64
-MAX_DESCRIPTION_LENGTH: Final = 8192
 MAX_BATCH_SIZE: Final = 20
-_DATA_TYPES: Final = ("text", "binary")
 _PUNCTUATION: Final = string.punctuation
 
 
@@ -78,7 +82,7 @@ def create_secret(engine: Engine, params: Params) -> dict[str, Any]:
         raise invalid("Description")
     tags = _tags(params, {}) if params.optional("Tags") else {}
     key_ref = params.optional("EncryptionKeyId")
-    dkms_instance_id = params.optional("DKMSInstanceId") or ""
+    instance_id = dkms_instance_id(params)
     with transaction(engine) as draft:
         existing = draft.secrets.get(name)
         if existing is not None:
@@ -92,7 +96,7 @@ def create_secret(engine: Engine, params: Params) -> dict[str, Any]:
             creation_time=now,
             update_time=now,
             description=description,
-            dkms_instance_id=dkms_instance_id,
+            dkms_instance_id=instance_id,
             tags=tags,
         )
         sealed = seal_value(engine, draft, key_id, name, version_id, data)
@@ -105,8 +109,8 @@ def create_secret(engine: Engine, params: Params) -> dict[str, Any]:
         "SecretType": GENERIC,
         "VersionId": version_id,
     }
-    if dkms_instance_id:
-        body["DKMSInstanceId"] = dkms_instance_id
+    if instance_id:
+        body["DKMSInstanceId"] = instance_id
     return body
 
 
@@ -218,7 +222,7 @@ def _value_body(engine: Engine, secret: SecretRecord, version_id: str) -> dict[s
 
 def _secret_data(params: Params) -> tuple[str, str]:
     data = params.required("SecretData")
-    data_type = params.choice("SecretDataType", _DATA_TYPES, "text")
+    data_type = params.choice("SecretDataType", SECRET_DATA_TYPES, "text")
     if len(data.encode("utf-8")) > MAX_SECRET_DATA_SIZE:
         raise invalid("SecretData")
     if data_type == "binary":
@@ -244,11 +248,13 @@ def _version_stages(params: Params) -> list[str]:
         value: Any = json.loads(raw)
     except ValueError:
         value = [raw]  # one bare stage label
+    except RecursionError:  # nested too deeply: no stage label either
+        raise invalid("VersionStages") from None
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
         raise invalid("VersionStages")
-    if not all(isinstance(stage, str) and 0 < len(stage) <= 64 for stage in value):
+    if not all(Params.is_text(stage) and 0 < len(stage) <= MAX_STAGE_LENGTH for stage in value):
         raise invalid("VersionStages")
     return list(dict.fromkeys(value))
 
@@ -264,7 +270,7 @@ def _secrets_list(params: Params) -> list[dict[str, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("SecretName"), str):
             raise invalid("SecretsList")
         fields = {k: v for k, v in item.items() if k in ("SecretName", "VersionId", "VersionStage")}
-        if not all(isinstance(v, str) and v for v in fields.values()):
+        if not all(Params.is_text(v) and v for v in fields.values()):  # names are echoed
             raise invalid("SecretsList")
         items.append(fields)
     return items

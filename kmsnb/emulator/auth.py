@@ -17,28 +17,36 @@ Checks run in this order: the request carries a complete signature, the AccessKe
 the signature matches, the timestamp is fresh, the nonce is new. Clock and nonce are only
 looked at once the caller proved they hold the secret, so that a stranger learns nothing
 and cannot use up nonces.
+
+The timestamp and nonce checked are the very values the signature covers: for ACS3/ACS4 the
+canonical form of their headers (stripped, repeated values joined), so that ``nonce``,
+``nonce `` and ``nonce\t`` (one signature) are one nonce, and a captured request cannot be
+replayed by padding a header. The nonce cache never forgets a nonce whose request could
+still pass the clock check: when it is full, new requests are refused with 429
+``Rejected.Throttling`` until old nonces expire.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import heapq
 import hmac
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from kmsnb.emulator._nonces import DEFAULT_MAX_NONCE_COUNT, NonceCache, NonceCacheFullError
 from kmsnb.emulator._sm4 import sm3_hex, sm3_signature, sm3_string_to_sign
 
 __all__ = [
+    "DEFAULT_MAX_NONCE_COUNT",
     "SIGNATURE_WINDOW_S",
     "AuthError",
     "Authorization",
     "NonceCache",
+    "NonceCacheFullError",
     "SignatureVerifier",
     "SignedRequest",
     "acs3_signature",
@@ -46,6 +54,7 @@ __all__ = [
     "acs4_signing_key",
     "acs_canonical_request",
     "acs_string_to_sign",
+    "canonical_header_value",
     "canonical_headers",
     "canonical_query_string",
     "parse_authorization",
@@ -58,9 +67,6 @@ __all__ = [
 #: 15 minutes). A nonce must be remembered for as long as its request could be replayed.
 SIGNATURE_WINDOW_S = 15 * 60
 
-#: Bound on remembered nonces. Past it the soonest-expiring ones are forgotten early, which
-#: only weakens replay detection for them; an emulator must not grow without limit.
-DEFAULT_MAX_NONCE_COUNT = 200_000
 
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
 ACS3_SM3_ALGORITHM = "ACS3-HMAC-SM3"
@@ -118,6 +124,11 @@ class SignedRequest:
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)
         return values[0] if values else None
+
+    def signed_header(self, name: str) -> str | None:
+        """The header's value as ACS3/ACS4 sign it: stripped, repeated values joined."""
+        values = self.headers.get(name)
+        return canonical_header_value(values) if values else None
 
 
 def percent_encode(value: str) -> str:
@@ -191,13 +202,16 @@ def canonical_query_string(query: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def canonical_header_value(values: Sequence[str]) -> str:
+    """A header's value in the canonical request: each stripped, sorted, joined by ``,``."""
+    return ",".join(sorted(value.strip() for value in values))
+
+
 def canonical_headers(headers: Mapping[str, Sequence[str]], signed_headers: Sequence[str]) -> str:
     """One ``name:value\\n`` line per signed header; repeated values sorted, joined by ``,``."""
-    lines = []
-    for name in signed_headers:
-        values = sorted(value.strip() for value in headers.get(name, ()))
-        lines.append(f"{name}:{','.join(values)}\n")
-    return "".join(lines)
+    return "".join(
+        f"{name}:{canonical_header_value(headers.get(name, ()))}\n" for name in signed_headers
+    )
 
 
 def acs_canonical_request(
@@ -264,39 +278,6 @@ def _parse_timestamp(value: str) -> float:
     return moment.timestamp()
 
 
-class NonceCache:
-    """Remembers signature nonces until the requests they came with have gone stale.
-
-    Thread-safe. Each nonce expires at its request's timestamp plus the window, since a
-    replay is rejected by the clock check after that anyway.
-    """
-
-    def __init__(self, max_count: int = DEFAULT_MAX_NONCE_COUNT) -> None:
-        if max_count < 1:
-            raise ValueError("max_count must be at least 1")
-        self._max_count = max_count
-        self._expiry_heap: list[tuple[float, str]] = []
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def add(self, nonce: str, *, expires_at: float, now: float) -> bool:
-        """Record ``nonce``; return False if it is already known (a replay)."""
-        with self._lock:
-            while self._expiry_heap and (
-                self._expiry_heap[0][0] <= now or len(self._seen) >= self._max_count
-            ):
-                _, old = heapq.heappop(self._expiry_heap)
-                self._seen.discard(old)
-            if nonce in self._seen:
-                return False
-            self._seen.add(nonce)
-            heapq.heappush(self._expiry_heap, (expires_at, nonce))
-            return True
-
-
 class SignatureVerifier:
     """Authenticates requests against an AccessKeyId → AccessKeySecret table.
 
@@ -304,7 +285,8 @@ class SignatureVerifier:
         credentials: the AccessKey pairs the emulator accepts.
         window_s: how far the request time may be from the clock, either way.
         clock: the time source, seconds since the epoch (tests pass a fixed one).
-        max_nonce_count: bound on the replay cache.
+        max_nonce_count: bound on the replay cache; when full, requests with new nonces
+            are refused with 429 ``Rejected.Throttling`` until old ones go stale.
     """
 
     def __init__(
@@ -388,7 +370,9 @@ class SignatureVerifier:
         string_to_sign = (sm3_string_to_sign if sm3 else acs_string_to_sign)(
             authorization.algorithm, canonical
         )
-        timestamp = request.header("x-acs-date")
+        # The values the signature covers (both headers must be signed, see
+        # _check_signed_header_set), not the raw ones: padding must not make a new nonce.
+        timestamp = request.signed_header("x-acs-date")
         if authorization.algorithm != ACS4_ALGORITHM:
             access_key_id = authorization.credential
             sign = sm3_signature if sm3 else acs3_signature
@@ -398,7 +382,7 @@ class SignatureVerifier:
             expected = acs4_signature(signing_key, string_to_sign)
         if not _digests_equal(expected, authorization.signature.lower()):
             raise AuthError("SignatureDoesNotMatch", SIGNATURE_MISMATCH_PREFIX + string_to_sign)
-        return access_key_id, timestamp, request.header("x-acs-signature-nonce")
+        return access_key_id, timestamp, request.signed_header("x-acs-signature-nonce")
 
     def _acs4_key(self, credential: str, timestamp: str | None) -> tuple[str, bytes]:
         # Credential=<AK>/<yyyymmdd>/<region>/<product>/aliyun_v4_request
@@ -445,5 +429,13 @@ class SignatureVerifier:
             raise AuthError(
                 "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
             )
-        if not self._nonces.add(nonce, expires_at=request_time + self._window_s, now=now):
+        try:
+            fresh = self._nonces.add(nonce, expires_at=request_time + self._window_s, now=now)
+        except NonceCacheFullError:
+            raise AuthError(
+                "Rejected.Throttling",
+                "Too many requests in the signature window; retry later.",
+                429,
+            ) from None
+        if not fresh:
             raise AuthError("SignatureNonceUsed", "Specified signature nonce was used already.")

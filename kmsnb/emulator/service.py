@@ -141,7 +141,10 @@ class KmsService:
         Raises:
             ServiceError: the error response to send, for example 404
                 ``Forbidden.KeyNotFound``; 404 ``InvalidAction.NotFound`` for an action
-                not emulated; 500 ``InternalFailure`` when the store cannot be used.
+                not emulated.
+            KeyStoreError: the keystore cannot be used (corrupted, read-only for a
+                change, disk full...), with a message naming it. Not a KMS answer: the
+                in-process client raises it as it is, the HTTP server answers 500.
         """
         handler = _HANDLERS.get(action)
         if handler is None:
@@ -152,6 +155,7 @@ class KmsService:
             )
         try:
             return handler(self._engine, Params(params))
-        except (KeyStoreError, OSError) as exc:
-            # The cause stays chained for the server's log; it names no secret.
-            raise ServiceError("InternalFailure", "Internal Failure.", 500) from exc
+        except OSError as exc:  # the store turns its own into KeyStoreErrors: a last net
+            raise KeyStoreError(
+                f"the keystore {self.store.path} failed: {exc.strerror or type(exc).__name__}"
+            ) from None

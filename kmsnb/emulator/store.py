@@ -1,4 +1,4 @@
-"""The emulator's keystore: master keys, aliases and key material in one directory.
+"""The emulator's keystore: master keys, aliases, key material and secrets in one directory.
 
 **This is a development emulator, not an HSM.** Key material lives on disk encrypted with
 AES-256-GCM under a *root key*, and the root key lives next to it (``root.key``) unless it
@@ -9,24 +9,43 @@ Cloud KMS for data that matters.
 Layout of the directory (created mode 0700; every file mode 0600):
 
 ``keystore.json``
-    All metadata and the wrapped key material (see :mod:`kmsnb.emulator._records`),
-    rewritten whole and atomically by each change: temp file in the same directory, flush,
-    fsync, ``os.replace``, fsync of the directory. After a crash (``kill -9``, power loss)
-    it holds every change whose call returned.
+    All metadata, the wrapped key material and the sealed secret values (see
+    :mod:`kmsnb.emulator._records`), authenticated with an HMAC under a key derived from
+    the root key, and rewritten whole and atomically by each change: temp file in the same
+    directory, fsync, rename, fsync of the directory. After a crash (``kill -9``, power
+    loss) it holds every change whose call returned.
 ``root.key``
     Base64 of the 32-byte root key, unless ``KMSNB_EMULATOR_ROOT_KEY`` is set. The same
     format as the variable, so ``export KMSNB_EMULATOR_ROOT_KEY=$(cat root.key)`` works.
 ``lock``
-    Held with ``flock`` around every read-modify-write, so that several processes (two
+    Held with ``flock`` around every read-modify-write (exclusive) and while a store opens
+    (exclusive, or shared when the store cannot be written), so that several processes (two
     notebooks and a server) can share one store.
 
-Readers never lock: a write replaces the file in one rename, so an open sees either the
-old or the new document. Each read stats the file and reloads it when its identity
-(inode, size, mtime, ctime) changed, so processes see each other's changes; decrypted key
-material is cached in memory, so data-key operations touch the disk only through that stat.
-An identity can repeat (an inode reused within one timestamp tick), so a random write id
-at the head of the file is compared too: always under the lock before a change, so that no
+The directory and its files are checked before use, as ssh checks its keys: owned by this
+user, not writable by others, ``root.key`` readable by no one else, no symbolic links
+(:mod:`kmsnb.emulator._keystore_dir`). Every problem is a :class:`KeyStoreError` subclass
+naming the file: unsafe, corrupted (which includes a file changed outside kmsnb), read-only,
+full.
+
+**Keystores written by kmsnb 0.1** (format 1) have no MAC, so their contents cannot be
+told from an edited copy. They are refused with :class:`KeyStoreMigrationError` until their
+owner vouches for them once, with ``KMSNB_EMULATOR_MIGRATE=1`` or ``KeyStore(path,
+migrate=True)``: the file is then checked as strictly as any other, and rewritten in format 2
+at once (on a read-only keystore, used as it is). Accepting format 1 silently would let
+anyone who can edit the file strip its MAC and edit it at will.
+
+Reads never lock: a write replaces the file in one rename, so an open sees either the old
+or the new document. Each read stats the file and reloads it when its identity (inode,
+size, mtime, ctime) changed, so processes see each other's changes; decrypted key material
+is cached in memory, so data-key operations touch the disk only through that stat. An
+identity can repeat (an inode reused within one timestamp tick), so a random write id at
+the head of the file is compared too: always under the lock before a change, so that no
 update is ever lost, and at most once a second for reads.
+
+A keystore that cannot be written (a read-only mount, no write permission) opens with its
+lock shared and read-only: Decrypt, GenerateDataKey and the listings work, and each change
+raises :class:`KeyStoreReadOnlyError` naming the keystore.
 """
 
 from __future__ import annotations
@@ -34,7 +53,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
 import os
 import threading
 import time
@@ -46,47 +64,64 @@ import platformdirs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kmsnb.emulator._keystore_dir import ROOT_KEY_FILE, FileIdentity, StoreDirectory
+from kmsnb.emulator._keystore_errors import (
+    KeyStoreCorruptedError,
+    KeyStoreError,
+    KeyStoreFullError,
+    KeyStoreMigrationError,
+    KeyStoreReadOnlyError,
+    KeyStoreUnsafeError,
+)
 from kmsnb.emulator._records import (
+    FORMAT_V1,
+    Document,
     KeyVersionRecord,
+    MalformedKeyStore,
     StoreState,
     decode_state,
+    derive_mac_key,
     encode_state,
+    mac_matches,
+    parse_document,
     read_write_id,
 )
 from kmsnb.emulator._sm4 import SM4_KEY_SIZE, SM4GCM
-from kmsnb.errors import KmsnbError
 from kmsnb.kms._base import wipe
 
 __all__ = [
     "DIR_ENV",
+    "MIGRATE_ENV",
     "ROOT_KEY_ENV",
     "KeyStore",
+    "KeyStoreCorruptedError",
     "KeyStoreError",
+    "KeyStoreFullError",
+    "KeyStoreMigrationError",
+    "KeyStoreReadOnlyError",
+    "KeyStoreUnsafeError",
     "default_store_dir",
 ]
 
 DIR_ENV = "KMSNB_EMULATOR_DIR"
 ROOT_KEY_ENV = "KMSNB_EMULATOR_ROOT_KEY"
+MIGRATE_ENV = "KMSNB_EMULATOR_MIGRATE"
 
 ROOT_KEY_SIZE = 32
 MATERIAL_SIZE = 32
 NONCE_SIZE = 12
 _TAG_SIZE = 16
 _STATE_FILE = "keystore.json"
-_ROOT_KEY_FILE = "root.key"
-_LOCK_FILE = "lock"
-_TEMP_SUFFIX = ".tmp"
+# 10,000 versions, 200 keys with 8 KiB descriptions and 20 tags: a few MB. Far beyond it,
+# the file is not one this emulator wrote.
+_MAX_STATE_SIZE = 64 * 1024 * 1024
+_MAX_ROOT_KEY_FILE_SIZE = 1024
+_HEADER_SIZE = 128
 # How stale a read may be when a file's identity repeats; see the module docstring.
 _RECHECK_SECONDS = 1.0
 # Authenticated under the root key so that a wrong root key is reported as such, not as a
 # failure to unwrap some key version later on.
 _ROOT_CHECK_AAD = b"kmsnb emulator root key check"
-
-_FileIdentity = tuple[int, int, int, int]
-
-
-class KeyStoreError(KmsnbError):
-    """The keystore cannot be used: unreadable, corrupted, or opened with another root key."""
 
 
 def default_store_dir() -> Path:
@@ -104,36 +139,57 @@ class KeyStore:
         path: the directory; by default :func:`default_store_dir`. Created if missing.
         root_key: the 32-byte root key; by default ``$KMSNB_EMULATOR_ROOT_KEY`` (base64),
             else ``root.key`` in the directory, created on first use.
+        migrate: accept (and upgrade) a keystore written by kmsnb 0.1, whose contents are
+            not authenticated; default ``$KMSNB_EMULATOR_MIGRATE == "1"``.
 
     Raises:
-        KeyStoreError: if the root key is malformed or does not open this keystore, or
-            ``keystore.json`` is corrupted.
+        KeyStoreUnsafeError: the directory or a file in it is unsafe (see the module doc).
+        KeyStoreCorruptedError: a file is damaged or was changed outside kmsnb, or the
+            root key does not open this keystore.
+        KeyStoreMigrationError: the keystore is from kmsnb 0.1 and ``migrate`` is off.
+        KeyStoreError: another failure, naming the file.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, root_key: bytes | None = None
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        root_key: bytes | None = None,
+        migrate: bool | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_dir()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.mkdir(mode=0o700, exist_ok=True)
+        self._migrate = os.environ.get(MIGRATE_ENV) == "1" if migrate is None else migrate
+        self._dir = StoreDirectory(self.path)
         self._state_path = self.path / _STATE_FILE
         self._thread_lock = threading.RLock()
-        self._lock_fd = -1
-        self._lock_pid = -1
         self._state: StoreState | None = None
-        self._identity: _FileIdentity | None = None
+        self._identity: FileIdentity | None = None
         self._checked_at = 0.0
+        self._loaded_format = ""
         self._aeads: dict[str, AESGCM | SM4GCM] = {}
-        with self._thread_lock, self._file_lock():
-            self._remove_temp_files()
+        with self._thread_lock, self._file_lock(exclusive=True):
+            self._dir.remove_orphans()
             root = self._read_root_key(root_key)
         self._root = AESGCM(root)
+        self._mac_key = derive_mac_key(root)
         wipe(root)
         self._root_check = self._make_root_check()
-        self.snapshot()  # fail now, not at the first call, on a wrong root key
+        with self._thread_lock, self._file_lock(exclusive=True):
+            # Fail now, not at the first call, on a wrong root key; upgrade a format 1 file.
+            state = self._load_if_stale(verify=True)
+            if self._loaded_format == FORMAT_V1 and not self._dir.read_only:
+                upgraded = state.copy()
+                upgraded.generation = state.generation + 1
+                upgraded.write_id = uuid.uuid4().hex
+                self._write(upgraded)
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self.path)!r})"
+
+    @property
+    def read_only(self) -> bool:
+        """True when the keystore cannot be written: only reads work."""
+        return self._dir.read_only
 
     def snapshot(self) -> StoreState:
         """Return the current state, reloaded if another process changed it. Read-only."""
@@ -146,8 +202,17 @@ class KeyStore:
 
         When the block ends normally the copy is written atomically and becomes the
         current state; when it raises, nothing is written.
+
+        Raises:
+            KeyStoreReadOnlyError: the keystore cannot be written.
+            KeyStoreFullError: its disk is full.
         """
-        with self._thread_lock, self._file_lock():
+        with self._thread_lock, self._file_lock(exclusive=True):
+            if self._dir.read_only:
+                raise KeyStoreReadOnlyError(
+                    f"the keystore {self.path} is read-only; it can decrypt and list, but "
+                    "changes need a writable keystore"
+                )
             current = self._load_if_stale(verify=True)
             draft = current.copy()
             yield draft
@@ -208,9 +273,9 @@ class KeyStore:
             try:
                 self._root.decrypt_into(nonce, sealed, version.version_id.encode("ascii"), material)
             except (InvalidTag, ValueError):
-                raise KeyStoreError(
-                    f"key version {version.version_id} failed authentication; "
-                    "the keystore is corrupted"
+                raise KeyStoreCorruptedError(
+                    f"key version {version.version_id} in {self._state_path} failed "
+                    "authentication; the keystore is corrupted: restore it from a backup"
                 ) from None
             # The cipher keeps its own copy of the key (OpenSSL cleanses it when the cipher
             # is freed); ours is wiped at once rather than kept as a second copy.
@@ -222,55 +287,76 @@ class KeyStore:
             return cipher
 
     def close(self) -> None:
-        """Drop the cached key material and release the lock file."""
+        """Drop the cached key material and release the lock file and the directory."""
         with self._thread_lock:
             self._forget_ciphers(keep=())
-            if self._lock_fd >= 0 and self._lock_pid == os.getpid():
-                os.close(self._lock_fd)
-            self._lock_fd = self._lock_pid = -1
+            self._dir.close()
 
     # -- reading ---------------------------------------------------------------------
 
     def _load_if_stale(self, *, verify: bool = False) -> StoreState:
-        try:
-            identity: _FileIdentity | None = _identity(os.stat(self._state_path))
-        except FileNotFoundError:
-            identity = None
+        identity = self._dir.identity(_STATE_FILE)
         cached = self._state
         if cached is not None and identity == self._identity:
             now = time.monotonic()
             if not verify and now - self._checked_at < _RECHECK_SECONDS:
                 return cached
-            if identity is None or read_write_id(str(self._state_path)) == cached.write_id:
+            if identity is None or self._current_write_id() == cached.write_id:
                 self._checked_at = now
                 return cached
-        if identity is None:
+        data = self._dir.read(_STATE_FILE, max_size=_MAX_STATE_SIZE)
+        self._loaded_format = ""
+        if data is None:
             state = StoreState()
         else:
-            with open(self._state_path, "rb") as file:
-                # The identity of the file actually read, in case it was replaced meanwhile.
-                identity = _identity(os.fstat(file.fileno()))
-                data = file.read()
+            # The identity of the file actually read, in case it was replaced meanwhile.
+            identity = self._dir.identity(_STATE_FILE)
             state = self._decode(data)
         self._install(state, identity)
         return state
 
+    def _current_write_id(self) -> str | None:
+        header = self._dir.read(_STATE_FILE, max_size=_HEADER_SIZE, head_only=True)
+        return None if header is None else read_write_id(header)
+
     def _decode(self, data: bytes) -> StoreState:
         try:
-            state, root_check = decode_state(data)
-        except ValueError as exc:
-            raise KeyStoreError(f"{self._state_path} is not readable ({exc}); restore it") from None
-        nonce, tag = root_check[:NONCE_SIZE], root_check[NONCE_SIZE:]
-        try:
-            self._root.decrypt(nonce, tag, _ROOT_CHECK_AAD)
-        except (InvalidTag, ValueError):
-            raise KeyStoreError(
-                f"the root key does not open the keystore in {self.path}; "
-                f"check {ROOT_KEY_ENV} or {_ROOT_KEY_FILE}"
+            document = parse_document(data)
+            self._check_root_key(document)
+            if document.format == FORMAT_V1:
+                self._check_migration()
+            elif not mac_matches(document, self._mac_key):
+                raise KeyStoreCorruptedError(
+                    f"{self._state_path} failed authentication: it was changed outside kmsnb "
+                    "or is damaged; restore it from a backup"
+                )
+            state = decode_state(document)
+        except MalformedKeyStore as exc:
+            raise KeyStoreCorruptedError(
+                f"{self._state_path} is not a readable keystore ({exc}); restore it from a backup"
             ) from None
+        self._loaded_format = document.format
         return state
 
-    def _install(self, state: StoreState, identity: _FileIdentity | None) -> None:
+    def _check_root_key(self, document: Document) -> None:
+        check = document.root_key_check
+        try:
+            self._root.decrypt(check[:NONCE_SIZE], check[NONCE_SIZE:], _ROOT_CHECK_AAD)
+        except (InvalidTag, ValueError):
+            raise KeyStoreCorruptedError(
+                f"the root key does not open the keystore {self._state_path}: check "
+                f"{ROOT_KEY_ENV} or {self.path / ROOT_KEY_FILE} (or the file is damaged)"
+            ) from None
+
+    def _check_migration(self) -> None:
+        if not self._migrate:
+            raise KeyStoreMigrationError(
+                f"{self._state_path} was written by kmsnb 0.1 and is not authenticated, so "
+                "an edited copy cannot be told from yours; if you trust it, upgrade it once "
+                f"with {MIGRATE_ENV}=1 (or KeyStore(path, migrate=True))"
+            )
+
+    def _install(self, state: StoreState, identity: FileIdentity | None) -> None:
         self._state = state
         self._identity = identity
         self._checked_at = time.monotonic()
@@ -285,8 +371,9 @@ class KeyStore:
     # -- writing ---------------------------------------------------------------------
 
     def _write(self, state: StoreState) -> None:
-        _write_atomically(self._state_path, encode_state(state, self._root_check))
-        self._install(state, _identity(os.stat(self._state_path)))
+        self._dir.replace(_STATE_FILE, encode_state(state, self._root_check, self._mac_key))
+        self._loaded_format = ""
+        self._install(state, self._dir.identity(_STATE_FILE))
 
     def _make_root_check(self) -> bytes:
         nonce = os.urandom(NONCE_SIZE)
@@ -299,44 +386,32 @@ class KeyStore:
             return bytearray(explicit)
         from_env = os.environ.get(ROOT_KEY_ENV)
         if from_env:
-            return _decode_root_key(from_env, source=ROOT_KEY_ENV)
-        path = self.path / _ROOT_KEY_FILE
-        try:
-            text = path.read_bytes().decode("ascii", errors="replace")
-        except FileNotFoundError:
-            pass
-        else:
-            return _decode_root_key(text, source=str(path))
+            return _decode_root_key(from_env.encode("utf-8", "replace"), source=ROOT_KEY_ENV)
+        path = self.path / ROOT_KEY_FILE
+        stored = self._dir.read(ROOT_KEY_FILE, max_size=_MAX_ROOT_KEY_FILE_SIZE)
+        if stored is not None:
+            try:
+                return _decode_root_key(stored, source=str(path))
+            except KeyStoreError as exc:
+                raise KeyStoreCorruptedError(str(exc)) from None
+        if self._dir.read_only:
+            raise KeyStoreReadOnlyError(
+                f"the keystore {self.path} is read-only and has no {ROOT_KEY_FILE}; "
+                f"set {ROOT_KEY_ENV}, or open it writable once"
+            )
         root = bytearray(os.urandom(ROOT_KEY_SIZE))
         encoded = bytearray(base64.b64encode(root) + b"\n")
-        _write_atomically(path, encoded)
-        wipe(encoded)
+        try:
+            self._dir.replace(ROOT_KEY_FILE, encoded)
+        finally:
+            wipe(encoded)
         return root
 
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        if self._lock_pid != os.getpid():
-            # After fork the inherited descriptor shares its flock with the parent: reopen.
-            self._lock_fd = os.open(self.path / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-            self._lock_pid = os.getpid()
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-    def _remove_temp_files(self) -> None:
-        # Writers hold the lock while a temp file exists: under the lock, any is an orphan
-        # of a crashed writer.
-        for orphan in self.path.glob(f".*{_TEMP_SUFFIX}"):
-            orphan.unlink(missing_ok=True)
+    def _file_lock(self, *, exclusive: bool) -> contextlib.AbstractContextManager[None]:
+        return self._dir.lock(exclusive=exclusive)
 
 
-def _identity(stat: os.stat_result) -> _FileIdentity:
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-
-
-def _decode_root_key(text: str, *, source: str) -> bytearray:
+def _decode_root_key(text: bytes, *, source: str) -> bytearray:
     try:
         root = bytearray(base64.b64decode(text.strip(), validate=True))
     except (binascii.Error, ValueError):
@@ -345,23 +420,3 @@ def _decode_root_key(text: str, *, source: str) -> bytearray:
         wipe(root)
         raise KeyStoreError(f"{source} must hold a {ROOT_KEY_SIZE}-byte root key")
     return root
-
-
-def _write_atomically(path: Path, data: bytes | bytearray) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -60,6 +60,7 @@ def call_emulator_admin(kms: AliyunKms, action: str, params: Mapping[str, str]) 
         response = client.call_api(api, request, RuntimeOptions())
     except Exception as exc:  # the SDK raises many unrelated types
         method = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
-        raise kms._translate(method, exc) from None
+        error, _maybe_carried_out = kms._translate(method, exc)
+        raise error from None
     body: dict[str, Any] = dict(response.get("body") or {})
     return body

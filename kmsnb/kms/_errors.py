@@ -2,21 +2,25 @@
 
 Both backends (the in-process emulator and Alibaba Cloud through its SDK) receive the same
 codes, so they share this table and raise the same classes for the same answer.
+:func:`error_from_sdk` reads the official SDK's exceptions into it.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from kmsnb.errors import KmsAccessDeniedError, KmsError, KmsUnavailableError, WrongKeyError
 
-__all__ = ["error_from_response"]
+__all__ = ["THROTTLING_CODES", "error_from_response", "error_from_sdk", "present"]
 
+#: The gateway refuses these before the service acts on the request.
+THROTTLING_CODES = frozenset(
+    {"Throttling", "Throttling.User", "Throttling.Api", "Rejected.Throttling"}
+)
 # Codes for which a later identical request may well succeed.
-_UNAVAILABLE_CODES = frozenset(
+_UNAVAILABLE_CODES = THROTTLING_CODES | frozenset(
     {
-        "Throttling",
-        "Throttling.User",
-        "Throttling.Api",
-        "Rejected.Throttling",
         "InternalFailure",
         "InternalError",
         "ServiceUnavailable",
@@ -98,3 +102,64 @@ def error_from_response(
     ):
         error_class = KmsAccessDeniedError
     return error_class(message, code=code, request_id=request_id, http_status=http_status)
+
+
+# Transport errors quote the request URL, whose query holds encryption contexts and blobs.
+_QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
+
+
+def error_from_sdk(
+    sdk: Any, location: str, action: str, exc: Exception
+) -> tuple[KmsError | WrongKeyError, bool]:
+    """Map what the official SDK raised; also say whether the KMS may have acted on it.
+
+    Args:
+        sdk: the SDK's classes, as :mod:`kmsnb.kms.aliyun` imports them.
+        location: the KMS, for messages ("Alibaba Cloud KMS cn-hangzhou").
+        action: the API action, e.g. ``"CreateKey"``.
+        exc: what the SDK raised.
+
+    Returns:
+        kmsnb's error, and False only if the request surely was not carried out: it was
+        never sent (no connection), refused for credentials, throttled or refused with a
+        4xx. A read timeout, a connection lost before the answer or a 5xx may come after
+        the service did its work.
+
+    Raises:
+        Exception: ``exc`` itself when it is no KMS failure but a bug.
+    """
+    from kmsnb.kms._retry import sent_before_failing
+
+    # The SDK wraps what has no HTTP status (transport, credentials) in an
+    # UnretryableException; service errors arrive as they are.
+    cause = getattr(exc, "inner_exception", None) or exc
+    if isinstance(cause, sdk.CredentialException):
+        denied = KmsAccessDeniedError(
+            f"no usable Alibaba Cloud credentials ({cause}); set "
+            "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET or configure "
+            "a profile",
+            code="InvalidCredentials",
+        )
+        return denied, False
+    if isinstance(exc, sdk.UnretryableException) and not isinstance(cause, sdk.TeaException):
+        # No response, or one that is not JSON (an HTML page from a proxy).
+        reason = _QUERY_IN_TEXT.sub("?...", f"{type(cause).__name__}: {cause}")
+        unreachable = KmsUnavailableError(f"could not reach {location}: {reason}")
+        return unreachable, sent_before_failing(exc, sdk.unsent_errors)
+    if not isinstance(cause, sdk.TeaException):
+        raise exc  # a bug, not a KMS failure: let it surface as it is
+    data = cause.data if isinstance(cause.data, dict) else {}
+    code = present(data.get("Code")) or present(cause.code)
+    status = getattr(cause, "status_code", None) or data.get("statusCode")
+    request_id = present(data.get("RequestId")) or present(getattr(cause, "request_id", None))
+    message = present(data.get("Message")) or present(cause.message) or "the KMS refused"
+    http_status = int(status) if status is not None else None
+    error = error_from_response(action, code, message, http_status, request_id)
+    carried_out = (http_status or 0) >= 500 and code not in THROTTLING_CODES
+    return error, carried_out
+
+
+def present(value: Any) -> str | None:
+    """A field of an SDK answer as text, or None when it is missing."""
+    # The SDK formats missing fields with f"{value}", turning None into "None".
+    return None if value in (None, "", "None") else str(value)

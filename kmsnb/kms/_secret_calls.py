@@ -9,6 +9,16 @@ Alibaba Cloud and against the emulator, one code path.
 
 A ``str`` value is stored as ``SecretDataType=text``; ``bytes`` as ``binary``, whose
 ``SecretData`` is the base64 text of the bytes, as the API requires.
+
+Over the network (:class:`AliyunSecrets`) the calls follow :mod:`kmsnb.kms._retry`: reads
+and RestoreSecret are sent again after any failure worth retrying. CreateSecret and
+PutSecretValue always carry a ``VersionId`` (a new UUID unless the caller names one), so a
+repeat of one that took effect answers ``Rejected.ResourceExist``: after an uncertain try
+that answer is checked (the version is read back and compared with the value sent, in
+constant time) and, if it is ours, the call succeeds. A DeleteSecret repeated after it took
+effect answers ``Rejected.ResourceInDeleteWindow`` (checked: the secret is pending
+deletion) or, when forced, ``Forbidden.ResourceNotFound`` (the secret is gone, as asked).
+A write whose every try may have been carried out raises ``outcome_unknown=True``.
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from kmsnb.errors import KmsError
-from kmsnb.kms._secrets import Secret, SecretInfo, SecretVersionInfo
+from kmsnb.kms._base import wipe
+from kmsnb.kms._retry import AlreadyDone, refused_as_done
+from kmsnb.kms._secrets import Secret, SecretInfo, SecretVersionInfo, holds_value
 
 __all__ = ["AliyunSecrets", "LocalSecrets", "SecretCalls"]
 
@@ -151,14 +163,61 @@ class AliyunSecrets(SecretCalls):
 
     _sdk: Any
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _call(self, method: str, request: Any, *, already_done: AlreadyDone | None = None) -> Any:
         raise NotImplementedError
 
     def _secret_call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
         request_type = getattr(self._sdk.models, f"{action}Request")
         request = request_type(**{_snake_case(name): value for name, value in params.items()})
-        body: dict[str, Any] = self._call(_snake_case(action), request).to_map()
+        # What the write's answer would have said, filled in by the check that finds it done.
+        found: dict[str, Any] = {}
+        already_done = self._already_done(action, params, found)
+        response = self._call(_snake_case(action), request, already_done=already_done)
+        if response is None:  # an earlier try, whose answer was lost, took effect
+            return found
+        body: dict[str, Any] = response.to_map()
         return body
+
+    def _already_done(
+        self, action: str, params: Mapping[str, str], found: dict[str, Any]
+    ) -> AlreadyDone | None:
+        """How to recognise that a lost try of a write took effect (module docstring)."""
+        name = params.get("SecretName", "")
+        if action in ("CreateSecret", "PutSecretValue"):
+            return refused_as_done(
+                "Rejected.ResourceExist", lambda: self._version_stored(params, found)
+            )
+        if action == "DeleteSecret" and params.get("ForceDeleteWithoutRecovery") == "true":
+            found["SecretName"] = name
+            return refused_as_done("Forbidden.ResourceNotFound", lambda: True)
+        if action == "DeleteSecret":
+
+            def pending_deletion() -> bool:
+                planned = self.describe_secret(name).planned_delete_time
+                found.update(SecretName=name, PlannedDeleteTime=planned)
+                return planned is not None
+
+            return refused_as_done("Rejected.ResourceInDeleteWindow", pending_deletion)
+        return None
+
+    def _version_stored(self, params: Mapping[str, str], found: dict[str, Any]) -> bool:
+        """Whether the version that CreateSecret/PutSecretValue sent is stored, as sent."""
+        name, version_id = params["SecretName"], params["VersionId"]
+        data_type = params["SecretDataType"]
+        sent = bytearray(
+            base64.b64decode(params["SecretData"])
+            if data_type == "binary"
+            else params["SecretData"].encode("utf-8")
+        )
+        try:
+            with self.get_secret_value(name, version_id=version_id) as stored:
+                if not holds_value(stored, data_type, sent):
+                    return False
+                stages = {"VersionStage": list(stored.version_stages)}
+        finally:
+            wipe(sent)
+        found.update(SecretName=name, VersionId=version_id, VersionStages=stages)
+        return True
 
 
 def _data(value: str | bytes) -> dict[str, str]:

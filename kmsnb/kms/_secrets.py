@@ -13,6 +13,7 @@ cannot promise that the SDK's response object kept no other copy.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = [
     "SecretInfo",
     "SecretVersionInfo",
     "SecretsClient",
+    "holds_value",
 ]
 
 #: What a secret's value shows as.
@@ -220,3 +222,12 @@ class SecretsClient(Protocol):
     ) -> str | None: ...
 
     def restore_secret(self, name: str) -> None: ...
+
+
+def holds_value(secret: Secret, data_type: str, value: bytes | bytearray) -> bool:
+    """Whether ``secret`` is of ``data_type`` and holds ``value`` (compared in constant time).
+
+    For a client that must tell whether a write whose answer was lost took effect, without
+    revealing the value on the way.
+    """
+    return secret.data_type == data_type and hmac.compare_digest(secret._value, value)

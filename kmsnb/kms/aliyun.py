@@ -10,8 +10,9 @@ passed; AccessKeys never need to appear in code. The SDK is imported on first us
 clear message when the ``kmsnb[aliyun]`` extra is missing.
 
 Neither SDK retries KMS calls by default, so this module does: bounded attempts with
-exponential backoff and full jitter on throttling, 5xx and transport failures. Every
-failure becomes a :class:`~kmsnb.errors.KmsError` subclass keeping the service's ``Code``,
+exponential backoff and full jitter on throttling, 5xx and transport failures, never
+sending a CreateKey or CreateKeyVersion twice (:mod:`kmsnb.kms._retry`). Every failure
+becomes a :class:`~kmsnb.errors.KmsError` subclass keeping the service's ``Code``,
 ``RequestId`` and HTTP status.
 """
 
@@ -20,13 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import random
-import re
-import time
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from kmsnb.errors import KmsAccessDeniedError, KmsError, KmsUnavailableError, WrongKeyError
+from kmsnb.errors import KmsError, WrongKeyError
 from kmsnb.kms._base import (
     DATA_KEY_SIZE,
     AliasInfo,
@@ -44,7 +43,8 @@ from kmsnb.kms._endpoint import (
     describe_location,
     split_endpoint,
 )
-from kmsnb.kms._errors import error_from_response
+from kmsnb.kms._errors import error_from_sdk
+from kmsnb.kms._retry import AlreadyDone, RetryPolicy, call_with_retries, refused_as_done
 from kmsnb.kms._secret_calls import AliyunSecrets
 from kmsnb.kms._wrapping import AliyunWrapping
 
@@ -59,8 +59,6 @@ PAGE_SIZE = 100
 _INSTALL_HINT = (
     "the Alibaba Cloud SDK is not installed; did you forget to pip install 'kmsnb[aliyun]'?"
 )
-# Transport errors quote the request URL, whose query holds encryption contexts and blobs.
-_QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
 
 
 # Mixins: the Secrets Manager calls (kmsnb.kms._secret_calls); Encrypt/Decrypt of a caller's
@@ -76,7 +74,9 @@ class AliyunKms(AliyunSecrets, AliyunWrapping):
         credential: an ``alibabacloud_credentials.client.Client`` (or anything with
             ``get_credential()``); default: the SDK's default credential chain.
         max_attempts: tries per call, the first included, on throttling, 5xx and
-            transport errors.
+            transport errors. CreateKey and CreateKeyVersion are not sent again once they
+            may have reached the KMS: they raise ``KmsUnavailableError`` with
+            ``outcome_unknown=True`` instead.
         backoff_base_s: the first retry waits up to this long; each later one twice more.
         backoff_cap_s: bound on one wait.
         connect_timeout_s: TCP connect timeout of one attempt.
@@ -119,11 +119,7 @@ class AliyunKms(AliyunSecrets, AliyunWrapping):
         self.endpoint = f"{scheme}://{netloc}"
         self.region_id = region_id
         self.location = describe_location(scheme, netloc, region_id)
-        self._max_attempts = max_attempts
-        self._backoff_base_s = backoff_base_s
-        self._backoff_cap_s = backoff_cap_s
-        # Picks retry delays only; not a secret.
-        self._jitter = random.Random()  # noqa: S311
+        self._retry = RetryPolicy(max_attempts, backoff_base_s, backoff_cap_s)
         self._sdk = _import_sdk()
         config = self._sdk.Config(
             credential=credential if credential is not None else _default_credential(),
@@ -208,22 +204,38 @@ class AliyunKms(AliyunSecrets, AliyunWrapping):
         request = self._sdk.models.ScheduleKeyDeletionRequest(
             key_id=key_id, pending_window_in_days=pending_window_in_days
         )
-        self._call("schedule_key_deletion", request)
+        # A repeat of one that took effect is refused: the key is already PendingDeletion.
+        done = refused_as_done(
+            "Rejected.StateModifiedFailed",
+            lambda: self.describe_key(key_id).key_state == "PendingDeletion",
+        )
+        self._call("schedule_key_deletion", request, already_done=done)
 
     def cancel_key_deletion(self, key_id: str) -> None:
         request = self._sdk.models.CancelKeyDeletionRequest(key_id=key_id)
-        self._call("cancel_key_deletion", request)
+        done = refused_as_done(
+            "Rejected.StateModifiedFailed",
+            lambda: self.describe_key(key_id).key_state != "PendingDeletion",
+        )
+        self._call("cancel_key_deletion", request, already_done=done)
 
     def create_alias(self, alias_name: str, key_id: str) -> None:
         request = self._sdk.models.CreateAliasRequest(alias_name=alias_name, key_id=key_id)
-        self._call("create_alias", request)
+        # A repeat of one that took effect finds the alias there: ours if it names our key.
+        done = refused_as_done(
+            "AliasAlreadyExists",
+            lambda: self.describe_key(alias_name).key_id == self.describe_key(key_id).key_id,
+        )
+        self._call("create_alias", request, already_done=done)
 
     def update_alias(self, alias_name: str, key_id: str) -> None:
         request = self._sdk.models.UpdateAliasRequest(alias_name=alias_name, key_id=key_id)
         self._call("update_alias", request)
 
     def delete_alias(self, alias_name: str) -> None:
-        self._call("delete_alias", self._sdk.models.DeleteAliasRequest(alias_name=alias_name))
+        request = self._sdk.models.DeleteAliasRequest(alias_name=alias_name)
+        done = refused_as_done("Forbidden.AliasNotFound", lambda: True)
+        self._call("delete_alias", request, already_done=done)
 
     def list_aliases(self, key_id: str | None = None) -> list[AliasInfo]:
         """Every alias, or only those of ``key_id``."""
@@ -296,57 +308,24 @@ class AliyunKms(AliyunSecrets, AliyunWrapping):
                 return
             page_number += 1
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _call(self, method: str, request: Any, *, already_done: AlreadyDone | None = None) -> Any:
         """One SDK call with retries; return the response body or raise a KmsError."""
         action = getattr(self._client, method)
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return action(request).body
-            except Exception as exc:  # the SDK raises many unrelated types
-                error = self._translate(method, exc)
-            if not isinstance(error, KmsUnavailableError) or attempt == self._max_attempts:
-                # Not chained: SDK exceptions carry the request, whose URL holds contexts.
-                raise error from None
-            limit = min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempt - 1))
-            time.sleep(self._jitter.uniform(0, limit))
-        raise AssertionError("kmsnb: internal error: retry loop fell through")
+        return call_with_retries(
+            lambda: action(request).body,
+            lambda exc: self._translate(method, exc),
+            action=_action_name(method),
+            policy=self._retry,
+            already_done=already_done,
+        )
 
-    def _translate(self, method: str, exc: Exception) -> KmsError | WrongKeyError:
-        sdk = self._sdk
-        # The SDK wraps what has no HTTP status (transport, credentials) in an
-        # UnretryableException; service errors arrive as they are.
-        cause = getattr(exc, "inner_exception", None) or exc
-        if isinstance(cause, sdk.CredentialException):
-            return KmsAccessDeniedError(
-                f"no usable Alibaba Cloud credentials ({cause}); set "
-                "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET or configure "
-                "a profile",
-                code="InvalidCredentials",
-            )
-        if isinstance(exc, sdk.UnretryableException) and not isinstance(cause, sdk.TeaException):
-            # No response, or one that is not JSON (an HTML page from a proxy).
-            reason = _QUERY_IN_TEXT.sub("?...", f"{type(cause).__name__}: {cause}")
-            return KmsUnavailableError(f"could not reach {self.location}: {reason}")
-        if not isinstance(cause, sdk.TeaException):
-            raise exc  # a bug, not a KMS failure: let it surface as it is
-        return _error_from_response(method, cause)
+    def _translate(self, method: str, exc: Exception) -> tuple[KmsError | WrongKeyError, bool]:
+        return error_from_sdk(self._sdk, self.location, _action_name(method), exc)
 
 
-def _error_from_response(method: str, exc: Any) -> KmsError | WrongKeyError:
-    data = exc.data if isinstance(exc.data, dict) else {}
-    code = _present(data.get("Code")) or _present(exc.code)
-    status = getattr(exc, "status_code", None) or data.get("statusCode")
-    request_id = _present(data.get("RequestId")) or _present(getattr(exc, "request_id", None))
-    message = _present(data.get("Message")) or _present(exc.message) or "the KMS refused"
+def _action_name(method: str) -> str:
     # The SDK's method names are the API's actions in snake case.
-    action = "".join(part.capitalize() for part in method.split("_"))
-    status = int(status) if status is not None else None
-    return error_from_response(action, code, message, status, request_id)
-
-
-def _present(value: Any) -> str | None:
-    # The SDK formats missing fields with f"{value}", turning None into "None".
-    return None if value in (None, "", "None") else str(value)
+    return "".join(part.capitalize() for part in method.split("_"))
 
 
 def _decode_key(plaintext: str | None) -> bytearray:
@@ -395,8 +374,17 @@ class _Sdk:
             from alibabacloud_tea_openapi.models import Config
             from darabonba.exceptions import UnretryableException
             from Tea.exceptions import TeaException
+            from urllib3.exceptions import ConnectTimeoutError
         except ImportError as exc:
             raise ImportError(_INSTALL_HINT) from exc
+        # What the HTTP stack raises when a connection could not even be made: the request
+        # was never sent (urllib3's NewConnectionError and NameResolutionError are
+        # ConnectTimeoutErrors too).
+        self.unsent_errors: tuple[type[BaseException], ...] = (
+            ConnectTimeoutError,
+            ConnectionRefusedError,
+            socket.gaierror,
+        )
         self.Client = Client
         self.Config = Config
         self.models = models

@@ -83,3 +83,28 @@ def _raises_service_error(code: str, http_status: int) -> Iterator[Any]:
 def service_error() -> ErrorExpectation:
     """``with service_error(code, status):`` expects exactly that ServiceError."""
     return _raises_service_error
+
+
+def import_material(
+    call: Callable[[str, dict[str, str]], dict[str, Any]], key_id: str, material: bytes
+) -> None:
+    """Import ``material`` into the EXTERNAL key ``key_id`` as a client would (RSA-OAEP)."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    parameters = call(
+        "GetParametersForImport",
+        {"KeyId": key_id, "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"},
+    )
+    public_key: Any = serialization.load_der_public_key(base64.b64decode(parameters["PublicKey"]))
+    oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    call(
+        "ImportKeyMaterial",
+        {
+            "KeyId": key_id,
+            "ImportToken": parameters["ImportToken"],
+            "EncryptedKeyMaterial": base64.b64encode(public_key.encrypt(material, oaep)).decode(),
+        },
+    )

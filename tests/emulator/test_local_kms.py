@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kmsnb.emulator import KeyStore, KmsService, Limits
+from kmsnb.emulator import KeyStore, KeyStoreCorruptedError, KmsService, Limits
 from kmsnb.errors import (
     KmsAccessDeniedError,
     KmsError,
@@ -135,11 +135,14 @@ def test_invalid_requests_are_kms_errors(kms: LocalKms, key_id: str) -> None:
     assert KmsError is type(info.value)
 
 
-def test_store_failure_is_unavailable(kms: LocalKms, key_id: str, store_dir: Path) -> None:
+def test_a_broken_store_is_a_keystore_error_naming_it_not_the_network(
+    kms: LocalKms, key_id: str, store_dir: Path
+) -> None:
     (store_dir / "keystore.json").write_text("garbage")
-    with pytest.raises(KmsUnavailableError) as info:
+    with pytest.raises(KeyStoreCorruptedError) as info:
         kms.describe_key(key_id)
-    assert (info.value.code, info.value.http_status) == ("InternalFailure", 500)
+    assert not isinstance(info.value, KmsError)  # no "check your network" hint
+    assert str(store_dir / "keystore.json") in str(info.value)
 
 
 @pytest.mark.parametrize(

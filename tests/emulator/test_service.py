@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kmsnb.emulator import ACTIONS, KeyStore, KmsService, Limits
+from kmsnb.emulator import ACTIONS, KeyStore, KeyStoreCorruptedError, KmsService, Limits
 from kmsnb.emulator.service import SECRET_ACTIONS
 
 from .conftest import DAY, FakeClock
@@ -1092,11 +1092,12 @@ def test_default_quotas() -> None:
     assert Limits(keys=200, aliases=300, versions=10_000) == Limits()
 
 
-def test_corrupted_store_is_an_internal_failure(
-    service: KmsService, store: KeyStore, new_key: NewKey, service_error: ServiceErrorExpectation
+def test_corrupted_store_is_a_keystore_error_naming_the_file(
+    service: KmsService, store: KeyStore, new_key: NewKey
 ) -> None:
     key_id = new_key()
     (store.path / "keystore.json").write_text("{ garbage")
-    with service_error("InternalFailure", 500) as info:
+    with pytest.raises(KeyStoreCorruptedError) as info:
         describe(service, key_id)
-    assert "garbage" not in info.value.message
+    assert str(store.path / "keystore.json") in str(info.value)
+    assert "garbage" not in str(info.value)

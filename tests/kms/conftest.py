@@ -191,16 +191,17 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def start_emulator(tmp_path: Path, no_proxy: None) -> Iterator[Callable[..., RunningEmulator]]:
-    """Start servers (``faults=``, ``credentials=``, ``service=``); all stop after the test."""
+    """Start servers (``faults=``, ``service=``, other EmulatorServer options); all stop
+    after the test."""
     running: list[RunningEmulator] = []
 
     def start(
-        *, faults: FaultConfig | None = None, service: KmsService | None = None
+        *, faults: FaultConfig | None = None, service: KmsService | None = None, **options: Any
     ) -> RunningEmulator:
         store_path = tmp_path / f"store{len(running)}"
         service = service or KmsService(KeyStore(store_path))
         server = EmulatorServer(
-            service, credentials={ACCESS_KEY_ID: ACCESS_KEY_SECRET}, faults=faults
+            service, credentials={ACCESS_KEY_ID: ACCESS_KEY_SECRET}, faults=faults, **options
         ).start()
         emulator = RunningEmulator(server=server, service=service, store_path=store_path)
         running.append(emulator)

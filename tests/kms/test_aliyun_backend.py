@@ -174,7 +174,7 @@ def test_other_rejections_are_plain_kms_errors(emulator: RunningEmulator) -> Non
 def test_unreachable_endpoint_is_unavailable(
     start_emulator: Callable[..., RunningEmulator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("kmsnb.kms.aliyun.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("kmsnb.kms._retry.time.sleep", lambda seconds: None)
     stopped = start_emulator()
     kms = stopped.aliyun_kms(max_attempts=2, connect_timeout_s=1)
     stopped.server.stop()

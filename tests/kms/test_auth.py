@@ -19,6 +19,7 @@ from kmsnb.emulator.auth import (
     SIGNATURE_WINDOW_S,
     AuthError,
     NonceCache,
+    NonceCacheFullError,
     SignatureVerifier,
     SignedRequest,
     acs3_signature,
@@ -454,11 +455,79 @@ def test_nonce_cache_forgets_nonces_once_their_request_is_stale() -> None:
     assert len(cache) == 1
 
 
-def test_nonce_cache_is_bounded() -> None:
+def test_nonce_cache_is_bounded_and_never_forgets_a_live_nonce() -> None:
+    """Full of live nonces, the cache refuses new ones rather than forget one early."""
     cache = NonceCache(max_count=3)
-    for number in range(10):
+    for number in range(3):
         assert cache.add(str(number), expires_at=1000.0 + number, now=0.0)
+    with pytest.raises(NonceCacheFullError):
+        cache.add("new", expires_at=2000.0, now=0.0)
     assert len(cache) == 3
-    assert not cache.add("9", expires_at=2000.0, now=0.0)  # the newest are kept
+    for number in range(3):  # every one is still known: replays stay refused
+        assert not cache.add(str(number), expires_at=1000.0, now=999.0)
+    assert cache.add("new", expires_at=2000.0, now=1000.0)  # "0" expired: room again
     with pytest.raises(ValueError, match="at least 1"):
         NonceCache(max_count=0)
+
+
+def test_a_full_nonce_cache_throttles_new_requests_and_still_refuses_replays() -> None:
+    verifier = _verifier(max_nonce_count=2)
+    first = _rpc_request(SignatureNonce="n1")
+    verifier.verify(first)
+    verifier.verify(_rpc_request(SignatureNonce="n2"))
+    assert _refusal(verifier, _rpc_request(SignatureNonce="n3")) == ("Rejected.Throttling", 429)
+    assert _refusal(verifier, first) == ("SignatureNonceUsed", 400)
+    # Once the first requests are stale their nonces go, and new requests pass again.
+    later = _verifier(now=JAN_1_2024 + SIGNATURE_WINDOW_S + 1, max_nonce_count=2)
+    assert later.verify(_rpc_request(SignatureNonce="n3", Timestamp="2024-01-01T00:15:01Z"))
+
+
+def _with_header(request: SignedRequest, name: str, values: list[str]) -> SignedRequest:
+    return SignedRequest(
+        request.method,
+        request.path,
+        request.query,
+        request.params,
+        {**request.headers, name: values},
+        request.body,
+    )
+
+
+NONCE = ACS3_HEADERS["x-acs-signature-nonce"][0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [NONCE],
+        [NONCE + " "],
+        [NONCE + "\t"],
+        [NONCE + "  "],
+        [" " + NONCE],
+        [NONCE + "\r\n "],  # what an obs-fold continuation line leaves in the value
+        [NONCE + " \t "],
+    ],
+    ids=["same", "space", "tab", "two-spaces", "leading", "folded", "mixed"],
+)
+def test_a_padded_nonce_is_the_same_nonce(values: list[str]) -> None:
+    """Each variant keeps the signature valid (the canonical header is stripped), so each
+    must be seen as the nonce already used, never as a new one."""
+    verifier = _verifier()
+    original = _acs_request()
+    verifier.verify(original)
+    replay = _with_header(original, "x-acs-signature-nonce", values)
+    assert _refusal(verifier, replay) == ("SignatureNonceUsed", 400)
+
+
+def test_a_repeated_nonce_header_is_not_a_new_nonce() -> None:
+    verifier = _verifier()
+    original = _acs_request()
+    verifier.verify(original)
+    doubled = _with_header(original, "x-acs-signature-nonce", [NONCE, NONCE])
+    # The canonical value is "N,N": another signature, so refused before the nonce check.
+    assert _refusal(verifier, doubled) == ("SignatureDoesNotMatch", 400)
+
+
+def test_a_padded_date_is_read_as_signed() -> None:
+    request = _with_header(_acs_request(), "x-acs-date", ["2024-01-01T00:00:00Z \t"])
+    assert _verifier().verify(request) == ACCESS_KEY_ID

@@ -119,7 +119,7 @@ def test_added_latency(start_emulator: Callable[..., RunningEmulator]) -> None:
 
 def _count_backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
-    monkeypatch.setattr("kmsnb.kms.aliyun.time.sleep", waits.append)
+    monkeypatch.setattr("kmsnb.kms._retry.time.sleep", waits.append)
     return waits
 
 

@@ -26,7 +26,12 @@ from urllib.parse import urlencode
 import pytest
 
 from kmsnb.cli import main
-from kmsnb.emulator.server import EmulatorServer, resolve_credentials
+from kmsnb.emulator.server import (
+    MAX_BODY_SIZE,
+    MAX_URL_SIZE,
+    EmulatorServer,
+    resolve_credentials,
+)
 from kmsnb.emulator.service import KmsService, Limits
 from kmsnb.emulator.store import KeyStore
 from kmsnb.errors import KmsError
@@ -479,7 +484,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(emulator: RunningE
         ("POST", "/?KeyId=%ff", "ParseRequestParameterException", 400),
         ("POST", "/other?Action=ListKeys", "InvalidAction.NotFound", 404),
         ("PUT", "/", "UnsupportedHTTPMethod", 403),
-        ("POST", "/?Plaintext=" + "x" * 33_000, "InvalidParameter", 400),
+        ("POST", "/?Plaintext=" + "x" * MAX_URL_SIZE, "InvalidParameter", 400),
     ],
     ids=["unsigned", "bad-utf8", "path", "put", "long-url"],
 )
@@ -520,14 +525,17 @@ def test_missing_action(emulator: RunningEmulator) -> None:
 
 
 def test_oversized_body_is_refused_and_the_connection_closed(emulator: RunningEmulator) -> None:
-    status, response, body = _send(
-        emulator,
-        "POST",
-        "/",
-        body=b"a" * (64 * 1024 + 1),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert (status, body["Code"]) == (413, "RequestEntityTooLarge")
+    """Refused on its Content-Length alone, before any of the body is read."""
+    address = (emulator.server.host, emulator.server.port)
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {MAX_BODY_SIZE + 1}\r\n\r\n".encode()
+        )
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = json.loads(response.read())
+    assert (response.status, body["Code"]) == (413, "RequestEntityTooLarge")
     assert response.getheader("Connection") == "close"
 
 

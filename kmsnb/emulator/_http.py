@@ -1,0 +1,407 @@
+"""The emulator's HTTP/1.1 transport: one event-loop thread, a bounded pool of workers.
+
+A connection costs a coroutine, not a thread: the loop reads each request whole (head and
+body) under a deadline, and only then hands it to one of ``worker_count`` threads, which
+run the KMS engine (file locks, fsync). So slow or idle clients cannot take workers away
+from others: 300 connections sending a byte a second hold no worker, and each one is cut
+off when its request deadline passes (408) or, between requests, after the idle timeout.
+
+Written on :mod:`asyncio` rather than ``http.server`` (a thread per connection, no limit)
+or a web framework (the emulator must run from a plain ``pip install kmsnb``); the header
+block is parsed by the standard library's ``http.client.parse_headers``, as ``http.server``
+does. Framing is strict, because a lenient front end is how requests get smuggled: one
+``Content-Length`` of ASCII digits, no ``Transfer-Encoding``, bounded request line, headers
+and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import http.client
+import io
+import logging
+import re
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any, TypeVar
+
+__all__ = ["HttpError", "HttpLimits", "HttpRequest", "HttpResponse", "HttpServer"]
+
+logger = logging.getLogger("kmsnb.emulator.server")
+
+_T = TypeVar("_T")
+_HEAD_END = b"\r\n\r\n"
+_READ_SIZE = 65536
+_REQUEST_LINE = re.compile(rb"([A-Z]{1,16}) (\S+) HTTP/(\d)\.(\d)")
+_DECIMAL = re.compile(r"[0-9]{1,18}")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Bounds on what one client may hold of the server.
+
+    Attributes:
+        max_target_size: longest request target (path and query), in bytes.
+        max_header_size: largest header block after the request line, in bytes.
+        max_body_size: largest request body, in bytes.
+        request_timeout_s: a request must arrive whole (head and body) this long after its
+            first byte; then it is answered 408 and the connection closed.
+        idle_timeout_s: a keep-alive connection with no request for this long is closed.
+        worker_count: threads that run requests; the only threads besides the loop's.
+        max_connection_count: open connections beyond this are answered 503 and closed.
+        listen_backlog: connections the kernel queues before the loop accepts them.
+    """
+
+    max_target_size: int
+    max_body_size: int
+    max_header_size: int = 64 * 1024
+    request_timeout_s: float = 10.0
+    idle_timeout_s: float = 60.0
+    worker_count: int = 16
+    max_connection_count: int = 1024
+    listen_backlog: int = 1024
+
+    def __post_init__(self) -> None:
+        if min(self.request_timeout_s, self.idle_timeout_s) <= 0:
+            raise ValueError("timeouts must be positive")
+        if min(self.worker_count, self.max_connection_count, self.listen_backlog) < 1:
+            raise ValueError("worker_count, max_connection_count and listen_backlog must be >= 1")
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A request read whole: the target as sent (Latin-1 text of its bytes), headers by
+    lower-case name in the order received, and the address of the peer that sent it."""
+
+    method: str
+    target: str
+    headers: Mapping[str, Sequence[str]]
+    body: bytes = b""
+    peer: str = ""
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    close: bool = False
+
+
+class HttpError(Exception):
+    """A request refused by the transport itself; the connection is closed after it."""
+
+    def __init__(self, http_status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+
+
+#: The application: answer a request (None: close the connection without an answer).
+App = Callable[[HttpRequest], Awaitable[HttpResponse | None]]
+#: Turns a transport refusal into the response body the clients understand.
+ErrorPage = Callable[[HttpError], HttpResponse]
+
+
+class HttpServer:
+    """Serves ``app`` on a bound socket from a thread of its own; see the module docstring."""
+
+    def __init__(
+        self, address: tuple[str, int], app: App, error_page: ErrorPage, limits: HttpLimits
+    ) -> None:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind(address)
+            self._socket.listen(limits.listen_backlog)
+        except OSError:
+            self._socket.close()
+            raise
+        self.address: tuple[str, int] = self._socket.getsockname()[:2]
+        self.limits = limits
+        self._app = app
+        self._error_page = error_page
+        self._workers = ThreadPoolExecutor(
+            limits.worker_count, thread_name_prefix=f"kmsnb-emulator-{self.address[1]}-worker"
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        # Each connection's task, its writer, and whether it is running a request now.
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._closing = False
+        self._started = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the emulator server is already running")
+        self._thread = threading.Thread(
+            target=self._run, name=f"kmsnb-emulator-{self.address[1]}", daemon=True
+        )
+        self._thread.start()
+        self._started.wait()
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection, let running requests finish."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already gone
+                asyncio.run_coroutine_threadsafe(self._close_connections(), loop).result()
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+        self._thread = self._loop = None
+        self._workers.shutdown(wait=True)
+        self._socket.close()
+
+    async def run_in_worker(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run blocking ``function(*args)`` on the worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
+
+    # -- the loop thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._listener = loop.run_until_complete(
+                asyncio.start_server(
+                    self._accept,
+                    sock=self._socket,
+                    backlog=self.limits.listen_backlog,
+                    limit=_READ_SIZE,
+                )
+            )
+            self._started.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            self._started.set()
+            loop.close()
+
+    async def _close_connections(self) -> None:
+        """Stop accepting; close idle connections now, busy ones once their request is done."""
+        self._closing = True
+        if self._listener is not None:
+            self._listener.close()
+        tasks = list(self._connections)
+        for task, connection in list(self._connections.items()):
+            if not connection.busy:
+                task.cancel()
+                connection.writer.transport.abort()  # a read ending as the cancel comes, too
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise AssertionError("kmsnb: internal error: a connection outside a task")
+        connection = _Connection(writer)
+        self._connections[task] = connection
+        try:
+            if len(self._connections) > self.limits.max_connection_count:
+                refusal = HttpError(503, "ServiceUnavailableTemporary", "Too many connections.")
+                await self._send(writer, self._error_page(refusal), close=True)
+                return
+            await self._serve(reader, writer, connection)
+        except (ConnectionError, asyncio.CancelledError, TimeoutError):
+            pass  # the client went away, or the server is stopping
+        finally:
+            self._connections.pop(task, None)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection
+    ) -> None:
+        buffer = bytearray()
+        while not self._closing:
+            try:
+                request, keep_alive = await self._read_request(reader, writer, buffer)
+            except HttpError as refusal:
+                await self._send(writer, self._error_page(refusal), close=True)
+                return
+            if request is None:
+                return  # closed or idle between requests
+            connection.busy = True  # a stop waits for this request, faults' delays included
+            try:
+                response = await self._app(request)
+                if response is None:
+                    return  # the application drops the connection
+                close = response.close or not keep_alive or self._closing
+                await self._send(writer, response, close=close)
+            finally:
+                connection.busy = False
+            if close:
+                return
+
+    async def _read_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffer: bytearray
+    ) -> tuple[HttpRequest | None, bool]:
+        """Read the next request whole, ``buffer`` holding what was read beyond the last.
+
+        Returns (None, False) when the client closed, or stayed idle, between requests.
+        """
+        limits = self.limits
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.request_timeout_s if buffer else None
+        head_limit = limits.max_target_size + limits.max_header_size + 64
+        searched = 0
+        while (head_end := buffer.find(_HEAD_END, max(0, searched - 3))) < 0:
+            searched = len(buffer)
+            if searched > head_limit:
+                raise _too_large_head(buffer, limits)
+            chunk = await self._receive(reader, deadline, idle=deadline is None)
+            if not chunk:
+                return None, False
+            if deadline is None:
+                deadline = loop.time() + limits.request_timeout_s
+            buffer += chunk
+        head = bytes(buffer[:head_end])
+        del buffer[: head_end + len(_HEAD_END)]
+        method, target, version, headers = _parse_head(head, limits)
+        keep_alive = _keeps_alive(version, headers)
+        length = _content_length(headers, limits)
+        if length and headers.get("expect", [""])[0].lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while len(buffer) < length:
+            chunk = await self._receive(reader, deadline, idle=False)
+            if not chunk:
+                return None, False
+            buffer += chunk
+        body = bytes(buffer[:length])
+        del buffer[:length]
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        return HttpRequest(method, target, headers, body, address), keep_alive
+
+    async def _receive(
+        self, reader: asyncio.StreamReader, deadline: float | None, *, idle: bool
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        timeout = self.limits.idle_timeout_s if idle or deadline is None else deadline - loop.time()
+        try:
+            async with asyncio.timeout(max(timeout, 0)):
+                return await reader.read(_READ_SIZE)
+        except TimeoutError:
+            if idle:
+                return b""  # an idle keep-alive connection: close it quietly
+            logger.info("a request did not arrive whole in time; answered 408")
+            raise HttpError(408, "RequestTimeout", "The request did not arrive in time.") from None
+
+    async def _send(
+        self, writer: asyncio.StreamWriter, response: HttpResponse, *, close: bool
+    ) -> None:
+        phrase = _phrase(response.status)
+        lines = [f"HTTP/1.1 {response.status} {phrase}", "Server: kmsnb-emulator"]
+        lines.append(f"Date: {formatdate(usegmt=True)}")
+        lines += [f"{name}: {value}" for name, value in response.headers]
+        lines.append(f"Content-Length: {len(response.body)}")
+        if close:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # One write: with Nagle's algorithm a separate body segment would wait for the
+        # client's delayed ACK, some 40 ms per request.
+        writer.write(head + response.body)
+        async with asyncio.timeout(self.limits.request_timeout_s):
+            await writer.drain()
+
+
+@dataclass
+class _Connection:
+    writer: asyncio.StreamWriter
+    busy: bool = False
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _too_large_head(buffer: bytearray, limits: HttpLimits) -> HttpError:
+    line_end = buffer.find(b"\r\n")
+    if line_end < 0 or line_end > limits.max_target_size + 32:
+        return HttpError(
+            400, "InvalidParameter", f"The request URL exceeds {limits.max_target_size} bytes."
+        )
+    return HttpError(431, "RequestHeaderFieldsTooLarge", "The request headers are too large.")
+
+
+def _parse_head(
+    head: bytes, limits: HttpLimits
+) -> tuple[str, str, tuple[int, int], dict[str, list[str]]]:
+    line, _, header_block = head.lstrip(b"\r\n").partition(b"\r\n")
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is None:
+        raise HttpError(400, "BadRequest", "Bad request syntax.")
+    method, target, major, minor = match.groups()
+    if len(target) > limits.max_target_size:
+        raise HttpError(
+            400, "InvalidParameter", f"The request URL exceeds {limits.max_target_size} bytes."
+        )
+    if len(header_block) > limits.max_header_size:
+        raise HttpError(431, "RequestHeaderFieldsTooLarge", "The request headers are too large.")
+    version = (int(major), int(minor))
+    if version[0] != 1:
+        raise HttpError(505, "HTTPVersionNotSupported", "Use HTTP/1.1.")
+    try:
+        message = http.client.parse_headers(io.BytesIO(header_block + _HEAD_END))
+    except http.client.HTTPException:
+        raise HttpError(
+            431, "RequestHeaderFieldsTooLarge", "The request headers are too many or too long."
+        ) from None
+    headers: dict[str, list[str]] = {}
+    for name, value in message.items():
+        headers.setdefault(name.lower(), []).append(value)
+    return method.decode("ascii"), target.decode("latin-1"), version, headers
+
+
+def _keeps_alive(version: tuple[int, int], headers: Mapping[str, Sequence[str]]) -> bool:
+    tokens = {
+        token.strip().lower()
+        for value in headers.get("connection", ())
+        for token in value.split(",")
+    }
+    if version >= (1, 1):
+        return "close" not in tokens
+    return "keep-alive" in tokens
+
+
+def _content_length(headers: Mapping[str, Sequence[str]], limits: HttpLimits) -> int:
+    """The body's length: one ``Content-Length`` of ASCII digits, else a 4xx."""
+    if "transfer-encoding" in headers:
+        raise HttpError(
+            411,
+            "InvalidParameter",
+            "Chunked request bodies are not supported; send Content-Length.",
+        )
+    values = headers.get("content-length", [])
+    if not values:
+        return 0
+    if len(values) > 1:
+        raise HttpError(400, "InvalidParameter", "Send exactly one Content-Length header.")
+    if _DECIMAL.fullmatch(values[0]) is None:
+        raise HttpError(400, "InvalidParameter", "Content-Length must be ASCII decimal digits.")
+    length = int(values[0])
+    if length > limits.max_body_size:
+        raise HttpError(
+            413, "RequestEntityTooLarge", f"The request body exceeds {limits.max_body_size} bytes."
+        )
+    return length

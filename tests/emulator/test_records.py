@@ -1,0 +1,172 @@
+"""The keystore's records (``_records``, ``_secret_records``): every kind survives format 2,
+and nothing the service accepts is something the strict decoding would later refuse."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kmsnb.emulator import KeyStore, KeyStoreMigrationError, KmsService
+
+from .conftest import DAY, ErrorExpectation, FakeClock, import_material
+
+pytestmark = pytest.mark.unit
+
+
+def _populate(service: KmsService) -> dict[str, str]:
+    """One of each: AES, SM4 and imported keys, text and binary secrets with stages."""
+    call = service.call
+    sm4 = call("CreateKey", {"KeySpec": "Aliyun_SM4", "DKMSInstanceId": "kst-hzz0001"})
+    sm4_id = sm4["KeyMetadata"]["KeyId"]
+    imported = call("CreateKey", {"Origin": "EXTERNAL"})["KeyMetadata"]["KeyId"]
+    import_material(call, imported, os.urandom(32))
+    call("CreateSecret", {"SecretName": "db/password", "SecretData": "one", "VersionId": "v1"})
+    call("PutSecretValue", {"SecretName": "db/password", "SecretData": "two", "VersionId": "v2"})
+    call(
+        "CreateSecret",
+        {
+            "SecretName": "blob",
+            "SecretData": "AP8=",
+            "SecretDataType": "binary",
+            "VersionId": "b1",
+            "EncryptionKeyId": sm4_id,
+            "Description": "binary, under SM4",
+            "Tags": json.dumps([{"TagKey": "team", "TagValue": "data"}]),
+        },
+    )
+    return {"sm4": sm4_id, "imported": imported}
+
+
+def test_every_kind_of_record_survives_a_reopen(store_dir: Path, clock: FakeClock) -> None:
+    store = KeyStore(store_dir)
+    ids = _populate(KmsService(store, clock=clock))
+    before = store.snapshot()
+    store.close()
+    reopened = KeyStore(store_dir)
+    after = reopened.snapshot()
+    assert after.keys == before.keys
+    assert after.versions == before.versions
+    assert after.aliases == before.aliases
+    assert after.secrets == before.secrets
+    assert after.keys[ids["sm4"]].dkms_instance_id == "kst-hzz0001"
+    assert after.keys[ids["imported"]].material_check
+    service = KmsService(reopened, clock=clock)
+    value = service.call("GetSecretValue", {"SecretName": "blob"})
+    assert (value["SecretData"], value["SecretDataType"]) == ("AP8=", "binary")
+    reopened.close()
+
+
+def test_a_format_1_keystore_with_secrets_migrates_like_one_of_0_1(
+    store_dir: Path, clock: FakeClock
+) -> None:
+    """A development build wrote format 1 with secrets and import fields: it is read as
+    strictly, refused until migrated, and rewritten in format 2 with everything kept."""
+    store = KeyStore(store_dir)
+    _populate(KmsService(store, clock=clock))
+    before = store.snapshot()
+    store.close()
+    path = store_dir / "keystore.json"
+    document: dict[str, Any] = json.loads(path.read_bytes())
+    del document["mac"]
+    document["format"] = "kmsnb-emulator-keystore/1"
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeyStoreMigrationError, match="KMSNB_EMULATOR_MIGRATE"):
+        KeyStore(store_dir)
+    migrated = KeyStore(store_dir, migrate=True)
+    assert migrated.snapshot().secrets == before.secrets
+    assert migrated.snapshot().keys == before.keys
+    migrated.close()
+    written = json.loads(path.read_bytes())
+    assert (written["format"], "mac" in written) == ("kmsnb-emulator-keystore/2", True)
+
+
+def test_cancelling_the_deletion_of_a_key_whose_material_was_deleted_awaits_import(
+    store: KeyStore, service: KmsService, store_dir: Path
+) -> None:
+    """Not Enabled without material (which no call could use, and no reader would accept)."""
+    key_id = service.call("CreateKey", {"Origin": "EXTERNAL"})["KeyMetadata"]["KeyId"]
+    material = os.urandom(32)
+    import_material(service.call, key_id, material)
+    service.call("ScheduleKeyDeletion", {"KeyId": key_id, "PendingWindowInDays": "7"})
+    service.call("DeleteKeyMaterial", {"KeyId": key_id})
+    service.call("CancelKeyDeletion", {"KeyId": key_id})
+    described = service.call("DescribeKey", {"KeyId": key_id})["KeyMetadata"]
+    assert described["KeyState"] == "PendingImport"
+    KeyStore(store_dir).close()  # the keystore still reads back
+    import_material(service.call, key_id, material)
+    assert service.call("DescribeKey", {"KeyId": key_id})["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def _secret(service: KmsService, name: str = "bounded") -> None:
+    service.call("CreateSecret", {"SecretName": name, "SecretData": "x", "VersionId": "v1"})
+
+
+BOUNDS: dict[str, tuple[str, dict[str, str], str, int]] = {
+    # name: (action, fixed parameters, bounded parameter, its largest accepted length)
+    "CreateKey DKMSInstanceId": ("CreateKey", {}, "DKMSInstanceId", 128),
+    "CreateSecret DKMSInstanceId": (
+        "CreateSecret",
+        {"SecretName": "new", "SecretData": "x", "VersionId": "v1"},
+        "DKMSInstanceId",
+        128,
+    ),
+    "UpdateSecret Description": ("UpdateSecret", {"SecretName": "bounded"}, "Description", 8192),
+    "UpdateSecretVersionStage VersionStage": (
+        "UpdateSecretVersionStage",
+        {"SecretName": "bounded", "MoveToVersion": "v1"},
+        "VersionStage",
+        64,
+    ),
+    "PutSecretValue VersionId": (
+        "PutSecretValue",
+        {"SecretName": "bounded", "SecretData": "y"},
+        "VersionId",
+        64,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOUNDS))
+def test_what_the_service_accepts_the_keystore_reads_back(
+    case: str, service: KmsService, store_dir: Path, service_error: ErrorExpectation
+) -> None:
+    action, fixed, name, largest = BOUNDS[case]
+    _secret(service)
+    with service_error("InvalidParameter", 400):
+        service.call(action, {**fixed, name: "a" * (largest + 1)})
+    service.call(action, {**fixed, name: "a" * largest})
+    KeyStore(store_dir).close()  # strict decoding accepts what was stored
+
+
+@pytest.mark.parametrize("stages", ['["\\ud800"]', '["ok", "\\udfff"]', '[""]', "[1]"])
+def test_version_stages_that_are_not_text_are_refused(
+    service: KmsService, stages: str, service_error: ErrorExpectation
+) -> None:
+    _secret(service)
+    params = {"SecretName": "bounded", "SecretData": "y", "VersionId": "v2"}
+    with service_error("InvalidParameter", 400):
+        service.call("PutSecretValue", {**params, "VersionStages": stages})
+
+
+def test_a_purged_master_key_leaves_its_secrets_readable_as_records(
+    service: KmsService, clock: FakeClock, store_dir: Path, service_error: ErrorExpectation
+) -> None:
+    """A secret may outlive its key (deleted after its window): the keystore still opens."""
+    key_id = service.call("CreateKey", {})["KeyMetadata"]["KeyId"]
+    service.call(
+        "CreateSecret",
+        {"SecretName": "orphan", "SecretData": "x", "VersionId": "v1", "EncryptionKeyId": key_id},
+    )
+    service.call("ScheduleKeyDeletion", {"KeyId": key_id, "PendingWindowInDays": "7"})
+    clock.advance(8 * DAY)
+    service.call("CreateKey", {})  # a write: the due deletion is done
+    assert key_id not in service.store.snapshot().keys
+    reopened = KeyStore(store_dir)
+    assert "orphan" in reopened.snapshot().secrets
+    reopened.close()
+    with service_error("Forbidden.KeyNotFound", 404):
+        service.call("GetSecretValue", {"SecretName": "orphan"})
