@@ -10,6 +10,17 @@ Method (see ``/work/shared/reference/anchors.md`` §2): run each case in a fresh
 process, interleave the cases in a shuffled order each round, and compare cases through
 ratios taken within the same round; the machine is shared and noisy, so absolute MB/s
 swing by ±30 % while same-round ratios stay readable.
+
+Fresh memory, on a VM: this machine's balloon device reports free memory to its host
+about two seconds after it was freed (virtio-balloon free page reporting), and the host
+takes it back. A page cache allocated from such memory costs host faults: a 256 MiB
+write into the page cache took 210-270 ms instead of 80 ms whenever the last large free
+was more than two seconds old (after the small-file cases, or a slow start-up), so each
+case was fast or three times slower by the order it ran in. Children therefore call
+:func:`warm_page_cache` before their clock starts: it writes and drops an unnamed file
+as large as what the case will write, so that every case finds recently freed memory
+(anonymous memory does not do it: the page cache takes large folios, which come from
+the reported blocks). It costs the child that time, untimed, and no RSS.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ __all__ = [
     "spread",
     "time_command",
     "verdict",
+    "warm_page_cache",
     "write_random_file",
 ]
 
@@ -217,6 +229,26 @@ def write_random_file(path: Path, size: int, *, block_size: int = MIB) -> None:
             remaining -= count
         output.flush()
         os.fsync(output.fileno())
+
+
+def warm_page_cache(folder: Path, size: int, *, block_size: int = MIB) -> None:
+    """Write ``size`` bytes (rounded up to blocks) to an unnamed file in ``folder`` and drop
+    it, without fsync: the page cache it frees is the memory the next writes get (see
+    the module docstring). A named file, removed at once, where there is no O_TMPFILE."""
+    zeros = memoryview(bytes(block_size))
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        named = None
+    except (AttributeError, OSError):
+        named = folder / f".warm-page-cache.{os.getpid()}"
+        fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        for _ in range(-(-size // block_size)):
+            os.write(fd, zeros)
+    finally:
+        os.close(fd)
+        if named is not None:
+            named.unlink()
 
 
 def files_equal(first: Path, second: Path, *, block_size: int = MIB) -> bool:

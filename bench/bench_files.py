@@ -28,9 +28,10 @@ under ``--dir``; it is removed at the end of the run.
 
 Reading the numbers on this VM: besides CPU steal, a case that allocates its output's page
 cache after the machine sat idle for a couple of seconds gets pages the host has reclaimed
-(virtio-balloon free page reporting) and runs 3-5x slower, whichever case it is. Hence the
-same-round ratios, their min-max, and the "best ÷ best" column (noise only ever slows a run
-down); ``--rounds 15`` takes about 30 s at 256 MiB and gives steadier medians.
+(virtio-balloon free page reporting) and runs 3-5x slower, whichever case it is. Each
+child therefore warms the page cache before its clock starts (``_common.warm_page_cache``).
+Hence too the same-round ratios, their min-max, and the "best ÷ best" column (noise only
+ever slows a run down); ``--rounds 15`` gives steadier medians.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ from _common import (
     spread,
     time_command,
     verdict,
+    warm_page_cache,
     write_random_file,
 )
 
@@ -291,6 +293,8 @@ def _setup_case(args: argparse.Namespace) -> Callable[[], int]:
 
 def child_main(args: argparse.Namespace) -> int:
     run = _setup_case(args)
+    # Memory the VM's host has not taken back, for every case alike (see _common.py).
+    warm_page_cache(Path(args.dst).parent, Path(args.src).stat().st_size + 16 * MIB)
     gc.collect()
     before = memory_snapshot()
     start = time.perf_counter()

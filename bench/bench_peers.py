@@ -13,10 +13,15 @@ time of ``kmsnb`` and of each peer over ``import cryptography``.
 
 Method (``bench/_common.py``): every round runs every case once, in a shuffled order;
 ratios are taken within a round (large file ÷ the fsync'd copy, small files ÷ the
-crash-safe copy, CLI ÷ the cobblestone import) and reported as the median and range over
-``--rounds``. Every decrypt's output is compared byte for byte with the source, every
-round. Peak RSS is each child's own (``VmHWM``). The driver imports only the standard
-library, so that its children's peaks are theirs.
+crash-safe copy, kmsnb's ``durable=False`` cases ÷ the copy without fsync, CLI ÷ the
+cobblestone import) and reported as the median and range over ``--rounds``. Every
+decrypt's output is compared byte for byte with the source, every round. Peak RSS is
+each child's own (``VmHWM``). The driver imports only the standard library, so that its
+children's peaks are theirs. Each child first warms the page cache it will write into
+(see ``bench/_common.py``: without that, this VM made a case 3x slower or not by the
+order the cases ran in). The peers' outputs are published crash-safe, as kmsnb's are
+(``--peer-output safe``; see ``bench/_peer_cases.py``); ``--peer-output direct``
+measures them writing straight to the destination.
 
 The peers come from the optional extra ``bench``: ``pip install -e '.[bench]'``. A peer
 that is not installed is skipped with a printed reason.
@@ -24,7 +29,8 @@ that is not installed is skipped with a printed reason.
 Run::
 
     .venv/bin/python bench/bench_peers.py [--size 256M] [--small-count 1000]
-        [--small-size 4K] [--rounds 5] [--dir PATH] [--peers esdk,tink,age] [--json OUT]
+        [--small-size 4K] [--rounds 5] [--dir PATH] [--peers esdk,tink,age]
+        [--peer-output safe|direct] [--json OUT]
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ from _peer_cases import CASES, PEER_MODULES
 
 REPO = Path(__file__).resolve().parent.parent
 CASES_SCRIPT = Path(__file__).resolve().parent / "_peer_cases.py"
-LARGE_BASELINE, SMALL_BASELINE = "copy_fsync", "copy_safe"
+LARGE_BASELINE, SMALL_BASELINE, NOFSYNC_BASELINE = "copy_fsync", "copy_safe", "copy"
 CLI_BASELINE = "python -c 'import cryptography.cobblestone'"
 GOAL_LARGE, GOAL_SMALL, GOAL_CLI, GOAL_HELP, GOAL_IMPORT_S = 1.05, 1.5, 2.5, 1.5, 0.040
 X, DASH = "\u00d7", "\u2013"  # x and - as the README prints them
@@ -117,9 +123,16 @@ def _same_tree(expected: Path, actual: Path) -> bool:
     )
 
 
-def _child(case: str, src: Path, dst: Path, state: Path, timeout: float) -> dict[str, Any]:
+def _is_decrypt(case: str) -> bool:
+    return "_dec" in case
+
+
+def _child(
+    case: str, src: Path, dst: Path, state: Path, timeout: float, peer_output: str
+) -> dict[str, Any]:
     argv = [sys.executable, str(CASES_SCRIPT), case, "--src", str(src), "--dst", str(dst)]
-    argv += ["--state", str(state)] + (["--many"] if src.is_dir() else [])
+    argv += ["--state", str(state), "--peer-output", peer_output]
+    argv += ["--many"] if src.is_dir() else []
     return run_child(argv, timeout=timeout, cwd=REPO)
 
 
@@ -162,9 +175,10 @@ def run_files(
     inputs: dict[tuple[str, str], Path] = {}
     for kind, source in sources.items():
         for case in cases:
-            if case.endswith("_dec"):
+            if _is_decrypt(case):
                 prepared = work / f"prepared.{kind}.{case}"
-                _child(case.replace("_dec", "_enc"), source, prepared, state, timeouts[kind])
+                producer = case.replace("_dec", "_enc")
+                _child(producer, source, prepared, state, timeouts[kind], args.peer_output)
                 inputs[case, kind] = prepared
     rounds: dict[str, list[dict[str, Any]]] = {"large": [], "small": []}
     for round_index in range(args.rounds):
@@ -175,8 +189,8 @@ def run_files(
             dst = work / f"out.{kind}.{case}"
             _remove(dst)
             src = inputs.get((case, kind), sources[kind])
-            result = _child(case, src, dst, state, timeouts[kind])
-            if case.endswith("_dec") or case.startswith("copy"):
+            result = _child(case, src, dst, state, timeouts[kind], args.peer_output)
+            if _is_decrypt(case) or case.startswith("copy"):
                 result["byte_exact"] = _same_tree(sources[kind], dst)
                 if not result["byte_exact"]:
                     raise ChildError(f"{case} ({kind}): the output differs from the source")
@@ -246,10 +260,16 @@ def _ratios(rounds: list[dict[str, Any]], case: str, baseline: str) -> list[floa
     return paired_ratios(seconds, case, baseline)
 
 
+def _baseline_of(case: str, kind: str) -> str:
+    if case.endswith("_nofsync"):
+        return NOFSYNC_BASELINE
+    return LARGE_BASELINE if kind == "large" else SMALL_BASELINE
+
+
 def _file_table(kind: str, rounds: list[dict[str, Any]], cases: list[str], amount: int) -> None:
-    baseline = LARGE_BASELINE if kind == "large" else SMALL_BASELINE
     rows = []
     for case in cases:
+        baseline = _baseline_of(case, kind)
         speeds = [
             mbps(amount, r[case]["seconds"]) if kind == "large" else amount / r[case]["seconds"]
             for r in rounds
@@ -259,14 +279,21 @@ def _file_table(kind: str, rounds: list[dict[str, Any]], cases: list[str], amoun
             [
                 case,
                 _range(speeds, 0),
-                _range(_ratios(rounds, case, baseline)),
+                _range(_ratios(rounds, case, baseline))
+                + ("" if case == baseline else f" ÷ {baseline}"),
                 f"{max(_peak_mib(r[case]) for r in rounds):.0f}",
                 "-" if exact[0] is None else ("yes" if all(exact) else "NO"),
             ]
         )
     unit = "MB/s" if kind == "large" else "files/s"
     print_table(
-        ["case", f"{unit} median (range)", f"time ÷ {baseline}", "peak RSS MiB", "byte-exact"],
+        [
+            "case",
+            f"{unit} median (range)",
+            "time ÷ baseline, same round",
+            "peak RSS MiB",
+            "byte-exact",
+        ],
         rows,
     )
 
@@ -276,6 +303,34 @@ def _pair(rounds: list[dict[str, Any]], prefix: str, baseline: str) -> str:
         f"{median(_ratios(rounds, prefix + '_enc', baseline)):.2f}{X} / "
         f"{median(_ratios(rounds, prefix + '_dec', baseline)):.2f}{X}"
     )
+
+
+def _scratch_rows(
+    args: argparse.Namespace,
+    fs_type: str,
+    large: list[dict[str, Any]],
+    small: list[dict[str, Any]],
+    cases: list[str],
+) -> list[list[str]]:
+    """The README row of ``durable=False``, against the copy without fsync."""
+    if "kmsnb_enc_nofsync" not in cases or "kmsnb_dec_nofsync" not in cases:
+        return []
+    ratios = {
+        (kind, case): _ratios(rounds, f"kmsnb_{case}_nofsync", NOFSYNC_BASELINE)
+        for kind, rounds in (("large", large), ("small", small))
+        for case in ("enc", "dec")
+    }
+    return [
+        [
+            f"`durable=False` ({fs_type}), time ÷ plain copy without fsync",
+            f"{format_size(args.size)}: encrypt {_range(ratios['large', 'enc'], unit=X)}, "
+            f"decrypt {_range(ratios['large', 'dec'], unit=X)}; {args.small_count:,} {X} "
+            f"{format_size(args.small_size)}: {_range(ratios['small', 'enc'], unit=X)} / "
+            f"{_range(ratios['small', 'dec'], unit=X)}",
+            "-",
+            "-",
+        ]
+    ]
 
 
 def report(
@@ -352,6 +407,7 @@ def report(
             f"{verdict(max(enc_small, dec_small), GOAL_SMALL)}; ahead of every peer: "
             f"{'PASS' if ahead else 'FAIL'}",
         ],
+        *_scratch_rows(args, fs_type, large, small, cases),
         [
             "CLI round trip of a 1 KiB file, fresh process",
             f"`kmsnb encrypt` {median(cli['kmsnb encrypt']) * 1000:,.0f} ms, `decrypt` "
@@ -375,7 +431,10 @@ def report(
             f"≤ +{GOAL_IMPORT_S * 1000:.0f} ms: {verdict(kmsnb_import, GOAL_IMPORT_S * 1000)}",
         ],
     ]
-    print("\n### For the README (medians of same-round ratios; ranges in parentheses)\n")
+    print(
+        "\n### For the README (medians of same-round ratios; ranges in parentheses; peers' "
+        f"outputs {'crash-safe' if args.peer_output == 'safe' else 'written directly'})\n"
+    )
     print_table(["case", "kmsnb", "peers in the same run", "goal"], rows, align="llll")
     print(
         f"\n`{' '.join(['bench/bench_peers.py', *sys.argv[1:]])}`, "
@@ -409,6 +468,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (5)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()), help="(/tmp)")
     parser.add_argument("--peers", type=_peers, default=list(PEER_MODULES), help="esdk,tink,age")
+    parser.add_argument(
+        "--peer-output",
+        choices=("safe", "direct"),
+        default="safe",
+        help="publish the peers' outputs crash-safe as kmsnb does (safe), or write them "
+        "straight to the destination with one fsync (direct)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the case order (1)")
     parser.add_argument("--json", type=Path, default=None, help="save raw results as JSON")
     args = parser.parse_args()

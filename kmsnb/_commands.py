@@ -200,6 +200,15 @@ def _add_context_option(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def _add_no_fsync_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="skip the fsyncs, for scratch outputs: DST still appears only once complete, "
+        "but a power cut may leave it missing or short",
+    )
+
+
 def _add_allowed_key_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allowed-key",
@@ -253,6 +262,7 @@ def add_file_commands(commands: _Commands) -> None:
         "--chunk-size", type=_size, default=None, metavar="N", help="I/O buffer size (e.g. 4M)"
     )
     encrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    _add_no_fsync_option(encrypt)
     encrypt.add_argument(
         "--expect-size",
         type=_exact_size,
@@ -279,6 +289,7 @@ def add_file_commands(commands: _Commands) -> None:
         "--chunk-size", type=_size, default=None, metavar="N", help="I/O buffer size (e.g. 4M)"
     )
     decrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    _add_no_fsync_option(decrypt)
     _add_allowed_key_option(decrypt)
 
     inspect = _add(
@@ -352,7 +363,12 @@ def _open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
 
 @contextlib.contextmanager
 def _open_output(
-    path: str, *, overwrite: bool, source: str, binary_to_terminal: bool = True
+    path: str,
+    *,
+    overwrite: bool,
+    source: str,
+    binary_to_terminal: bool = True,
+    durable: bool = True,
 ) -> Iterator[BinaryIO]:
     """Yield stdout, or a file that appears at ``path`` only if the block completes."""
     from kmsnb._files import atomic_output
@@ -369,7 +385,7 @@ def _open_output(
     with contextlib.ExitStack() as stack:
         # atomic_output checks the destination (exists, a directory, a device...) on entry.
         try:
-            output = stack.enter_context(atomic_output(path, overwrite=overwrite))
+            output = stack.enter_context(atomic_output(path, overwrite=overwrite, durable=durable))
         except FileExistsError:
             raise FileExistsError(f"{path} exists") from None  # the hint names --overwrite
         yield output
@@ -438,7 +454,11 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
         _connect(args) as kms,
         _open_input(args.src) as (source, size),
         _open_output(
-            args.output, overwrite=args.overwrite, source=args.src, binary_to_terminal=False
+            args.output,
+            overwrite=args.overwrite,
+            source=args.src,
+            binary_to_terminal=False,
+            durable=not args.no_fsync,
         ) as output,
     ):
         if expected is not None and size is not None and size != expected:
@@ -487,7 +507,9 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
         head = _read_head(source)
         legacy = _is_legacy(head)
         # The destination is checked before the KMS is asked anything.
-        with _open_output(args.output, overwrite=args.overwrite, source=args.src) as output:
+        with _open_output(
+            args.output, overwrite=args.overwrite, source=args.src, durable=not args.no_fsync
+        ) as output:
             if legacy:
                 _decrypt_legacy(args, kms, _Prefixed(head, source), output)
             else:

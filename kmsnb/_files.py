@@ -17,8 +17,10 @@ Every local file kmsnb writes goes through :func:`atomic_output`:
   exception; a library cannot take over its host's handlers, so it installs its own
   only where the disposition is the default (death), and only while such a file exists,
   removing the files and then dying of the signal as the default would. A ``kill -9``
-  can still leave one: every write first sweeps the folder of kmsnb's temporary files
-  whose process is gone (or, made on another host or by kmsnb 0.1, older than an hour).
+  can still leave one: a write first sweeps the folder of kmsnb's temporary files whose
+  process is gone (or, made on another host or by kmsnb 0.1, older than an hour); a
+  process sweeps a folder at its first write there and then at most once a second
+  (:mod:`kmsnb._temporary`).
 * **Without hard links** (link fails with EPERM or ENOTSUP: vfat, many FUSE mounts) the
   file is published by an exclusive rename (``renameat2(RENAME_NOREPLACE)``).
 
@@ -32,6 +34,20 @@ Destinations that are not regular files are never replaced:
 * a **symbolic link** is followed: its target is replaced whole and the link is kept; a
   dangling link is refused (``cp`` refuses it too).
 * a **directory, block device or socket** is refused before anything is written.
+
+**Durability.** By default (``durable=True``) the complete file is fsynced before it
+gets its name, and the folder after, as a crash-safe copy does (temporary file, fsync,
+rename, folder fsync): no fewer steps, and no more. While the data comes, its write-back
+is started early (:mod:`kmsnb._write_back`), so that the final fsync has little left.
+
+``durable=False`` skips the fsyncs and the early write-back, for scratch outputs
+(``--no-fsync`` in the CLI), and nothing else: the output still appears only once
+complete; after an error or a killed process (``kill -9`` included: the page cache
+survives the process) nothing is left and an existing destination is untouched; and
+no crash of any kind leaves a plaintext file, since the data was only ever in an
+anonymous file (or a named temporary one, removed or swept as above). What it gives up
+is the power cut or kernel crash: after one, the output may be missing, empty or short,
+and a file it replaced may be lost too.
 """
 
 from __future__ import annotations
@@ -52,10 +68,12 @@ from kmsnb._temporary import (
     is_temporary_name,
     open_named,
     register,
+    sweep_if_due,
     sweep_stale_temporaries,
     temporary_path,
     unregister,
 )
+from kmsnb._write_back import WRITE_BACK_STEP, start_write_back
 
 __all__ = [
     "STALE_AFTER_S",
@@ -68,6 +86,7 @@ __all__ = [
 _NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL)
 _COPY_SIZE = 1 << 20
+_HAS_PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 def fsync_directory(directory: Path) -> None:
@@ -144,17 +163,30 @@ def _check_name_length(target: Path, destination: Path) -> None:
 
 
 class _Output(io.BufferedWriter):
-    """A buffered file whose write errors (ENOSPC, EFBIG, EIO) name the destination."""
+    """A buffered file whose write errors (ENOSPC, EFBIG, EIO) name the destination.
 
-    def __init__(self, fd: int, destination: Path) -> None:
+    With ``write_back``, the write-back of what was written is started every
+    :data:`~kmsnb._write_back.WRITE_BACK_STEP` bytes. The offsets assume
+    sequential writes, as every writer of kmsnb's makes; the hint is advisory either way.
+    """
+
+    def __init__(self, fd: int, destination: Path, *, write_back: bool = False) -> None:
         super().__init__(io.FileIO(fd, "wb", closefd=True))
         self.destination = destination
+        self._write_back = write_back
+        self._written = 0  # bytes accepted so far
+        self._handed_over = 0  # write-back was started for the bytes before this offset
 
     def write(self, data: Any) -> int:
         try:
-            return super().write(data)
+            count = super().write(data)
         except OSError as error:
             raise _naming(error, self.destination) from None
+        self._written += count
+        if self._write_back and self._written - self._handed_over >= WRITE_BACK_STEP:
+            start_write_back(self.fileno(), self._handed_over, self._written - self._handed_over)
+            self._handed_over = self._written
+        return count
 
     def flush(self) -> None:
         try:
@@ -163,9 +195,34 @@ class _Output(io.BufferedWriter):
             raise _naming(error, self.destination) from None
 
 
+class _Folder:
+    """The destination's folder, opened once for ``linkat`` and for its fsync."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def fileno(self) -> int:
+        """A descriptor of the folder; raises ``OSError`` where it cannot be opened."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._fd
+
+    def fsync(self) -> None:
+        """Make a new name in the folder durable (a no-op where that cannot be done)."""
+        # Not openable, or a file system that refuses fsync on directories.
+        with contextlib.suppress(OSError):
+            os.fsync(self.fileno())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def _open_anonymous(directory: Path) -> int | None:
     """An unnamed file in ``directory``, or ``None`` where there is no such thing."""
-    if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
+    if not hasattr(os, "O_TMPFILE") or not _HAS_PROC_FD:
         return None
     try:
         return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
@@ -175,29 +232,25 @@ def _open_anonymous(directory: Path) -> int | None:
         raise
 
 
-def _link_fd(fd: int, target: Path) -> None:
+def _link_fd(fd: int, folder: _Folder, name: str) -> None:
     """Name the anonymous file ``fd``: linkat(AT_FDCWD, "/proc/self/fd/N", dir, name,
     AT_SYMLINK_FOLLOW). (Python calls plain link(), which links the /proc symbolic link
     itself, unless a directory descriptor is given.)"""
-    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=dir_fd, follow_symlinks=True)
-    finally:
-        os.close(dir_fd)
+    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder.fileno(), follow_symlinks=True)
 
 
-def _link_anonymous(fd: int, directory: Path) -> Path:
+def _link_anonymous(fd: int, folder: _Folder) -> Path:
     """Give the anonymous file ``fd`` a temporary name."""
     while True:
-        path = temporary_path(directory)
+        path = temporary_path(folder.path)
         try:
-            _link_fd(fd, path)
+            _link_fd(fd, folder, path.name)
             return path
         except FileExistsError:
             continue
 
 
-def _copy_to_named(fd: int, directory: Path) -> Path:
+def _copy_to_named(fd: int, directory: Path, *, durable: bool) -> Path:
     """Copy the anonymous file ``fd`` to a named temporary one, for file systems that
     cannot link it; the copy is registered for removal like any named temporary file."""
     out_fd, path = open_named(directory)
@@ -207,7 +260,8 @@ def _copy_to_named(fd: int, directory: Path) -> Path:
             os.lseek(fd, 0, os.SEEK_SET)
             while block := os.read(fd, _COPY_SIZE):
                 copy.write(block)
-            os.fsync(copy.fileno())
+            if durable:
+                os.fsync(copy.fileno())
     except BaseException:
         discard(path)
         raise
@@ -251,27 +305,29 @@ def _publish_named(path: Path, target: Path, *, overwrite: bool) -> None:
     os.unlink(path)
 
 
-def _publish(fd: int, named: Path | None, target: Path, *, overwrite: bool) -> None:
+def _publish(
+    fd: int, named: Path | None, folder: _Folder, target: Path, *, overwrite: bool, durable: bool
+) -> None:
     """Give the complete file its name; a named temporary one is gone afterwards."""
     if named is not None:
         _publish_named(named, target, overwrite=overwrite)
         return
     if not overwrite:
         try:
-            _link_fd(fd, target)
+            _link_fd(fd, folder, target.name)
             return
         except OSError as error:
             if error.errno not in _NO_LINKS:
                 raise
-        named = _copy_to_named(fd, target.parent)
+        named = _copy_to_named(fd, target.parent, durable=durable)
     else:
         try:
-            named = _link_anonymous(fd, target.parent)
+            named = _link_anonymous(fd, folder)
             register(named)
         except OSError as error:
             if error.errno not in _NO_LINKS:
                 raise
-            named = _copy_to_named(fd, target.parent)
+            named = _copy_to_named(fd, target.parent, durable=durable)
     try:
         _publish_named(named, target, overwrite=overwrite)
     except BaseException:
@@ -292,7 +348,7 @@ def _write_through(destination: Path) -> Iterator[BinaryIO]:
 
 @contextlib.contextmanager
 def atomic_output(
-    path: str | os.PathLike[str], *, overwrite: bool, sweep: bool = True
+    path: str | os.PathLike[str], *, overwrite: bool, sweep: bool = True, durable: bool = True
 ) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes ``path`` only if the block completes.
 
@@ -302,8 +358,11 @@ def atomic_output(
 
     Args:
         overwrite: replace an existing file.
-        sweep: first remove stale temporary files from the folder (a fresh folder of
+        sweep: remove stale temporary files from the folder first (a fresh folder of
             kmsnb's own, such as a dataset's generation, needs none).
+        durable: fsync the file and the folder, so that the output survives a power
+            cut once this returns; ``False`` for scratch outputs (see the module's
+            docstring for what it skips, and what it never does).
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is false.
@@ -320,7 +379,7 @@ def atomic_output(
     directory = target.parent
     _check_name_length(target, destination)
     if sweep:
-        sweep_stale_temporaries(directory)
+        sweep_if_due(directory)
     named: Path | None = None
     try:
         fd = _open_anonymous(directory)
@@ -329,16 +388,19 @@ def atomic_output(
             register(named)
     except OSError as error:
         raise _naming(error, destination) from None
-    output = _Output(fd, destination)
+    output = _Output(fd, destination, write_back=durable)
+    folder = _Folder(directory)
     try:
         yield output
         output.flush()
         try:
-            os.fsync(fd)
-            _publish(fd, named, target, overwrite=overwrite)
+            if durable:
+                os.fsync(fd)
+            _publish(fd, named, folder, target, overwrite=overwrite, durable=durable)
         except OSError as error:
             raise _naming(error, destination) from None
     except BaseException:
+        folder.close()
         # The error that stopped the write is the one to report, not one from closing.
         with contextlib.suppress(OSError, ValueError):
             output.close()
@@ -348,4 +410,8 @@ def atomic_output(
     output.close()  # the anonymous file's descriptor stays open until it has its name
     if named is not None:
         unregister(named)
-    fsync_directory(directory)
+    try:
+        if durable:
+            folder.fsync()
+    finally:
+        folder.close()

@@ -6,6 +6,13 @@ A name is ``.kmsnb-tmp.HOST.PID.RANDOM``: HOST tags the host and PID namespace, 
 the PID can be judged; its length is fixed, so any legal destination name (up to 255
 bytes) has one. A file is stale once its process is gone; one from another host, or made
 by kmsnb 0.1 (``.NAME.RANDOM.kmsnb-tmp``), once untouched for :data:`STALE_AFTER_S`.
+
+A process sweeps a folder before its first write there, and again before a write at
+least :data:`SWEEP_INTERVAL_S` after its last sweep of it. A sweep reads the whole
+folder, so sweeping before every write made writing N files into one folder cost
+O(N²): 0.45 ms a file at 1,000 files. Leftovers come only from killed processes, so
+the interval delays nothing but the removal of a file that a process killed within
+the last second left.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 
 __all__ = [
     "STALE_AFTER_S",
+    "SWEEP_INTERVAL_S",
     "discard",
     "is_temporary_name",
     "open_named",
@@ -37,7 +45,11 @@ __all__ = [
 
 #: Temporary files of an unknown or foreign owner are swept once untouched this long.
 STALE_AFTER_S = 3600.0
+#: Seconds after a sweep of a folder during which this process's writes there skip it.
+SWEEP_INTERVAL_S = 1.0
+_SWEPT_MEMORY = 1024  # folders remembered; beyond that, the expired ones are forgotten
 _PREFIX = ".kmsnb-tmp."
+_MARK = "kmsnb-tmp"  # in every temporary name, today's and 0.1's
 _TEMPORARY = re.compile(r"\.kmsnb-tmp\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}")
 _LEGACY_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.kmsnb-tmp")  # kmsnb 0.1's mkstemp names
 
@@ -75,6 +87,25 @@ def _is_stale(name: str, status: os.stat_result) -> bool:
     return time.time() - status.st_mtime > STALE_AFTER_S
 
 
+_swept: dict[str, float] = {}  # folder -> time.monotonic() of this process's last sweep
+
+
+def sweep_if_due(directory: Path) -> None:
+    """:func:`sweep_stale_temporaries`, unless this process swept ``directory`` less than
+    :data:`SWEEP_INTERVAL_S` ago (see the module's docstring)."""
+    key = os.fspath(directory)
+    now = time.monotonic()
+    last = _swept.get(key)
+    if last is not None and now - last < SWEEP_INTERVAL_S:
+        return
+    if len(_swept) >= _SWEPT_MEMORY:
+        for folder, swept_at in list(_swept.items()):
+            if now - swept_at >= SWEEP_INTERVAL_S:
+                _swept.pop(folder, None)
+    sweep_stale_temporaries(directory)
+    _swept[key] = now
+
+
 def sweep_stale_temporaries(directory: Path) -> None:
     """Remove kmsnb's temporary files in ``directory`` left by processes that died."""
     try:
@@ -82,7 +113,9 @@ def sweep_stale_temporaries(directory: Path) -> None:
     except OSError:
         return  # the write itself will report what is wrong with the folder
     for entry in entries:
-        if not is_temporary_name(entry.name):
+        name = entry.name
+        # The cheap test first: a folder of a thousand files is read at every sweep.
+        if not (name.startswith(".") and _MARK in name) or not is_temporary_name(name):
             continue
         with contextlib.suppress(OSError):
             status = entry.stat(follow_symlinks=False)

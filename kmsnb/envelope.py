@@ -403,12 +403,18 @@ def encrypt_file(
     overwrite: bool = False,
     content_type: str = CONTENT_TYPE_BYTES,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
+    durable: bool = True,
 ) -> FileInfo:
     """Encrypt the file ``src`` into ``dst`` under the master key ``key_id``.
 
     ``dst`` appears only once complete and fsynced; after an error, or a crash, it does
     not exist (an existing one is untouched). ``src`` is never modified. A symbolic link
     ``dst`` is followed; a character device or FIFO is written through, not replaced.
+
+    Args:
+        durable: fsync ``dst`` and its folder before returning (the default). ``False``
+            is for scratch outputs: after a power cut or a kernel crash ``dst`` may be
+            missing, empty or short (and a replaced file lost); everything else holds.
 
     Returns:
         what the header of ``dst`` says (see :func:`inspect`).
@@ -422,9 +428,10 @@ def encrypt_file(
         KmsError: the KMS refused or failed to make a data key.
     """
     source_path, destination = _check_paths(src, dst)
-    with open(source_path, "rb") as source:
+    # Unbuffered: _copy reads whole steps, and a buffer would only add a copy and a read.
+    with open(source_path, "rb", buffering=0) as source:
         size = _regular_file_size(source)
-        with atomic_output(destination, overwrite=overwrite) as output:
+        with atomic_output(destination, overwrite=overwrite, durable=durable) as output:
             writer = open_encrypt(
                 output,
                 key_id,
@@ -447,12 +454,12 @@ def _changed_size(path: Path) -> KmsnbError:
     return KmsnbError(f"{path} changed size while it was read; nothing was written")
 
 
-def _copy(source: BinaryIO, writer: EncryptWriter, size: int | None) -> None:
+def _copy(source: io.RawIOBase, writer: EncryptWriter, size: int | None) -> None:
     buffer = bytearray(writer.step_size)
     view = memoryview(buffer)
-    while count := source.readinto(view):  # type: ignore[attr-defined]
+    while count := source.readinto(view):
         if size is not None and writer.plaintext_size + count > size:
-            raise _changed_size(Path(source.name))
+            raise _changed_size(Path(source.name))  # type: ignore[attr-defined]
         writer.write(view[:count])
 
 
@@ -465,6 +472,7 @@ def decrypt_file(
     overwrite: bool = False,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     allowed_keys: Iterable[str] | None = None,
+    durable: bool = True,
 ) -> FileInfo:
     """Decrypt the kmsnb file ``src`` into ``dst``.
 
@@ -472,6 +480,10 @@ def decrypt_file(
     error, or a crash, it does not exist (an existing one is untouched), and no plaintext
     is left on disk. A character device or FIFO ``dst`` (``/dev/null``, a named pipe) is
     written through instead, as the verified plaintext comes, like stdout.
+
+    ``durable=False`` skips the fsyncs, for scratch outputs: see :func:`encrypt_file`.
+    It never leaves plaintext on disk after a crash either (the plaintext is written
+    to a file without a name until it is complete and verified).
 
     Returns:
         what the header of ``src`` says (see :func:`inspect`).
@@ -487,7 +499,7 @@ def decrypt_file(
     with open(source_path, "rb") as source:
         file_size = _regular_file_size(source)
         # The destination is checked first, so that a bad one costs no KMS call.
-        with atomic_output(destination, overwrite=overwrite) as output:
+        with atomic_output(destination, overwrite=overwrite, durable=durable) as output:
             reader = open_decrypt(
                 source,
                 kms=kms,

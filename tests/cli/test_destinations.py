@@ -199,3 +199,39 @@ def test_help_says_what_a_killed_producer_does(capsys: pytest.CaptureFixture[str
     text = " ".join(capsys.readouterr().out.split())
     assert "makes a shorter, valid file, with status 0, if the producer is killed" in text
     assert "Pass --expect-size N to refuse any other length" in text
+
+
+# -- --no-fsync --------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("no_fsync", [False, True], ids=["default", "no-fsync"])
+def test_no_fsync_skips_the_fsyncs_of_the_output_and_nothing_else(
+    run: Run, plain: Path, tmp_path: Path, key_id: str, monkeypatch: pytest.MonkeyPatch,
+    no_fsync: bool,
+) -> None:  # fmt: skip
+    """The same library verb with durable=False: no fsync of DST or its folder; DST still
+    appears whole, and an existing one needs --overwrite."""
+    fsynced, real_fsync = [], os.fsync
+
+    def fsync(fd: int) -> None:
+        fsynced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    out = tmp_path / "out"
+    out.mkdir()
+    encrypted, decrypted = out / "plain.bin.kms", out / "plain.bin"
+    flag = ["--no-fsync"] if no_fsync else []
+    assert run("encrypt", str(plain), "-o", str(encrypted), "--key", key_id, *flag).status == 0
+    assert run("decrypt", str(encrypted), "-o", str(decrypted), *flag).status == 0
+    assert decrypted.read_bytes() == PLAINTEXT
+    outputs = {path.stat().st_ino for path in (out, encrypted, decrypted)}
+    if no_fsync:
+        assert outputs.isdisjoint(fsynced)
+    else:
+        assert outputs <= set(fsynced)
+    assert sorted(os.listdir(out)) == ["plain.bin", "plain.bin.kms"]
+    result = run("decrypt", str(encrypted), "-o", str(decrypted), *flag)
+    assert result.status != 0
+    assert "--overwrite" in result.err

@@ -2,10 +2,13 @@
 SIGTERM and SIGHUP while decrypting, and a disk that fills up (RLIMIT_FSIZE).
 
 After every round: the destination is absent or whole and valid, an old destination is
-never lost, the source is intact, and no file holding plaintext is left anywhere."""
+never lost, the source is intact, and no file holding plaintext is left anywhere. The
+same holds with ``--no-fsync`` (``durable=False`` skips what only a power cut needs), and
+for a file large enough that its write-back is started while it is written."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -37,6 +40,15 @@ pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
 SIZE = 4 * 1024 * 1024
 NEW = marked_plaintext(SIZE, 1)
+#: Past two steps of early write-back (kmsnb._write_back.WRITE_BACK_STEP, 8 MiB).
+LARGE_SIZE = 20 * 1024 * 1024
+
+
+@functools.cache
+def _large() -> bytes:
+    return marked_plaintext(LARGE_SIZE, 4)
+
+
 OLD = marked_plaintext(SIZE // 2, 2)
 KILLED = -signal.SIGKILL
 
@@ -95,9 +107,10 @@ def _kill_at_random(
 
 
 @pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
+@pytest.mark.parametrize("flags", [[], ["--no-fsync"]], ids=["fsync", "no-fsync"])
 def test_kill_9_during_encrypt(
     zygote: Zygote, tmp_path: Path, kms_uri: str, key_id: str, local_kms: LocalKms,
-    tally: Tally, rng: random.Random, overwrite: bool,
+    tally: Tally, rng: random.Random, overwrite: bool, flags: list[str],
 ) -> None:  # fmt: skip
     source, out = tmp_path / "src" / "data.bin", tmp_path / "out"
     source.parent.mkdir()
@@ -106,7 +119,7 @@ def test_kill_9_during_encrypt(
     source_digest = digest(source)
     destination = out / "data.bin.kms"
     old = kmsnb.encrypt_bytes(OLD, key_id, kms=local_kms)
-    request = _cli(kms_uri, "encrypt", str(source), "-o", str(destination), "--key", key_id)
+    request = _cli(kms_uri, "encrypt", str(source), "-o", str(destination), "--key", key_id, *flags)
     if overwrite:
         request["argv"].append("--overwrite")
 
@@ -134,17 +147,27 @@ def test_kill_9_during_encrypt(
     assert tally.killed >= ROUNDS // 2
 
 
-@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
+@pytest.mark.parametrize(
+    ("overwrite", "flags", "large"),
+    [
+        pytest.param(False, [], False, id="fsync-new"),
+        pytest.param(True, [], False, id="fsync-overwrite"),
+        pytest.param(False, ["--no-fsync"], False, id="no-fsync-new"),
+        pytest.param(True, ["--no-fsync"], False, id="no-fsync-overwrite"),
+        pytest.param(False, [], True, id="fsync-new-20MiB"),
+    ],
+)
 def test_kill_9_during_decrypt(
     zygote: Zygote, tmp_path: Path, kms_uri: str, key_id: str, local_kms: LocalKms,
-    tally: Tally, rng: random.Random, overwrite: bool,
+    tally: Tally, rng: random.Random, overwrite: bool, flags: list[str], large: bool,
 ) -> None:  # fmt: skip
+    new = _large() if large else NEW
     source, out = tmp_path / "data.bin.kms", tmp_path / "out"
     out.mkdir()
-    source.write_bytes(kmsnb.encrypt_bytes(NEW, key_id, kms=local_kms))
+    source.write_bytes(kmsnb.encrypt_bytes(new, key_id, kms=local_kms))
     source_digest = digest(source)
     destination = out / "data.bin"
-    request = _cli(kms_uri, "decrypt", str(source), "-o", str(destination))
+    request = _cli(kms_uri, "decrypt", str(source), "-o", str(destination), *flags)
     if overwrite:
         request["argv"].append("--overwrite")
 
@@ -158,15 +181,15 @@ def test_kill_9_during_decrypt(
         reset()
         reply = _kill_at_random(zygote, request, delays, tally)
         found = destination.read_bytes() if destination.exists() else None
-        if found is not None and found not in ((NEW, OLD) if overwrite else (NEW,)):
+        if found is not None and found not in ((new, OLD) if overwrite else (new,)):
             tally.outputs_invalid += 1
-        if reply["exit"] == 0 and found != NEW:
+        if reply["exit"] == 0 and found != new:
             tally.outputs_invalid += 1
         if overwrite and found is None:
             tally.data_lost += 1
         if digest(source) != source_digest:
             tally.data_lost += 1
-        scan(out, tally, allowed={destination} if found else set(), whole=NEW.__eq__)
+        scan(out, tally, allowed={destination} if found else set(), whole=new.__eq__)
     _next_write_sweeps(zygote, request, reset, out)
     assert tally.problems() == {}
     assert tally.killed >= ROUNDS // 2
