@@ -1,7 +1,8 @@
 # The two commands of the quick start: `make demo` and `make test`.
 # Both create .venv when missing and install what they need from uv.lock (the versions
 # `make test` passes with); re-runs reuse it. `make test-browser` runs the tutorials in
-# JupyterLab and headless Chromium, as CI does after `make test`.
+# JupyterLab and headless Chromium, as CI does after `make test`; `make test-lowest` runs the
+# tests on the oldest versions pyproject.toml allows, as CI does last.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,6 +19,9 @@ STAMP_UV := $(VENV)/.kmsnb-uv-$(UV_VERSION)
 STAMP_RUNTIME := $(VENV)/.kmsnb-runtime
 STAMP_TEST := $(VENV)/.kmsnb-test
 STAMP_BROWSER := $(VENV)/.kmsnb-browser
+# make test-lowest: its own venv, never from uv.lock.
+VENV_LOWEST ?= .venv-lowest
+STAMP_LOWEST := $(VENV_LOWEST)/.kmsnb-lowest
 
 # uv: the project's environment is $(VENV); never download a Python (use $(PYTHON)'s).
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -26,7 +30,7 @@ export UV_PYTHON_DOWNLOADS := never
 # --inexact: keep what other targets installed (uv itself, the test tools for `make demo`).
 SYNC := $(UV) sync --locked --inexact --no-progress
 
-.PHONY: demo test test-browser lint typecheck lock-check lock unit bench clean
+.PHONY: demo test test-browser test-lowest lint typecheck lock-check lock unit bench clean
 
 $(STAMP_UV):
 	$(PYTHON) -m venv $(if $(UV_ON_PATH),--without-pip) $(VENV)
@@ -76,6 +80,26 @@ test-browser: $(STAMP_BROWSER)
 	tests/browser/ensure-chromium
 	$(BIN)/pytest -p no:cacheprovider tests/browser
 
+# The floors in pyproject.toml are the oldest versions the suite passes on: this installs
+# each direct dependency (every extra's too) at its floor, the rest at the newest that fits
+# (uv's lowest-direct), in a fresh venv, and runs the unit, integration and notebook tiers
+# and the notebooks there, and ruff. tests/repo checks the repository and uv.lock, not what
+# is installed: `make test` runs it. mypy's floor holds with the locked libraries (`make
+# typecheck`), not the oldest: IPython 8.20 and dask 2024.8 lack the types it checks.
+$(STAMP_LOWEST): pyproject.toml | $(STAMP_UV)
+	rm -rf $(VENV_LOWEST)
+	$(UV) venv --quiet --python $(PYTHON) $(VENV_LOWEST)
+	$(UV) pip install --python $(VENV_LOWEST)/bin/python --no-progress --resolution lowest-direct -e '.[test]'
+	touch $@
+
+test-lowest: $(STAMP_LOWEST)
+	$(VENV_LOWEST)/bin/ruff check .
+	$(VENV_LOWEST)/bin/ruff format --check .
+	$(VENV_LOWEST)/bin/pytest -p no:cacheprovider -m "unit or integration or notebook" \
+		--ignore=tests/repo
+	$(VENV_LOWEST)/bin/pytest -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
+
 unit: $(STAMP_TEST)
 	$(BIN)/pytest -m unit -q
 
@@ -85,4 +109,4 @@ bench: $(STAMP_TEST)
 	$(PY) bench/bench_dataframe.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out tests/browser/out
+	rm -rf $(VENV) $(VENV_LOWEST) .pytest_cache .mypy_cache .ruff_cache bench/out tests/browser/out

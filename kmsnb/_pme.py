@@ -30,6 +30,7 @@ import functools
 import hashlib
 import io
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -51,6 +52,10 @@ _MISSING_PME = (
     "PARQUET_REQUIRE_ENCRYPTION, as some conda and minimal builds are); install the PyPI "
     "wheel (pip install pyarrow), or write without columns= to encrypt the whole file"
 )
+#: The oldest pyarrow (major version) column mode works on, the floor in pyproject.toml:
+#: pyarrow 21 added uniform encryption, and before 26 a read of some columns unwrapped the
+#: keys of the others too, so a reader without one column's key could read no column.
+PYARROW_MIN_VERSION = 26
 
 try:
     import pyarrow.parquet.encryption as pe
@@ -58,6 +63,7 @@ except ImportError as _error:  # pragma: no cover - the PyPI wheel has it
     raise ImportError(_MISSING_PME) from _error
 
 __all__ = [
+    "PYARROW_MIN_VERSION",
     "Failures",
     "ParquetKmsClient",
     "check_support",
@@ -89,18 +95,36 @@ class _EchoClient(pe.KmsClient):  # type: ignore[misc]
         return base64.b64decode(wrapped_key)
 
 
+def _too_old(version: str) -> str | None:
+    """The error for a pyarrow older than :data:`PYARROW_MIN_VERSION` (``None``: new enough,
+    or a version string this cannot read, which the round trip then tests)."""
+    major = re.match(r"\d+", version)
+    if major is None or int(major[0]) >= PYARROW_MIN_VERSION:
+        return None
+    return (
+        f"column-level encryption needs pyarrow >= {PYARROW_MIN_VERSION}, and this is "
+        f"pyarrow {version} (pyarrow 21 added uniform encryption; from 26 a reader needs only "
+        f"the keys of the columns it reads); pip install 'pyarrow>={PYARROW_MIN_VERSION}', or "
+        "write without columns= to encrypt the whole file"
+    )
+
+
 @functools.cache
 def check_support() -> None:
     """Check, once, that this pyarrow can write and read an encrypted file.
 
+    First its version (:data:`PYARROW_MIN_VERSION`); then, since
     ``pyarrow.parquet.encryption`` can import and still fail at run time in builds
-    without the C++ side, so a one-row file makes the round trip in memory.
+    without the C++ side, a one-row file makes the round trip in memory.
 
     Raises:
-        ImportError: the installed pyarrow lacks Parquet modular encryption. (An
-            ``ImportError``, as for a missing optional dependency, because the fix is an
-            install; whole-file encryption works without it.)
+        ImportError: the installed pyarrow is too old, or lacks Parquet modular
+            encryption. (An ``ImportError``, as for a missing optional dependency, because
+            the fix is an install; whole-file encryption works without it.)
     """
+    too_old = _too_old(pa.__version__)
+    if too_old is not None:
+        raise ImportError(too_old)
     try:
         factory = pe.CryptoFactory(lambda _config: _EchoClient())
         config = pe.KmsConnectionConfig()

@@ -75,10 +75,32 @@ def test_makefile_installs_from_the_lock_with_the_uv_that_wrote_it() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^UV_VERSION := 0\.\d+\.\d+$", makefile, flags=re.M)
     assert re.search(r"^SYNC := \$\(UV\) sync --locked ", makefile, flags=re.M)
-    # pip only bootstraps uv; everything else comes from the lock.
+    # pip only bootstraps uv; everything else comes from the lock, but for test-lowest,
+    # whose point is the oldest versions pyproject.toml allows.
     pip = [line.strip() for line in makefile.splitlines() if "pip install" in line]
     bootstrap = "$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)"
-    assert pip == [f"$(if $(UV_ON_PATH),,{bootstrap})"]
+    lowest = (
+        "$(UV) pip install --python $(VENV_LOWEST)/bin/python --no-progress "
+        "--resolution lowest-direct -e '.[test]'"
+    )
+    assert pip == [f"$(if $(UV_ON_PATH),,{bootstrap})", lowest]
+
+
+def test_ci_runs_the_tests_on_the_floors_too() -> None:
+    """After the locked versions, CI runs the tiers on the lowest direct versions."""
+    commands = [
+        line
+        for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.startswith("make ")
+    ]
+    assert commands == ["make test", "make test-browser", "make test-lowest"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ntest-lowest: $(STAMP_LOWEST)\n", 1)[1].split("\n\n", 1)[0]
+    assert '-m "unit or integration or notebook"' in recipe
+    # Failures fail: no command make is told to ignore ("-"), none whose status is dropped.
+    assert "|| true" not in recipe
+    assert not re.search(r"^\t-", recipe, flags=re.M)
+    assert ".venv-lowest/" in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
 
 
 def test_license_and_project_urls() -> None:
