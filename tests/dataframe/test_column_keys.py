@@ -17,6 +17,8 @@ import pyarrow.parquet.encryption as pe
 import pytest
 
 import kmsnb
+import kmsnb.kms.aliyun
+import kmsnb.kms.local
 from kmsnb import _pme
 from kmsnb._column_keys import parse_column_keys
 from kmsnb._pme_footer import read_tail
