@@ -51,7 +51,9 @@ every instant the path holds the old dataset whole or the new one whole, whateve
 happens (``kill -9``, a full disk, a KMS outage halfway). Only then is the old generation
 removed, with any leftovers of writes that were killed (generations no manifest names).
 A writer holds a lock (``flock``) on its generation until it is done, so another
-writer's sweep never takes it for a leftover. Without a manifest a directory is not a
+writer's sweep never takes it for a leftover, and so does each task while it writes its
+part, so that a failed write removes its generation only after the tasks Dask left
+running (it cannot stop them) are done. Without a manifest a directory is not a
 dataset; one that holds only such leftovers is written again without ``overwrite``. A
 reader already reading the old dataset when it was replaced fails with
 :class:`~kmsnb.errors.IntegrityError`; it never mixes parts.
@@ -70,7 +72,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
@@ -475,10 +477,30 @@ def _write_part(frame: Any, config: _WriteConfig, index: int) -> PartInfo:
     name = _part_name(index)
     # The generation is ours alone; overwrite=True lets a task that Dask reruns after
     # losing a worker replace its own earlier attempt.
-    with atomic_output(Path(config.directory) / name, overwrite=True, sweep=False) as output:
+    with (
+        _writing_in(Path(config.directory)),
+        atomic_output(Path(config.directory) / name, overwrite=True, sweep=False) as output,
+    ):
         sink = _HashingSink(output)
         _encrypt_frame(frame, config, str(index), cast(BinaryIO, sink))
     return sink.part_info(name)
+
+
+@contextlib.contextmanager
+def _writing_in(generation: Path) -> Iterator[None]:
+    """Hold a shared lock on ``generation`` while a task writes in it.
+
+    When a task fails, Dask raises at once, but the other tasks already running go on
+    (neither threads nor distributed workers can be stopped) and may add their parts
+    later. :func:`_remove_generation` takes the lock exclusively, so it waits for them;
+    a task that starts after the removal finds no folder and writes nothing.
+    """
+    fd = os.open(generation, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _encrypt_meta(meta: Any, config: _WriteConfig) -> bytes:
@@ -554,14 +576,16 @@ def _new_generation(directory: Path, generation: str) -> tuple[bool, int]:
     folder.mkdir()  # a fresh random name: never an existing folder
     fsync_directory(directory)  # the folder exists on disk before a manifest names it
     # The lock tells a concurrent writer's sweep that this generation is not a leftover;
-    # the kernel drops it when this process dies, kill -9 included.
+    # the kernel drops it when this process dies, kill -9 included. Shared, as the tasks'
+    # (see _writing_in): a sweep needs it exclusive, and flock locks of two descriptors
+    # conflict even within one process.
     lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    fcntl.flock(lock, fcntl.LOCK_SH)
     return created, lock
 
 
 def _is_abandoned(folder: Path) -> bool:
-    """Whether no live writer holds ``folder`` (see :func:`_new_generation`)."""
+    """Whether no live writer or task holds ``folder`` (see :func:`_new_generation`)."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
@@ -591,12 +615,24 @@ def _switch_manifest(directory: Path, manifest: Manifest, *, previous: bytes | N
 
 
 def _remove_generation(folder: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        for entry in folder.iterdir():
-            if _is_our_file(entry):
-                entry.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # kept if something foreign appeared in it
+    """Remove a generation once no task writes in it any more (see :func:`_writing_in`).
+
+    The caller must not hold the generation's lock itself: this would wait for it.
+    """
+    try:
+        lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in folder.iterdir():
+                if _is_our_file(entry):
+                    entry.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # kept if something foreign appeared in it
+    finally:
+        os.close(lock)
 
 
 def _remove_leftovers(directory: Path, *, keep: str) -> None:
@@ -727,14 +763,15 @@ def to_parquet(
         )
         _switch_manifest(directory, manifest, previous=previous)
     except BaseException:
-        # Best effort: tasks still running on other workers may yet add parts, but no
-        # manifest names this generation, and the next write removes what remains.
+        os.close(lock)
+        # Waits for the tasks still running: they would add parts after the removal.
+        # No manifest names this generation; if this process dies meanwhile, the next
+        # write removes what remains.
         _remove_generation(generation)
         if created and not any(directory.iterdir()):
             directory.rmdir()
         raise
-    finally:
-        os.close(lock)
+    os.close(lock)
     _remove_leftovers(directory, keep=generation.name)
     return manifest
 

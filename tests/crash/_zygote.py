@@ -5,7 +5,10 @@ import (the suite kills well over a hundred writers).
 Protocol, one JSON object per line: the suite writes a request on stdin, the zygote answers
 ``{"exit": status, "killed": bool, "elapsed_s": seconds}`` on stdout. The zygote kills its
 own child (SIGKILL or the request's signal) after ``kill_after_s`` unless it has exited by
-then; it does so before reaping it, so the PID cannot have been reused.
+then; it does so before reaping it, so the PID cannot have been reused. With
+``"kill_after_lines": N`` the delay counts from the child's N-th line of output rather
+than from its start, so that each round is known to have done some work however busy
+the machine is.
 
 Requests: ``{"kind": "cli", "argv": [...]}`` (``kmsnb ARGV``), ``{"kind": "frame",
 "path", "key_id", "kms_uri", "overwrite", "seed", "rows"}`` (``df.kms.to_parquet``),
@@ -136,10 +139,13 @@ def _child(request: dict[str, Any], output: int) -> None:
         os._exit(code)
 
 
-def _wait(pid: int, output: int, log: BinaryIO, timeout_s: float | None) -> int | None:
+def _wait(
+    pid: int, output: int, log: BinaryIO, timeout_s: float | None, after_lines: int = 0
+) -> int | None:
     """Copy the child's output to ``log`` until it exits; return its wait status, or
-    ``None`` if it is still running after ``timeout_s``."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    ``None`` if it is still running ``timeout_s`` after its ``after_lines``-th line."""
+    lines = 0
+    deadline = None if timeout_s is None or after_lines else time.monotonic() + timeout_s
     try:
         pidfd = os.pidfd_open(pid)  # readable once the child exits (Linux 5.3)
     except (AttributeError, OSError):
@@ -156,7 +162,11 @@ def _wait(pid: int, output: int, log: BinaryIO, timeout_s: float | None) -> int 
             watched = [output] if pidfd is None else [pidfd, output]
             ready, _, _ = select.select(watched, [], [], step)
             if output in ready:
-                log.write(os.read(output, 65536))
+                chunk = os.read(output, 65536)
+                log.write(chunk)
+                lines += chunk.count(b"\n")
+                if deadline is None and timeout_s is not None and lines >= after_lines:
+                    deadline = time.monotonic() + timeout_s
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -174,7 +184,13 @@ def main() -> None:
             _child(request, write_end)
         os.close(write_end)
         with open(request.get("log", os.devnull), "ab") as log:
-            status = _wait(pid, read_end, log, request.get("kill_after_s"))
+            status = _wait(
+                pid,
+                read_end,
+                log,
+                request.get("kill_after_s"),
+                request.get("kill_after_lines", 0),
+            )
             killed = status is None
             if status is None:
                 os.kill(pid, request.get("signal", signal.SIGKILL))  # not reaped: still ours

@@ -388,7 +388,8 @@ def test_failure_on_a_worker_leaves_no_dataset(
 
     with pytest.raises(kmsnb.KmsUnavailableError):
         to_parquet(ddf, tmp_path / "dataset", key_id, kms_uri=kms_uri)
-    assert not (tmp_path / "dataset" / MANIFEST_NAME).exists()
+    # Nothing at all: the parts of the tasks still running were waited for and removed.
+    assert not (tmp_path / "dataset").exists()
 
 
 # -- overwriting -------------------------------------------------------------------------

@@ -3,13 +3,18 @@ whatever fails; leftovers of killed writes go with the next write; 0.1 datasets 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.dataframe as dd
+import distributed
 import pandas as pd
 import pytest
 
@@ -67,8 +72,12 @@ def test_a_failed_switch_keeps_the_old_dataset_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """A full disk when the manifest is written: the old manifest is still in place."""
+    replace = os.replace
 
-    def full(*args: Any, **kwargs: Any) -> None:
+    def full(source: Any, target: Any, **kwargs: Any) -> None:
+        # Only the manifest: the parts, also renamed into place, are all written.
+        if Path(target).name != MANIFEST_NAME:
+            return replace(source, target, **kwargs)
         raise OSError(28, "No space left on device", str(old / MANIFEST_NAME))
 
     monkeypatch.setattr(os, "replace", full)
@@ -76,6 +85,132 @@ def test_a_failed_switch_keeps_the_old_dataset_whole(
         to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
     monkeypatch.undo()
     pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    _only_the_dataset(old)
+
+
+_PATIENCE_S = 60.0  # only against a hang if the code under test is broken; never reached
+
+
+def _wait(event: threading.Event) -> None:
+    if not event.wait(_PATIENCE_S):
+        raise AssertionError("kmsnb tests: the forced interleaving never happened")
+
+
+class _LateTask:
+    """Force the interleaving of a failed write with a task Dask leaves running: part 2
+    fails while part 0 is in flight, and part 0 writes its file only once the writer has
+    begun removing the generation (and, if the removal does not wait for it, while the
+    removal is halfway, after it listed the folder)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.in_flight = threading.Event()
+        self.removing = threading.Event()
+        self.published = threading.Event()
+        encrypt_frame = kmsnb.dask._encrypt_frame
+        atomic_output = kmsnb.dask.atomic_output
+        remove_generation = kmsnb.dask._remove_generation
+        is_our_file = kmsnb.dask._is_our_file
+
+        def encrypt(frame: pd.DataFrame, config: Any, label: str, sink: Any) -> None:
+            if label == "0":
+                self.in_flight.set()
+                _wait(self.removing)
+            elif label == "2":
+                _wait(self.in_flight)
+                raise kmsnb.KmsUnavailableError("throttled", code="Throttling")
+            encrypt_frame(frame, config, label, sink)
+
+        @contextlib.contextmanager
+        def output(path: Path, **kwargs: Any) -> Iterator[Any]:
+            with atomic_output(path, **kwargs) as file:
+                yield file
+            if path.name == "part.00000.parquet.kms":
+                self.published.set()
+
+        def remove(folder: Path) -> None:
+            self.removing.set()
+            remove_generation(folder)
+
+        def ours(entry: Path) -> bool:
+            if self.removing.is_set():
+                _wait(self.published)
+            return is_our_file(entry)
+
+        monkeypatch.setattr(kmsnb.dask, "_encrypt_frame", encrypt)
+        monkeypatch.setattr(kmsnb.dask, "atomic_output", output)
+        monkeypatch.setattr(kmsnb.dask, "_remove_generation", remove)
+        monkeypatch.setattr(kmsnb.dask, "_is_our_file", ours)
+
+
+def _fail_with_a_late_task(
+    old: Path, ddf: dd.DataFrame, new: dd.DataFrame, kms_uri: str, key_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    late = _LateTask(monkeypatch)
+    with pytest.raises(kmsnb.KmsUnavailableError):
+        to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+    # The failed write returned only once the task it could not stop was done.
+    assert late.published.is_set()
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    _only_the_dataset(old)
+
+
+def test_a_failed_overwrite_waits_for_the_tasks_still_running_threads(
+    old: Path, ddf: dd.DataFrame, new: dd.DataFrame, kms_uri: str, key_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Dask's threaded scheduler raises the first error at once and leaves the other
+    tasks running: the cleanup must not race them, nor leave what they write."""
+    with dask.config.set(scheduler="threads", num_workers=4):
+        _fail_with_a_late_task(old, ddf, new, kms_uri, key_id, monkeypatch)
+
+
+def test_a_failed_overwrite_waits_for_the_tasks_still_running_distributed(
+    old: Path, ddf: dd.DataFrame, new: dd.DataFrame, kms_uri: str, key_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The same on dask.distributed, whose gather raises on the first error too. One
+    worker with a thread per part, so that no part queues behind the held one."""
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=4, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        _fail_with_a_late_task(old, ddf, new, kms_uri, key_id, monkeypatch)
+
+
+def test_a_task_that_starts_after_the_cleanup_writes_nothing(
+    tmp_path: Path, new: dd.DataFrame, kms_uri: str, key_id: str
+) -> None:
+    """A task Dask starts after the failed write removed its generation (a distributed
+    worker may pick a queued one up) finds no folder and leaves nothing."""
+    config = kmsnb.dask._plan_write(
+        new, tmp_path / "dataset", key_id, kms_uri=kms_uri, kms=None,
+        encryption_context=None, compression=None,
+    )  # fmt: skip
+    generation = Path(config.directory)
+    created, lock = kmsnb.dask._new_generation(generation.parent, generation.name)
+    os.close(lock)
+    kmsnb.dask._remove_generation(generation)
+    with pytest.raises(FileNotFoundError):
+        kmsnb.dask._write_part(new.partitions[0].compute(), config, 0)
+    assert created
+    assert os.listdir(generation.parent) == []
+
+
+def test_a_sweep_leaves_a_generation_a_task_still_writes_in(
+    old: Path, new: dd.DataFrame, kms_uri: str, key_id: str
+) -> None:
+    """A task of a writer that died (its distributed worker still running) holds the
+    generation: the next write's sweep must not race it; the write after that sweeps it."""
+    leftover = old / f"gen-{'0' * 32}"
+    leftover.mkdir()
+    with kmsnb.dask._writing_in(leftover):
+        to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+        assert leftover.is_dir()
+    to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
     _only_the_dataset(old)
 
 

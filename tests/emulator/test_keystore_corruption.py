@@ -188,16 +188,29 @@ def _report(grid: Grid, name: str) -> None:
     assert grid.escaped == [], "\n".join(grid.escaped[:20])
 
 
+def _same_meaning(data: bytes, pristine: bytes) -> bool:
+    """Whether ``data`` parses to the pristine document: the MAC is of the meaning, and a
+    flip of a float's 17th digit can name the same number (1796182226.0031557 and
+    ...556 are one double)."""
+    try:
+        return bool(json.loads(data) == json.loads(pristine))
+    except ValueError:
+        return False
+
+
 def test_truncations_and_bit_flips_of_the_keystore_are_refused(grid: Grid) -> None:
     size = len(grid.state)
     for end in sorted({*range(0, size, max(1, size // 150)), size - 1}):
         grid.attempt(f"truncated at {end}", state=grid.state[:end])
+    same_meaning = 0
     for position in range(0, size, max(1, size // 250)):
         flipped = bytearray(grid.state)
         flipped[position] ^= 1 << (position % 8)
+        same_meaning += _same_meaning(bytes(flipped), grid.state)
         grid.attempt(f"bit flip at {position}", state=bytes(flipped))
     _report(grid, "keystore.json truncations and bit flips")
-    assert grid.outcomes["opened"] == 0  # each is a change of meaning: none gets past the MAC
+    # Every change of meaning is refused by the MAC; a variant of the same meaning opens.
+    assert grid.outcomes["opened"] == same_meaning, grid.opened
 
 
 def test_text_substitutions_are_refused(grid: Grid) -> None:
