@@ -13,20 +13,23 @@ local emulator) behind a :class:`~kmsnb.kms.CachingKms` with its conservative de
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
 from kmsnb.kms._base import Kms
 from kmsnb.kms.caching import CachingKms
 
-__all__ = ["get_default_key", "get_kms", "reset", "set_default_key", "set_kms"]
+__all__ = ["get_default_key", "get_kms", "get_kms_uri", "reset", "set_default_key", "set_kms"]
 
 _lock = threading.Lock()
 _kms: Kms | None = None
 # The cache this module made (and so may clear); a CachingKms the user passed is theirs.
 _owned_cache: CachingKms[Kms] | None = None
-# The client get_kms() connected, which this module closes when it is replaced.
+# The client get_kms() connected, which this module closes when it is replaced, and the
+# URI it connected from.
 _connected: Kms | None = None
+_connected_uri: str | None = None
 _default_key: str | None = None
 
 
@@ -36,15 +39,36 @@ def get_kms() -> Kms:
     Raises:
         ValueError, ImportError, KmsError: as :func:`kmsnb.connect` does.
     """
-    global _kms, _owned_cache, _connected
+    global _kms, _owned_cache, _connected, _connected_uri
     with _lock:
         if _kms is None:
             from kmsnb._connect import connect  # the backends load only when needed
 
-            _connected = connect()
+            uri = _uri_to_connect()
+            _connected = connect(uri)
+            _connected_uri = uri
             _owned_cache = CachingKms(_connected)
             _kms = _owned_cache
         return _kms
+
+
+def get_kms_uri() -> str | None:
+    """The KMS URI behind the session's KMS, for other processes to reach the same KMS.
+
+    What :func:`get_kms` connected from (or will: ``$KMSNB_KMS``, else ``"local:"``, the
+    emulator's default store), or ``None`` when :func:`set_kms` gave the session a client,
+    which has no URI. Dask's workers use it (:mod:`kmsnb.dask`).
+    """
+    with _lock:
+        if _kms is None:
+            return _uri_to_connect()
+        return _connected_uri if _connected is not None else None
+
+
+def _uri_to_connect() -> str:
+    from kmsnb._connect import KMS_URI_ENV
+
+    return os.environ.get(KMS_URI_ENV) or "local:"
 
 
 def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
@@ -55,7 +79,7 @@ def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
         cache: put a :class:`~kmsnb.kms.CachingKms` with default thresholds in front of
             it (not when it already is one).
     """
-    global _kms, _owned_cache, _connected
+    global _kms, _owned_cache, _connected, _connected_uri
     if kms is not None and not isinstance(kms, Kms):
         raise TypeError("kms must be a KMS client (generate_data_key and decrypt_data_key)")
     new_cache: CachingKms[Kms] | None = None
@@ -64,7 +88,7 @@ def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
         kms = new_cache
     with _lock:
         previous_cache, previous_client = _owned_cache, _connected
-        _kms, _owned_cache, _connected = kms, new_cache, None
+        _kms, _owned_cache, _connected, _connected_uri = kms, new_cache, None, None
     if previous_cache is not None:
         previous_cache.clear()
     close = getattr(previous_client, "close", None)

@@ -39,6 +39,7 @@ def connected(monkeypatch: pytest.MonkeyPatch) -> list[ClosingKms]:
 
     module = types.ModuleType("kmsnb._connect")
     module.connect = connect  # type: ignore[attr-defined]
+    module.KMS_URI_ENV = "KMSNB_KMS"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "kmsnb._connect", module)
     return made
 
@@ -117,3 +118,21 @@ def test_reset_forgets_everything_and_closes_what_it_connected(
 def test_set_kms_refuses_non_kms() -> None:
     with pytest.raises(TypeError):
         session.set_kms(object())  # type: ignore[arg-type]
+
+
+def test_the_kms_uri_is_the_one_connected_from(
+    connected: list[ClosingKms], monkeypatch: pytest.MonkeyPatch, kms: InMemoryKms
+) -> None:
+    """What other processes (Dask's workers) connect to: $KMSNB_KMS until the session has
+    connected, then the URI it connected from; none for a client given to set_kms."""
+    monkeypatch.delenv("KMSNB_KMS", raising=False)
+    assert session.get_kms_uri() == "local:"
+    monkeypatch.setenv("KMSNB_KMS", "local:/srv/keys")
+    assert session.get_kms_uri() == "local:/srv/keys"
+    session.get_kms()
+    monkeypatch.setenv("KMSNB_KMS", "aliyun:cn-hangzhou")
+    assert session.get_kms_uri() == "local:/srv/keys"
+    session.set_kms(kms)
+    assert session.get_kms_uri() is None
+    session.reset()
+    assert session.get_kms_uri() == "aliyun:cn-hangzhou"
