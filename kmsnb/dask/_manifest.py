@@ -184,6 +184,8 @@ def _parse_manifest(document: object, directory: Path) -> Manifest:
     part_count = document.get("part_count")
     if not isinstance(raw_parts, list) or not raw_parts or part_count != len(raw_parts):
         raise malformed("part_count and parts disagree")
+    if type(part_count) is not int:  # JSON true would equal 1
+        raise malformed("part_count is not an integer")
 
     def part(entry: object, expected_name: str) -> PartInfo:
         # Names are checked against the expected ones, not merely validated: a manifest

@@ -300,7 +300,15 @@ def _manifest_failures() -> dict[str, Builder]:
     def no_parts(document: dict[str, Any]) -> None:
         document["parts"], document["part_count"] = [], 0
 
+    def part_count_true(name: str) -> dict[str, Any]:
+        dataset = Dataset(name, part_count=1)
+        dataset.document["part_count"] = True
+        return dataset.vector(
+            "part_count true (a JSON boolean) with one part", "FormatError", "manifest"
+        )
+
     return {
+        "part_count_true": part_count_true,
         "no_manifest": text("a directory without a manifest (a write never finished)", None),
         "manifest_not_json": text("the manifest is not JSON", '{"format": "kmsnb-dask-parquet"'),
         "manifest_not_an_object": text("the manifest is a JSON array", "[]\n"),
