@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dask.base import get_scheduler
 
+from kmsnb.connection import connect, parse_kms_uri
 from kmsnb.kms._base import Kms
 
 # Said wherever a client object cannot go: what to pass instead.
@@ -37,47 +37,18 @@ def connect_once(kms_uri: str) -> Kms:
     profile, RAM role) when they connect, so no AccessKey ever travels in a task. Two
     threads of one worker may race to connect first; the spare client is dropped.
     """
-    from kmsnb._connect import connect
-
     return connect(kms_uri)
 
 
 def pin_kms_uri(kms_uri: str) -> str:
     """Pin ``kms_uri`` down on the client so that every worker uses the same KMS.
 
-    A ``local:`` path becomes absolute, and a bare ``local:`` the emulator's store that
-    this process would use (the KMS says which), since worker processes need not share
-    the client's working directory or environment.
+    Parsed by :func:`kmsnb.connection.parse_kms_uri`, which refuses credentials in it (they
+    would travel in every task): a ``local:`` path becomes absolute and a bare ``local:``
+    the default store, since worker processes need not share the client's working
+    directory or environment.
     """
-    if not isinstance(kms_uri, str):
-        raise TypeError(f"a KMS URI must be str, not {type(kms_uri).__name__}")
-    kms_uri = kms_uri.strip()
-    scheme, _, rest = kms_uri.partition(":")
-    if scheme.lower() == "local":
-        store = Path(rest).expanduser() if rest else _default_local_store()
-        return f"local:{store.absolute()}"
-    if "@" in kms_uri.partition("://")[2].partition("/")[0]:
-        # user:password@host would put a credential into every task of the graph.
-        raise ValueError(
-            "a KMS URI must not carry credentials (user:password@); workers find their "
-            "own through the Alibaba Cloud credentials chain"
-        )
-    return kms_uri
-
-
-def _default_local_store() -> Path:
-    from kmsnb._connect import connect
-
-    client = connect("local:")
-    try:
-        store = getattr(client, "store_path", None)
-        if not isinstance(store, Path):
-            raise AssertionError("kmsnb: internal error: a local: KMS without a store path")
-        return store
-    finally:
-        close = getattr(client, "close", None)
-        if callable(close):
-            close()
+    return parse_kms_uri(kms_uri).pinned()
 
 
 @dataclass(frozen=True)

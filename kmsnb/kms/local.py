@@ -13,7 +13,6 @@ import json
 import os
 import uuid
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from kmsnb.emulator import KeyStore, KmsService, ServiceError
@@ -64,11 +63,6 @@ class LocalKms(LocalSecrets, LocalWrapping):
 
     def __repr__(self) -> str:
         return f"LocalKms({str(self._service.store.path)!r})"
-
-    @property
-    def store_path(self) -> Path:
-        """The keystore directory: what ``local:PATH`` names to reach this KMS."""
-        return self._service.store.path
 
     def close(self) -> None:
         """Wipe the key material cached in memory."""

@@ -125,7 +125,7 @@ def test_the_uri_is_pinned_down_on_the_client(
     monkeypatch.setenv("KMSNB_EMULATOR_DIR", str(tmp_path / "default-store"))
 
     assert f"local:{tmp_path / 'keys'}" == pin_kms_uri("local:keys")
-    # A bare local: is the store this process's emulator uses, as the KMS says.
+    # A bare local: is the default store, resolved here (kmsnb.connection pins it).
     assert f"local:{tmp_path / 'default-store'}" == pin_kms_uri("local:")
     assert f"local:{tmp_path / 'default-store'}" == kms_reference(None).uri
     assert pin_kms_uri(" aliyun:cn-hangzhou ") == "aliyun:cn-hangzhou"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import types
@@ -37,10 +38,10 @@ def connected(monkeypatch: pytest.MonkeyPatch) -> list[ClosingKms]:
         made.append(ClosingKms())
         return made[-1]
 
-    module = types.ModuleType("kmsnb._connect")
+    module = types.ModuleType("kmsnb.connection")
     module.connect = connect  # type: ignore[attr-defined]
-    module.KMS_URI_ENV = "KMSNB_KMS"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kmsnb._connect", module)
+    module.default_kms_uri = lambda: os.environ.get("KMSNB_KMS") or "local:"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kmsnb.connection", module)
     return made
 
 
