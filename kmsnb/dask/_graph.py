@@ -22,6 +22,7 @@ from dask.base import compute
 from dask.delayed import delayed
 
 from kmsnb._key_check import resolve_allowed_keys
+from kmsnb._keynames import resolve_key_name
 from kmsnb.dask._generations import (
     check_target,
     new_generation,
@@ -79,12 +80,10 @@ def plan_write(
             f"ddf must be a dask DataFrame, not {type(ddf).__name__} (for a Series, "
             "use .to_frame())"
         )
-    if not isinstance(key_id, str) or not key_id:
-        raise ValueError("key_id must be a non-empty str")
     dataset_id = uuid.uuid4().hex
     return WriteConfig(
         kms=kms_reference(kms),
-        key_id=key_id,
+        key_id=resolve_key_name(key_id),
         encryption_context=user_context(encryption_context),
         directory=str(Path(path).absolute() / generation_name(dataset_id)),
         dataset_id=dataset_id,
@@ -113,7 +112,8 @@ def to_parquet(
     Args:
         ddf: a dask DataFrame.
         path: the dataset directory; created if missing.
-        key_id: the master key: an id, ``alias/...`` or ARN.
+        key_id: the master key: an id, ``alias/NAME`` or an ARN; a bare ``NAME`` means
+            ``alias/NAME`` (:func:`kmsnb._keynames.resolve_key_name`).
         kms: the KMS, as :func:`kmsnb.connect` takes it. A URI (``local:PATH``,
             ``aliyun:REGION``, ``https://...``) works on every scheduler: it is resolved
             once, here, to one URI that every worker connects to. A client object works

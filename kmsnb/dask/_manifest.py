@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from kmsnb._context import check_encryption_context
 from kmsnb.errors import FormatError
-from kmsnb.kms._base import canonical_context
 
 #: The manifest's name; a directory without one is not a dataset (yet).
 MANIFEST_NAME: Final = "_kmsnb_manifest.json"
@@ -219,7 +219,7 @@ def is_reserved(key: str) -> bool:
 
 def user_context(encryption_context: Mapping[str, str] | None) -> ContextItems:
     """The caller's encryption context, checked and sorted; reserved keys are refused."""
-    context = canonical_context(encryption_context)
+    context = check_encryption_context(encryption_context) or {}
     reserved = sorted(key for key in context if is_reserved(key))
     if reserved:
         raise ValueError(

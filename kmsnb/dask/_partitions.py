@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, cast
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kmsnb._context import describe_context_mismatch
 from kmsnb._files import atomic_output
 from kmsnb._format.header import CONTENT_TYPE_PARQUET
 from kmsnb._key_check import AllowedKeys
@@ -221,15 +222,8 @@ def decrypt_checked(
         )
     user_context = {key: value for key, value in found.items() if not is_reserved(key)}
     if expected_context is not None and user_context != expected_context:
-        differing = sorted(
-            key
-            for key in expected_context.keys() | user_context.keys()
-            if expected_context.get(key) != user_context.get(key)
-        )
-        raise ContextMismatchError(
-            f"the encryption context of {name} differs from the one given, at key(s) "
-            f"{', '.join(map(repr, differing))}; check which dataset this is"
-        )
+        mismatch = describe_context_mismatch(expected_context, user_context)
+        raise ContextMismatchError(f"{name}: {mismatch}")
     sink = pa.BufferOutputStream()
     reader = _open_decrypt(io.BytesIO(data), kms=kms, encryption_context=found, allowed=allowed)
     with reader:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
+from kmsnb._context import check_encryption_context
 from kmsnb._format.header import CONTENT_TYPE_CSV, MAGIC
 from kmsnb.dataframe._defaults import check_frame, resolve_key, resolve_kms
 from kmsnb.dataframe._parquet import PARQUET_MAGIC, PME_MAGIC
@@ -20,7 +21,7 @@ from kmsnb.dataframe._paths import PathOrFile, open_input
 from kmsnb.dataframe._whole_file import check_content_type, seekable, write_whole_file
 from kmsnb.envelope import inspect, open_decrypt
 from kmsnb.errors import FormatError
-from kmsnb.kms._base import Kms, canonical_context
+from kmsnb.kms._base import Kms
 
 _CSV_READ_SIZE = 1 << 20  # pandas asks for 256 KiB at a time; decrypt in bigger steps
 
@@ -54,7 +55,7 @@ def to_csv(
     path: PathOrFile,
     key_id: str | None = None,
     *,
-    kms: Kms | None = None,
+    kms: Kms | str | None = None,
     encryption_context: Mapping[str, str] | None = None,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
@@ -80,7 +81,7 @@ def to_csv(
             raise ValueError(f"{name} is not supported here; kmsnb writes one whole file")
     _check_csv_dtypes(df)
     key_id = resolve_key(key_id)
-    context = canonical_context(encryption_context)
+    context = check_encryption_context(encryption_context) or {}
     kms = resolve_kms(kms)
     write_whole_file(
         path,
@@ -97,7 +98,7 @@ def to_csv(
 def read_csv(
     path: PathOrFile,
     *,
-    kms: Kms | None = None,
+    kms: Kms | str | None = None,
     encryption_context: Mapping[str, str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     allowed_keys: Iterable[str] | None = None,

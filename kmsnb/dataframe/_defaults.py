@@ -6,21 +6,27 @@ from typing import TYPE_CHECKING
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
+from kmsnb._keynames import resolve_key_name
+
 if TYPE_CHECKING:
     from kmsnb.kms._base import Kms
 
 
-def resolve_kms(kms: Kms | None) -> Kms:
-    """``kms``, or the session's KMS (:func:`kmsnb.session.get_kms`) when ``None``."""
-    if kms is not None:
-        return kms
-    from kmsnb import session
+def resolve_kms(kms: Kms | str | None) -> Kms:
+    """``kms`` as :func:`kmsnb.connect` takes it (a client, or a URI), or the session's KMS
+    (:func:`kmsnb.session.get_kms`) when ``None``."""
+    if kms is None:
+        from kmsnb import session
 
-    return session.get_kms()
+        return session.get_kms()
+    from kmsnb.connection import connect
+
+    return connect(kms)
 
 
 def resolve_key(key_id: str | None) -> str:
-    """``key_id``, or the session's default key when ``None``; checked, never empty."""
+    """``key_id`` by the one key-naming rule (a bare ``NAME`` means ``alias/NAME``), or the
+    session's default key when ``None``."""
     if key_id is None:
         from kmsnb import session
 
@@ -30,11 +36,7 @@ def resolve_key(key_id: str | None) -> str:
                 "no key_id given and no default key set; pass key_id='alias/...' or call "
                 "kmsnb.session.set_default_key('alias/...')"
             )
-    if not isinstance(key_id, str):
-        raise TypeError(f"key_id must be str, not {type(key_id).__name__}")
-    if not key_id:
-        raise ValueError("key_id must not be empty")
-    return key_id
+    return resolve_key_name(key_id)
 
 
 def check_frame(df: object) -> pd.DataFrame:

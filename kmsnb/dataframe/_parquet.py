@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
+from kmsnb._context import check_encryption_context
 from kmsnb._format.header import CONTENT_TYPE_PARQUET, MAGIC
 from kmsnb._pme_footer import read_tail
 from kmsnb.dataframe._defaults import check_frame, resolve_key, resolve_kms
@@ -27,7 +28,7 @@ from kmsnb.dataframe._whole_file import (
 )
 from kmsnb.envelope import inspect, open_decrypt_seekable
 from kmsnb.errors import FormatError
-from kmsnb.kms._base import Kms, canonical_context
+from kmsnb.kms._base import Kms
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,7 +83,7 @@ def to_parquet(
     path: PathOrFile,
     key_id: str | None = None,
     *,
-    kms: Kms | None = None,
+    kms: Kms | str | None = None,
     encryption_context: Mapping[str, str] | None = None,
     columns: Sequence[str] | Mapping[str, str] | None = None,
     uniform: bool = False,
@@ -95,8 +96,10 @@ def to_parquet(
     Args:
         df: the DataFrame.
         path: a local path, an fsspec URL (``s3://``, ``memory://``...) or a binary file.
-        key_id: the master key; ``None`` uses ``kmsnb.session.get_default_key()``.
-        kms: the KMS; ``None`` uses ``kmsnb.session.get_kms()``.
+        key_id: the master key: an id, ``alias/NAME`` or an ARN; a bare ``NAME`` means
+            ``alias/NAME``. ``None`` uses ``kmsnb.session.get_default_key()``.
+        kms: the KMS, as :func:`kmsnb.connect` takes it (a client, or a URI such as
+            ``"local:PATH"``); ``None`` uses ``kmsnb.session.get_kms()``.
         encryption_context: strings bound to the keys; a reader may demand them.
         columns: ``None`` encrypts the whole file. Otherwise column-level encryption:
             a mapping such as ``{"ssn": "alias/pii"}`` protects those columns with those
@@ -121,7 +124,7 @@ def to_parquet(
 
     df = check_frame(df)
     key_id = resolve_key(key_id)
-    context = canonical_context(encryption_context)
+    context = check_encryption_context(encryption_context) or {}
     table, write_kwargs = _to_arrow(df, pandas_kwargs)
     kms = resolve_kms(kms)
     if columns is None and not uniform:
@@ -156,7 +159,7 @@ def to_parquet(
 def read_parquet(
     path: PathOrFile,
     *,
-    kms: Kms | None = None,
+    kms: Kms | str | None = None,
     columns: Sequence[str] | None = None,
     encryption_context: Mapping[str, str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -168,7 +171,8 @@ def read_parquet(
 
     Args:
         path: a local path, an fsspec URL or a binary file.
-        kms: the KMS; ``None`` uses ``kmsnb.session.get_kms()``.
+        kms: the KMS, as :func:`kmsnb.connect` takes it (a client, or a URI such as
+            ``"local:PATH"``); ``None`` uses ``kmsnb.session.get_kms()``.
         columns: read only these columns. With column-level encryption only their
             pages are read and decrypted, and only their keys are needed (plus the
             footer's); in a whole-file one only the chunks that hold the footer and

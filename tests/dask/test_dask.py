@@ -502,3 +502,30 @@ def test_round_trip_on_worker_processes(
     pd.testing.assert_frame_equal(ddf.compute(), result)
     assert sorted(connections.values()) == [1, 1]
     assert os.getpid() not in worker_pids
+
+
+def test_a_bare_key_name_means_its_alias(
+    ddf: dd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str, local_kms: LocalKms
+) -> None:
+    """The library's one key-naming rule: ``sales`` is ``alias/sales``."""
+    local_kms.create_alias("alias/sales", key_id)
+
+    manifest = to_parquet(ddf, tmp_path / "dataset", "sales", kms=kms_uri)
+
+    assert manifest.key_id == "alias/sales"
+    assert {header.key_id for header in _headers(tmp_path / "dataset").values()} == {key_id}
+    with pytest.raises(ValueError, match="empty"):
+        to_parquet(ddf, tmp_path / "other", "", kms=kms_uri)
+
+
+def test_a_context_mismatch_names_the_file_and_the_keys_not_the_values(
+    written: Path, kms_uri: str
+) -> None:
+    with pytest.raises(kmsnb.ContextMismatchError) as raised:
+        read_parquet(written, kms=kms_uri, encryption_context={"project": "gemini", "x": "y"})
+    message = str(raised.value)
+    assert META_NAME in message
+    assert "'project'" in message
+    assert "'x'" in message
+    assert "gemini" not in message
+    assert "apollo" not in message
