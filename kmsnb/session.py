@@ -34,10 +34,10 @@ _lock = threading.Lock()
 _kms: Kms | None = None
 # The cache this module made (and so may clear); a CachingKms the user passed is theirs.
 _owned_cache: CachingKms[Kms] | None = None
-# The client get_kms() connected, which this module closes when it is replaced, and the
-# URI it connected from.
+# The client get_kms() connected, which this module closes when it is replaced.
 _connected: Kms | None = None
-_connected_uri: str | None = None
+# The URI that reaches the session's KMS from another process (Dask's workers), if known.
+_kms_uri: str | None = None
 _default_key: str | None = None
 # What to call when the session's KMS is replaced: caches that hold key material per KMS.
 _kms_change_listeners: list[Callable[[], None]] = []
@@ -61,14 +61,14 @@ def get_kms() -> Kms:
     Raises:
         ValueError, ImportError, KmsError: as :func:`kmsnb.connect` does.
     """
-    global _kms, _owned_cache, _connected, _connected_uri
+    global _kms, _owned_cache, _connected, _kms_uri
     with _lock:
         if _kms is None:
             from kmsnb.connection import connect  # the backends load only when needed
 
             uri = _uri_to_connect()
             _connected = connect(uri)
-            _connected_uri = uri
+            _kms_uri = uri
             _owned_cache = CachingKms(_connected)
             _kms = _owned_cache
         return _kms
@@ -78,13 +78,14 @@ def get_kms_uri() -> str | None:
     """The KMS URI behind the session's KMS, for other processes to reach the same KMS.
 
     What :func:`get_kms` connected from (or will: ``$KMSNB_KMS``, else ``"local:"``, the
-    emulator's default store), or ``None`` when :func:`set_kms` gave the session a client,
-    which has no URI. Dask's workers use it (:mod:`kmsnb.dask`).
+    emulator's default store), the ``uri`` given to :func:`set_kms`, or ``None`` when
+    :func:`set_kms` gave the session a client without one. Dask's workers use it
+    (:mod:`kmsnb.dask`).
     """
     with _lock:
         if _kms is None:
             return _uri_to_connect()
-        return _connected_uri if _connected is not None else None
+        return _kms_uri
 
 
 def _uri_to_connect() -> str:
@@ -93,15 +94,19 @@ def _uri_to_connect() -> str:
     return default_kms_uri()
 
 
-def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
+def set_kms(kms: Kms | None, *, cache: bool = True, uri: str | None = None) -> None:
     """Make ``kms`` the session's KMS (``None``: connect again on next use).
 
     Args:
         kms: any :class:`~kmsnb.kms.Kms`.
         cache: put a :class:`~kmsnb.kms.CachingKms` with default thresholds in front of
             it (not when it already is one).
+        uri: the KMS URI ``kms`` was connected from, so that other processes (Dask's
+            workers) can reach the same KMS; see :func:`get_kms_uri`.
     """
-    global _kms, _owned_cache, _connected, _connected_uri
+    global _kms, _owned_cache, _connected, _kms_uri
+    if uri is not None and kms is None:
+        raise ValueError("uri= names the URI of a kms given with it")
     if kms is not None and not isinstance(kms, Kms):
         raise TypeError("kms must be a KMS client (generate_data_key and decrypt_data_key)")
     new_cache: CachingKms[Kms] | None = None
@@ -110,7 +115,7 @@ def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
         kms = new_cache
     with _lock:
         previous_cache, previous_client = _owned_cache, _connected
-        _kms, _owned_cache, _connected, _connected_uri = kms, new_cache, None, None
+        _kms, _owned_cache, _connected, _kms_uri = kms, new_cache, None, uri
     if previous_cache is not None:
         previous_cache.clear()
     close = getattr(previous_client, "close", None)

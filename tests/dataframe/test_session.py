@@ -135,5 +135,9 @@ def test_the_kms_uri_is_the_one_connected_from(
     assert session.get_kms_uri() == "local:/srv/keys"
     session.set_kms(kms)
     assert session.get_kms_uri() is None
+    session.set_kms(kms, uri="local:/srv/other")
+    assert session.get_kms_uri() == "local:/srv/other"
+    with pytest.raises(ValueError, match="uri="):
+        session.set_kms(None, uri="local:/srv/other")
     session.reset()
     assert session.get_kms_uri() == "aliyun:cn-hangzhou"
