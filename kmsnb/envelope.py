@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +38,7 @@ from kmsnb._format.stream import (
 )
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
+from kmsnb._progress import check_progress, progress_bar
 from kmsnb.errors import KmsnbError
 from kmsnb.kms._base import Kms, UnwrappedKey, for_message
 
@@ -386,6 +387,7 @@ def encrypt_file(
     content_type: str = CONTENT_TYPE_BYTES,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     durable: bool = True,
+    progress: bool | None = None,
 ) -> FileInfo:
     """Encrypt the file ``src`` into ``dst`` under the master key ``key_id``.
 
@@ -397,6 +399,9 @@ def encrypt_file(
         durable: fsync ``dst`` and its folder before returning (the default). ``False``
             is for scratch outputs: after a power cut or a kernel crash ``dst`` may be
             missing, empty or short (and a replaced file lost); everything else holds.
+        progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
+            threshold (:func:`kmsnb._progress.set_progress_threshold`), ``True`` always,
+            ``False`` never.
 
     Returns:
         what the header of ``dst`` says (see :func:`inspect`).
@@ -410,10 +415,14 @@ def encrypt_file(
         KmsError: the KMS refused or failed to make a data key.
     """
     source_path, destination = _check_paths(src, dst)
+    show = check_progress(progress)
     # Unbuffered: _copy reads whole steps, and a buffer would only add a copy and a read.
     with open(source_path, "rb", buffering=0) as source:
         size = _regular_file_size(source)
-        with atomic_output(destination, overwrite=overwrite, durable=durable) as output:
+        with (
+            atomic_output(destination, overwrite=overwrite, durable=durable) as output,
+            progress_bar(size, f"encrypt {source_path.name}", show=show) as advance,
+        ):
             writer = open_encrypt(
                 output,
                 key_id,
@@ -424,7 +433,7 @@ def encrypt_file(
                 buffer_size=buffer_size,
             )
             with writer:
-                _copy(source, writer, size)
+                _copy(source, writer, size, advance)
                 if size is not None and writer.plaintext_size != size:
                     raise _changed_size(source_path)
             header = writer.header
@@ -436,13 +445,16 @@ def _changed_size(path: Path) -> KmsnbError:
     return KmsnbError(f"{path} changed size while it was read; nothing was written")
 
 
-def _copy(source: io.RawIOBase, writer: EncryptWriter, size: int | None) -> None:
+def _copy(
+    source: io.RawIOBase, writer: EncryptWriter, size: int | None, advance: Callable[[int], None]
+) -> None:
     buffer = bytearray(writer.step_size)
     view = memoryview(buffer)
     while count := source.readinto(view):
         if size is not None and writer.plaintext_size + count > size:
             raise _changed_size(Path(source.name))  # type: ignore[attr-defined]
         writer.write(view[:count])
+        advance(count)
 
 
 def decrypt_file(
@@ -455,6 +467,7 @@ def decrypt_file(
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     allowed_keys: Iterable[str] | None = None,
     durable: bool = True,
+    progress: bool | None = None,
 ) -> FileInfo:
     """Decrypt the kmsnb file ``src`` into ``dst``.
 
@@ -465,7 +478,8 @@ def decrypt_file(
 
     ``durable=False`` skips the fsyncs, for scratch outputs: see :func:`encrypt_file`.
     It never leaves plaintext on disk after a crash either (the plaintext is written
-    to a file without a name until it is complete and verified).
+    to a file without a name until it is complete and verified). ``progress`` is as for
+    :func:`encrypt_file`.
 
     Returns:
         what the header of ``src`` says (see :func:`inspect`).
@@ -478,6 +492,7 @@ def decrypt_file(
             see :func:`open_decrypt` (``allowed_keys`` too).
     """
     source_path, destination = _check_paths(src, dst)
+    show = check_progress(progress)
     with open(source_path, "rb") as source:
         file_size = _regular_file_size(source)
         # The destination is checked first, so that a bad one costs no KMS call.
@@ -489,9 +504,13 @@ def decrypt_file(
                 allowed_keys=allowed_keys,
                 buffer_size=buffer_size,
             )
-            with reader:
+            total = reader.header.plaintext_size
+            if total is None and file_size is not None:
+                total = max(file_size - reader.header.size, 0)  # ciphertext: close enough
+            with reader, progress_bar(total, f"decrypt {source_path.name}", show=show) as advance:
                 while block := reader.read_verified():
                     output.write(block)
+                    advance(len(block))
     return FileInfo.from_header(reader.header, file_size=file_size)
 
 
