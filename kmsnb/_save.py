@@ -97,7 +97,10 @@ class Saved(Rendered):
         return "saved", None, [[cell_text(name), cell_text(value)] for name, value in rows]
 
     def __repr__(self) -> str:
-        shown = f"{self.shape[0]}x{self.shape[1]}" if self.shape else f"{self.plaintext_size} B"
+        if self.shape is not None:
+            shown = f"{self.shape[0]}x{self.shape[1]}"
+        else:
+            shown = format_size(self.plaintext_size)
         return f"Saved({self.path!r}, {self.content}, {shown}, key={self.key_id!r})"
 
 
