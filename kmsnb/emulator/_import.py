@@ -1,5 +1,5 @@
 """Key import for ``Origin=EXTERNAL`` keys: GetParametersForImport, ImportKeyMaterial,
-DeleteKeyMaterial (kms-api §6; the ``alibabacloud_kms20160120`` models).
+DeleteKeyMaterial (``docs/emulator.md``, "Actions"; the ``alibabacloud_kms20160120`` models).
 
 * GetParametersForImport makes an RSA-2048 key pair for one key and one wrapping algorithm
   (``RSAES_PKCS1_V1_5``, ``RSAES_OAEP_SHA_1`` or ``RSAES_OAEP_SHA_256``) and returns its
