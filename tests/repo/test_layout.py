@@ -324,7 +324,7 @@ def test_kms_backends_use_only_the_kms_interface() -> None:
 
 
 def test_the_emulator_imports_only_errors_wipe_and_itself() -> None:
-    """The emulator stands alone: kms/local.py imports it, never the other way round."""
+    """The emulator stands alone: kmsnb/kms/local.py imports it, never the other way round."""
     allowed = LAYERS[0][1] + ("kmsnb.emulator",)
     reaching = [
         f"{imported.where}: {module} imports {imported.module}"
