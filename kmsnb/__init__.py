@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from kmsnb._inspect import inspect
+from kmsnb._version import __version__
 from kmsnb.envelope import (
     DecryptReader,
     EncryptWriter,
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from kmsnb._pme_inspect import ParquetColumn, ParquetInfo
     from kmsnb.connection import connect
     from kmsnb.dataframe import read_csv, read_parquet
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "ContextMismatchError",
