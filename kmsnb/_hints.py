@@ -25,7 +25,7 @@ from kmsnb.errors import (
     WrongKeyError,
 )
 
-__all__ = ["FACES", "Face", "hint_for", "naming_key_and_kms"]
+__all__ = ["FACES", "Face", "hint_for", "kms_location", "naming_key_and_kms"]
 
 Face = Literal["python", "cli", "magic", "widget"]
 FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
@@ -146,6 +146,18 @@ def hint_for(error: BaseException, face: Face) -> str | None:
     return None
 
 
+def kms_location(kms: object) -> str:
+    """Which KMS ``kms`` is, for messages (:func:`kmsnb.connection.describe_kms`).
+
+    Here, in the lowest layer, so that the envelope can name the KMS in its errors.
+    """
+    # Every KmsClient has a secret-free location; the data-key cache forwards it.
+    location = getattr(kms, "location", None)
+    if isinstance(location, str) and location:
+        return location
+    return f"the KMS client {type(kms).__name__}"
+
+
 @contextlib.contextmanager
 def naming_key_and_kms(key_id: str, kms: object) -> Iterator[None]:
     """Add which key and which KMS to a :class:`~kmsnb.errors.KmsError` raised inside.
@@ -157,10 +169,7 @@ def naming_key_and_kms(key_id: str, kms: object) -> Iterator[None]:
     try:
         yield
     except KmsError as error:
-        # Imported here: kmsnb.connection is not needed at startup (kmsnb --help).
-        from kmsnb.connection import describe_kms
-
-        where = describe_kms(kms)
+        where = kms_location(kms)
         if where in error.message:
             raise
         named = copy.copy(error)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
+from kmsnb._hints import kms_location
 from kmsnb.kms._base import Kms, KmsClient
 
 __all__ = [
@@ -202,11 +203,7 @@ def describe_kms(kms: object) -> str:
     A client without a ``location`` (a user's own :class:`~kmsnb.kms.Kms`) is named by
     its class.
     """
-    # The data-key cache forwards attribute reads to the client it wraps.
-    location = getattr(kms, "location", None)
-    if isinstance(location, str) and location:
-        return location
-    return f"the KMS client {type(kms).__name__}"
+    return kms_location(kms)
 
 
 @contextlib.contextmanager
