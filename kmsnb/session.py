@@ -94,28 +94,42 @@ def _uri_to_connect() -> str:
     return default_kms_uri()
 
 
-def set_kms(kms: Kms | None, *, cache: bool = True, uri: str | None = None) -> None:
+def set_kms(kms: Kms | str | None, *, cache: bool = True, uri: str | None = None) -> None:
     """Make ``kms`` the session's KMS (``None``: connect again on next use).
 
     Args:
-        kms: any :class:`~kmsnb.kms.Kms`.
+        kms: any :class:`~kmsnb.kms.Kms`, or a KMS URI (``local:PATH``, ``aliyun:REGION``,
+            ...: :func:`kmsnb.connect`), connected now and closed when replaced.
         cache: put a :class:`~kmsnb.kms.CachingKms` with default thresholds in front of
             it (not when it already is one).
         uri: the KMS URI ``kms`` was connected from, so that other processes (Dask's
-            workers) can reach the same KMS; see :func:`get_kms_uri`.
+            workers) can reach the same KMS (:func:`get_kms_uri`); a URI given as ``kms``
+            is its own.
+
+    Raises:
+        TypeError: ``kms`` is neither a KMS client, a URI nor ``None``.
+        ValueError, ImportError: as :func:`kmsnb.connect` does, for a URI.
     """
     global _kms, _owned_cache, _connected, _kms_uri
     if uri is not None and kms is None:
         raise ValueError("uri= names the URI of a kms given with it")
+    connected: Kms | None = None
+    if isinstance(kms, str):
+        from kmsnb.connection import connect
+
+        uri = kms if uri is None else uri
+        kms = connected = connect(kms)
     if kms is not None and not isinstance(kms, Kms):
-        raise TypeError("kms must be a KMS client (generate_data_key and decrypt_data_key)")
+        raise TypeError(
+            "kms must be a KMS client (generate_data_key and decrypt_data_key) or a KMS URI"
+        )
     new_cache: CachingKms[Kms] | None = None
     if kms is not None and cache and not isinstance(kms, CachingKms):
         new_cache = CachingKms(kms)
         kms = new_cache
     with _lock:
         previous_cache, previous_client = _owned_cache, _connected
-        _kms, _owned_cache, _connected, _kms_uri = kms, new_cache, None, uri
+        _kms, _owned_cache, _connected, _kms_uri = kms, new_cache, connected, uri
     if previous_cache is not None:
         previous_cache.clear()
     close = getattr(previous_client, "close", None)

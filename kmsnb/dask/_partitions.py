@@ -34,7 +34,7 @@ from kmsnb.dask._manifest import (
     is_reserved,
     part_name,
 )
-from kmsnb.envelope import _open_decrypt, inspect, open_encrypt
+from kmsnb.envelope import inspect, open_decrypt, open_encrypt
 from kmsnb.errors import ContextMismatchError, FormatError, IntegrityError
 from kmsnb.kms._base import Kms
 
@@ -225,7 +225,8 @@ def decrypt_checked(
         mismatch = describe_context_mismatch(expected_context, user_context)
         raise ContextMismatchError(f"{name}: {mismatch}")
     sink = pa.BufferOutputStream()
-    reader = _open_decrypt(io.BytesIO(data), kms=kms, encryption_context=found, allowed=allowed)
+    # allowed_keys resolved once on the client: no KMS call per part to resolve them.
+    reader = open_decrypt(io.BytesIO(data), kms=kms, encryption_context=found, allowed_keys=allowed)
     with reader:
         while block := reader.read_verified():
             sink.write(block)
