@@ -126,17 +126,25 @@ def _s3_output(location: Location, *, overwrite: bool, part_size: int) -> Iterat
         try:
             if empty:
                 # s3fs commits an empty file with an unconditional touch: store it here.
-                output.discard()
+                _discard(output)
                 fs.pipe_file(path, b"", mode="overwrite" if overwrite else "create")
             else:
                 output.commit()
         except FileExistsError:
             raise _exists_error(location.url) from None
     except BaseException:
-        # Aborts the multipart upload; the error that stopped the write is the one to show.
-        with contextlib.suppress(Exception):
-            output.discard()
+        _discard(output)
         raise
+
+
+def _discard(output: Any) -> None:
+    """Abort an s3fs file's multipart upload; the error that stopped the write is the one
+    to show, not one from here."""
+    with contextlib.suppress(Exception):
+        output.discard()
+    # discard() drops the buffer but leaves the file open: its __del__ would then close it,
+    # flushing a buffer that is gone. Closed it is (fsspec's own flag), uploading nothing.
+    output.closed = True
 
 
 @contextlib.contextmanager
