@@ -30,6 +30,7 @@ from kmsnb.storage._generations import (
     read_manifest_bytes,
     remove_generation,
     remove_unreferenced_generations,
+    start_generation,
     write_manifest,
 )
 from kmsnb.storage._location import WRITABLE, Location, StoreKind, is_url, resolve
@@ -55,5 +56,6 @@ __all__ = [
     "remove_generation",
     "remove_unreferenced_generations",
     "resolve",
+    "start_generation",
     "write_manifest",
 ]

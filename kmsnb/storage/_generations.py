@@ -38,6 +38,7 @@ __all__ = [
     "read_manifest_bytes",
     "remove_generation",
     "remove_unreferenced_generations",
+    "start_generation",
     "write_manifest",
 ]
 
@@ -47,6 +48,19 @@ GENERATION_PREFIX: Final = "gen-"
 def new_generation() -> str:
     """A fresh generation name, ``gen-`` and 32 random hex digits."""
     return f"{GENERATION_PREFIX}{uuid.uuid4().hex}"
+
+
+def start_generation(root: str, *, storage_options: Mapping[str, Any] | None = None) -> str:
+    """A fresh generation of the dataset at ``root``, ready for its parts.
+
+    On a local path its folder (and ``root``) are created; object stores need nothing,
+    a prefix exists once an object is under it.
+    """
+    generation = new_generation()
+    location = resolve(join(root, generation), storage_options=storage_options, writing=True)
+    if location.is_local:
+        os.makedirs(location.path, mode=0o700)
+    return generation
 
 
 def _is_generation(name: str) -> bool:
@@ -96,9 +110,10 @@ def write_manifest(
     Raises:
         FileExistsError: ``replace`` is false and another writer's manifest is there.
     """
-    with open_output(
-        join(root, manifest_name), overwrite=replace, storage_options=storage_options
-    ) as output:
+    location = resolve(join(root, manifest_name), storage_options=storage_options, writing=True)
+    if location.is_local:
+        os.makedirs(os.path.dirname(location.path) or ".", mode=0o700, exist_ok=True)
+    with open_output(location.url, overwrite=replace, storage_options=storage_options) as output:
         output.write(data)
 
 

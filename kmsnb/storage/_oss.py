@@ -29,7 +29,7 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
 from kmsnb.errors import UnsupportedStorageError
@@ -49,7 +49,7 @@ class OssSettings:
 
     region: str
     endpoint: str
-    credential: Any
+    credential: Any = field(repr=False)
 
 
 def endpoint_for(region: str, *, internal: bool = False) -> str:

@@ -107,9 +107,7 @@ def bucket(s3_client: Any) -> str:
 
 def pending_uploads(s3_client: Any, bucket: str) -> list[dict[str, Any]]:
     """The bucket's incomplete multipart uploads."""
-    found: list[dict[str, Any]] = s3_client.list_multipart_uploads(Bucket=bucket).get(
-        "Uploads", []
-    )
+    found: list[dict[str, Any]] = s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     return found
 
 

@@ -10,9 +10,11 @@ target, headers) so tests can check what the SDK sent; it checks no signature.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +39,16 @@ class FakeOss:
     """The server's state: objects, uploads in progress, and the requests seen."""
 
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    modified: dict[tuple[str, str], float] = field(default_factory=dict)
     uploads: dict[str, dict[int, bytes]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     endpoint: str = ""
+
+
+def _iso(stamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _error(handler: BaseHTTPRequestHandler, status: int, code: str) -> None:
@@ -68,14 +76,18 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
             bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
             query = parse_qs(parts.query, keep_blank_values=True)
             state.requests.append(
-                Recorded(self.command, parts.path, query, {k.lower(): v for k, v in self.headers.items()})
+                Recorded(
+                    self.command, parts.path, query, {k.lower(): v for k, v in self.headers.items()}
+                )
             )
             return bucket, key, query
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
-        def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        def _reply(
+            self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             for name, value in {"x-oss-request-id": "fake", **(headers or {})}.items():
                 self.send_header(name, value)
@@ -102,6 +114,7 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
                 if self._forbidden(bucket, key):
                     return _error(self, 409, "FileAlreadyExists")
                 state.objects[(bucket, key)] = body
+                state.modified[(bucket, key)] = time.time()
             self._reply(200, headers={"ETag": etag})
 
         def do_POST(self) -> None:
@@ -126,9 +139,10 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
                     numbers = [int(n) for n in re.findall(rb"<PartNumber>(\d+)</PartNumber>", body)]
                     parts = state.uploads.pop(upload_id)
                     state.objects[(bucket, key)] = b"".join(parts[n] for n in numbers)
+                    state.modified[(bucket, key)] = time.time()
                     xml = (
                         f"<CompleteMultipartUploadResult><Bucket>{bucket}</Bucket>"
-                        f"<Key>{escape(key)}</Key><ETag>\"done\"</ETag>"
+                        f'<Key>{escape(key)}</Key><ETag>"done"</ETag>'
                         f"</CompleteMultipartUploadResult>"
                     )
                     return self._reply(200, xml.encode(), {"Content-Type": "application/xml"})
@@ -184,10 +198,10 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
             self._reply(206, data[start : end + 1], headers)
 
         def _list(self, bucket: str, prefix: str) -> None:
-            stamp = "2026-01-01T00:00:00.000Z"
             items = "".join(
                 f"<Contents><Key>{escape(key)}</Key><Size>{len(data)}</Size>"
-                f"<LastModified>{stamp}</LastModified><ETag>\"x\"</ETag></Contents>"
+                f"<LastModified>{_iso(state.modified.get((name, key), 0.0))}</LastModified>"
+                f'<ETag>"x"</ETag></Contents>'
                 for (name, key), data in sorted(state.objects.items())
                 if name == bucket and key.startswith(prefix)
             )
@@ -201,11 +215,18 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A reader that stops early resets its connection: not the server's business."""
+
+
 @contextmanager
 def serve_fake_oss() -> Iterator[FakeOss]:
     """Run the fake on 127.0.0.1, a free port, in a thread; stop it after."""
     state = FakeOss()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
+    server = _QuietServer(("127.0.0.1", 0), _make_handler(state))
     state.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -110,7 +110,7 @@ def test_an_existing_object_is_refused_before_any_work(
 ) -> None:
     s3_client.put_object(Bucket=bucket, Key="data.kms", Body=b"old")
     entered = False
-    with pytest.raises(FileExistsError, match="overwrite=True"):  # noqa: PT012
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         with open_output(_url(bucket), storage_options=s3_options):
             entered = True
     assert entered is False
@@ -151,7 +151,9 @@ def test_an_empty_object_is_created_exclusively(
     assert _get(s3_client, bucket, "empty") == b"theirs"
 
 
-def test_reads_are_seekable_ranged_reads(bucket: str, s3_options: dict[str, Any], s3_client: Any) -> None:
+def test_reads_are_seekable_ranged_reads(
+    bucket: str, s3_options: dict[str, Any], s3_client: Any
+) -> None:
     data = os.urandom(3 * 1024 * 1024)
     s3_client.put_object(Bucket=bucket, Key="data.kms", Body=data)
     with open_input(_url(bucket), storage_options=s3_options, block_size=1024 * 1024) as source:
