@@ -162,10 +162,10 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
                     state.objects.pop((bucket, key), None)
             self._reply(204)
 
-        def _object_headers(self, data: bytes) -> dict[str, str]:
+        def _object_headers(self, bucket: str, key: str, data: bytes) -> dict[str, str]:
             return {
                 "ETag": f'"{hashlib.md5(data).hexdigest()}"',  # noqa: S324
-                "Last-Modified": formatdate(usegmt=True),
+                "Last-Modified": formatdate(state.modified.get((bucket, key), 0.0), usegmt=True),
                 "Content-Type": "application/octet-stream",
             }
 
@@ -174,7 +174,7 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
             data = state.objects.get((bucket, key))
             if data is None:
                 return _error(self, 404, "NoSuchKey")
-            headers = self._object_headers(data)
+            headers = self._object_headers(bucket, key, data)
             self.send_response(200)
             for name, value in {"x-oss-request-id": "fake", **headers}.items():
                 self.send_header(name, value)
@@ -188,7 +188,7 @@ def _make_handler(state: FakeOss) -> type[BaseHTTPRequestHandler]:
             data = state.objects.get((bucket, key))
             if data is None:
                 return _error(self, 404, "NoSuchKey")
-            headers = self._object_headers(data)
+            headers = self._object_headers(bucket, key, data)
             wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
             if wanted is None:
                 return self._reply(200, data, headers)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
@@ -13,6 +14,25 @@ import pytest
 from kmsnb.storage import open_input, open_output
 
 pytestmark = pytest.mark.unit
+
+
+class Boom(Exception):
+    """The failure a test injects mid-write."""
+
+
+def _fail_midway(url: Any, data: bytes, error: BaseException | None = None, **options: Any) -> None:
+    """Write ``data`` through open_output, then fail inside the block."""
+    with open_output(url, **options) as output:
+        output.write(data)
+        raise error if error is not None else Boom
+
+
+def _body_ran(url: Any, **options: Any) -> bool:
+    """Whether open_output let the block run (it raises first when it refuses)."""
+    entered = False
+    with open_output(url, **options):
+        entered = True
+    return entered
 
 
 @pytest.mark.parametrize("as_url", [False, True], ids=["path", "file-url"])
@@ -30,14 +50,12 @@ def test_a_local_write_is_atomic_and_private(tmp_path: Path, *, as_url: bool) ->
 
 def test_a_failed_local_write_leaves_nothing_and_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "x.kms"
-    with pytest.raises(RuntimeError), open_output(target) as output:
-        output.write(b"partial")
-        raise RuntimeError
+    with pytest.raises(Boom):
+        _fail_midway(target, b"partial")
     assert os.listdir(tmp_path) == []
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError), open_output(target, overwrite=True) as output:
-        output.write(b"partial")
-        raise RuntimeError
+    with pytest.raises(Boom):
+        _fail_midway(target, b"partial", overwrite=True)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["x.kms"]
 
@@ -45,8 +63,8 @@ def test_a_failed_local_write_leaves_nothing_and_keeps_the_old_file(tmp_path: Pa
 def test_an_existing_local_file_needs_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "x.kms"
     target.write_bytes(b"old")
-    with pytest.raises(FileExistsError), open_output(target):
-        pass
+    with pytest.raises(FileExistsError):
+        _body_ran(target)
     with open_output(target, overwrite=True) as output:
         output.write(b"new")
     assert target.read_bytes() == b"new"
@@ -63,9 +81,8 @@ def memory_url() -> str:
 
 def test_memory_is_written_only_once_complete(memory_url: str) -> None:
     fs = fsspec.filesystem("memory")
-    with pytest.raises(RuntimeError), open_output(memory_url) as output:
-        output.write(b"partial")
-        raise RuntimeError
+    with pytest.raises(Boom):
+        _fail_midway(memory_url, b"partial")
     assert not fs.exists(memory_url)
     with open_output(memory_url) as output:
         output.write(b"whole")
@@ -77,9 +94,8 @@ def test_memory_is_written_only_once_complete(memory_url: str) -> None:
 def test_a_failed_memory_overwrite_keeps_the_old_object(memory_url: str) -> None:
     fs = fsspec.filesystem("memory")
     fs.pipe_file(memory_url, b"old")
-    with pytest.raises(RuntimeError), open_output(memory_url, overwrite=True) as output:
-        output.write(b"partial")
-        raise RuntimeError
+    with pytest.raises(Boom):
+        _fail_midway(memory_url, b"partial", overwrite=True)
     assert fs.cat_file(memory_url) == b"old"
 
 

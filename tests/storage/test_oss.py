@@ -22,6 +22,17 @@ URL = "oss://bucket/dir/data.kms"
 KEY = ("bucket", "dir/data.kms")
 
 
+class Boom(Exception):
+    """The failure a test injects mid-write."""
+
+
+def _fail_midway(url: Any, data: bytes, error: BaseException | None = None, **options: Any) -> None:
+    """Write ``data`` through open_output, then fail inside the block."""
+    with open_output(url, **options) as output:
+        output.write(data)
+        raise error if error is not None else Boom
+
+
 @pytest.fixture
 def oss() -> Iterator[FakeOss]:
     with serve_fake_oss() as state:
@@ -109,21 +120,16 @@ def test_a_large_write_streams_parts_and_appears_at_the_complete(
 
 
 def test_an_exception_mid_write_aborts_the_upload(oss: FakeOss, options: dict[str, Any]) -> None:
-    with pytest.raises(RuntimeError), open_output(URL, storage_options=options) as output:
-        output.write(os.urandom(2 * PART))
-        raise RuntimeError
+    with pytest.raises(Boom):
+        _fail_midway(URL, os.urandom(2 * PART), storage_options=options)
     assert oss.objects == {}
     assert oss.uploads == {}
 
 
 def test_a_failed_overwrite_keeps_the_old_object(oss: FakeOss, options: dict[str, Any]) -> None:
     oss.objects[KEY] = b"old"
-    with (
-        pytest.raises(RuntimeError),
-        open_output(URL, overwrite=True, storage_options=options) as output,
-    ):
-        output.write(os.urandom(PART + 5))
-        raise RuntimeError
+    with pytest.raises(Boom):
+        _fail_midway(URL, os.urandom(PART + 5), overwrite=True, storage_options=options)
     assert oss.objects[KEY] == b"old"
     with open_output(URL, overwrite=True, storage_options=options) as output:
         output.write(b"new")

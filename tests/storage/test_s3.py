@@ -20,6 +20,25 @@ PART = MIN_PART_SIZE
 STEP = 64 * 1024
 
 
+class Boom(Exception):
+    """The failure a test injects mid-write."""
+
+
+def _fail_midway(url: Any, data: bytes, error: BaseException | None = None, **options: Any) -> None:
+    """Write ``data`` through open_output, then fail inside the block."""
+    with open_output(url, **options) as output:
+        output.write(data)
+        raise error if error is not None else Boom
+
+
+def _body_ran(url: Any, **options: Any) -> bool:
+    """Whether open_output let the block run (it raises first when it refuses)."""
+    entered = False
+    with open_output(url, **options):
+        entered = True
+    return entered
+
+
 def _url(bucket: str, key: str = "data.kms") -> str:
     return f"s3://{bucket}/{key}"
 
@@ -67,12 +86,8 @@ def test_a_large_write_goes_out_in_parts_while_it_is_written(
 def test_an_exception_mid_write_leaves_no_object_and_no_upload(
     bucket: str, s3_options: dict[str, Any], s3_client: Any
 ) -> None:
-    with (
-        pytest.raises(RuntimeError, match="boom"),
-        open_output(_url(bucket), storage_options=s3_options, part_size=PART) as output,
-    ):
-        output.write(os.urandom(2 * PART + 7))
-        raise RuntimeError("boom")
+    with pytest.raises(Boom):
+        _fail_midway(_url(bucket), os.urandom(2 * PART + 7), storage_options=s3_options)
     assert object_keys(s3_client, bucket) == []
     assert pending_uploads(s3_client, bucket) == []
 
@@ -81,14 +96,14 @@ def test_a_failed_overwrite_keeps_the_old_object(
     bucket: str, s3_options: dict[str, Any], s3_client: Any
 ) -> None:
     s3_client.put_object(Bucket=bucket, Key="data.kms", Body=b"old")
-    with (
-        pytest.raises(KeyboardInterrupt),
-        open_output(
-            _url(bucket), overwrite=True, storage_options=s3_options, part_size=PART
-        ) as output,
-    ):
-        output.write(os.urandom(PART + 1))
-        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        _fail_midway(
+            _url(bucket),
+            os.urandom(PART + 1),
+            KeyboardInterrupt(),
+            overwrite=True,
+            storage_options=s3_options,
+        )
     assert _get(s3_client, bucket) == b"old"
     assert pending_uploads(s3_client, bucket) == []
 
@@ -109,11 +124,8 @@ def test_an_existing_object_is_refused_before_any_work(
     bucket: str, s3_options: dict[str, Any], s3_client: Any
 ) -> None:
     s3_client.put_object(Bucket=bucket, Key="data.kms", Body=b"old")
-    entered = False
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        with open_output(_url(bucket), storage_options=s3_options):
-            entered = True
-    assert entered is False
+        _body_ran(_url(bucket), storage_options=s3_options)
     assert _get(s3_client, bucket) == b"old"
 
 
