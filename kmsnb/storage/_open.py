@@ -61,6 +61,7 @@ def open_output(
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     part_size: int = DEFAULT_PART_SIZE,
+    durable: bool = True,
 ) -> Iterator[BinaryIO]:
     """Yield a binary writer whose bytes become ``url`` only if the block completes.
 
@@ -70,6 +71,9 @@ def open_output(
             is a conditional create.
         storage_options: options for the store (s3fs's, or :mod:`kmsnb.storage._oss`'s).
         part_size: bytes per uploaded part (at least :data:`MIN_PART_SIZE`).
+        durable: for a local file, fsync it and its folder (``False``: scratch outputs,
+            see :func:`kmsnb._files.atomic_output`); an object store has the object
+            durably once it acknowledges the commit, whatever this says.
 
     Raises:
         FileExistsError: ``url`` exists and ``overwrite`` is false (before the block
@@ -82,7 +86,7 @@ def open_output(
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes, not {part_size}")
     location = resolve(url, storage_options=storage_options, writing=True)
     if location.kind == "local":
-        with atomic_output(location.path, overwrite=overwrite) as output:
+        with atomic_output(location.path, overwrite=overwrite, durable=durable) as output:
             yield output
     elif location.kind == "oss":
         with open_oss_output(

@@ -89,3 +89,17 @@ def test_reading_works_for_any_installed_protocol(tmp_path: Path) -> None:
     (tmp_path / "x").write_bytes(b"abc")
     with open_input(f"file://{tmp_path / 'x'}") as source:
         assert source.read() == b"abc"
+
+
+def test_importing_the_storage_layer_imports_no_store_library() -> None:
+    """Faces import kmsnb.storage eagerly; fsspec, s3fs and the OSS SDK load on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kmsnb.storage\n"
+        "heavy = {'fsspec', 's3fs', 'alibabacloud_oss_v2', 'alibabacloud_credentials'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
