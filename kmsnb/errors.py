@@ -20,6 +20,7 @@ __all__ = [
     "KmsUnavailableError",
     "KmsnbError",
     "TruncatedError",
+    "UnsupportedStorageError",
     "WrongKeyError",
 ]
 
@@ -97,6 +98,16 @@ class ContextMismatchError(KmsnbError):
     Raised before the KMS is asked anything (for a column-level Parquet file, whose context
     is in its encrypted footer, once the footer key is unwrapped), and before any data is
     read. The message names the keys that differ, never their values.
+    """
+
+
+class UnsupportedStorageError(KmsnbError):
+    """kmsnb cannot use this destination or source safely, so it refuses it up front.
+
+    Raised before anything is read or written: a URL whose protocol has no installed
+    implementation (the message names the package to install), a store kmsnb cannot write
+    atomically (a partial or half-replaced object could be left behind), or a store too
+    old for a conditional create (it would silently overwrite).
     """
 
 

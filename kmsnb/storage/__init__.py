@@ -1,0 +1,61 @@
+"""Where kmsnb's bytes live: local paths and fsspec URLs, written streaming and atomically.
+
+One layer for every face (``kmsnb.save``/``load``, ``encrypt_file``/``decrypt_file``,
+``read_*``/``to_*``, the CLI, the magics, the widgets, Dask)::
+
+    from kmsnb.storage import open_input, open_output
+
+    with open_output("s3://bucket/sales.parquet.kms", storage_options=options) as output:
+        ...  # write the ciphertext: it streams out part by part
+    # the object appears here, whole; after any error nothing was published
+
+    with open_input("oss://bucket/sales.parquet.kms") as source:
+        ...  # seekable; reads the object by ranges
+
+:func:`resolve` holds the rule of what is writable (local paths, ``file://``, ``s3://``,
+``oss://``, ``memory://``) and refuses the rest with
+:class:`~kmsnb.errors.UnsupportedStorageError`; :mod:`kmsnb.storage._open` says how each
+store is made streaming, atomic and exclusive; :mod:`kmsnb.storage._oss` why OSS goes
+through Alibaba's SDK v2; :mod:`kmsnb.storage._generations` how a dataset is switched on a
+store without rename. Importing this package imports no store library.
+"""
+
+from __future__ import annotations
+
+from kmsnb.storage._generations import (
+    GENERATION_PREFIX,
+    join,
+    list_generations,
+    new_generation,
+    read_manifest_bytes,
+    remove_generation,
+    remove_unreferenced_generations,
+    start_generation,
+    write_manifest,
+)
+from kmsnb.storage._location import WRITABLE, Location, StoreKind, is_url, resolve
+from kmsnb.storage._open import DEFAULT_PART_SIZE, MIN_PART_SIZE, open_input, open_output
+from kmsnb.storage._oss import endpoint_for, oss_settings
+
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "GENERATION_PREFIX",
+    "MIN_PART_SIZE",
+    "WRITABLE",
+    "Location",
+    "StoreKind",
+    "endpoint_for",
+    "is_url",
+    "join",
+    "list_generations",
+    "new_generation",
+    "open_input",
+    "open_output",
+    "oss_settings",
+    "read_manifest_bytes",
+    "remove_generation",
+    "remove_unreferenced_generations",
+    "resolve",
+    "start_generation",
+    "write_manifest",
+]
