@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pending_output import wait_for_pending_output
 
-import kmsnb._commands as commands
+import kmsnb.cli._display as display
 from kmsnb import errors
 from kmsnb._format.header import read_header
 from kmsnb._progress import get_progress_threshold, set_progress_threshold
@@ -277,7 +277,7 @@ def test_keyboard_interrupt_exits_130(
 def test_each_error_class_has_a_hint(
     error: Exception, hint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert commands.report_error(error) == 1
+    assert display.report_error(error) == 1
     first, second = capsys.readouterr().err.splitlines()
     assert first.startswith("kmsnb: error: ")
     assert second.startswith("kmsnb: hint: ")

@@ -15,23 +15,22 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-from kmsnb._commands import _add, _add_group, _connect
+from kmsnb.cli import EXIT_OK
+from kmsnb.cli._parser import add_command, add_group, add_key_option, connect
 
 if TYPE_CHECKING:
-    from kmsnb._commands import _Commands
+    from kmsnb.cli._parser import Commands
 
-__all__ = ["add_secret_commands"]
-
-EXIT_OK = 0
+__all__ = ["add_commands"]
 
 
-def add_secret_commands(commands: _Commands) -> None:
-    secret = _add_group(commands, "secret", "manage secrets (Secrets Manager) without showing them")
+def add_commands(commands: Commands) -> None:
+    secret = add_group(commands, "secret", "manage secrets (Secrets Manager) without showing them")
     for name, handler, help in (
         ("create", _cmd_secret_create, "create a secret; its value from stdin or --value-file"),
         ("put", _cmd_secret_put, "store a new value (becomes ACSCurrent); from stdin or a file"),
     ):
-        parser = _add(secret, name, handler, help)
+        parser = add_command(secret, name, handler, help)
         parser.add_argument("name", metavar="NAME")
         parser.add_argument(
             "--value-file",
@@ -42,10 +41,10 @@ def add_secret_commands(commands: _Commands) -> None:
         parser.add_argument("--binary", action="store_true", help="store the bytes as binary")
         if name == "create":
             parser.add_argument("--description", default="", help="a description (not secret)")
-            parser.add_argument(
-                "--key", default=None, help="master key that protects it (default: the service's)"
+            add_key_option(
+                parser, "master key that protects it (default: the service's)", required=False
             )
-    get = _add(
+    get = add_command(
         secret,
         "get",
         _cmd_secret_get,
@@ -57,15 +56,17 @@ def add_secret_commands(commands: _Commands) -> None:
     get.add_argument("-o", "--output", metavar="FILE", default=None, help="write it to FILE (0600)")
     get.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     get.add_argument("--reveal", action="store_true", help="allow printing it on a terminal")
-    _add(secret, "list", _cmd_secret_list, "list secrets: names and dates, never values")
-    delete = _add(secret, "delete", _cmd_secret_delete, "delete a secret after a recovery window")
+    add_command(secret, "list", _cmd_secret_list, "list secrets: names and dates, never values")
+    delete = add_command(
+        secret, "delete", _cmd_secret_delete, "delete a secret after a recovery window"
+    )
     delete.add_argument("name", metavar="NAME")
     window = delete.add_mutually_exclusive_group()
     window.add_argument(
         "--recovery-days", type=int, default=None, metavar="N", help="7 to 30 (default 30)"
     )
     window.add_argument("--force", action="store_true", help="delete now, without recovery")
-    _add(secret, "restore", _cmd_secret_restore, "cancel a deletion").add_argument(
+    add_command(secret, "restore", _cmd_secret_restore, "cancel a deletion").add_argument(
         "name", metavar="NAME"
     )
 
@@ -98,7 +99,7 @@ def _cmd_secret_create(args: argparse.Namespace) -> int:
     from kmsnb.secrets import create
 
     value = _read_value(args)
-    with _connect(args) as kms:
+    with connect(args) as kms:
         info = create(
             args.name, value, description=args.description, encryption_key_id=args.key, kms=kms
         )
@@ -110,14 +111,14 @@ def _cmd_secret_put(args: argparse.Namespace) -> int:
     from kmsnb.secrets import put
 
     value = _read_value(args)
-    with _connect(args) as kms:
+    with connect(args) as kms:
         info = put(args.name, value, kms=kms)
     print(f"secret {info.name}: new version {info.version_id} ({', '.join(info.version_stages)})")
     return EXIT_OK
 
 
 def _cmd_secret_get(args: argparse.Namespace) -> int:
-    from kmsnb._files import atomic_output
+    from kmsnb._files import atomic_output  # until kmsnb._save (issue 11) offers a writer
     from kmsnb.secrets import get
 
     to_terminal = args.output is None and sys.stdout.isatty()
@@ -126,7 +127,7 @@ def _cmd_secret_get(args: argparse.Namespace) -> int:
             "refusing to print a secret on a terminal; pipe it, write it with -o FILE, or pass "
             "--reveal"
         )
-    with _connect(args) as kms:
+    with connect(args) as kms:
         secret = get(args.name, version_stage=args.stage, version_id=args.version_id, kms=kms)
     with secret:
         value = secret.reveal_bytes()
@@ -140,23 +141,23 @@ def _cmd_secret_get(args: argparse.Namespace) -> int:
 
 
 def _cmd_secret_list(args: argparse.Namespace) -> int:
-    from kmsnb._commands import _print_table
+    from kmsnb.cli._display import print_table
     from kmsnb.secrets import list_secrets
 
-    with _connect(args) as kms:
+    with connect(args) as kms:
         infos = list_secrets(kms=kms)
     rows = [
         (info.name, info.create_time, info.update_time, info.planned_delete_time or "-")
         for info in infos
     ]
-    _print_table(("NAME", "CREATED", "UPDATED", "DELETION"), rows)
+    print_table(("NAME", "CREATED", "UPDATED", "DELETION"), rows)
     return EXIT_OK
 
 
 def _cmd_secret_delete(args: argparse.Namespace) -> int:
     from kmsnb.secrets import delete
 
-    with _connect(args) as kms:
+    with connect(args) as kms:
         planned = delete(
             args.name, recovery_window_in_days=args.recovery_days, force=args.force, kms=kms
         )
@@ -173,7 +174,7 @@ def _cmd_secret_delete(args: argparse.Namespace) -> int:
 def _cmd_secret_restore(args: argparse.Namespace) -> int:
     from kmsnb.secrets import restore
 
-    with _connect(args) as kms:
+    with connect(args) as kms:
         restore(args.name, kms=kms)
     print(f"secret {args.name} restored")
     return EXIT_OK

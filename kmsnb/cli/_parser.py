@@ -1,0 +1,231 @@
+"""Parser pieces every command group shares, and the wrapper that runs a command.
+
+Each command is a small ``cmd_*(args) -> int`` function, added with :func:`add_command`,
+which wraps it: failures become ``kmsnb: error: ...`` plus a hint (exit 1,
+:func:`kmsnb.cli._display.report_error`), Ctrl-C exit 130 without a traceback, and SIGTERM
+or SIGHUP (``timeout``, ``docker stop``, a closed terminal) stop it as Ctrl-C does: the
+partial output is discarded and the status is 128 + the signal's number. A group run bare
+prints its usage.
+
+Only the standard library is imported here; :func:`connect` imports the KMS backend the
+URI names when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kmsnb.cli import EXIT_FAILURE, EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from kmsnb.kms._base import KmsClient
+
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = [
+    "Commands",
+    "Handler",
+    "add_allowed_key_option",
+    "add_command",
+    "add_context_option",
+    "add_group",
+    "add_key_option",
+    "add_no_fsync_option",
+    "alias_name",
+    "connect",
+    "exact_size",
+    "size",
+]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_group(commands: Commands, name: str, help: str) -> Commands:
+    """Add a command group (``kmsnb NAME ...``) that prints its usage when run bare."""
+    group = commands.add_parser(name, help=help, description=help)
+    group.set_defaults(parser=group)
+    subcommands: Commands = group.add_subparsers(title="commands", metavar="COMMAND")
+    return subcommands
+
+
+def add_command(
+    commands: Commands, name: str, handler: Handler, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """Add ``name``, run by ``handler`` inside :func:`_run_command`'s error handling."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=description or help
+    )
+    parser.set_defaults(handler=_run_command(handler), parser=parser)
+    return parser
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C, so partial outputs are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_on_signals() -> Iterator[None]:
+    def handle(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    previous = {}
+    # Only the main thread may set handlers, and a host's own handler stays in charge.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    for name in ("SIGTERM", "SIGHUP") if in_main_thread else ():
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_command(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from kmsnb.errors import KmsnbError
+
+        try:
+            with _terminate_on_signals():
+                return handler(args)
+        except KeyboardInterrupt:
+            print("kmsnb: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except _Terminated as terminated:
+            name = signal.Signals(terminated.signum).name
+            print(f"kmsnb: stopped by {name}", file=sys.stderr)
+            return 128 + terminated.signum
+        except BrokenPipeError:
+            from kmsnb.cli._stdio import discard_stdout
+
+            discard_stdout()  # the reader went away (| head); say nothing more
+            return EXIT_FAILURE
+        except (KmsnbError, ValueError, OSError, ImportError) as error:
+            from kmsnb.cli._display import report_error
+
+            return report_error(
+                error,
+                key=getattr(args, "failed_key", None) or getattr(args, "key", None),
+                kms_location=getattr(args, "kms_location", None),
+            )
+
+    return run
+
+
+@contextlib.contextmanager
+def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
+    """The KMS that ``--kms`` (else ``$KMSNB_KMS``, else the local emulator) names.
+
+    Its location is kept on ``args`` so that an error can say which KMS answered.
+    """
+    from kmsnb._connect import connect as connect_kms
+
+    kms = connect_kms(args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False))
+    args.kms_location = getattr(kms, "location", None)
+    try:
+        yield kms
+    finally:
+        close = getattr(kms, "close", None)
+        if callable(close):
+            close()
+
+
+# --- argument types -------------------------------------------------------------------
+
+
+class _ContextAction(argparse.Action):
+    """Collect repeated ``--context KEY=VALUE`` into a dict; a repeated key is a usage error."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        key, sep, value = str(values).partition("=")
+        if not sep or not key:
+            parser.error(f"--context takes KEY=VALUE, not {values!r}")
+        try:
+            str(values).encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 arrive as lone surrogates (PEP 383).
+            shown = os.fsencode(str(values))
+            parser.error(f"--context must be UTF-8 text; {shown!r} is not")
+        context: dict[str, str] = dict(getattr(namespace, self.dest) or {})
+        if key in context:
+            parser.error(f"--context names {key!r} twice")
+        context[key] = value
+        setattr(namespace, self.dest, context)
+
+
+def size(text: str) -> int:
+    """A byte count: ``65536``, ``64K``, ``1M`` (powers of 1024)."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    scale = units.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit() or int(digits) <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive size: {text!r} (e.g. 65536, 64K, 1M)")
+    return int(digits) * scale
+
+
+def exact_size(text: str) -> int:
+    """A byte count that may be zero: ``0``, ``1048576``, ``64K``."""
+    return 0 if text == "0" else size(text)
+
+
+def alias_name(name: str) -> str:
+    """Aliases always start with ``alias/``; let users leave it out."""
+    return name if name.startswith("alias/") else f"alias/{name}"
+
+
+# --- options shared by several commands -----------------------------------------------
+
+
+def add_key_option(parser: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
+    """``-k/--key KEY``: a master key."""
+    parser.add_argument("-k", "--key", required=required, default=None, metavar="KEY", help=help)
+
+
+def add_context_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``-c/--context KEY=VALUE``, repeatable."""
+    parser.add_argument(
+        "-c", "--context", action=_ContextAction, default=None, metavar="KEY=VALUE", help=help
+    )
+
+
+def add_no_fsync_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="skip the fsyncs, for scratch outputs: DST still appears only once complete, "
+        "but a power cut may leave it missing or short",
+    )
+
+
+def add_allowed_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allowed-key",
+        dest="allowed_keys",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="refuse the file unless the KMS unwraps it with this master key (id, "
+        "alias/NAME or ARN; repeatable: any of them)",
+    )
