@@ -11,20 +11,6 @@ Encrypt with a master key that never leaves the KMS::
 import sys
 from typing import TYPE_CHECKING
 
-from kmsnb._inspect import inspect
-from kmsnb.envelope import (
-    DecryptReader,
-    EncryptWriter,
-    FileInfo,
-    SeekableDecryptReader,
-    decrypt_bytes,
-    decrypt_file,
-    encrypt_bytes,
-    encrypt_file,
-    open_decrypt,
-    open_decrypt_seekable,
-    open_encrypt,
-)
 from kmsnb.errors import (
     ContextMismatchError,
     FormatError,
@@ -40,8 +26,22 @@ from kmsnb.errors import (
 if TYPE_CHECKING:
     from kmsnb import secrets
     from kmsnb._connect import connect
+    from kmsnb._inspect import inspect
     from kmsnb._pme_inspect import ParquetColumn, ParquetInfo
     from kmsnb.dataframe import read_csv, read_parquet
+    from kmsnb.envelope import (
+        DecryptReader,
+        EncryptWriter,
+        FileInfo,
+        SeekableDecryptReader,
+        decrypt_bytes,
+        decrypt_file,
+        encrypt_bytes,
+        encrypt_file,
+        open_decrypt,
+        open_decrypt_seekable,
+        open_encrypt,
+    )
 
 __version__ = "0.1.0.dev0"
 
@@ -76,9 +76,22 @@ __all__ = [
     "secrets",
 ]
 
-# Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend
-# (and `kmsnb --help` stays fast): public name -> the module that defines it.
+# Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend,
+# nor the envelope's cryptography (`kmsnb --help` needs none of it): public name -> the
+# module that defines it.
 _LAZY = {
+    "DecryptReader": "kmsnb.envelope",
+    "EncryptWriter": "kmsnb.envelope",
+    "FileInfo": "kmsnb.envelope",
+    "SeekableDecryptReader": "kmsnb.envelope",
+    "decrypt_bytes": "kmsnb.envelope",
+    "decrypt_file": "kmsnb.envelope",
+    "encrypt_bytes": "kmsnb.envelope",
+    "encrypt_file": "kmsnb.envelope",
+    "inspect": "kmsnb._inspect",
+    "open_decrypt": "kmsnb.envelope",
+    "open_decrypt_seekable": "kmsnb.envelope",
+    "open_encrypt": "kmsnb.envelope",
     "ParquetColumn": "kmsnb._pme_inspect",
     "ParquetInfo": "kmsnb._pme_inspect",
     "connect": "kmsnb._connect",

@@ -17,9 +17,7 @@ import argparse
 import contextlib
 import functools
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +77,9 @@ class _Terminated(BaseException):
 
 @contextlib.contextmanager
 def _terminate_on_signals() -> Iterator[None]:
+    import signal
+    import threading
+
     def handle(signum: int, frame: object) -> None:
         raise _Terminated(signum)
 
@@ -108,6 +109,8 @@ def _run_command(handler: Handler) -> Handler:
             print("kmsnb: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         except _Terminated as terminated:
+            import signal
+
             name = signal.Signals(terminated.signum).name
             print(f"kmsnb: stopped by {name}", file=sys.stderr)
             return 128 + terminated.signum

@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
@@ -22,6 +20,8 @@ from kmsnb.cli import EXIT_NOT_FOUND, EXIT_OK
 from kmsnb.cli._parser import add_command, add_group, connect
 
 if TYPE_CHECKING:
+    import threading
+
     from kmsnb.cli._parser import Commands
     from kmsnb.emulator.clock import MovableClock
     from kmsnb.emulator.server import EmulatorCredentials
@@ -136,6 +136,8 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
         allow_remote=args.allow_remote,
         admin=EmulatorAdmin(args.clock),
     )
+    import threading
+
     stop = threading.Event()
     with _stop_on_signals(stop), server:
         _print_serving(
@@ -189,6 +191,7 @@ def _print_serving(
 @contextlib.contextmanager
 def _stop_on_signals(event: threading.Event) -> Iterator[None]:
     """Set ``event`` on SIGINT or SIGTERM instead of dying; restore the handlers after."""
+    import signal
 
     def handle(signum: int, frame: FrameType | None) -> None:
         event.set()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kmsnb.cli import EXIT_OK
@@ -305,6 +304,8 @@ def _decrypt_legacy(
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from kmsnb.envelope import inspect
     from kmsnb.legacy import read_legacy
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from kmsnb.cli import EXIT_OK
@@ -100,6 +99,8 @@ def _cmd_key_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_key_describe(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     with connect(args) as kms:
         info = kms.describe_key(args.key)
         aliases = kms.list_aliases(info.key_id)

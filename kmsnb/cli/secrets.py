@@ -11,7 +11,6 @@ are kept byte for byte.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from typing import TYPE_CHECKING
 
@@ -72,6 +71,8 @@ def add_commands(commands: Commands) -> None:
 
 
 def _read_value(args: argparse.Namespace) -> str | bytes:
+    import getpass
+
     source = args.value_file or "-"
     if source == "-" and sys.stdin.isatty():
         data = getpass.getpass(f"value of {args.name} (not shown): ").encode("utf-8")
