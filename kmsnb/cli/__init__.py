@@ -94,8 +94,9 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole ``kmsnb`` parser (cheap: no command's modules are imported)."""
+    """The ``kmsnb`` parser (cheap: no command's module is imported, no subparser built)."""
     from kmsnb.cli import emulator, files, keys, secrets
+    from kmsnb.cli._parser import subcommands
 
     parser = argparse.ArgumentParser(
         prog="kmsnb",
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "network in clear (also $KMSNB_ALLOW_INSECURE_HTTP=1; loopback is always allowed)",
     )
     parser.set_defaults(parser=parser)
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands = subcommands(parser)  # each command's parser is built when it is chosen
     files.add_commands(commands)  # encrypt, decrypt, inspect, rewrap, convert
     keys.add_commands(commands)  # key ..., alias ...
     emulator.add_commands(commands)  # emulator serve | exec | advance

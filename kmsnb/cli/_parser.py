@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Commands",
     "Handler",
+    "LazyCommands",
     "add_allowed_key_option",
     "add_command",
     "add_context_option",
@@ -43,28 +44,107 @@ __all__ = [
     "connect",
     "exact_size",
     "size",
+    "subcommands",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def add_group(commands: Commands, name: str, help: str) -> Commands:
-    """Add a command group (``kmsnb NAME ...``) that prints its usage when run bare."""
-    group = commands.add_parser(name, help=help, description=help)
-    group.set_defaults(parser=group)
-    subcommands: Commands = group.add_subparsers(title="commands", metavar="COMMAND")
-    return subcommands
+class LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose parsers are built only when their command is chosen.
+
+    Building every parser took longer than Python's own start-up (an ``ArgumentParser``
+    costs about half a millisecond, and kmsnb has some thirty), so :func:`add_command` and
+    :func:`add_group` register a name, its help line and a builder; ``kmsnb --help``
+    lists the help lines and ``kmsnb encrypt ...`` builds the encrypt parser alone. This
+    leans on ``add_subparsers``'s ``action=`` hook and on the attributes of argparse's
+    ``_SubParsersAction`` that hold the choices (stable since Python 3.2).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._builders: dict[str, Callable[[], argparse.ArgumentParser]] = {}
+
+    def add_lazy(self, name: str, help: str, build: Callable[[], argparse.ArgumentParser]) -> None:
+        """Register ``name``, listed with ``help``, built by ``build`` when chosen."""
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), help))
+        self._name_parser_map[name] = None  # a placeholder: `choices` lists the names
+        self._builders[name] = build
+
+    def parser_for(self, name: str) -> argparse.ArgumentParser:
+        """The parser of ``name``, built now if it was not yet."""
+        build = self._builders.pop(name, None)
+        if build is not None:
+            del self._name_parser_map[name]
+            self._name_parser_map[name] = build()
+        parser: argparse.ArgumentParser = self._name_parser_map[name]
+        return parser
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values and values[0] in self._builders:
+            self.parser_for(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Commands:
+    """The (lazy) ``COMMAND`` subparsers of ``parser``."""
+    commands: Commands = parser.add_subparsers(
+        title="commands", metavar="COMMAND", action=LazyCommands
+    )
+    return commands
+
+
+def add_group(
+    commands: Commands, name: str, help: str, add_commands: Callable[[Commands], None]
+) -> None:
+    """Add a command group (``kmsnb NAME ...``) that prints its usage when run bare.
+
+    ``add_commands`` adds the group's commands, when the group is chosen.
+    """
+
+    def build() -> argparse.ArgumentParser:
+        group = commands.add_parser(name, description=help)
+        group.set_defaults(parser=group)
+        add_commands(subcommands(group))
+        return group
+
+    _lazy(commands).add_lazy(name, help, build)
 
 
 def add_command(
-    commands: Commands, name: str, handler: Handler, help: str, description: str | None = None
-) -> argparse.ArgumentParser:
-    """Add ``name``, run by ``handler`` inside :func:`_run_command`'s error handling."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=help, description=description or help
-    )
-    parser.set_defaults(handler=_run_command(handler), parser=parser)
-    return parser
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help: str,
+    description: str | None = None,
+    *,
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """Add ``name``, run by ``handler`` inside :func:`_run_command`'s error handling.
+
+    ``arguments`` adds its arguments to its parser, when the command is chosen.
+    """
+
+    def build() -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, description=description or help)
+        parser.set_defaults(handler=_run_command(handler), parser=parser)
+        if arguments is not None:
+            arguments(parser)
+        return parser
+
+    _lazy(commands).add_lazy(name, help, build)
+
+
+def _lazy(commands: Commands) -> LazyCommands:
+    if not isinstance(commands, LazyCommands):
+        raise AssertionError("kmsnb: internal error: commands made without subcommands()")
+    return commands
 
 
 class _Terminated(BaseException):

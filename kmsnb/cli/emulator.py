@@ -31,15 +31,44 @@ __all__ = ["add_clock_option", "add_commands"]
 
 def add_commands(commands: Commands) -> None:
     """Add the ``emulator`` group: ``serve``, ``exec`` and ``advance``."""
-    emulator = add_group(commands, "emulator", "run the local KMS emulator")
-    serve = add_command(
+    add_group(commands, "emulator", "run the local KMS emulator", _add_emulator_commands)
+
+
+def _add_emulator_commands(emulator: Commands) -> None:
+    add_command(
         emulator,
         "serve",
         _cmd_emulator_serve,
         "serve the KMS API over HTTP for the official SDKs",
         "Serve the emulator's keys over the Alibaba Cloud KMS HTTP API until "
         "interrupted (Ctrl-C or SIGTERM).",
+        arguments=_serve_arguments,
     )
+    add_command(
+        emulator,
+        "exec",
+        _cmd_emulator_exec,
+        "run a program with its Alibaba KMS calls sent to the emulator",
+        "Run CMD with every Alibaba Cloud KMS and Secrets Manager endpoint that Python "
+        "clients resolve (new and old SDKs, the Secrets Manager client, HTTPS or not, any "
+        "region) sent to a KMS emulator on 127.0.0.1, started for the run unless --endpoint "
+        "names one, and ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET set to its AccessKey. Proxy "
+        "variables are unset for CMD. Exits with CMD's status.",
+        arguments=_exec_arguments,
+    )
+    add_command(
+        emulator,
+        "advance",
+        _cmd_emulator_advance,
+        "move a served emulator's clock forward (rotation, deletion windows)",
+        "Move the clock of the emulator that --kms or KMSNB_KMS names (served with "
+        "--clock movable) DURATION forward, so that due rotations and deletions happen. "
+        "An authenticated admin call, accepted only from this machine.",
+        arguments=_advance_arguments,
+    )
+
+
+def _serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument(
         "--port", type=int, default=0, help="port to bind; 0 picks a free one (default: 0)"
@@ -57,17 +86,8 @@ def add_commands(commands: Commands) -> None:
     )
     add_clock_option(serve)
 
-    exec_ = add_command(
-        emulator,
-        "exec",
-        _cmd_emulator_exec,
-        "run a program with its Alibaba KMS calls sent to the emulator",
-        "Run CMD with every Alibaba Cloud KMS and Secrets Manager endpoint that Python "
-        "clients resolve (new and old SDKs, the Secrets Manager client, HTTPS or not, any "
-        "region) sent to a KMS emulator on 127.0.0.1, started for the run unless --endpoint "
-        "names one, and ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET set to its AccessKey. Proxy "
-        "variables are unset for CMD. Exits with CMD's status.",
-    )
+
+def _exec_arguments(exec_: argparse.ArgumentParser) -> None:
     exec_.add_argument(
         "--store",
         "--data",
@@ -87,15 +107,8 @@ def add_commands(commands: Commands) -> None:
     add_clock_option(exec_)
     exec_.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
 
-    advance = add_command(
-        emulator,
-        "advance",
-        _cmd_emulator_advance,
-        "move a served emulator's clock forward (rotation, deletion windows)",
-        "Move the clock of the emulator that --kms or KMSNB_KMS names (served with "
-        "--clock movable) DURATION forward, so that due rotations and deletions happen. "
-        "An authenticated admin call, accepted only from this machine.",
-    )
+
+def _advance_arguments(advance: argparse.ArgumentParser) -> None:
     advance.add_argument("duration", metavar="DURATION", help="e.g. 8d, 36h, 1d12h, 90m, 2w")
 
 

@@ -47,7 +47,7 @@ ENCRYPTED_SUFFIX = ".kms"
 
 def add_commands(commands: Commands) -> None:
     """Add ``encrypt``, ``decrypt``, ``inspect``, ``rewrap`` and ``convert``."""
-    encrypt = add_command(
+    add_command(
         commands,
         "encrypt",
         _cmd_encrypt,
@@ -57,7 +57,48 @@ def add_commands(commands: Commands) -> None:
         "From a pipe, kmsnb cannot tell a finished stream from a producer that died: "
         "'producer | kmsnb encrypt -' makes a shorter, valid file, with status 0, if the "
         "producer is killed. Pass --expect-size N to refuse any other length.",
+        arguments=_encrypt_arguments,
     )
+    add_command(
+        commands,
+        "decrypt",
+        _cmd_decrypt,
+        "decrypt a kmsnb file (or a tutorial .cipher file)",
+        "Decrypt SRC into DST. DST appears only once every byte has been authenticated; "
+        "with -o - (stdout) verified data streams out, and a later failure leaves what "
+        "was written. Also reads the four-line .cipher files of Alibaba Cloud's "
+        "envelope-encryption tutorial.",
+        arguments=_decrypt_arguments,
+    )
+    add_command(
+        commands,
+        "inspect",
+        _cmd_inspect,
+        "show what an encrypted file's header says, without the KMS",
+        "Show what an encrypted file reveals: a kmsnb file's header, a tutorial .cipher "
+        "file, or a column-encrypted Parquet file's keys (with --with-kms, also its schema "
+        "and which columns need which master key, even when the footer is encrypted).",
+        arguments=_inspect_arguments,
+    )
+    add_command(
+        commands,
+        "rewrap",
+        _cmd_rewrap,
+        "move a file to another master key without re-encrypting its data",
+        arguments=_rewrap_arguments,
+    )
+    add_command(
+        commands,
+        "convert",
+        _cmd_convert,
+        "rewrite a tutorial .cipher file as a kmsnb file",
+        "Decrypt a file made by Alibaba Cloud's envelope-encryption tutorial (four base64 "
+        "lines, AES-EAX) and encrypt it as a kmsnb file, by default under the same master key.",
+        arguments=_convert_arguments,
+    )
+
+
+def _encrypt_arguments(encrypt: argparse.ArgumentParser) -> None:
     encrypt.add_argument("src", metavar="SRC", help="the file to encrypt, or - for stdin")
     _add_output_option(encrypt, "DST", f"DIR/ for DIR/SRC{ENCRYPTED_SUFFIX}")
     add_key_option(encrypt, "master key: id, alias/NAME or ARN")
@@ -76,16 +117,8 @@ def add_commands(commands: Commands) -> None:
         "short (a killed producer) or too long fails and leaves nothing valid",
     )
 
-    decrypt = add_command(
-        commands,
-        "decrypt",
-        _cmd_decrypt,
-        "decrypt a kmsnb file (or a tutorial .cipher file)",
-        "Decrypt SRC into DST. DST appears only once every byte has been authenticated; "
-        "with -o - (stdout) verified data streams out, and a later failure leaves what "
-        "was written. Also reads the four-line .cipher files of Alibaba Cloud's "
-        "envelope-encryption tutorial.",
-    )
+
+def _decrypt_arguments(decrypt: argparse.ArgumentParser) -> None:
     decrypt.add_argument("src", metavar="SRC", help="the encrypted file, or - for stdin")
     _add_output_option(decrypt, "DST", f"DIR/ for DIR/SRC without {ENCRYPTED_SUFFIX}")
     add_context_option(decrypt, "require this encryption context (repeatable)")
@@ -96,15 +129,8 @@ def add_commands(commands: Commands) -> None:
     add_no_fsync_option(decrypt)
     add_allowed_key_option(decrypt)
 
-    inspect = add_command(
-        commands,
-        "inspect",
-        _cmd_inspect,
-        "show what an encrypted file's header says, without the KMS",
-        "Show what an encrypted file reveals: a kmsnb file's header, a tutorial .cipher "
-        "file, or a column-encrypted Parquet file's keys (with --with-kms, also its schema "
-        "and which columns need which master key, even when the footer is encrypted).",
-    )
+
+def _inspect_arguments(inspect: argparse.ArgumentParser) -> None:
     inspect.add_argument("file", metavar="FILE", help="a kmsnb, .cipher or Parquet file, or -")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument(
@@ -115,24 +141,14 @@ def add_commands(commands: Commands) -> None:
     )
     add_allowed_key_option(inspect)
 
-    rewrap = add_command(
-        commands,
-        "rewrap",
-        _cmd_rewrap,
-        "move a file to another master key without re-encrypting its data",
-    )
+
+def _rewrap_arguments(rewrap: argparse.ArgumentParser) -> None:
     rewrap.add_argument("file", metavar="FILE", help="the kmsnb file, rewritten in place")
     add_key_option(rewrap, "the new master key")
     add_allowed_key_option(rewrap)
 
-    convert = add_command(
-        commands,
-        "convert",
-        _cmd_convert,
-        "rewrite a tutorial .cipher file as a kmsnb file",
-        "Decrypt a file made by Alibaba Cloud's envelope-encryption tutorial (four base64 "
-        "lines, AES-EAX) and encrypt it as a kmsnb file, by default under the same master key.",
-    )
+
+def _convert_arguments(convert: argparse.ArgumentParser) -> None:
     convert.add_argument("src", metavar="OLD", help="the .cipher file")
     convert.add_argument("-o", "--output", required=True, metavar="NEW", help="the kmsnb file")
     add_key_option(convert, "master key for NEW (default: OLD's)", required=False)

@@ -23,10 +23,20 @@ __all__ = ["add_commands"]
 
 def add_commands(commands: Commands) -> None:
     """Add the ``key`` and ``alias`` command groups (master-key management)."""
-    key = add_group(commands, "key", "manage master keys (CMKs)")
-    create = add_command(key, "create", _cmd_key_create, "create a master key; prints its id")
-    create.add_argument("--alias", default=None, help="also give it this alias")
-    create.add_argument("--description", default="", help="a description")
+    add_group(commands, "key", "manage master keys (CMKs)", _add_key_commands)
+    add_group(commands, "alias", "manage aliases (alias/NAME) of master keys", _add_alias_commands)
+
+
+def _add_key_commands(key: Commands) -> None:
+    add_command(
+        key,
+        "create",
+        _cmd_key_create,
+        "create a master key; prints its id",
+        "Create a master key and print its id. With --alias, the alias is checked first: "
+        "when it is taken, no key is created.",
+        arguments=_create_arguments,
+    )
     add_command(key, "list", _cmd_key_list, "list master keys")
     for name, handler, help in (
         ("describe", _cmd_key_describe, "show a master key, its aliases and versions"),
@@ -35,26 +45,63 @@ def add_commands(commands: Commands) -> None:
         ("rotate", _cmd_key_rotate, "make a new primary key version (old files still open)"),
         ("cancel-deletion", _cmd_key_cancel_deletion, "cancel a scheduled deletion"),
     ):
-        add_command(key, name, handler, help).add_argument("key", metavar="KEY")
-    schedule = add_command(
-        key, "schedule-deletion", _cmd_key_schedule_deletion, "delete a key after N days"
+        add_command(key, name, handler, help, arguments=_key_argument)
+    add_command(
+        key,
+        "schedule-deletion",
+        _cmd_key_schedule_deletion,
+        "delete a key after N days",
+        arguments=_schedule_arguments,
     )
+
+
+def _create_arguments(create: argparse.ArgumentParser) -> None:
+    create.add_argument("--alias", default=None, help="also give it this alias")
+    create.add_argument("--description", default="", help="a description")
+
+
+def _key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", metavar="KEY")
+
+
+def _schedule_arguments(schedule: argparse.ArgumentParser) -> None:
     schedule.add_argument("key", metavar="KEY")
     schedule.add_argument("--days", type=int, required=True, help="waiting period (7..366)")
 
-    alias = add_group(commands, "alias", "manage aliases (alias/NAME) of master keys")
+
+def _add_alias_commands(alias: Commands) -> None:
     for name, handler, help in (
         ("create", _cmd_alias_create, "point a new alias at a key"),
         ("update", _cmd_alias_update, "point an alias at another key"),
     ):
-        parser = add_command(alias, name, handler, help)
-        parser.add_argument("name", metavar="NAME", help="alias/NAME (the prefix may be omitted)")
-        parser.add_argument("key", metavar="KEY")
-    add_command(alias, "delete", _cmd_alias_delete, "delete an alias (never the key)").add_argument(
-        "name", metavar="NAME"
+        add_command(alias, name, handler, help, arguments=_alias_arguments)
+    add_command(
+        alias,
+        "delete",
+        _cmd_alias_delete,
+        "delete an alias (never the key)",
+        arguments=_name_argument,
     )
-    listing = add_command(alias, "list", _cmd_alias_list, "list aliases")
-    add_key_option(listing, "only the aliases of this key", required=False)
+    add_command(
+        alias,
+        "list",
+        _cmd_alias_list,
+        "list aliases",
+        arguments=_alias_list_arguments,
+    )
+
+
+def _alias_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="alias/NAME (the prefix may be omitted)")
+    parser.add_argument("key", metavar="KEY")
+
+
+def _name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+
+
+def _alias_list_arguments(parser: argparse.ArgumentParser) -> None:
+    add_key_option(parser, "only the aliases of this key", required=False)
 
 
 def _cmd_key_create(args: argparse.Namespace) -> int:

@@ -24,50 +24,87 @@ __all__ = ["add_commands"]
 
 
 def add_commands(commands: Commands) -> None:
-    secret = add_group(commands, "secret", "manage secrets (Secrets Manager) without showing them")
-    for name, handler, help in (
-        ("create", _cmd_secret_create, "create a secret; its value from stdin or --value-file"),
-        ("put", _cmd_secret_put, "store a new value (becomes ACSCurrent); from stdin or a file"),
-    ):
-        parser = add_command(secret, name, handler, help)
-        parser.add_argument("name", metavar="NAME")
-        parser.add_argument(
-            "--value-file",
-            metavar="FILE",
-            default=None,
-            help="read the value from FILE ('-': stdin, the default; never from argv)",
-        )
-        parser.add_argument("--binary", action="store_true", help="store the bytes as binary")
-        if name == "create":
-            parser.add_argument("--description", default="", help="a description (not secret)")
-            add_key_option(
-                parser, "master key that protects it (default: the service's)", required=False
-            )
-    get = add_command(
+    """Add the ``secret`` command group."""
+    add_group(
+        commands,
+        "secret",
+        "manage secrets (Secrets Manager) without showing them",
+        _add_secret_commands,
+    )
+
+
+def _add_secret_commands(secret: Commands) -> None:
+    add_command(
+        secret,
+        "create",
+        _cmd_secret_create,
+        "create a secret; its value from stdin or --value-file",
+        arguments=_create_arguments,
+    )
+    add_command(
+        secret,
+        "put",
+        _cmd_secret_put,
+        "store a new value (becomes ACSCurrent); from stdin or a file",
+        arguments=_value_arguments,
+    )
+    add_command(
         secret,
         "get",
         _cmd_secret_get,
         "write a secret's value to a pipe, a file or (--reveal) here",
+        arguments=_get_arguments,
     )
+    add_command(secret, "list", _cmd_secret_list, "list secrets: names and dates, never values")
+    add_command(
+        secret,
+        "delete",
+        _cmd_secret_delete,
+        "delete a secret after a recovery window",
+        arguments=_delete_arguments,
+    )
+    add_command(
+        secret, "restore", _cmd_secret_restore, "cancel a deletion", arguments=_name_argument
+    )
+
+
+def _name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+
+
+def _value_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument(
+        "--value-file",
+        metavar="FILE",
+        default=None,
+        help="read the value from FILE ('-': stdin, the default; never from argv)",
+    )
+    parser.add_argument("--binary", action="store_true", help="store the bytes as binary")
+
+
+def _create_arguments(parser: argparse.ArgumentParser) -> None:
+    _value_arguments(parser)
+    parser.add_argument("--description", default="", help="a description (not secret)")
+    add_key_option(parser, "master key that protects it (default: the service's)", required=False)
+
+
+def _get_arguments(get: argparse.ArgumentParser) -> None:
     get.add_argument("name", metavar="NAME")
     get.add_argument("--stage", default=None, help="ACSCurrent (default), ACSPrevious, ...")
     get.add_argument("--version-id", default=None, help="a version instead of a stage")
     get.add_argument("-o", "--output", metavar="FILE", default=None, help="write it to FILE (0600)")
     get.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     get.add_argument("--reveal", action="store_true", help="allow printing it on a terminal")
-    add_command(secret, "list", _cmd_secret_list, "list secrets: names and dates, never values")
-    delete = add_command(
-        secret, "delete", _cmd_secret_delete, "delete a secret after a recovery window"
-    )
+
+
+def _delete_arguments(delete: argparse.ArgumentParser) -> None:
     delete.add_argument("name", metavar="NAME")
     window = delete.add_mutually_exclusive_group()
     window.add_argument(
         "--recovery-days", type=int, default=None, metavar="N", help="7 to 30 (default 30)"
     )
     window.add_argument("--force", action="store_true", help="delete now, without recovery")
-    add_command(secret, "restore", _cmd_secret_restore, "cancel a deletion").add_argument(
-        "name", metavar="NAME"
-    )
 
 
 def _read_value(args: argparse.Namespace) -> str | bytes:

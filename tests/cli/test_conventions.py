@@ -4,6 +4,7 @@ does it, sizes people read, KMS errors that name the key and the KMS; and (issue
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -146,3 +147,30 @@ def test_key_create_checks_the_alias_first(run: Run, kms: KmsClient, key_id: str
     made = run("key", "create", "--alias", "fresh")
     assert made.status == 0
     assert {made.out.strip()} == {key.key_id for key in kms.list_keys()} - before
+
+
+def _command_paths() -> list[list[str]]:
+    """Every ``kmsnb GROUP COMMAND`` path, found through the lazy subparsers."""
+    from kmsnb.cli import build_parser
+    from kmsnb.cli._parser import LazyCommands
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for action in parser._actions:
+            if isinstance(action, LazyCommands):
+                for name in list(action.choices or ()):
+                    found += walk(action.parser_for(name), [*path, name])
+        return found
+
+    return walk(build_parser(), [])
+
+
+def test_every_command_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each parser is built only when chosen; every one of them still builds and helps."""
+    paths = _command_paths()
+    assert ["key", "create"] in paths
+    assert ["emulator", "serve"] in paths
+    assert len(paths) > 30
+    for path in paths:
+        assert main([*path, "--help"]) == 0, path
+        assert capsys.readouterr().out.startswith(f"usage: {' '.join(['kmsnb', *path])} ")
