@@ -9,7 +9,6 @@ Encrypt with a master key that never leaves the KMS::
 """
 
 import sys
-from typing import TYPE_CHECKING
 
 from kmsnb.errors import (
     ContextMismatchError,
@@ -23,6 +22,7 @@ from kmsnb.errors import (
     WrongKeyError,
 )
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     from kmsnb import secrets
     from kmsnb._connect import connect

@@ -42,8 +42,6 @@ EXIT_USAGE = 2  # what argparse exits with
 EXIT_NOT_FOUND = 127  # what shells and env(1) answer for a command that does not exist
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
-_Handler = Callable[[argparse.Namespace], int]
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``kmsnb`` command with ``argv`` (default ``sys.argv[1:]``); return its status."""
@@ -53,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits on --help (0) and on usage errors (2)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    handler: _Handler | None = getattr(args, "handler", None)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         args.parser.print_usage(sys.stderr)
         return EXIT_USAGE
@@ -96,11 +94,12 @@ class _VersionAction(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     """The ``kmsnb`` parser (cheap: no command's module is imported, no subparser built)."""
     from kmsnb.cli import emulator, files, keys, secrets
-    from kmsnb.cli._parser import subcommands
+    from kmsnb.cli._parser import HelpFormatter, subcommands
 
     parser = argparse.ArgumentParser(
         prog="kmsnb",
         description="Envelope encryption with Alibaba Cloud KMS or a local emulator.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     parser.add_argument(

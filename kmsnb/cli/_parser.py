@@ -19,20 +19,20 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from kmsnb.cli import EXIT_FAILURE, EXIT_INTERRUPTED
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Any, TypeAlias
 
     from kmsnb.kms._base import KmsClient
 
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    Handler: TypeAlias = Callable[[argparse.Namespace], int]
 
 __all__ = [
-    "Commands",
-    "Handler",
+    "HelpFormatter",
     "LazyCommands",
     "add_allowed_key_option",
     "add_command",
@@ -47,7 +47,36 @@ __all__ = [
     "subcommands",
 ]
 
-Handler = Callable[[argparse.Namespace], int]
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized to the terminal without importing :mod:`shutil`.
+
+    ``shutil`` (with zlib, bz2 and lzma) is a tenth of ``kmsnb --help``'s start-up; the
+    width rule is :func:`shutil.get_terminal_size`'s: ``$COLUMNS``, else the terminal of
+    stdout, else 80.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_width() - 2  # what argparse leaves as a margin
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_width() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 class LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -109,7 +138,7 @@ def add_group(
     """
 
     def build() -> argparse.ArgumentParser:
-        group = commands.add_parser(name, description=help)
+        group = commands.add_parser(name, description=help, formatter_class=HelpFormatter)
         group.set_defaults(parser=group)
         add_commands(subcommands(group))
         return group

@@ -17,7 +17,10 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 __all__ = [
     "MAGIC_SIZE",

@@ -14,13 +14,14 @@ import sys
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from kmsnb.cli import EXIT_NOT_FOUND, EXIT_OK
 from kmsnb.cli._parser import add_command, add_group, connect
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     import threading
+    from typing import Any
 
     from kmsnb.cli._parser import Commands
     from kmsnb.emulator.clock import MovableClock

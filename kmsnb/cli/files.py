@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kmsnb.cli import EXIT_OK
 from kmsnb.cli._display import format_size, print_fields
@@ -34,7 +33,10 @@ from kmsnb.cli._stdio import (
     read_head,
 )
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from kmsnb.cli._parser import Commands
     from kmsnb.errors import KmsnbError
     from kmsnb.kms._base import KmsClient

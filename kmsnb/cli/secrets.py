@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from kmsnb.cli import EXIT_OK
 from kmsnb.cli._parser import add_command, add_group, add_key_option, connect
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     from kmsnb.cli._parser import Commands
 
