@@ -43,6 +43,7 @@ __all__ = [
     "alias_name",
     "connect",
     "exact_size",
+    "key_name",
     "size",
     "subcommands",
 ]
@@ -246,10 +247,11 @@ def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
 
     Its location is kept on ``args`` so that an error can say which KMS answered.
     """
-    from kmsnb._connect import connect as connect_kms
+    from kmsnb.connection import connect as connect_kms
+    from kmsnb.connection import describe_kms
 
     kms = connect_kms(args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False))
-    args.kms_location = getattr(kms, "location", None)
+    args.kms_location = describe_kms(kms)
     try:
         yield kms
     finally:
@@ -262,7 +264,8 @@ def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
 
 
 class _ContextAction(argparse.Action):
-    """Collect repeated ``--context KEY=VALUE`` into a dict; a repeated key is a usage error."""
+    """Collect repeated ``--context KEY=VALUE`` into a context (:mod:`kmsnb._context`'s
+    rule); a bad pair is a usage error that names it."""
 
     def __call__(
         self,
@@ -271,20 +274,25 @@ class _ContextAction(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        key, sep, value = str(values).partition("=")
-        if not sep or not key:
-            parser.error(f"--context takes KEY=VALUE, not {values!r}")
+        from kmsnb._context import parse_context_pairs
+
+        pairs = [f"{key}={value}" for key, value in (getattr(namespace, self.dest) or {}).items()]
         try:
-            str(values).encode("utf-8")
-        except UnicodeEncodeError:
-            # Bytes that are not UTF-8 arrive as lone surrogates (PEP 383).
-            shown = os.fsencode(str(values))
-            parser.error(f"--context must be UTF-8 text; {shown!r} is not")
-        context: dict[str, str] = dict(getattr(namespace, self.dest) or {})
-        if key in context:
-            parser.error(f"--context names {key!r} twice")
-        context[key] = value
+            context = parse_context_pairs([*pairs, str(values)])
+        except ValueError as error:
+            parser.error(f"--context: {error}")
         setattr(namespace, self.dest, context)
+
+
+def key_name(text: str) -> str:
+    """A master key argument, by the one rule (:func:`kmsnb._keynames.resolve_key_name`):
+    a bare ``NAME`` means ``alias/NAME``."""
+    from kmsnb._keynames import resolve_key_name
+
+    try:
+        return resolve_key_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def size(text: str) -> int:
@@ -303,7 +311,8 @@ def exact_size(text: str) -> int:
 
 
 def alias_name(name: str) -> str:
-    """Aliases always start with ``alias/``; let users leave it out."""
+    """An alias argument (``alias create NAME``): ``alias/`` may be left out, and is added
+    even to a name that looks like a key id, since it names an alias."""
     return name if name.startswith("alias/") else f"alias/{name}"
 
 
@@ -312,7 +321,9 @@ def alias_name(name: str) -> str:
 
 def add_key_option(parser: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
     """``-k/--key KEY``: a master key."""
-    parser.add_argument("-k", "--key", required=required, default=None, metavar="KEY", help=help)
+    parser.add_argument(
+        "-k", "--key", required=required, default=None, metavar="KEY", type=key_name, help=help
+    )
 
 
 def add_context_option(parser: argparse.ArgumentParser, help: str) -> None:
@@ -338,6 +349,7 @@ def add_allowed_key_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="KEY",
-        help="refuse the file unless the KMS unwraps it with this master key (id, "
-        "alias/NAME or ARN; repeatable: any of them)",
+        type=key_name,
+        help="refuse the file unless the KMS unwraps it with this master key (repeatable: "
+        "any of them)",
     )

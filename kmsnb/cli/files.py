@@ -103,7 +103,7 @@ def add_commands(commands: Commands) -> None:
 def _encrypt_arguments(encrypt: argparse.ArgumentParser) -> None:
     encrypt.add_argument("src", metavar="SRC", help="the file to encrypt, or - for stdin")
     _add_output_option(encrypt, "DST", f"DIR/ for DIR/SRC{ENCRYPTED_SUFFIX}")
-    add_key_option(encrypt, "master key: id, alias/NAME or ARN")
+    add_key_option(encrypt, "the master key; " + _key_naming_help())
     add_context_option(encrypt, "bind KEY=VALUE to the data key (repeatable; not secret)")
     encrypt.add_argument(
         "--chunk-size", type=size, default=None, metavar="N", help="I/O buffer size (e.g. 4M)"
@@ -157,6 +157,12 @@ def _convert_arguments(convert: argparse.ArgumentParser) -> None:
     add_context_option(convert, "encryption context for NEW (repeatable)")
     convert.add_argument("--overwrite", action="store_true", help="replace NEW if it exists")
     add_allowed_key_option(convert)
+
+
+def _key_naming_help() -> str:
+    from kmsnb._keynames import KEY_NAMING_HELP
+
+    return KEY_NAMING_HELP
 
 
 def _add_output_option(parser: argparse.ArgumentParser, metavar: str, into: str) -> None:

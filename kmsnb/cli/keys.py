@@ -11,7 +11,14 @@ import sys
 
 from kmsnb.cli import EXIT_OK
 from kmsnb.cli._display import print_fields, print_table
-from kmsnb.cli._parser import add_command, add_group, add_key_option, alias_name, connect
+from kmsnb.cli._parser import (
+    add_command,
+    add_group,
+    add_key_option,
+    alias_name,
+    connect,
+    key_name,
+)
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
@@ -61,11 +68,17 @@ def _create_arguments(create: argparse.ArgumentParser) -> None:
 
 
 def _key_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("key", metavar="KEY")
+    parser.add_argument("key", metavar="KEY", type=key_name, help=_key_naming_help())
+
+
+def _key_naming_help() -> str:
+    from kmsnb._keynames import KEY_NAMING_HELP
+
+    return KEY_NAMING_HELP
 
 
 def _schedule_arguments(schedule: argparse.ArgumentParser) -> None:
-    schedule.add_argument("key", metavar="KEY")
+    schedule.add_argument("key", metavar="KEY", type=key_name, help=_key_naming_help())
     schedule.add_argument("--days", type=int, required=True, help="waiting period (7..366)")
 
 
@@ -93,7 +106,7 @@ def _add_alias_commands(alias: Commands) -> None:
 
 def _alias_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="alias/NAME (the prefix may be omitted)")
-    parser.add_argument("key", metavar="KEY")
+    parser.add_argument("key", metavar="KEY", type=key_name, help=_key_naming_help())
 
 
 def _name_argument(parser: argparse.ArgumentParser) -> None:

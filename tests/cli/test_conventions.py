@@ -174,3 +174,17 @@ def test_every_command_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
     for path in paths:
         assert main([*path, "--help"]) == 0, path
         assert capsys.readouterr().out.startswith(f"usage: {' '.join(['kmsnb', *path])} ")
+
+
+def test_a_bare_key_name_is_an_alias(run: Run, plain: Path, tmp_path: Path, key_id: str) -> None:
+    """Issue 11: ``--key sales`` means ``alias/sales`` in every command that names a key."""
+    assert run("alias", "create", "sales", key_id).status == 0
+    encrypted = tmp_path / "x.kms"
+    made = run("encrypt", str(plain), "-o", str(encrypted), "--key", "sales")
+    assert (made.status, f"master key {key_id}" in made.out) == (0, True), made.err
+    assert run("key", "describe", "sales").out.startswith("key_id:")
+    assert key_id in run("key", "describe", "sales").out
+    allowed = run("decrypt", str(encrypted), "-o", str(tmp_path / "b"), "--allowed-key", "sales")
+    assert allowed.status == 0, allowed.err
+    missing = run("key", "describe", "nowhere")
+    assert (missing.status, "master key alias/nowhere" in missing.err) == (1, True)

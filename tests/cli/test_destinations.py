@@ -153,7 +153,7 @@ def test_a_context_that_is_not_utf8_is_a_usage_error(
         "--context", b"team=\xff", capture_output=True,
     )  # fmt: skip
     assert result.returncode == 2
-    assert b"--context must be UTF-8 text" in result.stderr
+    assert b"--context: encryption context pairs must be UTF-8 text" in result.stderr
     assert b"codec" not in result.stderr
     assert not (tmp_path / "x.kms").exists()
 

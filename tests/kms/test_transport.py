@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kmsnb._connect import connect
 from kmsnb.cli import _parser, build_parser, main
+from kmsnb.connection import connect
 from kmsnb.kms.aliyun import AliyunKms
 
 pytestmark = pytest.mark.unit
