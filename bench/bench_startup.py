@@ -84,6 +84,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=16, help="shuffle seed")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    # Start-up from fresh bytecode, as an installed kmsnb has it: with
+    # PYTHONDONTWRITEBYTECODE set (as in this project's shells) an edited module would
+    # otherwise be compiled again in every timed run.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "kmsnb")], check=True)
     with tempfile.TemporaryDirectory(prefix="kmsnb-bench-startup-") as folder:
         work = Path(folder)
         timed = commands(work, module=args.module)
