@@ -10,6 +10,7 @@ Encrypt with a master key that never leaves the KMS::
 
 import sys
 
+from kmsnb._version import __version__
 from kmsnb.errors import (
     ContextMismatchError,
     FormatError,
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
         open_decrypt_seekable,
         open_encrypt,
     )
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "ContextMismatchError",

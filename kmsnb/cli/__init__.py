@@ -83,9 +83,7 @@ class _VersionAction(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        # The package is already imported (it holds this module); kmsnb._version (issue 11)
-        # takes over once it exists.
-        from kmsnb import __version__
+        from kmsnb._version import __version__
 
         print(f"kmsnb {__version__}")
         parser.exit()

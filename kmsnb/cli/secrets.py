@@ -156,9 +156,11 @@ def _cmd_secret_put(args: argparse.Namespace) -> int:
 
 
 def _cmd_secret_get(args: argparse.Namespace) -> int:
-    from kmsnb._files import atomic_output  # until kmsnb._save (issue 11) offers a writer
+    from kmsnb.cli._stdio import STDIO, open_output
     from kmsnb.secrets import get
 
+    if args.output == STDIO:
+        args.output = None  # stdout, so the terminal check below applies to it too
     to_terminal = args.output is None and sys.stdout.isatty()
     if to_terminal and not args.reveal:
         raise ValueError(
@@ -170,7 +172,7 @@ def _cmd_secret_get(args: argparse.Namespace) -> int:
     with secret:
         value = secret.reveal_bytes()
         if args.output is not None:
-            with atomic_output(args.output, overwrite=args.overwrite) as output:
+            with open_output(args.output, overwrite=args.overwrite, source=STDIO) as output:
                 output.write(value)
         else:
             sys.stdout.buffer.write(value + (b"\n" if to_terminal else b""))

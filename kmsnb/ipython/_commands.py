@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 
 import kmsnb
 from kmsnb import _progress, session
+from kmsnb._version import __version__
 from kmsnb.envelope import FileInfo
 from kmsnb.ipython import _actions
 from kmsnb.ipython._display import Details, Table
@@ -188,7 +189,7 @@ def _status(args: Namespace) -> Details[dict[str, str]]:
         "default key": session.get_default_key() or "none (%kms use KEY)",
         "data-key cache": _cache_status(kms),
         "progress bars": f"from {_progress.get_progress_threshold()} bytes",
-        "kmsnb": kmsnb.__version__,
+        "kmsnb": __version__,
     }
     return Details("kmsnb status", fields, list(fields.items()))
 

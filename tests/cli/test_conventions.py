@@ -30,10 +30,10 @@ def plain(tmp_path: Path) -> Path:
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    import kmsnb
+    from kmsnb._version import __version__
 
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out == f"kmsnb {kmsnb.__version__}\n"
+    assert capsys.readouterr().out == f"kmsnb {__version__}\n"
 
 
 def test_short_key_and_context_options(run: Run, plain: Path, tmp_path: Path, key_id: str) -> None:
