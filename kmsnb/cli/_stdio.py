@@ -84,8 +84,8 @@ def open_output(
     durable: bool = True,
 ) -> Iterator[BinaryIO]:
     """Yield stdout, or a file that appears at ``path`` only if the block completes."""
-    # The one place a face reaches kmsnb._files: the verbs of issue 11 (kmsnb._save) are
-    # to offer the crash-safe output publicly; until then tests/repo/test_layout.py lists it.
+    # The one place the CLI reaches kmsnb._files (tests/repo/test_layout.py flags it): the
+    # verbs of issue 11 (kmsnb._save) are to offer this crash-safe output publicly.
     from kmsnb._files import atomic_output
 
     if path == STDIO:
