@@ -21,6 +21,7 @@ __all__ = [
     "CONTENT_TYPE_BYTES",
     "CONTENT_TYPE_CSV",
     "CONTENT_TYPE_PARQUET",
+    "CONTENT_TYPE_TEXT",
     "FORMAT_VERSION",
     "MAGIC",
     "MAX_CONTENT_TYPE_SIZE",
@@ -49,6 +50,7 @@ ALGORITHM_NAMES = {ALGORITHM_COBBLESTONE_256: "cobblestone-256"}
 CONTENT_TYPE_BYTES = "application/octet-stream"
 CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
 CONTENT_TYPE_CSV = "text/csv"
+CONTENT_TYPE_TEXT = "text/plain; charset=utf-8"  # a str, saved as UTF-8: loads as str
 
 UNKNOWN_SIZE = 0xFFFF_FFFF_FFFF_FFFF
 

@@ -23,7 +23,6 @@ from kmsnb.cli._parser import (
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     from kmsnb.cli._parser import Commands
-    from kmsnb.kms._base import KmsClient
 
 __all__ = ["add_commands"]
 
@@ -118,89 +117,89 @@ def _alias_list_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_key_create(args: argparse.Namespace) -> int:
-    with connect(args) as kms:
-        if args.alias:
-            _refuse_taken_alias(kms, alias_name(args.alias))
-        info = kms.create_key(args.description)
-        if args.alias:
-            kms.create_alias(alias_name(args.alias), info.key_id)
-    print(info.key_id)  # alone on stdout, for KEY=$(kmsnb key create)
-    if args.alias:
-        print(f"alias {alias_name(args.alias)} -> {info.key_id}", file=sys.stderr)
+    from kmsnb import keys
+
+    with connect(args) as kms:  # kmsnb.keys checks the alias before creating the key
+        record = keys.create_key(alias=args.alias, description=args.description, kms=kms)
+    print(record.key_id)  # alone on stdout, for KEY=$(kmsnb key create)
+    for alias in record.aliases:
+        print(f"alias {alias} -> {record.key_id}", file=sys.stderr)
     return EXIT_OK
 
 
-def _refuse_taken_alias(kms: KmsClient, alias: str) -> None:
-    """Check the alias before creating the key: a key left without it would be an orphan
-    (on Alibaba Cloud a billed key that takes at least 7 days to delete)."""
-    from kmsnb.errors import KmsnbError
-
-    for taken in kms.list_aliases():
-        if taken.alias_name == alias:
-            raise KmsnbError(
-                f"{alias} already names key {taken.key_id}; no key was created (choose "
-                f"another alias, or move this one: kmsnb alias update {alias} KEY)"
-            )
-
-
 def _cmd_key_list(args: argparse.Namespace) -> int:
+    from kmsnb import keys
+
     with connect(args) as kms:
-        keys = kms.list_keys()
-        aliases = kms.list_aliases()
-    names: dict[str, list[str]] = {}
-    for alias in aliases:
-        names.setdefault(alias.key_id, []).append(alias.alias_name)
+        records = keys.list_keys(kms=kms)
     rows = [
-        (k.key_id, k.key_state, ",".join(sorted(names.get(k.key_id, []))) or "-", k.description)
-        for k in keys
+        (key.key_id, key.state, ",".join(key.aliases) or "-", key.description) for key in records
     ]
     print_table(("KEY ID", "STATE", "ALIASES", "DESCRIPTION"), rows)
     return EXIT_OK
 
 
 def _cmd_key_describe(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
+    from kmsnb import keys
 
     with connect(args) as kms:
-        info = kms.describe_key(args.key)
-        aliases = kms.list_aliases(info.key_id)
-        versions = kms.list_key_versions(info.key_id)
-    fields: dict[str, object] = dict(asdict(info))
-    fields["aliases"] = ", ".join(a.alias_name for a in aliases) or None
-    fields["versions"] = ", ".join(v.key_version_id for v in versions)
-    print_fields(fields)
-    return EXIT_OK
-
-
-def _key_action(args: argparse.Namespace, action: str, done: str) -> int:
-    with connect(args) as kms:
-        getattr(kms, action)(args.key)
-    print(f"key {args.key} {done}")
+        key = keys.describe(args.key, kms=kms)
+    print_fields({  # the names of the KMS's DescribeKey, as before kmsnb.keys
+        "key_id": key.key_id,
+        "arn": key.arn,
+        "key_state": key.state,
+        "description": key.description,
+        "creation_date": key.created,
+        "primary_key_version": key.primary_version,
+        "deletion_date": key.deletion_date,
+        "automatic_rotation": key.automatic_rotation,
+        "aliases": ", ".join(key.aliases) or None,
+        "versions": ", ".join(key.versions or ()),
+    })  # fmt: skip
     return EXIT_OK
 
 
 def _cmd_key_enable(args: argparse.Namespace) -> int:
-    return _key_action(args, "enable_key", "enabled")
+    from kmsnb import keys
+
+    with connect(args) as kms:
+        keys.enable(args.key, kms=kms)
+    print(f"key {args.key} enabled")
+    return EXIT_OK
 
 
 def _cmd_key_disable(args: argparse.Namespace) -> int:
-    return _key_action(args, "disable_key", "disabled; its files cannot be decrypted until enabled")
+    from kmsnb import keys
+
+    with connect(args) as kms:
+        keys.disable(args.key, kms=kms)
+    print(f"key {args.key} disabled; its files cannot be decrypted until enabled")
+    return EXIT_OK
 
 
 def _cmd_key_cancel_deletion(args: argparse.Namespace) -> int:
-    return _key_action(args, "cancel_key_deletion", "is no longer scheduled for deletion")
+    from kmsnb import keys
+
+    with connect(args) as kms:
+        keys.cancel_deletion(args.key, kms=kms)
+    print(f"key {args.key} is no longer scheduled for deletion")
+    return EXIT_OK
 
 
 def _cmd_key_rotate(args: argparse.Namespace) -> int:
+    from kmsnb import keys
+
     with connect(args) as kms:
-        version = kms.create_key_version(args.key)
+        version = keys.rotate(args.key, kms=kms)
     print(f"key {version.key_id}: new primary version {version.key_version_id}")
     return EXIT_OK
 
 
 def _cmd_key_schedule_deletion(args: argparse.Namespace) -> int:
+    from kmsnb import keys
+
     with connect(args) as kms:
-        kms.schedule_key_deletion(args.key, args.days)
+        keys.schedule_deletion(args.key, days=args.days, kms=kms)
     print(
         f"key {args.key} will be deleted in {args.days} days, and every file under it lost; "
         f"to undo: kmsnb key cancel-deletion {args.key}"
@@ -208,6 +207,8 @@ def _cmd_key_schedule_deletion(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# alias create | update | delete call the KMS directly: kmsnb.keys.point_alias creates or
+# moves, and the CLI keeps create (refused when the alias exists) apart from update.
 def _cmd_alias_create(args: argparse.Namespace) -> int:
     with connect(args) as kms:
         kms.create_alias(alias_name(args.name), args.key)
@@ -230,7 +231,9 @@ def _cmd_alias_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_alias_list(args: argparse.Namespace) -> int:
+    from kmsnb import keys
+
     with connect(args) as kms:
-        aliases = kms.list_aliases(args.key)
+        aliases = keys.list_aliases(key=args.key, kms=kms)
     print_table(("ALIAS", "KEY ID"), [(a.alias_name, a.key_id) for a in aliases])
     return EXIT_OK

@@ -141,7 +141,8 @@ def test_key_create_checks_the_alias_first(run: Run, kms: KmsClient, key_id: str
     for alias in ("sales", "alias/sales"):
         result = run("key", "create", "--alias", alias)
         assert result.status == 1
-        assert f"alias/sales already names key {key_id}; no key was created" in result.err
+        assert "alias/sales exists in local emulator at " in result.err
+        assert f"points to key {key_id}; no key was created" in result.err
         assert result.out == ""
     assert before == {key.key_id for key in kms.list_keys()}
     made = run("key", "create", "--alias", "fresh")
