@@ -36,7 +36,9 @@ def report_error(
     from kmsnb._hints import hint_for
 
     message = str(error)
-    if isinstance(error, KmsError) and (key or kms_location):
+    # The envelope's KMS errors already name the key and the KMS; the key commands' do not.
+    named = kms_location is not None and kms_location in message
+    if isinstance(error, KmsError) and (key or kms_location) and not named:
         message = f"{message} [{_which(key, kms_location)}]"
     print(f"kmsnb: error: {message}", file=sys.stderr)
     hint = hint_for(error, "cli")

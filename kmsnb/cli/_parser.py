@@ -234,7 +234,7 @@ def _run_command(handler: Handler) -> Handler:
 
             return report_error(
                 error,
-                key=getattr(args, "failed_key", None) or getattr(args, "key", None),
+                key=getattr(args, "key", None),
                 kms_location=getattr(args, "kms_location", None),
             )
 

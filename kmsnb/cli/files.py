@@ -278,19 +278,14 @@ def _decrypt_kmsnb(
     args: argparse.Namespace, kms: KmsClient, source: Prefixed, output: BinaryIO
 ) -> int:
     from kmsnb.envelope import open_decrypt
-    from kmsnb.errors import KmsError
 
-    try:
-        reader = open_decrypt(
-            source,  # type: ignore[arg-type]
-            kms=kms,
-            encryption_context=args.context,
-            allowed_keys=args.allowed_keys,
-            **_buffer_options(args),
-        )
-    except KmsError:
-        args.failed_key = _header_key(args.src)  # so that the error names the key
-        raise
+    reader = open_decrypt(  # a KMS error names the file's key and the KMS
+        source,  # type: ignore[arg-type]
+        kms=kms,
+        encryption_context=args.context,
+        allowed_keys=args.allowed_keys,
+        **_buffer_options(args),
+    )
     written = 0
     with (
         reader,
@@ -301,17 +296,6 @@ def _decrypt_kmsnb(
             written += len(block)
             advance(len(block))
     return written
-
-
-def _header_key(path: str) -> str | None:
-    """The master key a file's header names, for an error message; ``None`` for stdin."""
-    from kmsnb.envelope import inspect
-
-    if path == STDIO:
-        return None
-    with contextlib.suppress(Exception):  # the KMS's error is the one to report
-        return inspect(path).key_id
-    return None
 
 
 def _decrypt_legacy(

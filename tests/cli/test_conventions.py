@@ -123,14 +123,14 @@ def test_kms_error_names_the_key_the_kms_and_what_to_try(
     error, hint = capsys.readouterr().err.splitlines()
     assert status == 1
     assert error.startswith("kmsnb: error: ")
-    assert f"master key {key_id}, local emulator at {other}" in error
+    assert f"'{key_id}' in local emulator at {other}" in error
     assert hint.startswith("kmsnb: hint: ")
     assert "--kms" in hint
     assert "KMSNB_KMS" in hint
     assert not (tmp_path / "o").exists()
     missing = run("encrypt", str(plain), "-o", str(tmp_path / "y.kms"), "-k", "alias/nowhere")
     assert missing.status == 1
-    assert "master key alias/nowhere, local emulator at " in missing.err
+    assert "'alias/nowhere' in local emulator at " in missing.err
     assert "--kms" in missing.err
 
 
