@@ -156,10 +156,8 @@ def report(results: dict[str, list[float]]) -> None:
     print()
     rows = []
     for where, goal in GOALS.items():
-        ratios = [
-            ours / theirs
-            for ours, theirs in zip(results[f"kmsnb_{where}"], results[f"moto_{where}"], strict=True)
-        ]
+        pairs = zip(results[f"kmsnb_{where}"], results[f"moto_{where}"], strict=True)
+        ratios = [ours / theirs for ours, theirs in pairs]
         low, high = spread(ratios)
         middle = median(ratios)
         rows.append(
