@@ -15,16 +15,11 @@ LF and no NUL (RFC 9112 §2.2, §5), at most 100 of them. That parser is a few l
 rather than ``http.client.parse_headers``, whose ``email`` parser cost as much as the
 whole KMS call and accepts what this one refuses (a bare LF ends a line there, a line
 with no colon silently ends the header block).
-
-Per request, the loop hands the request to a worker and gets the answer back with one
-``call_soon_threadsafe``: :meth:`HttpServer.run_in_worker` skips ``run_in_executor``'s
-chain of futures, which cost more than the signature check.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import http
 import logging
@@ -183,36 +178,8 @@ class HttpServer:
         self._socket.close()
 
     async def run_in_worker(self, function: Callable[..., _T], *args: Any) -> _T:
-        """Run blocking ``function(*args)`` on the worker pool.
-
-        What ``loop.run_in_executor`` does, with one hop back to the loop and no chained
-        futures: the worker's result (or exception) is copied into a loop future there.
-        A cancelled wait cancels the work if no worker has started it yet.
-        """
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[_T] = loop.create_future()
-
-        def settle(work: concurrent.futures.Future[_T]) -> None:
-            if waiter.cancelled():
-                return
-            error = work.exception()
-            if error is not None:
-                waiter.set_exception(error)
-            else:
-                waiter.set_result(work.result())
-
-        def done(work: concurrent.futures.Future[_T]) -> None:
-            if not work.cancelled():
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(settle, work)
-
-        work = self._workers.submit(function, *args)
-        work.add_done_callback(done)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            work.cancel()
-            raise
+        """Run blocking ``function(*args)`` on the worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, function, *args)
 
     # -- the loop thread -------------------------------------------------------------
 
