@@ -36,7 +36,7 @@ from kmsnb._format.stream import (
 from kmsnb._hints import naming_key_and_kms
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
-from kmsnb.kms._base import Kms, UnwrappedKey, for_message
+from kmsnb.kms._base import Kms, UnwrappedKey, for_message, is_kms
 
 __all__ = [
     "DecryptReader",
@@ -120,7 +120,7 @@ class FileInfo:
 
 
 def _check_kms(kms: object) -> Kms:
-    if not isinstance(kms, Kms):
+    if not is_kms(kms):
         raise TypeError(
             "kms must be a KMS client (kmsnb.connect(), or any object with "
             "generate_data_key and decrypt_data_key)"
