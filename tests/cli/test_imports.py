@@ -32,20 +32,21 @@ HEAVY = frozenset({
 
 #: Modules a ``local:`` encrypt or decrypt once imported and no longer does (issue 16 item
 #: 3), each name covering its submodules: what only another command needs (key import's RSA
-#: and serialization code, with bcrypt; Secrets Manager; the data-key cache; the retry rules
-#: of the network backend), what only writes to the keystore need (``uuid``, which imports
-#: ``platform``), the default store's location (``platformdirs``, which imports
-#: ``tempfile`` and ``random``), and what a temporary name needed (``socket``, ``secrets``).
-#: ``shutil`` (with bz2 and lzma) came from argparse's default formatter. The network
-#: stack (``ssl``, ``http``, ``email``, ``asyncio``) belongs to the Alibaba SDK alone.
+#: and serialization code, with bcrypt; Secrets Manager, and its records while the keystore
+#: holds no secret; the data-key cache; the network backend's retry rules), what only writes
+#: to the keystore need (``uuid``, which imports ``platform``), the default store's location
+#: (``platformdirs``, which imports ``tempfile`` and ``random``), and what a temporary name
+#: needed (``socket``, ``secrets``). ``shutil`` (with bz2 and lzma) came from argparse's
+#: default formatter. The network stack (``ssl``, ``http``, ``email``, ``asyncio``) belongs
+#: to the Alibaba SDK alone.
 NOT_FOR_A_LOCAL_FILE = frozenset({
     "uuid", "platform", "platformdirs", "tempfile", "random", "secrets", "socket",
     "selectors", "shutil", "bz2", "lzma", "bcrypt", "ssl", "http", "email", "asyncio",
     "cryptography.hazmat.primitives.serialization",
     "cryptography.hazmat.primitives.asymmetric",
     "kmsnb.emulator._import", "kmsnb.emulator._secrets", "kmsnb.emulator._secret_admin",
-    "kmsnb.emulator._secret_common", "kmsnb.emulator.server", "kmsnb.kms._secrets",
-    "kmsnb.kms._retry", "kmsnb.kms.caching", "kmsnb.kms.aliyun",
+    "kmsnb.emulator._secret_common", "kmsnb.emulator._secret_records", "kmsnb.emulator.server",
+    "kmsnb.kms._secrets", "kmsnb.kms._retry", "kmsnb.kms.caching", "kmsnb.kms.aliyun",
 })  # fmt: skip
 
 
