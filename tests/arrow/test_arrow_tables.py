@@ -47,8 +47,8 @@ def kms() -> Iterator[InMemoryKms]:
 
 
 def many_types(rows: int = 6) -> pa.Table:
-    """Ints, floats (inf; NaN would never compare equal), strings, tz-aware timestamps, dates, decimals, lists, dictionaries,
-    structs, binary and nulls (every column has one)."""
+    """Ints, floats (inf: NaN never compares equal), strings, tz-aware timestamps, dates,
+    decimals, lists, dictionaries, structs, binary and nulls (every column has one)."""
     half = rows // 2
 
     def nulled(values: list[object]) -> list[object]:
@@ -263,7 +263,9 @@ def test_misuse(kms: InMemoryKms, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="format"):
         kmsnb.arrow.write_table(table, tmp_path / "x", MAIN_KEY, kms=kms, format="orc")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="CSV is whole-file"):
-        kmsnb.arrow.write_table(table, tmp_path / "x", MAIN_KEY, kms=kms, format="csv", uniform=True)
+        kmsnb.arrow.write_table(
+            table, tmp_path / "x", MAIN_KEY, kms=kms, format="csv", uniform=True
+        )
     pq.write_table(table, tmp_path / "plain.parquet")
     with pytest.raises(FormatError, match="plain, unencrypted"):
         kmsnb.arrow.read_table(tmp_path / "plain.parquet", kms=kms)
