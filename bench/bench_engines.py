@@ -1,12 +1,17 @@
 """Benchmark: what other read paths cost against kmsnb's own, on one frame, in one run.
 
-Today one case (issue 14, item 7; the Arrow and polars cases come with their paths):
+Issue 14, item 7:
 
 - a projection of a whole-file encrypted Parquet: ``kmsnb.read_parquet(path,
   columns=[one])`` goes through the seekable reader (``kmsnb.open_decrypt_seekable``),
   which decrypts only the chunks holding the footer and that column; compared with
   reading all 10 columns of the same file. Goal: <= 0.3x. For scale, the same ratio for
   plain pandas on the plain file is printed too (what Parquet itself saves).
+- kmsnb's Arrow and polars paths against each library's own plain Parquet, on the same
+  table: ``kmsnb.arrow.write_table`` / ``read_table`` vs ``pyarrow.parquet.write_table`` /
+  ``read_table``, and ``kmsnb.polars.write_parquet`` / ``read_parquet`` vs
+  ``DataFrame.write_parquet`` / ``pl.read_parquet``. Goal: <= 1.1x. kmsnb's writes are
+  crash-safe (an unnamed file, fsynced, named when complete); the plain ones write in place.
 
 Method as in ``bench/bench_dataframe.py`` (whose 1 M rows x 10 mixed columns frame this
 reuses): the cases interleaved in a shuffled order each round, each timed as the best of
@@ -32,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,14 +48,21 @@ from _common import filesystem_type, median, paired_ratios, print_table, spread,
 from bench_dataframe import make_frame, timed
 
 import kmsnb
+import kmsnb.arrow
+import kmsnb.polars
 from kmsnb.testing import InMemoryKms
 
 MAIN_KEY = "alias/bench"
 PROJECTION_GOAL = 0.3
+ENGINE_GOAL = 1.1
 #: (case, reference, goal or None for context only)
 COMPARISONS = [
     ("kmsnb whole-file, 1 of 10 (seekable)", "kmsnb whole-file, all 10", PROJECTION_GOAL),
     ("plain pandas, 1 of 10", "plain pandas, all 10", None),
+    ("kmsnb.arrow write", "pyarrow write", ENGINE_GOAL),
+    ("kmsnb.arrow read", "pyarrow read", ENGINE_GOAL),
+    ("kmsnb.polars write", "polars write", ENGINE_GOAL),
+    ("kmsnb.polars read", "polars read", ENGINE_GOAL),
 ]
 
 
@@ -59,6 +74,16 @@ def run_rounds(
     plain, whole = folder / "plain.parquet", folder / "whole.parquet.kms"
     df.to_parquet(plain)
     df.kms.to_parquet(whole, MAIN_KEY, kms=kms)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    frame = pl.from_arrow(table)
+    if not isinstance(frame, pl.DataFrame):
+        raise AssertionError("a table converted to a Series")
+    arrow_plain, arrow_kms = folder / "arrow.parquet", folder / "arrow.parquet.kms"
+    polars_plain, polars_kms = folder / "polars.parquet", folder / "polars.parquet.kms"
+    pq.write_table(table, arrow_plain)
+    kmsnb.arrow.write_table(table, arrow_kms, MAIN_KEY, kms=kms)
+    frame.write_parquet(polars_plain)
+    kmsnb.polars.write_parquet(frame, polars_kms, MAIN_KEY, kms=kms)
     cases: dict[str, Callable[[], Any]] = {
         "kmsnb whole-file, all 10": lambda: kmsnb.read_parquet(whole, kms=kms),
         "kmsnb whole-file, 1 of 10 (seekable)": lambda: kmsnb.read_parquet(
@@ -66,10 +91,26 @@ def run_rounds(
         ),
         "plain pandas, all 10": lambda: pd.read_parquet(plain),
         "plain pandas, 1 of 10": lambda: pd.read_parquet(plain, columns=[column]),
+        "pyarrow write": lambda: pq.write_table(table, folder / "arrow-w.parquet"),
+        "kmsnb.arrow write": lambda: kmsnb.arrow.write_table(
+            table, folder / "arrow-w.parquet.kms", MAIN_KEY, kms=kms, overwrite=True
+        ),
+        "pyarrow read": lambda: pq.read_table(arrow_plain),
+        "kmsnb.arrow read": lambda: kmsnb.arrow.read_table(arrow_kms, kms=kms),
+        "polars write": lambda: frame.write_parquet(folder / "polars-w.parquet"),
+        "kmsnb.polars write": lambda: kmsnb.polars.write_parquet(
+            frame, folder / "polars-w.parquet.kms", MAIN_KEY, kms=kms, overwrite=True
+        ),
+        "polars read": lambda: pl.read_parquet(polars_plain),
+        "kmsnb.polars read": lambda: kmsnb.polars.read_parquet(polars_kms, kms=kms),
     }
     # Warm-up, and the check that each path returns the frame's own values.
     pd.testing.assert_frame_equal(df, cases["kmsnb whole-file, all 10"]())
     pd.testing.assert_frame_equal(df[[column]], cases["kmsnb whole-file, 1 of 10 (seekable)"]())
+    if not cases["kmsnb.arrow read"]().equals(pq.read_table(arrow_plain)):
+        raise AssertionError("kmsnb.arrow.read_table differs from pyarrow's read")
+    if not cases["kmsnb.polars read"]().equals(pl.read_parquet(polars_plain)):
+        raise AssertionError("kmsnb.polars.read_parquet differs from polars' read")
     results: list[dict[str, float]] = []
     order = list(cases)
     for round_index in range(rounds):
@@ -131,7 +172,7 @@ def main() -> None:
             f"{args.rows:,} rows x {df.shape[1]} columns, projection on {args.column!r}, "
             f"{args.rounds} rounds (best of {args.repeat} per case), "
             f"files on {filesystem_type(folder)} ({folder}); "
-            f"pandas {pd.__version__}, pyarrow {__import__('pyarrow').__version__}",
+            f"pandas {pd.__version__}, pyarrow {pa.__version__}, polars {pl.__version__}",
             flush=True,
         )
         report(run_rounds(df, folder, args.column, args.rounds, args.repeat))

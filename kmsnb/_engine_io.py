@@ -42,6 +42,7 @@ __all__ = [
     "open_output",
     "resolve_key",
     "resolve_kms",
+    "write_plaintext",
     "write_whole_file",
 ]
 
@@ -369,6 +370,35 @@ def decrypt_whole(
                 raise AssertionError("kmsnb: internal error: plaintext longer than payload")
     # readinto returned 0: the final chunk has verified.
     return buffer, filled
+
+
+def write_plaintext(
+    path: PathOrFile,
+    key_id: str,
+    plaintext: memoryview,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None,
+    content_type: str,
+    overwrite: bool,
+    storage_options: Mapping[str, Any] | None,
+) -> None:
+    """Encrypt a plaintext already serialised in memory (its size known) into ``path``."""
+    with open_output(path, overwrite=overwrite, storage_options=storage_options) as output:
+        writer = open_encrypt(
+            output,
+            key_id,
+            kms=kms,
+            encryption_context=encryption_context,
+            content_type=content_type,
+            plaintext_size=len(plaintext),
+        )
+        try:
+            writer.write(plaintext)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
 
 
 def write_whole_file(

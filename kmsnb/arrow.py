@@ -17,6 +17,7 @@ the footer and those columns. CSV streams through the verifying reader into pyar
 
 from __future__ import annotations
 
+import ctypes
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, Literal
@@ -132,6 +133,28 @@ def write_table(
             storage_options=storage_options,
             serialize=lambda sink: pa_csv.write_csv(table, sink, **write_options),
         )
+        return
+    if not column_mode and table.nbytes <= _engine_io.SIZED_WRITE_LIMIT:
+        # Serialised in Arrow's memory first: pyarrow writes there natively, where into
+        # a Python sink every page is a Python call and a copy; the size is then known.
+        stream = pa.BufferOutputStream()
+        pq.write_table(table, stream, **write_options)
+        plaintext = stream.getvalue()
+        try:
+            _engine_io.write_plaintext(
+                path,
+                key,
+                memoryview(plaintext),
+                kms=kms,
+                encryption_context=context,
+                content_type=content_type,
+                overwrite=overwrite,
+                storage_options=storage_options,
+            )
+        finally:
+            # Zeroed in place like the sink's held pieces; memset, as it allocates nothing.
+            if plaintext.is_mutable:
+                ctypes.memset(plaintext.address, 0, plaintext.size)
         return
     if not column_mode:
         _engine_io.write_whole_file(

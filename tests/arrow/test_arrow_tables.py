@@ -290,3 +290,17 @@ def test_failed_write_leaves_nothing(kms: InMemoryKms, tmp_path: Path) -> None:
             kmsnb.arrow.write_table(table, tmp_path / "new", MAIN_KEY, kms=kms, compression="x")
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert path.read_bytes() == old
+
+
+def test_large_tables_stream_through_the_sink(
+    kms: InMemoryKms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables above the sized-write limit are not serialised in memory first: they go
+    through the streaming sink, and read back the same."""
+    from kmsnb import _engine_io
+
+    monkeypatch.setattr(_engine_io, "SIZED_WRITE_LIMIT", 0)
+    table = many_types(60)
+    path = tmp_path / "t.parquet.kms"
+    kmsnb.arrow.write_table(table, path, MAIN_KEY, kms=kms)
+    assert kmsnb.arrow.read_table(path, kms=kms).equals(own_round_trip(table))

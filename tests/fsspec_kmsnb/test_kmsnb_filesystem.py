@@ -270,3 +270,16 @@ def test_reads_are_refused_as_kmsnb_refuses_them(
         f.seek(0)
         with pytest.raises(IntegrityError):
             f.read()
+
+
+@pytest.mark.slow
+def test_dask_reads_through_it(kms: InMemoryKms, table: pa.Table, tmp_path: Path) -> None:
+    """Dask's Parquet and CSV readers (blocks by plaintext offsets) on the session's KMS."""
+    import dask.dataframe as dd
+
+    kmsnb.arrow.write_table(table, tmp_path / "t.parquet.kms", MAIN_KEY, kms=kms)
+    kmsnb.arrow.write_table(table, tmp_path / "t.csv.kms", MAIN_KEY, kms=kms, format="csv")
+    parquet = dd.read_parquet(url(tmp_path / "t.parquet.kms")).compute()
+    assert parquet.reset_index(drop=True).equals(table.to_pandas())
+    csv = dd.read_csv(url(tmp_path / "t.csv.kms"), blocksize=300_000).compute()
+    assert csv.reset_index(drop=True).equals(table.to_pandas())
