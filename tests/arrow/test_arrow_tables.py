@@ -67,7 +67,11 @@ def many_types(rows: int = 6) -> pa.Table:
                 nulled([moment + datetime.timedelta(hours=i) for i in range(rows)]),
                 pa.timestamp("us", tz="Europe/Paris"),
             ),
-            "day": pa.array(nulled([datetime.date(2020, 1, 1 + i) for i in range(rows)])),
+            "day": pa.array(
+                nulled(
+                    [datetime.date(2020, 1, 1) + datetime.timedelta(days=i) for i in range(rows)]
+                )
+            ),
             "price": pa.array(
                 nulled([decimal.Decimal(f"{i}.25") for i in range(rows)]), pa.decimal128(12, 2)
             ),
