@@ -24,9 +24,10 @@ session's default key when not given), with the content type the name implies
 (``.parquet.kms``, ``.csv.kms``; else bytes) unless ``content_type`` is given. The file
 becomes visible only when complete: on a local target an unnamed file named on close
 (:func:`kmsnb._files.atomic_output`), elsewhere assembled in memory and stored in one call.
-``close()`` while an exception propagates (a ``with`` block or a ``finally`` that failed)
-discards the file instead, as does ``discard()``; with ``autocommit=False`` (fsspec
-transactions) the file appears on ``commit()``.
+``close()`` while an exception propagates (a ``with`` block or a ``finally`` that failed;
+not one already being handled when the file was opened) discards the file instead, as
+does ``discard()``; with ``autocommit=False`` (fsspec transactions) the file appears on
+``commit()``.
 
 **Options** (``storage_options={"kmsnb": {...}}`` in pandas, ``kmsnb={...}`` in
 ``fsspec.open``): ``kms`` (a URI such as ``local:PATH`` or ``aliyun:REGION``, or a client;
@@ -281,6 +282,9 @@ class EncryptingFile(io.RawIOBase):
         self._output_context = _output(fs.fs, path, overwrite=not exclusive)
         output = self._output_context.__enter__()
         self._state = "open"
+        # An exception already being handled when the file was opened (it is written in
+        # an ``except`` block) is not one that interrupts it.
+        self._ambient = sys.exc_info()[1]
         self._sink = _engine_io.PlaintextSink(
             output,
             key,
@@ -306,7 +310,8 @@ class EncryptingFile(io.RawIOBase):
         if self._state != "open":
             super().close()
             return
-        if sys.exc_info()[1] is not None:
+        propagating = sys.exc_info()[1]
+        if propagating is not None and propagating is not self._ambient:
             self.discard()
             return
         try:

@@ -192,6 +192,17 @@ def test_a_failed_write_leaves_nothing(kms: InMemoryKms, tmp_path: Path) -> None
     with pytest.raises(ValueError, match="half"):
         fail_then_close_in_finally()
     assert fs.cat_file(str(target)) == b"old"
+
+    def write_while_handling() -> None:
+        try:
+            raise LookupError("handled")
+        except LookupError:
+            with fs.open(str(tmp_path / "fallback.kms"), "wb") as f:
+                f.write(b"written in an except block")
+
+    write_while_handling()
+    assert fs.cat_file(str(tmp_path / "fallback.kms")) == b"written in an except block"
+    (tmp_path / "fallback.kms").unlink()
     abandoned = fs.open(str(tmp_path / "abandoned.kms"), "wb")
     abandoned.write(b"never closed")
     del abandoned
