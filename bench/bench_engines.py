@@ -12,6 +12,9 @@ Issue 14, item 7:
   ``read_table``, and ``kmsnb.polars.write_parquet`` / ``read_parquet`` vs
   ``DataFrame.write_parquet`` / ``pl.read_parquet``. Goal: <= 1.1x. kmsnb's writes are
   crash-safe (an unnamed file, fsynced, named when complete); the plain ones write in place.
+  polars reads a plain local file through a memory map, without a copy; kmsnb decrypts and
+  authenticates every byte first and hands polars one copy (it takes ``bytes`` or a file,
+  not a buffer it could share), which is most of what the polars read ratio measures.
 
 Method as in ``bench/bench_dataframe.py`` (whose 1 M rows x 10 mixed columns frame this
 reuses): the cases interleaved in a shuffled order each round, each timed as the best of
