@@ -136,6 +136,13 @@ def _is_local(fs: Any) -> bool:
 
 
 def _check_storage_options(path: object, storage_options: Mapping[str, Any] | None) -> None:
+    if isinstance(path, str) and path.startswith("kmsnb::"):
+        # Through the kmsnb:: file system these readers would see plaintext, and call it
+        # unencrypted; they decrypt (and encrypt) themselves.
+        raise ValueError(
+            f"kmsnb's readers and writers decrypt and encrypt themselves: drop 'kmsnb::' "
+            f"from {path!r} (it is for other libraries' readers)"
+        )
     if storage_options is not None and not _is_url(path):
         raise ValueError(
             "storage_options is only for fsspec URLs (s3://..., memory://...), "

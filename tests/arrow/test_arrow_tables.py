@@ -276,6 +276,8 @@ def test_misuse(kms: InMemoryKms, tmp_path: Path) -> None:
     (tmp_path / "bytes.kms").write_bytes(kmsnb.encrypt_bytes(b"hi", MAIN_KEY, kms=kms))
     with pytest.raises(FormatError, match="not a table"):
         kmsnb.arrow.read_table(tmp_path / "bytes.kms", kms=kms)
+    with pytest.raises(ValueError, match="drop 'kmsnb::'"):
+        kmsnb.arrow.read_table(f"kmsnb::file://{path}", kms=kms)
     assert not [p for p in tmp_path.iterdir() if p.name == "x"]
 
 

@@ -192,6 +192,7 @@ def test_every_block_is_run_here() -> None:
         "Quick start",
         "In a notebook",
         "From Python",
+        "From polars, pyarrow and DuckDB",
         "The emulator",
         "Secrets in notebooks",
         "The command line",
@@ -232,6 +233,13 @@ def test_from_python(reader: Reader) -> None:
         reader.root / "data" / "sales.csv"
     ).read_bytes()
     assert (reader.root / "big.bin.kms").stat().st_size > 0
+
+
+def test_from_polars_pyarrow_and_duckdb(reader: Reader) -> None:
+    (block,) = _by_section("From polars, pyarrow and DuckDB")
+    out = reader.python(block.code)
+    assert "[(218.5,)]" in out  # DuckDB's sum, through the kmsnb:: file system
+    assert (reader.root / "copy.parquet.kms").read_bytes()[:4] != b"PAR1"
 
 
 SECRET = "correct horse battery staple"  # what the README's emulator block stores
