@@ -236,10 +236,16 @@ def test_from_python(reader: Reader) -> None:
 
 
 def test_from_polars_pyarrow_and_duckdb(reader: Reader) -> None:
+    """After the section's ``pip install 'kmsnb[polars,duckdb]'`` (make demo has neither),
+    done here as make does, from uv.lock and the uv cache, offline."""
+    reader.shell(
+        "UV_PROJECT_ENVIRONMENT=.venv uv sync --locked --inexact --no-progress --quiet "
+        "--extra polars --extra duckdb"
+    )
     (block,) = _by_section("From polars, pyarrow and DuckDB")
     out = reader.python(block.code)
     assert "[(218.5,)]" in out  # DuckDB's sum, through the kmsnb:: file system
-    assert (reader.root / "copy.parquet.kms").read_bytes()[:4] != b"PAR1"
+    assert (reader.root / "revenue-copy.parquet.kms").read_bytes()[:4] != b"PAR1"
 
 
 SECRET = "correct horse battery staple"  # what the README's emulator block stores
