@@ -13,6 +13,7 @@ locally; for remote fsspec URLs assembled in memory and stored in one call).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import re
@@ -24,7 +25,7 @@ from kmsnb._format.header import CONTENT_TYPE_BYTES, CONTENT_TYPE_CSV, CONTENT_T
 from kmsnb._pme_footer import read_tail
 from kmsnb.envelope import EncryptWriter, open_decrypt, open_encrypt
 from kmsnb.errors import FormatError
-from kmsnb.kms._base import Kms, wipe
+from kmsnb.kms._base import Kms
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -261,6 +262,13 @@ def remote_output(fs: Any, fs_path: str, *, overwrite: bool) -> Iterator[BinaryI
     fs.pipe_file(fs_path, ciphertext.getvalue())
 
 
+def _zero(buffer: bytearray) -> None:
+    """Overwrite ``buffer`` with zeros in place, as ``wipe`` does, without allocating a
+    buffer of zeros as large (the held plaintext runs to :data:`SIZED_WRITE_LIMIT`)."""
+    if buffer:
+        ctypes.memset((ctypes.c_char * len(buffer)).from_buffer(buffer), 0, len(buffer))
+
+
 class PlaintextSink(io.RawIOBase):
     """Where a serialiser writes plaintext: into the envelope encryptor, nowhere else.
 
@@ -329,7 +337,7 @@ class PlaintextSink(io.RawIOBase):
 
     def _drop_held(self) -> None:
         for piece in self._held:
-            wipe(piece)
+            _zero(piece)
         self._held = []
         self._held_size = 0
 
