@@ -43,6 +43,7 @@ __all__ = [
     "open_output",
     "resolve_key",
     "resolve_kms",
+    "write_from_memory",
     "write_plaintext",
     "write_whole_file",
 ]
@@ -262,7 +263,7 @@ def remote_output(fs: Any, fs_path: str, *, overwrite: bool) -> Iterator[BinaryI
     fs.pipe_file(fs_path, ciphertext.getvalue())
 
 
-def _zero(buffer: bytearray) -> None:
+def _zero(buffer: bytearray | memoryview) -> None:
     """Overwrite ``buffer`` with zeros in place, as ``wipe`` does, without allocating a
     buffer of zeros as large (the held plaintext runs to :data:`SIZED_WRITE_LIMIT`)."""
     if buffer:
@@ -414,6 +415,45 @@ def write_plaintext(
         except BaseException:
             writer.abort()
             raise
+
+
+def write_from_memory(
+    path: PathOrFile,
+    key_id: str,
+    *,
+    kms: Kms,
+    encryption_context: Mapping[str, str] | None,
+    content_type: str,
+    overwrite: bool,
+    storage_options: Mapping[str, Any] | None,
+    serialize: Callable[[BinaryIO], None],
+) -> None:
+    """As :func:`write_whole_file`, for a plaintext known to be small: serialised into
+    memory first (the serialiser's writes then stay cheap, and the size is known), then
+    encrypted, then zeroed."""
+    buffer = io.BytesIO()
+    try:
+        serialize(buffer)
+        with buffer.getbuffer() as view:
+            try:
+                write_plaintext(
+                    path,
+                    key_id,
+                    view,
+                    kms=kms,
+                    encryption_context=encryption_context,
+                    content_type=content_type,
+                    overwrite=overwrite,
+                    storage_options=storage_options,
+                )
+            finally:
+                _zero(view)
+    except BaseException:
+        with buffer.getbuffer() as view:
+            _zero(view)
+        raise
+    finally:
+        buffer.close()
 
 
 def write_whole_file(

@@ -96,7 +96,11 @@ def write_parquet(
         return
     if "use_pyarrow" in write_options or "partition_by" in write_options:
         raise ValueError("use_pyarrow and partition_by are not supported here")
-    _engine_io.write_whole_file(
+    # polars writes Python files in small pieces: below the sized-write limit (the Parquet
+    # is rarely larger than the frame) it writes into memory, natively, first.
+    small = df.estimated_size() <= _engine_io.SIZED_WRITE_LIMIT
+    write = _engine_io.write_from_memory if small else _engine_io.write_whole_file
+    write(
         path,
         _engine_io.resolve_key(key),
         kms=_engine_io.resolve_kms(kms),

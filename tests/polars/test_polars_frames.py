@@ -201,3 +201,23 @@ def test_misuse(kms: InMemoryKms, tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         kmsnb.polars.write_parquet(df, path, MAIN_KEY, kms=kms)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.parquet", "t.parquet.kms"]
+
+
+@pytest.mark.parametrize("limit", [0, 1 << 30], ids=["streamed", "in-memory"])
+def test_both_write_paths(
+    kms: InMemoryKms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """Frames above the sized-write limit stream through the sink, smaller ones are
+    serialised in memory first; both read back the same, and a failed write leaves nothing."""
+    from kmsnb import _engine_io
+
+    monkeypatch.setattr(_engine_io, "SIZED_WRITE_LIMIT", limit)
+    df = many_types()
+    path = tmp_path / "t.parquet.kms"
+    kmsnb.polars.write_parquet(df, path, MAIN_KEY, kms=kms)
+    assert_frame_equal(kmsnb.polars.read_parquet(path, kms=kms), own_round_trip(df))
+    with pytest.raises(ValueError, match="compression"):
+        kmsnb.polars.write_parquet(
+            df, tmp_path / "bad.parquet.kms", MAIN_KEY, kms=kms, compression="nope"
+        )
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
