@@ -49,7 +49,7 @@ from fsspec.spec import AbstractFileSystem
 
 from kmsnb import _engine_io
 from kmsnb._files import atomic_output
-from kmsnb._format.stream import (
+from kmsnb._format.payload import (
     CHUNK_SIZE,
     ENCRYPTED_CHUNK_SIZE,
     PAYLOAD_PREFIX_SIZE,
