@@ -67,6 +67,11 @@ class Kmsnb(Configurable):
     cache_max_bytes = Int(
         DEFAULT_MAX_BYTES, help="Plaintext bytes one cached data key may protect in all."
     ).tag(config=True)
+    short_errors = Bool(
+        True,
+        help="Show an error of input, a file or the KMS in a magic as one line, "
+        "ClassName: message (hint: ...); False: the full traceback, e.g. for a bug report.",
+    ).tag(config=True)
     progress_threshold = Int(
         DEFAULT_PROGRESS_THRESHOLD,
         help="Show a progress bar for files of at least this many bytes (0: always).",
@@ -125,21 +130,24 @@ class Kmsnb(Configurable):
                 close()
 
     def status_line(self) -> str:
-        """``kmsnb: KMS ...; default key ...``: what the session uses, without secrets."""
+        """``kmsnb: <the KMS>; default key ...``: what the session uses, without secrets."""
         from kmsnb.ipython._actions import management_client
 
-        location = getattr(management_client(session.get_kms()), "location", "unknown")
+        # The location names the KMS ("local emulator at PATH", "KMS emulator at URL",
+        # "Alibaba Cloud KMS REGION"): no second "KMS" in front of it.
+        location = getattr(management_client(session.get_kms()), "location", "unknown KMS")
         key = session.get_default_key() or "none (set one with %kms use KEY)"
-        return f"kmsnb: KMS {location}; default key {key}"
+        return f"kmsnb: {location}; default key {key}"
 
     def _connect_and_report(self) -> None:
-        from kmsnb.ipython._actions import USER_ERRORS, explain
+        from kmsnb.ipython._errors import USER_ERRORS, explain
 
         try:
             self.connect()
         except USER_ERRORS as error:
             # Loading still succeeds, so that %config Kmsnb.kms = ... can fix the URI.
-            print(f"kmsnb: could not open the KMS: {explain(error)}", file=sys.stderr)
+            message = explain(error, "magic")
+            print(f"kmsnb: could not open the KMS: {message}", file=sys.stderr)
             return
         print(self.status_line())
 
@@ -172,14 +180,17 @@ class Kmsnb(Configurable):
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the ``df.kms`` accessor, and open the session's KMS."""
-    from kmsnb.ipython.magics import KmsnbMagics
+    from kmsnb.ipython._completion import install_completer
+    from kmsnb.ipython.encrypt_magics import EncryptMagics
+    from kmsnb.ipython.kms_magic import KmsMagic
 
     # Without pandas the magics still encrypt bytes and str.
     with contextlib.suppress(ImportError):
         import kmsnb.dataframe  # noqa: F401  (registers the df.kms accessor)
     settings = Kmsnb(parent=ipython)
     ipython.configurables.append(settings)
-    ipython.register_magics(KmsnbMagics(ipython))
+    ipython.register_magics(KmsMagic(ipython), EncryptMagics(ipython))
+    install_completer(ipython)
     if settings.default_key:
         session.set_default_key(settings.default_key)
     settings._connect_and_report()
@@ -188,14 +199,18 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics and the settings, and forget the session's KMS and default key."""
+    from kmsnb.ipython._completion import uninstall_completer
+
     manager = ipython.magics_manager
-    # Compared by name, not identity: %reload_ext reloads this module, making new classes.
-    instance = manager.registry.pop("KmsnbMagics", None)
-    if instance is not None:
-        for kind, names in instance.magics.items():
-            for name in names:
-                manager.magics[kind].pop(name, None)
-    ours = ("Kmsnb", "KmsnbMagics")
+    ours = ("Kmsnb", "KmsMagic", "EncryptMagics")
+    for name in ours[1:]:
+        # Compared by name, not identity: %reload_ext reloads modules, making new classes.
+        instance = manager.registry.pop(name, None)
+        if instance is not None:
+            for kind, names in instance.magics.items():
+                for magic in names:
+                    manager.magics[kind].pop(magic, None)
+    uninstall_completer(ipython)
     for item in ipython.configurables:
         if type(item).__name__ == "Kmsnb":
             item.close()

@@ -1,5 +1,5 @@
-"""What the magics and the widgets do, written once: encrypt a value, load a file, explain
-an error. Both front ends parse their input, call these, and display the result.
+"""What the magics and the widgets do, written once: encrypt a value, load a file. Both
+front ends parse their input, call these, and display the result.
 """
 
 from __future__ import annotations
@@ -18,28 +18,16 @@ from kmsnb._format.header import (
     CONTENT_TYPE_PARQUET,
 )
 from kmsnb.envelope import inspect, open_decrypt, open_encrypt
-from kmsnb.errors import (
-    ContextMismatchError,
-    FormatError,
-    IntegrityError,
-    KmsAccessDeniedError,
-    KmsError,
-    KmsnbError,
-    KmsUnavailableError,
-    TruncatedError,
-    WrongKeyError,
-)
+from kmsnb.errors import KmsnbError
 from kmsnb.ipython._display import Receipt
 from kmsnb.kms._base import Kms, KmsClient
 
 __all__ = [
     "CONTENT_TYPE_TEXT",
     "FORMATS",
-    "USER_ERRORS",
     "alias_index",
     "decrypt_path",
     "encrypt_value",
-    "explain",
     "is_dataframe",
     "management_client",
     "parse_context",
@@ -53,46 +41,6 @@ FORMATS = ("parquet", "csv", "bytes")
 _PME_MAGIC = b"PARE"  # Parquet modular encryption, encrypted footer: df.kms.to_parquet(columns=)
 # ... and PAR1: a plaintext (signed) footer, or plain Parquet, which read_parquet refuses.
 _PARQUET_MAGICS = (_PME_MAGIC, b"PAR1")
-
-#: Errors that mean "the input, the file or the KMS said no", shown as one line: kmsnb's
-#: own, file system errors (a missing path, an existing output), and misuse caught by the
-#: library's argument checks.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    KmsnbError,
-    OSError,
-    ValueError,
-    TypeError,
-    ImportError,
-)
-
-# Checked in order, so subclasses come before their bases.
-_HINTS: tuple[tuple[type[BaseException], str], ...] = (
-    (TruncatedError, "the file is incomplete; copy it again from its source"),
-    (IntegrityError, "the file was corrupted or modified; use an intact copy"),
-    (FormatError, "check that this is a kmsnb file: %kms inspect PATH"),
-    (ContextMismatchError, "pass the context the file was written with (%kms inspect PATH)"),
-    (WrongKeyError, "check --context, and that this KMS holds the file's key (%kms inspect)"),
-    (
-        KmsAccessDeniedError,
-        "check the key with %kms describe KEY (disabled, pending deletion or missing?) "
-        "and the credentials",
-    ),
-    (KmsUnavailableError, "the KMS is unreachable or throttling; retry, or see %kms status"),
-    (KmsError, "see %kms status for the KMS in use"),
-    (KmsnbError, "see %kms? for usage"),
-    (FileExistsError, "pass --overwrite to replace it"),
-    (FileNotFoundError, "check the path"),
-    (ImportError, "install the missing extra, e.g. pip install 'kmsnb[pandas]'"),
-)
-
-
-def explain(error: BaseException) -> str:
-    """One line for the user: the error's message and, when there is one, a hint."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    for error_class, hint in _HINTS:
-        if isinstance(error, error_class):
-            return f"{message} (hint: {hint})"
-    return message
 
 
 def management_client(kms: Kms) -> KmsClient:
