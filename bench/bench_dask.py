@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> None:
     import dask.dataframe as dd
     import distributed
 
-    import kmsnb._connect
+    import kmsnb.connection
     import kmsnb.dask
     from kmsnb.kms.local import LocalKms
 
@@ -86,7 +86,9 @@ def _run(args: argparse.Namespace) -> None:
                 key_id = kms.create_key("bench_dask").key_id
         else:
             kms_uri = args.kms_uri
-            key_id = args.key_id or kmsnb._connect.connect(kms_uri).create_key("bench_dask").key_id
+            key_id = (
+                args.key_id or kmsnb.connection.connect(kms_uri).create_key("bench_dask").key_id
+            )
 
         with (
             distributed.LocalCluster(

@@ -38,9 +38,9 @@ from kmsnb.errors import (
 )
 
 if TYPE_CHECKING:
-    from kmsnb import secrets
-    from kmsnb._connect import connect
+    from kmsnb import connection, secrets
     from kmsnb._pme_inspect import ParquetColumn, ParquetInfo
+    from kmsnb.connection import connect
     from kmsnb.dataframe import read_csv, read_parquet
 
 __version__ = "0.1.0.dev0"
@@ -63,6 +63,7 @@ __all__ = [
     "WrongKeyError",
     "__version__",
     "connect",
+    "connection",
     "decrypt_bytes",
     "decrypt_file",
     "encrypt_bytes",
@@ -81,14 +82,14 @@ __all__ = [
 _LAZY = {
     "ParquetColumn": "kmsnb._pme_inspect",
     "ParquetInfo": "kmsnb._pme_inspect",
-    "connect": "kmsnb._connect",
+    "connect": "kmsnb.connection",
     "read_csv": "kmsnb.dataframe",
     "read_parquet": "kmsnb.dataframe",
 }
 
 
 # Submodules loaded on first use, so that `kmsnb.secrets.get(...)` works after `import kmsnb`.
-_LAZY_MODULES = frozenset({"secrets"})
+_LAZY_MODULES = frozenset({"connection", "secrets"})
 
 
 def __getattr__(name: str) -> object:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from kmsnb._keynames import resolve_key_name
 from kmsnb._text import check_no_control_characters
 
 if TYPE_CHECKING:
@@ -91,6 +92,9 @@ def plan_column_keys(
         if not isinstance(master_key, str) or not master_key:
             raise ValueError(f"the key for column {name!r} must be a non-empty str")
         check_no_control_characters(master_key, f"the key for column {name!r}")
+    # A bare NAME means alias/NAME, for the file's key and each column's (kmsnb._keynames).
+    key_id = resolve_key_name(key_id)
+    wanted = {name: resolve_key_name(master_key) for name, master_key in wanted.items()}
     names = schema.names
     unknown = sorted(set(wanted) - set(names))
     if unknown:

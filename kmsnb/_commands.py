@@ -339,7 +339,7 @@ def add_file_commands(commands: _Commands) -> None:
 
 @contextlib.contextmanager
 def _connect(args: argparse.Namespace) -> Iterator[KmsClient]:
-    from kmsnb._connect import connect
+    from kmsnb.connection import connect
 
     kms = connect(args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False))
     try:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kmsnb._keynames import resolve_key_name
 from kmsnb.errors import IntegrityError, KmsAccessDeniedError, WrongKeyError
 from kmsnb.kms._base import DATA_KEY_SIZE, KeyInfo, Kms, UnwrappedKey, wipe
 
@@ -90,6 +91,8 @@ def resolve_allowed_keys(
             raise TypeError(f"allowed_keys entries must be str, not {type(entry).__name__}")
         if not entry:
             raise ValueError("allowed_keys entries must not be empty")
+    # A bare NAME means alias/NAME here as everywhere (kmsnb._keynames).
+    entries = [resolve_key_name(entry) for entry in entries]
     if not entries:
         raise ValueError(
             "allowed_keys is empty, so no file could be read; pass None to accept the key "

@@ -40,11 +40,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kmsnb import session
+from kmsnb._context import check_encryption_context
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys
 from kmsnb._pme_wrap import unwrap_kek, wrap_kek
-from kmsnb._text import check_context_has_no_control_characters, check_no_control_characters
+from kmsnb._text import check_no_control_characters
 from kmsnb.errors import FormatError, IntegrityError, KmsnbError
-from kmsnb.kms._base import Kms, WrappingKms, canonical_context
+from kmsnb.kms._base import Kms, WrappingKms
 from kmsnb.kms.caching import DEFAULT_MAX_AGE, CachingKms
 
 _MISSING_PME = (
@@ -236,9 +238,7 @@ class ParquetKmsClient(pe.KmsClient):  # type: ignore[misc]
         if not isinstance(kms, Kms | WrappingKms):
             raise TypeError("kms must be a KMS client (encrypt and decrypt)")
         self._kms = kms
-        self._expected = (
-            None if encryption_context is None else canonical_context(encryption_context)
-        )
+        self._expected = check_encryption_context(encryption_context)
         self._allowed = resolve_allowed_keys(kms, allowed_keys)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
@@ -311,6 +311,10 @@ def clear_factories() -> None:
         factory.remove_cache_entries_for_all_tokens()
 
 
+# pyarrow's KEK cache is per KMS: forget it when the session's KMS is replaced.
+session.on_kms_change(clear_factories)
+
+
 def kms_instance(kms: object) -> tuple[str, str]:
     """``(kmsInstanceID, kmsInstanceURL)`` for the footer's key material: the region (or
     ``emulator``) and the endpoint, ``local`` for the in-process emulator, Parquet's
@@ -362,9 +366,8 @@ def encryption_properties(
         uniform: one key for the footer and every column (``column_keys`` is ignored):
             what DuckDB and ``polars`` can read with the footer's data key alone.
     """
-    context = canonical_context(encryption_context)
+    check_encryption_context(encryption_context)  # the caller stores it; refuse it first
     check_no_control_characters(footer_key_id, "the footer's key id")
-    check_context_has_no_control_characters(context)
     keys = {key: list(paths) for key, paths in column_keys.items() if paths}
     configuration = pe.EncryptionConfiguration(
         footer_key=footer_key_id,
@@ -398,7 +401,7 @@ def decryption_properties(
         allowed_keys: the master keys the column keys may be under, resolved through the
             KMS now; ``None`` accepts the key the file names for each.
     """
-    context = None if encryption_context is None else canonical_context(encryption_context)
+    context = check_encryption_context(encryption_context)
     allowed = resolve_allowed_keys(kms, allowed_keys)  # type: ignore[arg-type]
     return crypto_factory(kms).file_decryption_properties(
         _connection_config(context, allowed),

@@ -32,7 +32,8 @@ from typing import Any, BinaryIO, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kmsnb._pme_wrap import KeyMaterial, check_context, parse_key_material
+from kmsnb._context import check_context_matches
+from kmsnb._pme_wrap import KeyMaterial, parse_key_material
 from kmsnb._thrift import MAX_DEPTH, read_struct
 from kmsnb.errors import FormatError, IntegrityError
 from kmsnb.kms._base import canonical_context
@@ -420,4 +421,4 @@ def check_file_context(
         if tail.footer_key.key_wrap != "kms-encrypt":
             return
         found = {}
-    check_context(expected, found)
+    check_context_matches(expected, found)

@@ -30,7 +30,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kmsnb._column_keys import ColumnKeys, plan_column_keys
+from kmsnb._context import check_encryption_context
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys
+from kmsnb._keynames import resolve_key_name
 from kmsnb._pme import decryption_properties, encryption_properties, translated_errors
 from kmsnb._pme_footer import (
     CONTEXT_METADATA_KEY,
@@ -42,7 +44,7 @@ from kmsnb._pme_footer import (
 )
 from kmsnb._pme_wrap import unwrap_dek
 from kmsnb.errors import FormatError, KmsError, KmsnbError, WrongKeyError
-from kmsnb.kms._base import Kms, WrappingKms, canonical_context, wipe
+from kmsnb.kms._base import Kms, WrappingKms, wipe
 
 __all__ = ["prepare_write", "read_columns"]
 
@@ -87,7 +89,8 @@ def prepare_write(
         KmsError: the KMS refused a key.
     """
     wrapping = _wrapping(kms)
-    context = canonical_context(encryption_context)
+    key_id = resolve_key_name(key_id)
+    context = check_encryption_context(encryption_context) or {}
     encoded_context = context_metadata(context)
     # Readers refuse more (read_tail); refusing it here costs no KMS call and writes nothing.
     if len(encoded_context) > MAX_CONTEXT_METADATA_SIZE:
@@ -132,7 +135,7 @@ def read_columns(
         WrongKeyError, KmsError: a key was refused; the message names the columns that
             key protects in this file.
     """
-    context = None if encryption_context is None else canonical_context(encryption_context)
+    context = check_encryption_context(encryption_context)
     allowed = resolve_allowed_keys(kms, allowed_keys)
     tail = read_tail(source)
     if tail is None:

@@ -37,14 +37,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from kmsnb._context import check_context_matches
 from kmsnb._key_check import AllowedKeys, unwrap_data_key
-from kmsnb.errors import ContextMismatchError, FormatError, IntegrityError
+from kmsnb.errors import FormatError, IntegrityError
 from kmsnb.kms._base import Kms, WrappingKms, canonical_context
 
 __all__ = [
     "KEY_MATERIAL_TYPE",
     "KeyMaterial",
-    "check_context",
     "kek_wrap_format",
     "legacy_associated_data",
     "legacy_context",
@@ -261,17 +261,6 @@ def _legacy_wrapping_key(version: int, data_key: bytearray) -> bytes:
     return derive.derive(bytes(data_key))
 
 
-def check_context(expected: Mapping[str, str] | None, found: Mapping[str, str]) -> None:
-    """Raise ``ContextMismatchError`` naming the keys that differ (never their values)."""
-    if expected is None or dict(expected) == dict(found):
-        return
-    differing = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
-    raise ContextMismatchError(
-        "the file's encryption context differs from the one given, at key(s) "
-        f"{', '.join(repr(k) for k in differing)}; check which file this is"
-    )
-
-
 def unwrap_kek(
     kms: Kms,
     wrapped: str,
@@ -310,7 +299,7 @@ def unwrap_kek(
         ) as unwrapped:
             return bytes(unwrapped.plaintext)
     version, context, blob, nonce, sealed = _parse_legacy(document)
-    check_context(expected_context, context)
+    check_context_matches(expected_context, context)
     opened: list[bytes] = []
 
     def open_sealed(data_key: bytearray) -> None:

@@ -295,7 +295,7 @@ def _connect(kms_uri: str) -> Kms:
     profile, RAM role) when they connect, so no AccessKey ever travels in a task. Two
     threads of one worker may race to connect first; the spare client is dropped.
     """
-    from kmsnb._connect import connect
+    from kmsnb.connection import connect
 
     return connect(kms_uri)
 
@@ -307,7 +307,7 @@ def _resolve_kms_uri(kms_uri: str | None) -> str:
     :func:`kmsnb.connect` does), and a ``local:`` path becomes absolute, since
     worker processes need not share the client's working directory or environment.
     """
-    from kmsnb._connect import KMS_URI_ENV
+    from kmsnb.connection import KMS_URI_ENV
 
     if kms_uri is None:
         kms_uri = os.environ.get(KMS_URI_ENV) or "local:"

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from kmsnb._connect import connect
+from kmsnb.connection import connect
 from kmsnb.envelope import decrypt_file, encrypt_file, inspect
 from kmsnb.kms._base import KmsClient
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from kmsnb._context import check_context_matches, check_encryption_context
 from kmsnb._files import atomic_output
 from kmsnb._format.header import (
     CONTENT_TYPE_BYTES,
@@ -36,9 +37,9 @@ from kmsnb._format.stream import (
     EncryptWriter,
 )
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
-from kmsnb._text import check_no_control_characters
-from kmsnb.errors import ContextMismatchError, KmsnbError
-from kmsnb.kms._base import Kms, UnwrappedKey, canonical_context, for_message
+from kmsnb._keynames import resolve_key_name
+from kmsnb.errors import KmsnbError
+from kmsnb.kms._base import Kms, UnwrappedKey, for_message
 
 __all__ = [
     "DecryptReader",
@@ -115,15 +116,6 @@ def _check_kms(kms: object) -> Kms:
     return kms
 
 
-def _check_key_id(key_id: object) -> str:
-    if not isinstance(key_id, str):
-        raise TypeError(f"key_id must be str, not {type(key_id).__name__}")
-    if not key_id:
-        raise ValueError("key_id must not be empty")
-    check_no_control_characters(key_id, "key_id")
-    return key_id
-
-
 def _unwrap(kms: Kms, header: Header, allowed: AllowedKeys | None) -> UnwrappedKey:
     """The header's data key, once it has verified the key slot and the KMS has unwrapped
     it with the key the header names (and one of ``allowed``); see :mod:`kmsnb._key_check`.
@@ -140,18 +132,7 @@ def _unwrap(kms: Kms, header: Header, allowed: AllowedKeys | None) -> UnwrappedK
 
 def _check_expected_context(header: Header, expected: Mapping[str, str] | None) -> None:
     """Refuse a file whose encryption context is not exactly the one the caller named."""
-    if expected is None:
-        return
-    wanted = canonical_context(expected)
-    found = dict(header.encryption_context)
-    if wanted != found:
-        differing = sorted(
-            key for key in wanted.keys() | found.keys() if wanted.get(key) != found.get(key)
-        )
-        raise ContextMismatchError(
-            "the file's encryption context differs from the one given, at key(s) "
-            f"{', '.join(repr(key) for key in differing)}; check which file this is"
-        )
+    check_context_matches(check_encryption_context(expected), header.encryption_context)
 
 
 def open_encrypt(
@@ -172,7 +153,8 @@ def open_encrypt(
 
     Args:
         fileobj: a binary file open for writing.
-        key_id: the master key: an id, ``alias/...`` or ARN.
+        key_id: the master key: an id, ``alias/NAME``, a bare ``NAME`` (meaning
+            ``alias/NAME``) or an ARN; see :func:`kmsnb._keynames.resolve_key_name`.
         kms: the KMS client.
         encryption_context: strings bound to the data key and stored in the header.
         content_type: what the plaintext is, recorded in the header.
@@ -182,11 +164,11 @@ def open_encrypt(
     Raises:
         KmsError: the KMS refused or failed to make a data key.
     """
-    _check_key_id(key_id)
+    key_id = resolve_key_name(key_id)
     kms = _check_kms(kms)
     if not callable(getattr(fileobj, "write", None)):
         raise TypeError("fileobj must be a binary file open for writing")
-    context = canonical_context(encryption_context)
+    context = check_encryption_context(encryption_context) or {}
     # Check the fields first, so a bad argument costs no KMS call.
     bound_section(
         content_type=content_type, encryption_context=context, plaintext_size=plaintext_size

@@ -35,11 +35,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from kmsnb._context import check_context_matches, check_encryption_context
 from kmsnb._files import atomic_output
 from kmsnb._format.header import read_header
-from kmsnb._key_check import resolve_allowed_keys
+from kmsnb._key_check import resolve_allowed_keys, unwrap_data_key
+from kmsnb._keynames import resolve_key_name
 from kmsnb._progress import progress_bar
-from kmsnb.envelope import FileInfo, _check_expected_context, _check_key_id, _unwrap
+from kmsnb.envelope import FileInfo
 from kmsnb.kms._base import KmsClient
 
 __all__ = ["rewrap_file"]
@@ -67,7 +69,8 @@ def rewrap_file(
     Args:
         path: the kmsnb file (a symbolic link is followed; its target is rewritten).
             It keeps its owner, group and mode.
-        new_key_id: the master key to move to: an id, ``alias/...`` or ARN.
+        new_key_id: the master key to move to: an id, ``alias/NAME``, a bare ``NAME``
+            (meaning ``alias/NAME``) or an ARN.
         kms: a KMS client allowed to Decrypt under the old key and ReEncrypt to the new.
         encryption_context: if given, the context the file must have (checked before the
             KMS is asked anything). The file keeps its own context either way.
@@ -88,7 +91,8 @@ def rewrap_file(
         PermissionError: the new file could not keep the old one's owner or group
             (rewrap as the owner or as root).
     """
-    _check_key_id(new_key_id)
+    new_key_id = resolve_key_name(new_key_id)
+    expected = check_encryption_context(encryption_context)
     allowed = resolve_allowed_keys(kms, allowed_keys)
     target = Path(path).resolve(strict=True)
     _check_replaceable(target, target.stat())  # before open(), which a FIFO would block
@@ -96,9 +100,16 @@ def rewrap_file(
         status = os.fstat(source.fileno())
         _check_replaceable(target, status)
         old = read_header(source)
-        _check_expected_context(old, encryption_context)
+        check_context_matches(expected, old.encryption_context)
         context = dict(old.encryption_context)
-        with _unwrap(kms, old, allowed) as data_key:  # the old key slot verified, too
+        with unwrap_data_key(  # the old key slot verified, too
+            kms,
+            old.wrapped_key,
+            old.encryption_context,
+            claimed_key_id=old.key_id,
+            allowed=allowed,
+            authenticate=old.verify_key_slot,
+        ) as data_key:
             wrapped = kms.re_encrypt(
                 old.wrapped_key,
                 new_key_id,

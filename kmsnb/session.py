@@ -13,13 +13,21 @@ local emulator) behind a :class:`~kmsnb.kms.CachingKms` with its conservative de
 
 from __future__ import annotations
 
-import sys
 import threading
+from collections.abc import Callable
 
+from kmsnb._keynames import resolve_key_name
 from kmsnb.kms._base import Kms
 from kmsnb.kms.caching import CachingKms
 
-__all__ = ["get_default_key", "get_kms", "reset", "set_default_key", "set_kms"]
+__all__ = [
+    "get_default_key",
+    "get_kms",
+    "on_kms_change",
+    "reset",
+    "set_default_key",
+    "set_kms",
+]
 
 _lock = threading.Lock()
 _kms: Kms | None = None
@@ -28,6 +36,20 @@ _owned_cache: CachingKms[Kms] | None = None
 # The client get_kms() connected, which this module closes when it is replaced.
 _connected: Kms | None = None
 _default_key: str | None = None
+# What to call when the session's KMS is replaced: caches that hold key material per KMS.
+_kms_change_listeners: list[Callable[[], None]] = []
+
+
+def on_kms_change(listener: Callable[[], None]) -> None:
+    """Call ``listener()`` (no arguments) each time :func:`set_kms` replaces the KMS.
+
+    For modules that keep key material per KMS (column mode keeps pyarrow's unwrapped
+    KEKs) and must forget it with the KMS; registering the same function twice is one
+    registration.
+    """
+    with _lock:
+        if listener not in _kms_change_listeners:
+            _kms_change_listeners.append(listener)
 
 
 def get_kms() -> Kms:
@@ -39,7 +61,7 @@ def get_kms() -> Kms:
     global _kms, _owned_cache, _connected
     with _lock:
         if _kms is None:
-            from kmsnb._connect import connect  # the backends load only when needed
+            from kmsnb.connection import connect  # the backends load only when needed
 
             _connected = connect()
             _owned_cache = CachingKms(_connected)
@@ -70,11 +92,10 @@ def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
     close = getattr(previous_client, "close", None)
     if callable(close):
         close()
-    # Column-level encryption keeps unwrapped KEKs per KMS (pyarrow's cache); forget
-    # them with the KMS. Only if that module was ever loaded: it imports pyarrow.
-    pme = sys.modules.get("kmsnb._pme")
-    if pme is not None:
-        pme.clear_factories()
+    with _lock:
+        listeners = list(_kms_change_listeners)
+    for listener in listeners:
+        listener()
 
 
 def get_default_key() -> str | None:
@@ -83,12 +104,20 @@ def get_default_key() -> str | None:
 
 
 def set_default_key(key_id: str | None) -> None:
-    """Set (or with ``None``, unset) the master key helpers use when given no ``key_id``."""
+    """Set (or with ``None``, unset) the master key helpers use when given no ``key_id``.
+
+    A bare ``NAME`` means ``alias/NAME`` (:func:`kmsnb._keynames.resolve_key_name`), so
+    :func:`get_default_key` returns ``alias/sales`` after ``set_default_key("sales")``.
+
+    Raises:
+        TypeError: ``key_id`` is neither ``str`` nor ``None``.
+        ValueError: ``key_id`` is empty or holds a control character.
+    """
     global _default_key
     if key_id is not None and not isinstance(key_id, str):
         raise TypeError(f"key_id must be str or None, not {type(key_id).__name__}")
-    if key_id == "":
-        raise ValueError("key_id must not be empty")
+    if key_id is not None:
+        key_id = resolve_key_name(key_id)
     with _lock:
         _default_key = key_id
 

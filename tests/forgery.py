@@ -104,7 +104,10 @@ def hostile_file(kms: Any, key_id: str) -> bytes:
     matter to what only reads the header).
     """
     hostile = HOSTILE_TEXT.encode()
-    key_placeholder, value_placeholder = "K" * len(hostile), "V" * len(hostile)
+    # An alias, so that the writer asks for the very name the forger stands in for (a
+    # bare NAME would be sent as alias/NAME).
+    key_placeholder = "alias/" + "K" * (len(hostile) - len("alias/"))
+    value_placeholder = "V" * len(hostile)
     message = forge_bytes(
         kms,
         scratch_key_id=key_id,

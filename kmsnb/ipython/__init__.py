@@ -88,7 +88,7 @@ class Kmsnb(Configurable):
 
     def connect(self) -> None:
         """Open the configured KMS, behind the data-key cache, as the session's KMS."""
-        from kmsnb._connect import connect
+        from kmsnb.connection import connect
         from kmsnb.kms.caching import CachingKms
 
         uri = self._uri()  # what connect() opens, remembered for _is_open()
@@ -108,7 +108,7 @@ class Kmsnb(Configurable):
 
     def _uri(self) -> str | None:
         """The URI ``connect`` opens: ``kms``, else ``$KMSNB_KMS`` (as ``kmsnb.connect``)."""
-        from kmsnb._connect import KMS_URI_ENV
+        from kmsnb.connection import KMS_URI_ENV
 
         return self.kms or os.environ.get(KMS_URI_ENV) or None
 

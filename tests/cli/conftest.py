@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kmsnb._connect import connect
 from kmsnb.cli import main
+from kmsnb.connection import connect
 from kmsnb.kms._base import KmsClient
 
 

@@ -119,7 +119,7 @@ def _stop_group(process: subprocess.Popen[str]) -> None:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_start_serves_the_emulator_and_stops_it_when_the_server_exits(tmp_path: Path) -> None:
     check = (
-        "import os; from kmsnb._connect import connect; "
+        "import os; from kmsnb.connection import connect; "
         "kms = connect(); key = kms.create_key('binder'); "
         "print(os.getpid(), os.environ['KMSNB_KMS'], os.environ['KMSNB_EMULATOR_PID'], "
         "key.key_state, os.environ['ALIBABA_CLOUD_ACCESS_KEY_SECRET'])"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kmsnb import demo
-from kmsnb._connect import connect
+from kmsnb.connection import connect
 
 
 @pytest.mark.unit

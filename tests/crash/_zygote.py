@@ -41,7 +41,7 @@ import kmsnb.cli
 import kmsnb.dask
 import kmsnb.dataframe
 from kmsnb import _files
-from kmsnb._connect import connect
+from kmsnb.connection import connect
 
 MARKER = "KMSNB-CRASH-PLAINTEXT-MARKER"
 

@@ -37,9 +37,9 @@ def connected(monkeypatch: pytest.MonkeyPatch) -> list[ClosingKms]:
         made.append(ClosingKms())
         return made[-1]
 
-    module = types.ModuleType("kmsnb._connect")
+    module = types.ModuleType("kmsnb.connection")
     module.connect = connect  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kmsnb._connect", module)
+    monkeypatch.setitem(sys.modules, "kmsnb.connection", module)
     return made
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from kmsnb._connect import connect
 from kmsnb.cli import main
+from kmsnb.connection import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

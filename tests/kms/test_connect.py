@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kmsnb._connect import connect
+from kmsnb.connection import connect
 from kmsnb.kms import KmsClient
 from kmsnb.kms.aliyun import AliyunKms
 from kmsnb.kms.local import LocalKms

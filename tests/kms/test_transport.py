@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from kmsnb import _commands
-from kmsnb._connect import connect
 from kmsnb.cli import build_parser, main
+from kmsnb.connection import connect
 from kmsnb.kms.aliyun import AliyunKms
 
 pytestmark = pytest.mark.unit

@@ -139,7 +139,7 @@ def _run(path: Path, env: dict[str, str], *, times: int) -> list[list[str]]:
 
 def _binder_keys(env: dict[str, str]) -> list[str]:
     with _environ(env):
-        from kmsnb._connect import connect
+        from kmsnb.connection import connect
 
         kms = connect(env["KMSNB_KMS"])
         return [key.key_id for key in kms.list_keys()] + [

@@ -1,0 +1,144 @@
+"""What to try after an error: the one error -> hint table, worded for each face.
+
+Every face shows the same advice for the same failure, in its own words: the CLI names
+``--kms`` and ``$KMSNB_KMS``, the magics ``%kms`` and ``%config Kmsnb.kms``, Python the
+keyword arguments, the widgets their fields. The advice never repeats the message (which
+says what went wrong and, for a KMS error, which key and which KMS); it says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final, Literal
+
+from kmsnb.errors import (
+    ContextMismatchError,
+    FormatError,
+    IntegrityError,
+    KmsAccessDeniedError,
+    KmsError,
+    KmsnbError,
+    KmsUnavailableError,
+    TruncatedError,
+    WrongKeyError,
+)
+
+__all__ = ["FACES", "Face", "hint_for"]
+
+Face = Literal["python", "cli", "magic", "widget"]
+FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
+
+# The words of each face for the things a hint tells the user to do.
+_WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
+    "python": {
+        "kms": "kms='local:PATH' (or a client), or $KMSNB_KMS",
+        "context": "encryption_context=",
+        "inspect": "kmsnb.inspect(PATH)",
+        "describe": "kmsnb.keys.describe(KEY)",
+        "list": "kmsnb.keys.list_keys()",
+        "overwrite": "pass overwrite=True to replace it",
+        "status": "kmsnb.connection.describe_kms(kms)",
+        "usage": "help(kmsnb)",
+        "directory": "name a file, e.g. DIR/NAME",
+    },
+    "cli": {
+        "kms": "--kms URI or $KMSNB_KMS",
+        "context": "--context KEY=VALUE",
+        "inspect": "kmsnb inspect PATH",
+        "describe": "kmsnb key describe KEY",
+        "list": "kmsnb key list",
+        "overwrite": "pass --overwrite to replace it",
+        "status": "kmsnb --kms URI ...",
+        "usage": "kmsnb --help",
+        "directory": "name a file, e.g. -o DIR/NAME",
+    },
+    "magic": {
+        "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
+        "context": "-c KEY=VALUE",
+        "inspect": "%kms inspect PATH",
+        "describe": "%kms describe KEY",
+        "list": "%kms keys",
+        "overwrite": "pass --overwrite to replace it",
+        "status": "%kms status",
+        "usage": "%kms?",
+        "directory": "name a file, e.g. DIR/NAME",
+    },
+    "widget": {
+        "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
+        "context": "the context field",
+        "inspect": "%kms inspect PATH",
+        "describe": "%kms describe KEY",
+        "list": "%kms keys",
+        "overwrite": "tick Overwrite to replace it",
+        "status": "%kms status",
+        "usage": "the widget's help",
+        "directory": "name a file, e.g. DIR/NAME",
+    },
+}
+
+_CREDENTIAL_CODES: Final = frozenset(
+    {
+        "IncompleteSignature",
+        "InvalidAccessKeyId",
+        "InvalidAccessKeyId.NotFound",
+        "InvalidAccessKeyId.Inactive",
+        "InvalidAccessKeySecret",
+        "InvalidCredentials",
+        "InvalidSecurityToken.Expired",
+        "SignatureDoesNotMatch",
+    }
+)
+_NOT_FOUND_CODES: Final = frozenset(
+    {"Forbidden.KeyNotFound", "Forbidden.AliasNotFound", "Forbidden.KeyVersionNotFound"}
+)
+
+
+def _access_denied(error: BaseException) -> str:
+    code = getattr(error, "code", None) or ""
+    if code in _CREDENTIAL_CODES:
+        return (
+            "check the Alibaba Cloud credentials (ALIBABA_CLOUD_ACCESS_KEY_ID and "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile or a RAM role), or point at "
+            "another KMS with {kms}"
+        )
+    if code in _NOT_FOUND_CODES:
+        return (
+            "this KMS has no such key: check the name ({list}) and that this is the KMS "
+            "the key lives in ({kms})"
+        )
+    return "check the key's state ({describe}: disabled, pending deletion?) and your permissions"
+
+
+# Most specific first: the first match gives the hint. A str is a template over _WORDS;
+# a function picks the template from the error (its KMS code).
+_TABLE: Final[tuple[tuple[type[BaseException], str | Callable[[BaseException], str]], ...]] = (
+    (FileExistsError, "{overwrite}"),
+    (TruncatedError, "the file was cut short; copy or download it again"),
+    (IntegrityError, "restore the file from a good copy; kmsnb released no unverified data"),
+    (ContextMismatchError, "pass the context the file was made with ({context}; {inspect})"),
+    (WrongKeyError, "use the context and the KMS the file was made with ({context}; {kms})"),
+    (KmsAccessDeniedError, _access_denied),
+    (KmsUnavailableError, "check the KMS address ({kms}) and the network, then retry"),
+    (KmsError, "the code is the KMS's own; its API documentation explains it ({status})"),
+    (FormatError, "check that this is a kmsnb file ({inspect})"),
+    (KmsnbError, "see {usage}"),
+    (FileNotFoundError, "check the path"),
+    (IsADirectoryError, "{directory}"),
+    (PermissionError, "check the permissions of the file and of its folder"),
+    (ImportError, "install the extra it names, e.g. pip install 'kmsnb[pandas]'"),
+)
+
+
+def hint_for(error: BaseException, face: Face) -> str | None:
+    """One clause of advice for ``error``, in the words of ``face``; ``None`` if none fits.
+
+    Raises:
+        ValueError: ``face`` is not one of :data:`FACES`.
+    """
+    if face not in _WORDS:
+        raise ValueError(f"face must be one of {', '.join(FACES)}, not {face!r}")
+    for error_class, hint in _TABLE:
+        if isinstance(error, error_class):
+            template = hint if isinstance(hint, str) else hint(error)
+            return template.format_map(_WORDS[face])
+    return None

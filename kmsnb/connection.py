@@ -1,0 +1,206 @@
+"""Name a KMS: a client object, or a URI for the local emulator, an emulator server or
+Alibaba Cloud. This module is the one place the URI grammar lives.
+
+One string names the KMS, so a notebook, a test, a CLI and a Dask worker can be pointed
+elsewhere by changing ``KMSNB_KMS`` alone:
+
+==================================== ===================================================
+``local:PATH``                        the emulator in-process, keys in directory ``PATH``
+``local:``                            the same at the default store directory
+``http://HOST:PORT``                  an emulator server (``kmsnb emulator serve``),
+                                      through the official SDK
+``aliyun:REGION``                     Alibaba Cloud KMS in ``REGION``
+``https://kms.REGION.aliyuncs.com``   the same, or any other HTTPS endpoint (VPC,
+                                      private) of the service
+==================================== ===================================================
+
+Backends are imported only when chosen, so ``local:`` works without the Alibaba SDK.
+Plain ``http://`` is for the loopback interface (an emulator on this machine) unless the
+caller opts in (``allow_insecure_http=True`` or ``$KMSNB_ALLOW_INSECURE_HTTP=1``): the
+answers carry plaintext data keys. Credentials never go in the URI, and an error message
+never quotes the user-info part of one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar, overload
+from urllib.parse import urlsplit
+
+from kmsnb.kms._base import Kms, KmsClient
+
+__all__ = [
+    "KMS_URI_ENV",
+    "KmsUri",
+    "connect",
+    "default_kms_uri",
+    "describe_kms",
+    "parse_kms_uri",
+]
+
+#: The environment variable :func:`connect` reads when given no KMS.
+KMS_URI_ENV = "KMSNB_KMS"
+
+KmsT = TypeVar("KmsT", bound=Kms)
+
+_ACCEPTED_FORMS = (
+    "local:PATH, http://HOST:PORT (an emulator server), aliyun:REGION, "
+    "https://kms.REGION.aliyuncs.com"
+)
+_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
+_SERVICE_HOST = re.compile(r"kms(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.aliyuncs\.com")
+# USER[:PASSWORD]@ at the start of a URI or after its "//": never shown.
+_USER_INFO = re.compile(r"(^|//)[^/?#]*@")
+
+
+@dataclass(frozen=True)
+class KmsUri:
+    """A parsed KMS URI: which backend, and where.
+
+    Attributes:
+        kind: ``"local"`` (the emulator in-process) or ``"sdk"`` (Alibaba Cloud, or an
+            emulator server, through the official SDK).
+        store_path: for ``local``: the keystore directory as given, or ``None`` for the
+            default one.
+        region_id: for ``sdk``: the region, when the URI names one.
+        endpoint: for ``sdk``: ``scheme://host[:port]``, or ``None`` for the region's
+            public endpoint.
+    """
+
+    kind: Literal["local", "sdk"]
+    store_path: Path | None = None
+    region_id: str | None = None
+    endpoint: str | None = None
+
+    def pinned(self) -> str:
+        """The URI as another process must be given it to reach the same KMS: a ``local:``
+        path made absolute (the default store resolved), since a Dask worker need not share
+        this process's working directory or environment."""
+        if self.kind == "local":
+            return f"local:{self._store().absolute()}"
+        if self.endpoint is not None:
+            return self.endpoint
+        return f"aliyun:{self.region_id}"
+
+    def _store(self) -> Path:
+        if self.store_path is not None:
+            return self.store_path.expanduser()
+        from kmsnb.emulator import default_store_dir
+
+        return default_store_dir()
+
+
+def default_kms_uri() -> str:
+    """The URI :func:`connect` uses when given none: ``$KMSNB_KMS``, else ``local:``."""
+    return os.environ.get(KMS_URI_ENV) or "local:"
+
+
+def _redacted(uri: str) -> str:
+    """``uri`` as error messages may quote it: without its user info, which may be a secret."""
+    return _USER_INFO.sub(r"\1***@", uri, count=1)
+
+
+def parse_kms_uri(uri: str) -> KmsUri:
+    """Parse a KMS URI (the forms in the module docstring) without connecting.
+
+    Raises:
+        TypeError: ``uri`` is not a ``str``.
+        ValueError: the URI has none of the accepted forms, or carries credentials.
+    """
+    if not isinstance(uri, str):
+        raise TypeError(f"a KMS URI must be str, not {type(uri).__name__}")
+    uri = uri.strip()
+    scheme, _, rest = uri.partition(":")
+    scheme = scheme.lower()
+    if scheme == "local":
+        return KmsUri("local", store_path=Path(rest) if rest else None)
+    shown = _redacted(uri)
+    if scheme == "aliyun":
+        if not _REGION.fullmatch(rest):
+            raise ValueError(f"not a region in KMS URI {shown!r}; expected aliyun:REGION")
+        return KmsUri("sdk", region_id=rest)
+    if scheme in ("http", "https"):
+        parts = urlsplit(uri)
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"a KMS URI carries no credentials ({shown!r}); AccessKeys come from the "
+                "Alibaba Cloud credentials chain (ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile, a RAM role)"
+            )
+        if not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"not a KMS endpoint: {shown!r}; accepted forms: {_ACCEPTED_FORMS}")
+        service = _SERVICE_HOST.fullmatch(parts.hostname)
+        region_id = service.group("region") if service and scheme == "https" else None
+        return KmsUri("sdk", region_id=region_id, endpoint=f"{scheme}://{parts.netloc}")
+    raise ValueError(f"unrecognized KMS URI {shown!r}; accepted forms: {_ACCEPTED_FORMS}")
+
+
+@overload
+def connect(kms: None = None, *, allow_insecure_http: bool = False) -> KmsClient: ...
+
+
+@overload
+def connect(kms: str, *, allow_insecure_http: bool = False) -> KmsClient: ...
+
+
+@overload
+def connect(kms: KmsT, *, allow_insecure_http: bool = False) -> KmsT: ...
+
+
+def connect(kms: Kms | str | None = None, *, allow_insecure_http: bool = False) -> Kms:
+    """Return a KMS client for ``kms``: the one rule every ``kms=`` argument follows.
+
+    Args:
+        kms: a KMS client (returned as it is), a URI of one of the forms in the module
+            docstring, or ``None``: ``$KMSNB_KMS``, and when that is unset too, the local
+            emulator at its default store.
+        allow_insecure_http: allow plain ``http://`` to a host other than the loopback
+            interface (127.0.0.0/8, ``::1``, ``localhost``); so does
+            ``$KMSNB_ALLOW_INSECURE_HTTP=1``. Data keys then cross the network in clear.
+
+    Returns:
+        ``kms`` itself when it is a client, else a :class:`~kmsnb.kms.KmsClient`.
+
+    Raises:
+        TypeError: ``kms`` is neither a KMS client, a ``str`` nor ``None``.
+        ValueError: the URI has none of the accepted forms, carries credentials, or is
+            plain HTTP to another machine without the opt-in. No request is sent first.
+        ImportError: the Alibaba SDK is needed but ``kmsnb[aliyun]`` is not installed.
+    """
+    if isinstance(kms, Kms):
+        return kms
+    if kms is None:
+        kms = default_kms_uri()
+    if not isinstance(kms, str):
+        raise TypeError(
+            "kms must be a KMS client (kmsnb.connect(), or any object with "
+            "generate_data_key and decrypt_data_key) or a KMS URI such as 'local:PATH' "
+            f"or 'aliyun:REGION', not {type(kms).__name__}"
+        )
+    parsed = parse_kms_uri(kms)
+    if parsed.kind == "local":
+        from kmsnb.kms.local import LocalKms
+
+        return LocalKms(parsed.store_path)
+    from kmsnb.kms.aliyun import AliyunKms
+
+    return AliyunKms(
+        parsed.region_id, endpoint=parsed.endpoint, allow_insecure_http=allow_insecure_http
+    )
+
+
+def describe_kms(kms: object) -> str:
+    """Which KMS ``kms`` is, for messages: ``"local emulator at PATH"``, ``"Alibaba Cloud
+    KMS cn-hangzhou"``, ``"KMS emulator at http://127.0.0.1:PORT"``; secret-free.
+
+    A client without a ``location`` (a user's own :class:`~kmsnb.kms.Kms`) is named by
+    its class.
+    """
+    # The data-key cache forwards attribute reads to the client it wraps.
+    location = getattr(kms, "location", None)
+    if isinstance(location, str) and location:
+        return location
+    return f"the KMS client {type(kms).__name__}"
