@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
@@ -86,12 +87,18 @@ class Kmsnb(Configurable):
         super().__init__(**kwargs)
         set_progress_threshold(self.progress_threshold)
 
-    def connect(self) -> None:
-        """Open the configured KMS, behind the data-key cache, as the session's KMS."""
+    def connect(self) -> Path | None:
+        """Open the configured KMS, behind the data-key cache, as the session's KMS.
+
+        Returns:
+            the folder of a local keystore that opening it created (a typo in a
+            ``local:`` path makes a new, empty one), else ``None``.
+        """
         from kmsnb.connection import connect
         from kmsnb.kms.caching import CachingKms
 
         uri = self._uri()  # what connect() opens, remembered for _is_open()
+        created = _new_local_store(uri)
         client = connect(self.kms or None, allow_insecure_http=self.allow_insecure_http)
         kms: Kms = client
         if self.cache_max_age > 0:
@@ -105,6 +112,7 @@ class Kmsnb(Configurable):
         self.close()
         self._opened = [kms] if kms is client else [kms, client]
         self._opened_uri = uri
+        return created
 
     def _uri(self) -> str | None:
         """The URI ``connect`` opens: ``kms``, else ``$KMSNB_KMS`` (as ``kmsnb.connect``)."""
@@ -129,13 +137,15 @@ class Kmsnb(Configurable):
             if callable(close):
                 close()
 
-    def status_line(self) -> str:
+    def status_line(self, *, new_store: bool = False) -> str:
         """``kmsnb: <the KMS>; default key ...``: what the session uses, without secrets."""
         from kmsnb.ipython._actions import management_client
 
         # The location names the KMS ("local emulator at PATH", "KMS emulator at URL",
         # "Alibaba Cloud KMS REGION"): no second "KMS" in front of it.
         location = getattr(management_client(session.get_kms()), "location", "unknown KMS")
+        if new_store:  # said once, when opening made it: a typo in a path makes one too
+            location += " (a new keystore: no keys yet)"
         key = session.get_default_key() or "none (set one with %kms use KEY)"
         return f"kmsnb: {location}; default key {key}"
 
@@ -143,13 +153,13 @@ class Kmsnb(Configurable):
         from kmsnb.ipython._errors import USER_ERRORS, explain
 
         try:
-            self.connect()
+            created = self.connect()
         except USER_ERRORS as error:
             # Loading still succeeds, so that %config Kmsnb.kms = ... can fix the URI.
             message = explain(error, "magic")
             print(f"kmsnb: could not open the KMS: {message}", file=sys.stderr)
             return
-        print(self.status_line())
+        print(self.status_line(new_store=created is not None))
 
     @validate("cache_max_age", "progress_threshold")
     def _non_negative(self, proposal: Any) -> Any:
@@ -176,6 +186,20 @@ class Kmsnb(Configurable):
     @observe("progress_threshold")
     def _progress_threshold_changed(self, change: Any) -> None:
         set_progress_threshold(change["new"])
+
+
+def _new_local_store(uri: str | None) -> Path | None:
+    """The folder ``uri`` names if it is a ``local:`` keystore not made yet, else ``None``."""
+    from kmsnb.connection import default_kms_uri, parse_kms_uri
+
+    try:
+        parsed = parse_kms_uri(uri or default_kms_uri())
+    except (TypeError, ValueError):
+        return None  # connect() says what is wrong with it
+    if parsed.kind != "local":
+        return None
+    folder = Path(parsed.pinned().removeprefix("local:"))
+    return None if folder.is_dir() and any(folder.iterdir()) else folder
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ __all__ = [
     "encrypt_value",
     "is_dataframe",
     "management_client",
-    "parse_context",
     "require_key",
 ]
 
@@ -69,25 +68,6 @@ def require_key(key_id: str | None) -> str:
     if not key:
         raise ValueError("no key given and no default key set; pass -k KEY, or %kms use KEY")
     return key
-
-
-def parse_context(pairs: Iterable[str] | None) -> dict[str, str] | None:
-    """``["k=v", ...]`` as a dict (``None`` when no pair is given).
-
-    Raises:
-        ValueError: a pair has no ``=``, an empty key, or a key given twice.
-    """
-    if not pairs:
-        return None
-    context: dict[str, str] = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals or not key:
-            raise ValueError(f"encryption context pairs are KEY=VALUE, not {pair!r}")
-        if key in context:
-            raise ValueError(f"encryption context key {key!r} is given twice")
-        context[key] = value
-    return context
 
 
 def alias_index(client: KmsClient) -> dict[str, list[str]]:

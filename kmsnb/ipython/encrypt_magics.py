@@ -25,6 +25,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import magics_class, needs_local_scope, output_can_be_silenced
 
 from kmsnb import session
+from kmsnb._context import parse_context_pairs
 from kmsnb.ipython import _actions
 from kmsnb.ipython._display import Receipt
 from kmsnb.ipython._magic_support import (
@@ -138,7 +139,9 @@ class EncryptMagics(ShellMagics):
         choices=_actions.FORMATS,
         help="parquet (default for a DataFrame) or csv; bytes for bytes and str",
     )
-    @argument("--context", nargs="+", action="append", metavar="K=V", help="encryption context")
+    @argument(
+        "-c", "--context", nargs="+", action="append", metavar="K=V", help="encryption context"
+    )
     @argument(
         "--columns",
         nargs="+",
@@ -190,7 +193,7 @@ class EncryptMagics(ShellMagics):
                 args.key,
                 kms=session.get_kms(),
                 file_format=args.file_format,
-                encryption_context=_actions.parse_context(flat(args.context)),
+                encryption_context=parse_context_pairs(flat(args.context)),
                 overwrite=args.overwrite,
                 column_keys=flat(args.columns),
                 uniform=args.uniform,
@@ -249,7 +252,7 @@ class EncryptMagics(ShellMagics):
     @argument(
         "--columns", nargs="+", action="append", metavar="COL", help="parquet/csv: columns to load"
     )
-    @argument("--context", nargs="+", action="append", metavar="K=V", help="expected context")
+    @argument("-c", "--context", nargs="+", action="append", metavar="K=V", help="expected context")
     @argument(
         "--allowed-key",
         dest="allowed_keys",
@@ -283,7 +286,7 @@ class EncryptMagics(ShellMagics):
                 args.path,
                 kms=session.get_kms(),
                 columns=columns or None,
-                encryption_context=_actions.parse_context(flat(args.context)),
+                encryption_context=parse_context_pairs(flat(args.context)),
                 allowed_keys=self._allowed_keys(args.allowed_keys),
             )
         if args.output:

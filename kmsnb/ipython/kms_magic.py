@@ -18,6 +18,8 @@ from IPython.core.magic import magics_class, output_can_be_silenced
 
 import kmsnb
 from kmsnb import _progress, session
+from kmsnb._context import parse_context_pairs
+from kmsnb._keynames import KEY_NAMING_HELP, resolve_key_name
 from kmsnb.envelope import FileInfo
 from kmsnb.ipython import _actions
 from kmsnb.ipython._display import Details, Table
@@ -37,7 +39,7 @@ from kmsnb.rewrap import rewrap_file
 
 __all__ = ["COMMAND_PARSERS", "PARSER", "SUBCOMMANDS", "KmsMagic", "options_of", "parse", "run"]
 
-KEY_HELP = "KEY is a key id, alias/NAME or ARN; a bare NAME means alias/NAME."
+KEY_HELP = KEY_NAMING_HELP + "."
 
 #: Each subcommand and what it does, as ``%kms help`` lists them.
 SUBCOMMANDS: dict[str, str] = {
@@ -111,7 +113,7 @@ def _parser() -> Any:
     rewrap.add_argument("path", metavar="PATH", help="the file, rewritten in place")
     rewrap.add_argument("--key", required=True, metavar="NEW", help="the new master key")
     rewrap.add_argument(
-        "--context", nargs="+", action="append", metavar="K=V", help="the file's context"
+        "-c", "--context", nargs="+", action="append", metavar="K=V", help="the file's context"
     )
     rewrap.add_argument("--allowed-key", help=allowed_help, **allowed)
     secret = command("secret")
@@ -143,7 +145,9 @@ def parse(line: str) -> Namespace:
 
 
 def run(args: Namespace) -> object:
-    """Run the subcommand ``args.command``."""
+    """Run the subcommand ``args.command``; a bare key NAME means ``alias/NAME``."""
+    if getattr(args, "key", None):
+        args.key = resolve_key_name(args.key)
     command: Callable[[Namespace], object] = _COMMANDS[args.command]
     return command(args)
 
@@ -270,7 +274,7 @@ def _alias(args: Namespace) -> Details[KeyInfo]:
 def _use(args: Namespace) -> Details[KeyInfo]:
     client = _client()
     info = client.describe_key(args.key)  # a typo fails now, not at the next encryption
-    session.set_default_key(args.key)
+    session.set_default_key(args.key)  # already resolved: alias/NAME for a bare NAME
     return _key_details(f"default key: {args.key}", info, client)
 
 
@@ -316,7 +320,7 @@ def _inspect(args: Namespace) -> Details[Any]:
 
 
 def _rewrap(args: Namespace) -> Details[FileInfo]:
-    context = _actions.parse_context(flat(args.context))
+    context = parse_context_pairs(flat(args.context))
     # The magic has replaced the option's groups by the keys in force (or None).
     allowed_keys = getattr(args, "allowed_keys", None)
     info = rewrap_file(
@@ -414,8 +418,9 @@ class KmsMagic(ShellMagics):
           secrets                          the secrets' names and dates (no values)
           help [COMMAND]                   the commands, or one command's options
 
-        KEY is a key id, alias/NAME or ARN; a bare NAME means alias/NAME. Each command
-        returns an object that shows as a table (HTML in Jupyter): ``keys = %kms keys``.
+        KEY is a key id, an ARN (acs:kms:...) or alias/NAME; a bare NAME means alias/NAME
+        (write alias/NAME for an alias that looks like a key id). Each command returns
+        an object that shows as a table (HTML in Jupyter): ``keys = %kms keys``.
         Errors show as one line; ``%config Kmsnb.short_errors = False`` shows tracebacks.
         """
         try:

@@ -30,12 +30,27 @@ def frame(shell, key):
 
 # -- loading and settings ---------------------------------------------------------------
 
+#: What the load line adds when opening a local: KMS made its keystore.
+NEW = " (a new keystore: no keys yet)"
+
+
+def test_a_new_keystore_is_said_once_when_it_is_made(shell, keystore, tmp_path, capsys):
+    typo = tmp_path / "typo"
+    shell.run(f"%config Kmsnb.kms = 'local:{typo}'")
+    assert capsys.readouterr().out == (
+        f"kmsnb: local emulator at {typo}{NEW}; default key none (set one with %kms use KEY)\n"
+    )
+    shell.run(f"%config Kmsnb.kms = 'local:{keystore}'")  # made when the test loaded kmsnb
+    assert NEW not in capsys.readouterr().out
+    shell.run("%config Kmsnb.kms = 'aliyun:cn-hangzhou'")  # not a local keystore
+    assert "new keystore" not in capsys.readouterr().out
+
 
 def test_load_ext_registers_everything_and_prints_one_line(bare_shell, keystore, capsys):
     bare_shell.run("%load_ext kmsnb")
 
     expected = (
-        f"kmsnb: local emulator at {keystore}; default key none (set one with %kms use KEY)\n"
+        f"kmsnb: local emulator at {keystore}{NEW}; default key none (set one with %kms use KEY)\n"
     )
     assert expected == capsys.readouterr().out
     magics = bare_shell.magics_manager.magics
@@ -60,7 +75,7 @@ def test_ipython_config_sets_kms_default_key_cache_and_progress(make_shell, tmp_
     shell.run("%load_ext kmsnb")
 
     assert capsys.readouterr().out == (
-        f"kmsnb: local emulator at {tmp_path / 'configured'}; default key alias/configured\n"
+        f"kmsnb: local emulator at {tmp_path / 'configured'}{NEW}; default key alias/configured\n"
     )
     kms = session.get_kms()
     assert isinstance(kms, CachingKms)
@@ -71,7 +86,7 @@ def test_ipython_config_sets_kms_default_key_cache_and_progress(make_shell, tmp_
 
 def test_config_magic_reconnects_and_sets_the_default_key(shell, tmp_path, capsys):
     shell.run(f"%config Kmsnb.kms = 'local:{tmp_path / 'other'}'")
-    assert capsys.readouterr().out.startswith(f"kmsnb: local emulator at {tmp_path / 'other'};")
+    assert capsys.readouterr().out.startswith(f"kmsnb: local emulator at {tmp_path / 'other'}")
 
     shell.run("%config Kmsnb.cache_max_age = 0")
     assert not isinstance(session.get_kms(), CachingKms)  # 0 turns the cache off
@@ -164,7 +179,7 @@ def test_status_and_silencing(shell, key, keystore, capsys):
 
 def test_kms_errors_are_one_line_headed_by_their_class(shell, capsys):
     shell.one_line_error(
-        "%kms describe alias/missing", "hint:", "%kms describe", head="KmsAccessDeniedError"
+        "%kms describe alias/missing", "hint:", "%kms keys", head="KmsAccessDeniedError"
     )
     shell.one_line_error("%kms frobnicate", "invalid choice", head="UsageError")
     shell.one_line_error("%kms schedule-deletion k", "--days", head="UsageError")
@@ -401,3 +416,25 @@ def test_progress_bar_without_tqdm_is_a_no_op(monkeypatch, capsys):
     with _progress.progress_bar(2048, "big") as advance:
         advance(2048)
     assert capsys.readouterr().err == ""
+
+
+# -- one rule for naming keys ------------------------------------------------------------------
+
+
+def test_a_bare_name_means_its_alias_in_every_magic(shell, local_kms, tmp_path):
+    sales = shell.run("%kms create-key --alias sales").key_id
+    shell.run("%kms create-key --alias pii")
+
+    assert shell.run("%kms use sales").key_id == sales
+    assert session.get_default_key() == "alias/sales"
+    receipt = shell.run(f"%%encrypt -k sales {tmp_path / 'bare.kms'}\nb'abc'\n")
+    assert (receipt.key_id, receipt.key_alias) == (sales, "alias/sales")
+    assert shell.run("%kms describe sales").key_id == sales
+    assert shell.run("%kms disable pii").key_state == "Disabled"
+    assert shell.run("%kms enable pii").key_state == "Enabled"
+    # A key id passes unchanged (a KMS 3.0 id is never taken for an alias).
+    assert shell.run(f"%kms describe {sales}").key_id == sales
+    shell.one_line_error(
+        "%kms describe key-abcdefghijklmnop0123", "hint:", head="KmsAccessDeniedError"
+    )
+    assert "Forbidden.KeyNotFound" in shell.shown("%kms describe key-abcdefghijklmnop0123")

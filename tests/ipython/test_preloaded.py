@@ -62,7 +62,7 @@ def test_a_fresh_kernel_opens_the_keystore_once_and_a_rerun_switches(
     second = tmp_path / "second"  # Run All again: the setup cell made a new keystore
     monkeypatch.setenv("KMSNB_KMS", f"local:{second}")
     bare_shell.run(SETUP)
-    assert capsys.readouterr().out.count(f"kmsnb: local emulator at {second};") == 1
+    assert capsys.readouterr().out.count(f"kmsnb: local emulator at {second} (a new keystore") == 1
     assert _location() == f"local emulator at {second}"
 
 

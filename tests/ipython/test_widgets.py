@@ -179,3 +179,9 @@ def test_in_a_kernel_the_widgets_display_as_widget_views(keys, frame, monkeypatc
     picker, panel = KeyPicker(), EncryptPanel(frame)
     assert picker._repr_mimebundle_()[view]["model_id"] == picker.model_id
     assert panel._repr_mimebundle_()[view]["model_id"] == panel.model_id
+
+
+def test_a_default_key_set_as_a_bare_name_shows_its_alias_selected(keys, shell, frame):
+    shell.run("%kms use b")
+    assert KeyPicker().value == "alias/b"
+    assert EncryptPanel(frame).key.value == "alias/b"
