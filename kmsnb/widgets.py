@@ -29,7 +29,7 @@ except ImportError:
     ) from None
 
 if TYPE_CHECKING:
-    from kmsnb.kms._base import Kms, KmsClient
+    from kmsnb.kms import Kms, KmsClient
 
 __all__ = ["EncryptPanel", "KeyPicker", "key_options"]
 

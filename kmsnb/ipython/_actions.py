@@ -20,7 +20,7 @@ from kmsnb._format.header import (
 from kmsnb.envelope import inspect, open_decrypt, open_encrypt
 from kmsnb.errors import KmsnbError
 from kmsnb.ipython._display import Receipt
-from kmsnb.kms._base import Kms, KmsClient
+from kmsnb.kms import Kms, KmsClient
 
 __all__ = [
     "CONTENT_TYPE_TEXT",

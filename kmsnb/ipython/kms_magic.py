@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from argparse import Namespace
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments
 from IPython.core.magic import magics_class, output_can_be_silenced
@@ -20,9 +20,10 @@ import kmsnb
 from kmsnb import _progress, session
 from kmsnb._context import parse_context_pairs
 from kmsnb._keynames import KEY_NAMING_HELP, resolve_key_name
+from kmsnb._render import format_size
 from kmsnb.envelope import FileInfo
 from kmsnb.ipython import _actions
-from kmsnb.ipython._display import Details, Table
+from kmsnb.ipython._display import Details, Table, file_details
 from kmsnb.ipython._magic_support import (
     HelpRequested,
     ShellMagics,
@@ -32,10 +33,12 @@ from kmsnb.ipython._magic_support import (
     line_magic,
     split,
 )
-from kmsnb.kms._base import AliasInfo, KeyInfo, KeyVersionInfo, Kms, KmsClient
-from kmsnb.kms._secrets import SecretInfo
 from kmsnb.kms.caching import CachingKms
 from kmsnb.rewrap import rewrap_file
+
+if TYPE_CHECKING:
+    from kmsnb.kms import AliasInfo, KeyInfo, KeyVersionInfo, Kms, KmsClient
+    from kmsnb.kms._secrets import SecretInfo
 
 __all__ = ["COMMAND_PARSERS", "PARSER", "SUBCOMMANDS", "KmsMagic", "options_of", "parse", "run"]
 
@@ -180,31 +183,13 @@ def _key_details(title: str, info: KeyInfo, client: KmsClient) -> Details[KeyInf
     )
 
 
-def _file_details(title: str, path: str, info: FileInfo) -> Details[FileInfo]:
-    size = "unknown (written as a stream)" if info.plaintext_size is None else info.plaintext_size
-    return Details(
-        title,
-        info,
-        [
-            ("path", path),
-            ("key id", info.key_id),
-            ("key version", info.key_version_id),
-            ("encryption context", info.encryption_context or "none"),
-            ("content type", info.content_type),
-            ("plaintext size", size),
-            ("file size", info.file_size),
-            ("format", f"kmsnb v{info.format_version}, {info.algorithm}"),
-        ],
-    )
-
-
 def _cache_status(kms: Kms) -> str:
     if not isinstance(kms, CachingKms):
         return "off"
     stats = kms.stats
     return (
         f"{stats.hits} hits, {stats.misses} misses, {stats.entry_count} keys held; "
-        f"a key serves {kms.max_age:g} s, {kms.max_messages} files, {kms.max_bytes} bytes"
+        f"a key serves {kms.max_age:g} s, {kms.max_messages} files, {format_size(kms.max_bytes)}"
     )
 
 
@@ -214,7 +199,7 @@ def _status(args: Namespace) -> Details[dict[str, str]]:
         "kms": str(getattr(_client(), "location", "unknown")),
         "default key": session.get_default_key() or "none (%kms use KEY)",
         "data-key cache": _cache_status(kms),
-        "progress bars": f"from {_progress.get_progress_threshold()} bytes",
+        "progress bars": f"from {format_size(_progress.get_progress_threshold())}",
         "kmsnb": kmsnb.__version__,
     }
     return Details("kmsnb status", fields, list(fields.items()))
@@ -315,7 +300,7 @@ def _inspect(args: Namespace) -> Details[Any]:
     kms = session.get_kms() if args.with_kms else None
     info = kmsnb.inspect(args.path, kms=kms, allowed_keys=getattr(args, "allowed_keys", None))
     if isinstance(info, FileInfo):
-        return _file_details("kmsnb file", args.path, info)
+        return file_details("kmsnb file", info, path=args.path)
     return Details("column-encrypted Parquet", info, [("path", args.path), *info.fields()])
 
 
@@ -330,7 +315,7 @@ def _rewrap(args: Namespace) -> Details[FileInfo]:
         encryption_context=context,
         allowed_keys=allowed_keys,
     )
-    return _file_details("rewrapped", args.path, info)
+    return file_details("rewrapped", info, path=args.path)
 
 
 def _help(args: Namespace) -> None:

@@ -438,3 +438,23 @@ def test_a_bare_name_means_its_alias_in_every_magic(shell, local_kms, tmp_path):
         "%kms describe key-abcdefghijklmnop0123", "hint:", head="KmsAccessDeniedError"
     )
     assert "Forbidden.KeyNotFound" in shell.shown("%kms describe key-abcdefghijklmnop0123")
+
+
+def test_a_file_info_shows_as_a_table_and_a_short_line(shell, key, tmp_path):
+    """``kmsnb.inspect(path)`` as a cell's value: HTML in Jupyter, one line in a terminal."""
+    shell.user_ns["blob"] = b"x" * 2048
+    path = tmp_path / "info.kms"
+    shell.run(f"%encrypt blob {path}")
+    info = inspect(path)
+
+    data, _ = shell.display_formatter.format(info)
+
+    assert data["text/plain"] == (
+        f"FileInfo(key {info.key_id} version {info.key_version_id}, "
+        f"application/octet-stream, 2.0 KiB (2048 bytes))"
+    )
+    assert "<table" in data["text/html"]
+    assert info.key_id in data["text/html"]
+    shell.run("%unload_ext kmsnb")
+    data, _ = shell.display_formatter.format(info)
+    assert "text/html" not in data
