@@ -139,11 +139,11 @@ class Kmsnb(Configurable):
 
     def status_line(self, *, new_store: bool = False) -> str:
         """``kmsnb: <the KMS>; default key ...``: what the session uses, without secrets."""
-        from kmsnb.ipython._actions import management_client
+        from kmsnb.connection import describe_kms
 
-        # The location names the KMS ("local emulator at PATH", "KMS emulator at URL",
-        # "Alibaba Cloud KMS REGION"): no second "KMS" in front of it.
-        location = getattr(management_client(session.get_kms()), "location", "unknown KMS")
+        # It names the KMS ("local emulator at PATH", "KMS emulator at URL", "Alibaba Cloud
+        # KMS REGION"): no second "KMS" in front of it.
+        location = describe_kms(session.get_kms())
         if new_store:  # said once, when opening made it: a typo in a path makes one too
             location += " (a new keystore: no keys yet)"
         key = session.get_default_key() or "none (set one with %kms use KEY)"

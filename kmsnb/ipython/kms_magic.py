@@ -21,6 +21,7 @@ from kmsnb import _progress, session
 from kmsnb._context import parse_context_pairs
 from kmsnb._keynames import KEY_NAMING_HELP, resolve_key_name
 from kmsnb._render import format_size
+from kmsnb.connection import describe_kms
 from kmsnb.envelope import FileInfo
 from kmsnb.ipython import _actions
 from kmsnb.ipython._display import Details, Table, file_details
@@ -196,7 +197,7 @@ def _cache_status(kms: Kms) -> str:
 def _status(args: Namespace) -> Details[dict[str, str]]:
     kms = session.get_kms()
     fields = {
-        "kms": str(getattr(_client(), "location", "unknown")),
+        "kms": describe_kms(kms),
         "default key": session.get_default_key() or "none (%kms use KEY)",
         "data-key cache": _cache_status(kms),
         "progress bars": f"from {format_size(_progress.get_progress_threshold())}",
