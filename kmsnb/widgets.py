@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kmsnb import session
 from kmsnb.ipython import _actions
 from kmsnb.ipython._display import Receipt
-from kmsnb.ipython._errors import USER_ERRORS, explain
+from kmsnb.ipython._error_lines import USER_ERRORS, explain
 
 try:
     import ipywidgets

@@ -150,7 +150,7 @@ class Kmsnb(Configurable):
         return f"kmsnb: {location}; default key {key}"
 
     def _connect_and_report(self) -> None:
-        from kmsnb.ipython._errors import USER_ERRORS, explain
+        from kmsnb.ipython._error_lines import USER_ERRORS, explain
 
         try:
             created = self.connect()

@@ -23,7 +23,7 @@ from IPython.core.completer import (
 )
 
 from kmsnb import session
-from kmsnb.ipython._errors import USER_ERRORS
+from kmsnb.ipython._error_lines import USER_ERRORS
 
 __all__ = ["complete_magic_line", "install_completer", "key_names", "uninstall_completer"]
 

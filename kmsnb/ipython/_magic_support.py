@@ -23,7 +23,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics
 
-from kmsnb.ipython._errors import USER_ERRORS, explain
+from kmsnb.ipython._error_lines import USER_ERRORS, explain
 
 __all__ = [
     "HelpAction",
