@@ -89,21 +89,26 @@ def _user_frames(traceback: TracebackType | None, filename: str) -> TracebackTyp
     return traceback
 
 
-def _warn_output_path() -> None:
+def _warn_output_path(namespace: dict[str, Any]) -> None:
+    # Attributed to the user's line that ran the magic (the nearest frame running in the
+    # user's namespace), not to this module.
+    level, frame = 2, sys._getframe(1)  # stacklevel 2: the caller of this function
+    while frame.f_back is not None and frame.f_globals is not namespace:
+        level, frame = level + 1, frame.f_back
     warnings.warn(
         "%encrypt -o PATH is deprecated: write %encrypt VAR PATH, %%encrypt PATH (or --to "
         "PATH); -o names a variable, as in %decrypt PATH -o VAR",
         FutureWarning,
-        stacklevel=1,
+        stacklevel=level if frame.f_globals is namespace else 1,
     )
 
 
-def _destination(args: Any, *, cell: bool) -> tuple[str | None, str]:
+def _destination(args: Any, *, cell: bool, namespace: dict[str, Any]) -> tuple[str | None, str]:
     """(the variable to encrypt, the path to write) from ``%encrypt``'s arguments."""
     given = list(args.positional)
     named = [path for path in (args.to, args.output) if path]
     if args.output:
-        _warn_output_path()
+        _warn_output_path(namespace)
     if cell and len(given) + len(named) > 1:
         raise UsageError("%%encrypt takes one PATH and no variable; it encrypts the cell's value")
     variable = None if cell else (given.pop(0) if given else None)
@@ -181,7 +186,7 @@ class EncryptMagics(ShellMagics):
         except HelpRequested as request:
             print(request.text.rstrip())
             return None
-        variable, path = _destination(args, cell=cell is not None)
+        variable, path = _destination(args, cell=cell is not None, namespace=self._shell.user_ns)
         if variable is not None:
             value = self._variable(variable, local_ns)
         else:

@@ -66,8 +66,10 @@ def test_file_magics_answer_help(shell, capsys, magic):
 
 def test_deprecated_output_path_still_writes_and_warns(shell, key, tmp_path):
     shell.user_ns["blob"] = b"abc"
-    with pytest.warns(FutureWarning, match="%encrypt VAR PATH"):
+    with pytest.warns(FutureWarning, match="%encrypt VAR PATH") as record:
         receipt = shell.run(f"%encrypt blob -o {tmp_path / 'old.kms'}")
+    # Attributed to the user's cell, not to kmsnb or IPython.
+    assert record[0].filename.startswith("<ipython-input-"), record[0].filename
     assert receipt.path == str(tmp_path / "old.kms")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
