@@ -6,7 +6,7 @@ high-water mark survives ``exec``), so a big driver would hide its children's re
 Children therefore also report ``VmHWM`` (the peak of their own address space), and
 :func:`memory_snapshot` returns both.
 
-Method (see ``/work/shared/reference/anchors.md`` §2): run each case in a fresh child
+Method: run each case in a fresh child
 process, interleave the cases in a shuffled order each round, and compare cases through
 ratios taken within the same round; the machine is shared and noisy, so absolute MB/s
 swing by ±30 % while same-round ratios stay readable.

@@ -2,7 +2,7 @@
 
 One run, cases interleaved in a shuffled order each round (each case timed as the best of
 ``--repeat`` runs), ratios taken within a round and summarised by their median (the
-machine is shared and noisy; see ``/work/shared/reference/anchors.md`` §2):
+machine is shared and noisy; the method is in ``bench/_common.py``):
 
 - ``df.kms.to_parquet`` / ``kmsnb.read_parquet``, whole-file and column mode, against
   ``df.to_parquet`` / ``pd.read_parquet`` on the same frame (1 M rows x 10 mixed columns):

@@ -5,7 +5,7 @@ seeded), median of the rounds, every case in a fresh child process that fsyncs i
 
 * ``kmsnb_enc`` / ``kmsnb_dec``: ``kmsnb.encrypt_file`` / ``decrypt_file``, with
   :class:`kmsnb.testing.InMemoryKms` so that the KMS costs microseconds, not a round trip;
-* ``ref_enc`` / ``ref_dec``: the reference loop of the anchors (``anchors.md`` §3 (b)):
+* ``ref_enc`` / ``ref_dec``: the anchors' reference loop, written here:
   ``readinto`` 1 MiB, ``AESGCM.encrypt_into`` / ``decrypt_into`` into preallocated
   buffers, STREAM nonce (7-byte prefix ‖ u32 counter ‖ last-chunk flag), ``write``;
 * ``copy``: the same 1 MiB ``readinto`` / ``write`` loop without crypto.

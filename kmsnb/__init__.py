@@ -6,12 +6,18 @@ Encrypt with a master key that never leaves the KMS::
     kms = kmsnb.connect()                 # KMSNB_KMS, else the local emulator
     kmsnb.encrypt_file("sales.csv", "sales.csv.kms", "alias/Apollo/WorkKey", kms=kms)
     kmsnb.decrypt_file("sales.csv.kms", "decrypted.csv", kms=kms)
+
+Save a value and load it back (a DataFrame, bytes, str)::
+
+    receipt = kmsnb.save(df, "sales.parquet.kms", "sales")   # key alias/sales
+    df = kmsnb.load("sales.parquet.kms")
 """
 
 import sys
 from typing import TYPE_CHECKING
 
 from kmsnb._inspect import inspect
+from kmsnb._version import __version__
 from kmsnb.envelope import (
     DecryptReader,
     EncryptWriter,
@@ -43,8 +49,6 @@ if TYPE_CHECKING:
     from kmsnb.connection import connect
     from kmsnb.dataframe import read_csv, read_parquet
 
-__version__ = "0.1.0.dev0"
-
 __all__ = [
     "ContextMismatchError",
     "DecryptReader",
@@ -58,6 +62,7 @@ __all__ = [
     "KmsnbError",
     "ParquetColumn",
     "ParquetInfo",
+    "Saved",
     "SeekableDecryptReader",
     "TruncatedError",
     "WrongKeyError",
@@ -69,11 +74,14 @@ __all__ = [
     "encrypt_bytes",
     "encrypt_file",
     "inspect",
+    "keys",
+    "load",
     "open_decrypt",
     "open_decrypt_seekable",
     "open_encrypt",
     "read_csv",
     "read_parquet",
+    "save",
     "secrets",
 ]
 
@@ -82,14 +90,17 @@ __all__ = [
 _LAZY = {
     "ParquetColumn": "kmsnb._pme_inspect",
     "ParquetInfo": "kmsnb._pme_inspect",
+    "Saved": "kmsnb._save",
     "connect": "kmsnb.connection",
+    "load": "kmsnb._load",
     "read_csv": "kmsnb.dataframe",
     "read_parquet": "kmsnb.dataframe",
+    "save": "kmsnb._save",
 }
 
 
 # Submodules loaded on first use, so that `kmsnb.secrets.get(...)` works after `import kmsnb`.
-_LAZY_MODULES = frozenset({"connection", "secrets"})
+_LAZY_MODULES = frozenset({"connection", "keys", "secrets"})
 
 
 def __getattr__(name: str) -> object:

@@ -8,7 +8,9 @@ says what went wrong and, for a KMS error, which key and which KMS); it says wha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Literal
 
 from kmsnb.errors import (
@@ -23,7 +25,7 @@ from kmsnb.errors import (
     WrongKeyError,
 )
 
-__all__ = ["FACES", "Face", "hint_for"]
+__all__ = ["FACES", "Face", "hint_for", "kms_location", "naming_key_and_kms"]
 
 Face = Literal["python", "cli", "magic", "widget"]
 FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
@@ -142,3 +144,35 @@ def hint_for(error: BaseException, face: Face) -> str | None:
             template = hint if isinstance(hint, str) else hint(error)
             return template.format_map(_WORDS[face])
     return None
+
+
+def kms_location(kms: object) -> str:
+    """Which KMS ``kms`` is, for messages (:func:`kmsnb.connection.describe_kms`).
+
+    Here, in the lowest layer, so that the envelope can name the KMS in its errors.
+    """
+    # Every KmsClient has a secret-free location; the data-key cache forwards it.
+    location = getattr(kms, "location", None)
+    if isinstance(location, str) and location:
+        return location
+    return f"the KMS client {type(kms).__name__}"
+
+
+@contextlib.contextmanager
+def naming_key_and_kms(key_id: str, kms: object) -> Iterator[None]:
+    """Add which key and which KMS to a :class:`~kmsnb.errors.KmsError` raised inside.
+
+    The KMS says "The specified Key is not found."; the user needs to know which key was
+    asked for and of which KMS (a file made with another keystore, a forgotten ``--kms``).
+    The error keeps its class, code, request id and status.
+    """
+    try:
+        yield
+    except KmsError as error:
+        where = kms_location(kms)
+        if where in error.message:
+            raise
+        named = copy.copy(error)
+        named.message = f"{error.message.rstrip('.')}: key {key_id!r} in {where}"
+        named.args = (named.message,)
+        raise named from error

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_PROGRESS_THRESHOLD",
+    "check_progress",
     "get_progress_threshold",
     "progress_bar",
     "set_progress_threshold",
@@ -63,20 +64,37 @@ def _tqdm_class() -> Any:
     return tqdm
 
 
+def check_progress(progress: object) -> bool | None:
+    """``progress=`` as the verbs take it: ``None`` (the threshold decides), ``True`` or
+    ``False`` (always, never).
+
+    Raises:
+        TypeError: anything else.
+    """
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, not {type(progress).__name__}")
+    return progress
+
+
 @contextlib.contextmanager
-def progress_bar(total: int | None, description: str) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    total: int | None, description: str, *, show: bool | None = None
+) -> Iterator[Callable[[int], None]]:
     """Yield a function to call with each number of bytes processed.
 
-    A bar (``tqdm.auto``: a widget in Jupyter, text on stderr in a terminal) is shown only
-    when ``total`` is known and at least the threshold (see
-    :func:`set_progress_threshold`), and tqdm is installed; otherwise the function does
-    nothing. The bar disappears when the block ends.
+    A bar (``tqdm.auto``: a widget in Jupyter, text on stderr in a terminal) is shown,
+    when tqdm is installed, if ``show`` is true, or if ``show`` is ``None`` and ``total``
+    is known and at least the threshold (see :func:`set_progress_threshold`); otherwise
+    the function does nothing. The bar disappears when the block ends.
 
     Args:
         total: the number of bytes the operation will process, or ``None`` if unknown.
         description: a short label, shown left of the bar; never put data in it.
+        show: the caller's ``progress=``: ``True`` always, ``False`` never, ``None`` by
+            the threshold.
     """
-    if total is None or total < _threshold:
+    wanted = show if show is not None else total is not None and total >= _threshold
+    if not wanted:
         yield _ignore
         return
     tqdm = _tqdm_class()

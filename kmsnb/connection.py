@@ -23,13 +23,16 @@ never quotes the user-info part of one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
+from kmsnb._hints import kms_location
 from kmsnb.kms._base import Kms, KmsClient
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "connect",
     "default_kms_uri",
     "describe_kms",
+    "open_kms",
     "parse_kms_uri",
 ]
 
@@ -199,8 +203,32 @@ def describe_kms(kms: object) -> str:
     A client without a ``location`` (a user's own :class:`~kmsnb.kms.Kms`) is named by
     its class.
     """
-    # The data-key cache forwards attribute reads to the client it wraps.
-    location = getattr(kms, "location", None)
-    if isinstance(location, str) and location:
-        return location
-    return f"the KMS client {type(kms).__name__}"
+    return kms_location(kms)
+
+
+@contextlib.contextmanager
+def open_kms(kms: Kms | str | None) -> Iterator[Kms]:
+    """The KMS a verb's ``kms=`` names, for the duration of one call.
+
+    ``None`` is the session's KMS (:func:`kmsnb.session.get_kms`), a client is used as it
+    is; neither is closed here. A URI connects a client of its own, closed at the end
+    (which wipes what it cached in memory).
+
+    Raises:
+        TypeError, ValueError, ImportError: as :func:`connect` does.
+    """
+    if kms is None:
+        from kmsnb import session
+
+        yield session.get_kms()
+        return
+    if isinstance(kms, Kms):
+        yield kms
+        return
+    client = connect(kms)
+    try:
+        yield client
+    finally:
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()

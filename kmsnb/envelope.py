@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from kmsnb._context import check_context_matches, check_encryption_context
-from kmsnb._files import atomic_output
 from kmsnb._format.header import (
     CONTENT_TYPE_BYTES,
     FORMAT_VERSION,
@@ -36,9 +33,9 @@ from kmsnb._format.stream import (
     DecryptReader,
     EncryptWriter,
 )
+from kmsnb._hints import naming_key_and_kms
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
-from kmsnb.errors import KmsnbError
 from kmsnb.kms._base import Kms, UnwrappedKey, for_message
 
 __all__ = [
@@ -57,6 +54,21 @@ __all__ = [
 ]
 
 StrPath = str | os.PathLike[str]
+
+if TYPE_CHECKING:
+    from kmsnb._file_ops import decrypt_file, encrypt_file, inspect
+
+# The file operations (and inspect) live in kmsnb._file_ops, which builds on the streams
+# here; they are loaded on first use so that module can import this one.
+_FILE_OPERATIONS = frozenset({"decrypt_file", "encrypt_file", "inspect"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _FILE_OPERATIONS:
+        from kmsnb import _file_ops
+
+        return getattr(_file_ops, name)
+    raise AttributeError(f"module 'kmsnb.envelope' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -120,14 +132,15 @@ def _unwrap(kms: Kms, header: Header, allowed: AllowedKeys | None) -> UnwrappedK
     """The header's data key, once it has verified the key slot and the KMS has unwrapped
     it with the key the header names (and one of ``allowed``); see :mod:`kmsnb._key_check`.
     """
-    return unwrap_data_key(
-        kms,
-        header.wrapped_key,
-        header.encryption_context,
-        claimed_key_id=header.key_id,
-        allowed=allowed,
-        authenticate=header.verify_key_slot,
-    )
+    with naming_key_and_kms(header.key_id, kms):
+        return unwrap_data_key(
+            kms,
+            header.wrapped_key,
+            header.encryption_context,
+            claimed_key_id=header.key_id,
+            allowed=allowed,
+            authenticate=header.verify_key_slot,
+        )
 
 
 def _check_expected_context(header: Header, expected: Mapping[str, str] | None) -> None:
@@ -173,7 +186,8 @@ def open_encrypt(
     bound_section(
         content_type=content_type, encryption_context=context, plaintext_size=plaintext_size
     )
-    data_key = for_message(kms, plaintext_size).generate_data_key(key_id, context)
+    with naming_key_and_kms(key_id, kms):
+        data_key = for_message(kms, plaintext_size).generate_data_key(key_id, context)
     try:
         header = serialize_header(
             data_key=data_key.plaintext,
@@ -355,162 +369,3 @@ def decrypt_bytes(
         io.BytesIO(data), kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
     ) as reader:
         return reader.readall()
-
-
-def _check_paths(src: StrPath, dst: StrPath) -> tuple[Path, Path]:
-    """Refuse what would fail later anyway, before any KMS call.
-
-    What ``dst`` may be (an existing file only with ``overwrite``, never a directory...)
-    is checked by :func:`kmsnb._files.atomic_output`, which callers enter before the KMS.
-    """
-    source, destination = Path(src), Path(dst)
-    if destination.exists() and source.exists() and os.path.samefile(source, destination):
-        raise ValueError(f"{source} is both the source and the destination")
-    return source, destination
-
-
-def _regular_file_size(fileobj: BinaryIO) -> int | None:
-    """The size of a regular file, or ``None`` for pipes and devices."""
-    status = os.fstat(fileobj.fileno())
-    return status.st_size if stat.S_ISREG(status.st_mode) else None
-
-
-def encrypt_file(
-    src: StrPath,
-    dst: StrPath,
-    key_id: str,
-    *,
-    kms: Kms,
-    encryption_context: Mapping[str, str] | None = None,
-    overwrite: bool = False,
-    content_type: str = CONTENT_TYPE_BYTES,
-    buffer_size: int = DEFAULT_BUFFER_SIZE,
-    durable: bool = True,
-) -> FileInfo:
-    """Encrypt the file ``src`` into ``dst`` under the master key ``key_id``.
-
-    ``dst`` appears only once complete and fsynced; after an error, or a crash, it does
-    not exist (an existing one is untouched). ``src`` is never modified. A symbolic link
-    ``dst`` is followed; a character device or FIFO is written through, not replaced.
-
-    Args:
-        durable: fsync ``dst`` and its folder before returning (the default). ``False``
-            is for scratch outputs: after a power cut or a kernel crash ``dst`` may be
-            missing, empty or short (and a replaced file lost); everything else holds.
-
-    Returns:
-        what the header of ``dst`` says (see :func:`inspect`).
-
-    Raises:
-        FileExistsError: ``dst`` exists and ``overwrite`` is false.
-        IsADirectoryError, ValueError: ``dst`` is a directory or something kmsnb never
-            writes (a block device, a dangling link), found before any KMS call.
-        OSError: ``dst`` cannot be written (missing folder, permissions, a full disk);
-            the error names ``dst``.
-        KmsError: the KMS refused or failed to make a data key.
-    """
-    source_path, destination = _check_paths(src, dst)
-    # Unbuffered: _copy reads whole steps, and a buffer would only add a copy and a read.
-    with open(source_path, "rb", buffering=0) as source:
-        size = _regular_file_size(source)
-        with atomic_output(destination, overwrite=overwrite, durable=durable) as output:
-            writer = open_encrypt(
-                output,
-                key_id,
-                kms=kms,
-                encryption_context=encryption_context,
-                content_type=content_type,
-                plaintext_size=size,
-                buffer_size=buffer_size,
-            )
-            with writer:
-                _copy(source, writer, size)
-                if size is not None and writer.plaintext_size != size:
-                    raise _changed_size(source_path)
-            header = writer.header
-            file_size = output.tell()
-    return FileInfo.from_header(header, file_size=file_size)
-
-
-def _changed_size(path: Path) -> KmsnbError:
-    return KmsnbError(f"{path} changed size while it was read; nothing was written")
-
-
-def _copy(source: io.RawIOBase, writer: EncryptWriter, size: int | None) -> None:
-    buffer = bytearray(writer.step_size)
-    view = memoryview(buffer)
-    while count := source.readinto(view):
-        if size is not None and writer.plaintext_size + count > size:
-            raise _changed_size(Path(source.name))  # type: ignore[attr-defined]
-        writer.write(view[:count])
-
-
-def decrypt_file(
-    src: StrPath,
-    dst: StrPath,
-    *,
-    kms: Kms,
-    encryption_context: Mapping[str, str] | None = None,
-    overwrite: bool = False,
-    buffer_size: int = DEFAULT_BUFFER_SIZE,
-    allowed_keys: Iterable[str] | None = None,
-    durable: bool = True,
-) -> FileInfo:
-    """Decrypt the kmsnb file ``src`` into ``dst``.
-
-    ``dst`` appears only once every chunk has verified, complete and fsynced; after any
-    error, or a crash, it does not exist (an existing one is untouched), and no plaintext
-    is left on disk. A character device or FIFO ``dst`` (``/dev/null``, a named pipe) is
-    written through instead, as the verified plaintext comes, like stdout.
-
-    ``durable=False`` skips the fsyncs, for scratch outputs: see :func:`encrypt_file`.
-    It never leaves plaintext on disk after a crash either (the plaintext is written
-    to a file without a name until it is complete and verified).
-
-    Returns:
-        what the header of ``src`` says (see :func:`inspect`).
-
-    Raises:
-        FileExistsError: ``dst`` exists and ``overwrite`` is false.
-        IsADirectoryError, ValueError, OSError: as for :func:`encrypt_file`; checked
-            before any KMS call.
-        FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError:
-            see :func:`open_decrypt` (``allowed_keys`` too).
-    """
-    source_path, destination = _check_paths(src, dst)
-    with open(source_path, "rb") as source:
-        file_size = _regular_file_size(source)
-        # The destination is checked first, so that a bad one costs no KMS call.
-        with atomic_output(destination, overwrite=overwrite, durable=durable) as output:
-            reader = open_decrypt(
-                source,
-                kms=kms,
-                encryption_context=encryption_context,
-                allowed_keys=allowed_keys,
-                buffer_size=buffer_size,
-            )
-            with reader:
-                while block := reader.read_verified():
-                    output.write(block)
-    return FileInfo.from_header(reader.header, file_size=file_size)
-
-
-def inspect(source: StrPath | BinaryIO) -> FileInfo:
-    """Read the header of a kmsnb file without calling the KMS.
-
-    What it returns is what the header says, unverified: only a read, which asks the
-    KMS, checks the key the header names against the one that really wrapped the data key.
-
-    Args:
-        source: a path, or a binary file positioned at the start of a kmsnb message.
-
-    Raises:
-        FormatError: not a kmsnb file, or a malformed header.
-    """
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as fileobj:
-            header = read_header(fileobj)
-            return FileInfo.from_header(header, file_size=_regular_file_size(fileobj))
-    if not callable(getattr(source, "read", None)):
-        raise TypeError("source must be a path or a binary file open for reading")
-    return FileInfo.from_header(read_header(source))

@@ -30,6 +30,7 @@ from kmsnb._eax import TAG_SIZE, InvalidTag, eax_decrypt
 from kmsnb._files import atomic_output
 from kmsnb._format.header import MAGIC, MAX_WRAPPED_KEY_SIZE
 from kmsnb._key_check import resolve_allowed_keys, unwrap_data_key
+from kmsnb._keynames import resolve_key_name
 from kmsnb.envelope import FileInfo, open_encrypt
 from kmsnb.errors import FormatError, IntegrityError
 from kmsnb.kms._base import Kms, KmsClient
@@ -288,6 +289,8 @@ def convert_legacy_file(
     Raises:
         FormatError, IntegrityError, WrongKeyError, KmsError: see :func:`decrypt_legacy`.
     """
+    if key_id is not None:
+        key_id = resolve_key_name(key_id)  # a bare NAME is alias/NAME; checked before the KMS
     envelope = read_legacy(src)
     with atomic_output(dst, overwrite=overwrite) as output:  # checks dst before the KMS
         plaintext, unwrapped_by = _decrypt(envelope, kms, None, allowed_keys)

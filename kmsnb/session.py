@@ -69,24 +69,36 @@ def get_kms() -> Kms:
         return _kms
 
 
-def set_kms(kms: Kms | None, *, cache: bool = True) -> None:
+def set_kms(kms: Kms | str | None, *, cache: bool = True) -> None:
     """Make ``kms`` the session's KMS (``None``: connect again on next use).
 
     Args:
-        kms: any :class:`~kmsnb.kms.Kms`.
+        kms: any :class:`~kmsnb.kms.Kms`, or a KMS URI (``local:PATH``, ``aliyun:REGION``,
+            ...: :func:`kmsnb.connect`), connected now and closed when replaced.
         cache: put a :class:`~kmsnb.kms.CachingKms` with default thresholds in front of
             it (not when it already is one).
+
+    Raises:
+        TypeError: ``kms`` is neither a KMS client, a URI nor ``None``.
+        ValueError, ImportError: as :func:`kmsnb.connect` does, for a URI.
     """
     global _kms, _owned_cache, _connected
+    connected: Kms | None = None
+    if isinstance(kms, str):
+        from kmsnb.connection import connect
+
+        kms = connected = connect(kms)
     if kms is not None and not isinstance(kms, Kms):
-        raise TypeError("kms must be a KMS client (generate_data_key and decrypt_data_key)")
+        raise TypeError(
+            "kms must be a KMS client (generate_data_key and decrypt_data_key) or a KMS URI"
+        )
     new_cache: CachingKms[Kms] | None = None
     if kms is not None and cache and not isinstance(kms, CachingKms):
         new_cache = CachingKms(kms)
         kms = new_cache
     with _lock:
         previous_cache, previous_client = _owned_cache, _connected
-        _kms, _owned_cache, _connected = kms, new_cache, None
+        _kms, _owned_cache, _connected = kms, new_cache, connected
     if previous_cache is not None:
         previous_cache.clear()
     close = getattr(previous_client, "close", None)

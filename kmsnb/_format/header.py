@@ -30,6 +30,9 @@ Every header byte is authenticated before any plaintext is released, in two part
 
 Keeping the key slot out of the payload's binding is what lets ``rewrap`` move a file to
 another master key (KMS ReEncrypt) without rewriting the data.
+
+The bounds of each field and their encodings are in :mod:`kmsnb._format.header_fields`;
+this module assembles, authenticates and parses whole headers.
 """
 
 from __future__ import annotations
@@ -44,58 +47,57 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from kmsnb._text import check_context_has_no_control_characters, check_no_control_characters
+from kmsnb._format.header_fields import (
+    ALGORITHM_COBBLESTONE_256,
+    ALGORITHM_NAMES,
+    CONTENT_TYPE_BYTES,
+    CONTENT_TYPE_CSV,
+    CONTENT_TYPE_PARQUET,
+    CONTENT_TYPE_TEXT,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_CONTENT_TYPE_SIZE,
+    MAX_CONTEXT_SIZE,
+    MAX_HEADER_SIZE,
+    MAX_KEY_ID_SIZE,
+    MAX_KEY_VERSION_ID_SIZE,
+    MAX_WRAPPED_KEY_SIZE,
+    MIN_HEADER_SIZE,
+    PREFIX,
+    SLOT_MAC_SIZE,
+    UNKNOWN_SIZE,
+    FieldCursor,
+    bound_section,
+    decode_context,
+    encode_context,
+    encode_text,
+)
+from kmsnb._text import check_no_control_characters
 from kmsnb.errors import FormatError, IntegrityError, TruncatedError
 
+# The constants and field encodings live in header_fields; the ones other modules use are
+# re-exported so that a header's whole vocabulary is importable from here.
 __all__ = [
     "ALGORITHM_COBBLESTONE_256",
     "CONTENT_TYPE_BYTES",
     "CONTENT_TYPE_CSV",
     "CONTENT_TYPE_PARQUET",
+    "CONTENT_TYPE_TEXT",
     "FORMAT_VERSION",
     "MAGIC",
+    "MAX_CONTEXT_SIZE",
     "MAX_HEADER_SIZE",
+    "MAX_WRAPPED_KEY_SIZE",
+    "MIN_HEADER_SIZE",
     "Header",
+    "bound_section",
+    "encode_context",
     "parse_header",
     "read_header",
     "serialize_header",
 ]
 
-MAGIC = b"\x89KMSNB\r\n"
-FORMAT_VERSION = 1
-ALGORITHM_COBBLESTONE_256 = 1
-ALGORITHM_NAMES = {ALGORITHM_COBBLESTONE_256: "cobblestone-256"}
-
-CONTENT_TYPE_BYTES = "application/octet-stream"
-CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
-CONTENT_TYPE_CSV = "text/csv"
-
-UNKNOWN_SIZE = 0xFFFF_FFFF_FFFF_FFFF
-
-MAX_CONTENT_TYPE_SIZE = 255
-MAX_KEY_ID_SIZE = 2048
-MAX_KEY_VERSION_ID_SIZE = 256
-MAX_WRAPPED_KEY_SIZE = 4096
-MAX_CONTEXT_SIZE = 65536
-MAX_CONTEXT_PAIR_COUNT = 1024
-
-SLOT_MAC_SIZE = 32
-_MAX_U16 = 0xFFFF
 _SLOT_KEY_INFO = b"kmsnb/v1 key slot"
-
-# magic, version and header_size: what must be read before the rest can be bounded.
-_PREFIX = struct.Struct(">8sBI")
-_FIXED_FIELDS_SIZE = 1 + 1 + 8 + 4 + 2 + 2 + 2 + SLOT_MAC_SIZE
-MIN_HEADER_SIZE = _PREFIX.size + _FIXED_FIELDS_SIZE + 1  # a wrapped key is never empty
-MAX_HEADER_SIZE = (
-    _PREFIX.size
-    + _FIXED_FIELDS_SIZE
-    + MAX_CONTENT_TYPE_SIZE
-    + MAX_KEY_ID_SIZE
-    + MAX_KEY_VERSION_ID_SIZE
-    + MAX_WRAPPED_KEY_SIZE
-    + MAX_CONTEXT_SIZE
-)
 
 
 @dataclass(frozen=True)
@@ -166,11 +168,11 @@ def _check_writable_key_slot(key_id: object, key_version_id: object) -> None:
 
 
 def _slot_fields(key_id: str, key_version_id: str, wrapped_key: str) -> bytes:
-    key = _encode_text(key_id, "key_id", MAX_KEY_ID_SIZE)
+    key = encode_text(key_id, "key_id", MAX_KEY_ID_SIZE)
     if not key:
         raise ValueError("key_id must not be empty")
-    version = _encode_text(key_version_id, "key_version_id", MAX_KEY_VERSION_ID_SIZE)
-    wrapped = _encode_text(wrapped_key, "the wrapped data key", MAX_WRAPPED_KEY_SIZE)
+    version = encode_text(key_version_id, "key_version_id", MAX_KEY_VERSION_ID_SIZE)
+    wrapped = encode_text(wrapped_key, "the wrapped data key", MAX_WRAPPED_KEY_SIZE)
     if not wrapped or not wrapped.isascii():
         raise ValueError("the wrapped data key must be a non-empty ASCII string")
     return b"".join(struct.pack(">H", len(field)) + field for field in (key, version, wrapped))
@@ -202,7 +204,7 @@ def _assemble(
     """Join the bound section and a freshly authenticated key slot into a header."""
     slot = _slot_fields(key_id, key_version_id, wrapped_key)
     mac = _slot_mac(data_key, hashlib.sha256(bound).digest(), key_id, key_version_id, wrapped_key)
-    header_size = _PREFIX.size + len(bound) - len(MAGIC) - 1 + len(slot) + len(mac)
+    header_size = PREFIX.size + len(bound) - len(MAGIC) - 1 + len(slot) + len(mac)
     raw = MAGIC + bound[len(MAGIC) : len(MAGIC) + 1] + struct.pack(">I", header_size)
     raw += bound[len(MAGIC) + 1 :] + slot + mac
     return Header(
@@ -216,70 +218,6 @@ def _assemble(
         slot_mac=mac,
         raw=raw,
         bound=bound,
-    )
-
-
-def _encode_text(value: str, what: str, limit: int, *, ascii_only: bool = False) -> bytes:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    if ascii_only and not (value.isascii() and value.isprintable()):
-        raise ValueError(f"{what} must be printable ASCII")
-    encoded = value.encode("utf-8")
-    if len(encoded) > limit:
-        raise ValueError(f"{what} is {len(encoded)} bytes; at most {limit} are allowed")
-    return encoded
-
-
-def encode_context(encryption_context: Mapping[str, str]) -> bytes:
-    """The canonical encoding of an encryption context (sorted by UTF-8 key bytes)."""
-    pairs = sorted(
-        (
-            _encode_text(key, "an encryption context key", _MAX_U16),
-            _encode_text(value, "an encryption context value", _MAX_U16),
-        )
-        for key, value in encryption_context.items()
-    )
-    if len(pairs) > MAX_CONTEXT_PAIR_COUNT:
-        raise ValueError(f"the encryption context has more than {MAX_CONTEXT_PAIR_COUNT} pairs")
-    parts = [struct.pack(">H", len(pairs))]
-    for key, value in pairs:
-        if not key:
-            raise ValueError("encryption context keys must not be empty")
-        parts.append(struct.pack(">H", len(key)) + key + struct.pack(">H", len(value)) + value)
-    encoded = b"".join(parts)
-    if len(encoded) > MAX_CONTEXT_SIZE:
-        raise ValueError(
-            f"the encryption context encodes to {len(encoded)} bytes; "
-            f"at most {MAX_CONTEXT_SIZE} are allowed"
-        )
-    return encoded
-
-
-def bound_section(
-    *, content_type: str, encryption_context: Mapping[str, str], plaintext_size: int | None
-) -> bytes:
-    """The bytes the payload is bound to: magic, version and the bound section.
-
-    Raises:
-        TypeError, ValueError: a field has the wrong type or exceeds its bound, or the
-            encryption context holds a control character.
-    """
-    content = _encode_text(content_type, "content_type", MAX_CONTENT_TYPE_SIZE, ascii_only=True)
-    if plaintext_size is not None and not 0 <= plaintext_size < UNKNOWN_SIZE:
-        raise ValueError("plaintext_size must be a non-negative 64-bit integer")
-    context = encode_context(encryption_context)
-    # Written only: see _check_writable_key_slot.
-    check_context_has_no_control_characters(encryption_context)
-    return b"".join(
-        [
-            MAGIC,
-            bytes([FORMAT_VERSION, ALGORITHM_COBBLESTONE_256, len(content)]),
-            content,
-            struct.pack(
-                ">QI", UNKNOWN_SIZE if plaintext_size is None else plaintext_size, len(context)
-            ),
-            context,
-        ]
     )
 
 
@@ -337,10 +275,10 @@ def read_header(source: BinaryIO) -> Header:
     Raises:
         FormatError: not a kmsnb file, an unsupported version, or a malformed header.
     """
-    prefix = _read_exactly(source, _PREFIX.size)
+    prefix = _read_exactly(source, PREFIX.size)
     header_size = _check_prefix(prefix)
-    rest = _read_exactly(source, header_size - _PREFIX.size)
-    if len(rest) != header_size - _PREFIX.size:
+    rest = _read_exactly(source, header_size - PREFIX.size)
+    if len(rest) != header_size - PREFIX.size:
         raise TruncatedError(
             "the file ends inside its header; it was truncated", offset=len(prefix) + len(rest)
         )
@@ -355,11 +293,11 @@ def _check_prefix(prefix: bytes) -> int:
         if prefix[: len(MAGIC)] == MAGIC[: len(prefix)]:
             raise TruncatedError("the file ends inside its header; it was truncated", offset=0)
         raise FormatError("not a kmsnb file (bad magic number)")
-    if len(prefix) < _PREFIX.size:
+    if len(prefix) < PREFIX.size:
         raise TruncatedError(
             "the file ends inside its header; it was truncated", offset=len(prefix)
         )
-    _, version, header_size = _PREFIX.unpack(prefix)
+    _, version, header_size = PREFIX.unpack(prefix)
     if version != FORMAT_VERSION:
         raise FormatError(
             f"unsupported kmsnb format version {version}; this kmsnb reads version "
@@ -372,49 +310,16 @@ def _check_prefix(prefix: bytes) -> int:
     return int(header_size)
 
 
-class _Cursor:
-    """Reads bounded fields from a header; every overrun is a FormatError."""
-
-    def __init__(self, data: bytes, position: int) -> None:
-        self.data = data
-        self.position = position
-
-    def take(self, size: int, what: str) -> bytes:
-        end = self.position + size
-        if end > len(self.data):
-            raise FormatError(f"malformed header: {what} runs past the end of the header")
-        chunk = self.data[self.position : end]
-        self.position = end
-        return chunk
-
-    def integer(self, fmt: str, what: str) -> int:
-        unpacker = struct.Struct(fmt)
-        (value,) = unpacker.unpack(self.take(unpacker.size, what))
-        return int(value)
-
-    def text(self, length_fmt: str, limit: int, what: str, *, allow_empty: bool = True) -> str:
-        length = self.integer(length_fmt, f"the length of {what}")
-        if length > limit:
-            raise FormatError(f"malformed header: {what} is {length} bytes, over its {limit} limit")
-        if length == 0 and not allow_empty:
-            raise FormatError(f"malformed header: {what} is empty")
-        raw = self.take(length, what)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise FormatError(f"malformed header: {what} is not valid UTF-8") from None
-
-
 def parse_header(raw: bytes) -> Header:
     """Parse the exact bytes of a v1 header (see the module docstring).
 
     Raises:
         FormatError: the bytes are not a well-formed v1 header.
     """
-    header_size = _check_prefix(raw[: _PREFIX.size])
+    header_size = _check_prefix(raw[: PREFIX.size])
     if header_size != len(raw):
         raise FormatError("malformed header: its declared size does not match its contents")
-    cursor = _Cursor(raw, _PREFIX.size)
+    cursor = FieldCursor(raw, PREFIX.size)
     algorithm = cursor.integer(">B", "the algorithm")
     if algorithm not in ALGORITHM_NAMES:
         raise FormatError(f"unsupported payload algorithm {algorithm}")
@@ -428,8 +333,8 @@ def parse_header(raw: bytes) -> Header:
             f"malformed header: the encryption context is {context_size} bytes, "
             f"over its {MAX_CONTEXT_SIZE} limit"
         )
-    encryption_context = _decode_context(cursor.take(context_size, "the encryption context"))
-    bound = raw[: len(MAGIC) + 1] + raw[_PREFIX.size : cursor.position]
+    encryption_context = decode_context(cursor.take(context_size, "the encryption context"))
+    bound = raw[: len(MAGIC) + 1] + raw[PREFIX.size : cursor.position]
     key_id = cursor.text(">H", MAX_KEY_ID_SIZE, "the key id", allow_empty=False)
     key_version_id = cursor.text(">H", MAX_KEY_VERSION_ID_SIZE, "the key version id")
     wrapped_key = cursor.text(">H", MAX_WRAPPED_KEY_SIZE, "the wrapped key", allow_empty=False)
@@ -450,25 +355,3 @@ def parse_header(raw: bytes) -> Header:
         raw=bytes(raw),
         bound=bytes(bound),
     )
-
-
-def _decode_context(encoded: bytes) -> dict[str, str]:
-    cursor = _Cursor(encoded, 0)
-    count = cursor.integer(">H", "the encryption context pair count")
-    if count > MAX_CONTEXT_PAIR_COUNT:
-        raise FormatError("malformed header: too many encryption context pairs")
-    context: dict[str, str] = {}
-    previous_key: bytes | None = None
-    for _ in range(count):
-        key = cursor.text(">H", MAX_CONTEXT_SIZE, "an encryption context key", allow_empty=False)
-        value = cursor.text(">H", MAX_CONTEXT_SIZE, "an encryption context value")
-        key_bytes = key.encode("utf-8")
-        # One canonical encoding per context: a reader that accepted unsorted or repeated
-        # keys would let two different byte strings mean the same context.
-        if previous_key is not None and key_bytes <= previous_key:
-            raise FormatError("malformed header: encryption context keys are not sorted and unique")
-        previous_key = key_bytes
-        context[key] = value
-    if cursor.position != len(encoded):
-        raise FormatError("malformed header: bytes follow the encryption context pairs")
-    return context

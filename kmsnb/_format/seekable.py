@@ -6,7 +6,7 @@ plaintext index i can be found at index i % 16384 of chunk i // 16384"), so this
 reads the same construction from the C2SP text (https://c2sp.org/chunked-encryption) with
 ``cryptography``'s ``HKDFExpand`` and ``AESGCM``, as ``tests/c2sp_verifier.py`` does. Nothing
 here is a new primitive: the key derivation, the nonces and the chunk layout are C2SP's,
-instantiated as Cobblestone-256 is, and ``tests/core/test_seekable.py`` checks this reader
+instantiated as Cobblestone-256 is, and ``tests/format/test_seekable.py`` checks this reader
 against Cobblestone on every test vector and on random files.
 
 What is verified, and when (``docs/FORMAT.md``, "Random access"):
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from kmsnb._format.header import Header
-from kmsnb._format.stream import (
+from kmsnb._format.payload import (
     CHUNK_SIZE,
     COMMITMENT_SIZE,
     ENCRYPTED_CHUNK_SIZE,
@@ -41,11 +41,12 @@ from kmsnb._format.stream import (
     PAYLOAD_PREFIX_SIZE,
     SALT_SIZE,
     TAG_SIZE,
-    _check_key,
-    _position,
-    _readinto,
+    check_data_key,
     encrypted_payload_size,
+    read_into,
+    stream_position,
 )
+from kmsnb._wipe import wipe
 from kmsnb.errors import FormatError, IntegrityError, KmsnbError, TruncatedError
 
 if TYPE_CHECKING:
@@ -64,10 +65,6 @@ _NONCE_SIZE = 12
 _DERIVED_SIZE = KEY_SIZE + _NONCE_SIZE + COMMITMENT_SIZE
 #: C2SP: "the message MUST NOT exceed 2^38 chunks".
 _MAX_CHUNK_COUNT = 1 << 38
-
-
-def _wipe(buffer: bytearray) -> None:
-    buffer[:] = bytes(len(buffer))
 
 
 class SeekableDecryptReader(io.RawIOBase):
@@ -113,10 +110,10 @@ class SeekableDecryptReader(io.RawIOBase):
         self._final_index = 0
         self._payload_start = 0
         try:
-            _check_key(key)
+            check_data_key(key)
             if not isinstance(cache_size, int) or cache_size <= 0:
                 raise ValueError("cache_size must be a positive integer")
-            payload_start = _position(source)
+            payload_start = stream_position(source)
             if payload_start is None:
                 raise io.UnsupportedOperation(
                     "seekable decryption needs a seekable source (a regular file, BytesIO or "
@@ -158,7 +155,7 @@ class SeekableDecryptReader(io.RawIOBase):
         self._aead = AESGCM(memoryview(self._derived)[:KEY_SIZE])
         self._base_nonce = int.from_bytes(self._derived[KEY_SIZE : KEY_SIZE + _NONCE_SIZE])
         # AESGCM holds its own copy of the key now; ours is no longer needed.
-        _wipe(self._derived)
+        wipe(self._derived)
 
         payload_size = self._source.seek(0, io.SEEK_END) - self._payload_start
         plaintext_size = self._plaintext_size_of(payload_size)
@@ -331,7 +328,7 @@ class SeekableDecryptReader(io.RawIOBase):
                 aead.decrypt_into(nonce, piece, b"", plaintext)
             except InvalidTag:
                 # decrypt_into has written the unauthenticated plaintext: erase it.
-                _wipe(plaintext)
+                wipe(plaintext)
                 final = "final " if index == self._final_index else ""
                 raise IntegrityError(
                     f"{final}chunk {index} failed authentication; the file is corrupted or "
@@ -363,7 +360,7 @@ class SeekableDecryptReader(io.RawIOBase):
         self._source.seek(position)
         filled = 0
         while filled < len(view):
-            count = _readinto(self._source, view[filled:])
+            count = read_into(self._source, view[filled:])
             if not count:
                 break
             filled += count
@@ -376,13 +373,13 @@ class SeekableDecryptReader(io.RawIOBase):
 
     def _drop_plaintext(self) -> None:
         for plaintext in (*self._cache.values(), *self._spare):
-            _wipe(plaintext)
+            wipe(plaintext)
         self._cache.clear()
         self._spare.clear()
 
     def _release(self) -> None:
         self._drop_plaintext()
-        _wipe(self._derived)
+        wipe(self._derived)
         self._aead = None
         try:
             if self._close_source:

@@ -6,6 +6,9 @@ sealed with AES-256-GCM under a key derived (HKDF-SHA-512) from the data key, a 
 always shorter than 16 KiB (possibly empty), so a stream cut at a chunk boundary is
 detected without a flag. This module only moves bytes between file objects and it, keeps
 memory constant, and turns its single ``InvalidTag`` into errors that say where and why.
+
+The writer is :mod:`kmsnb._format.writer`, the sizes :mod:`kmsnb._format.payload`; both
+are re-exported here, so the payload's whole vocabulary is importable from this module.
 """
 
 from __future__ import annotations
@@ -13,14 +16,27 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, BinaryIO
 
-from cryptography.cobblestone import Cobblestone256Decryptor, Cobblestone256Encryptor
+from cryptography.cobblestone import Cobblestone256Decryptor
 from cryptography.exceptions import InvalidTag
 
 from kmsnb._format.header import Header
+from kmsnb._format.payload import (
+    CHUNK_SIZE,
+    DEFAULT_BUFFER_SIZE,
+    ENCRYPTED_CHUNK_SIZE,
+    PAYLOAD_PREFIX_SIZE,
+    ZEROS,
+    check_data_key,
+    encrypted_payload_size,
+    read_into,
+    step_for_message,
+    stream_position,
+)
+from kmsnb._format.writer import EncryptWriter
 from kmsnb.errors import IntegrityError, KmsnbError, TruncatedError
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer, WriteableBuffer
+    from _typeshed import WriteableBuffer
 
 __all__ = [
     "CHUNK_SIZE",
@@ -31,193 +47,6 @@ __all__ = [
     "EncryptWriter",
     "encrypted_payload_size",
 ]
-
-CHUNK_SIZE = 16384
-TAG_SIZE = 16
-ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
-SALT_SIZE = 24
-COMMITMENT_SIZE = 32
-PAYLOAD_PREFIX_SIZE = SALT_SIZE + COMMITMENT_SIZE
-KEY_SIZE = 32
-
-_ZEROS = bytes(CHUNK_SIZE)
-
-#: Plaintext bytes handled per step: 64 chunks. The anchors' measurements put the sweet
-#: spot of a Python read/encrypt/write loop between 64 KiB and 1 MiB.
-DEFAULT_BUFFER_SIZE = 64 * CHUNK_SIZE
-
-
-def encrypted_payload_size(plaintext_size: int) -> int:
-    """Size of the payload that encrypts ``plaintext_size`` bytes (the final chunk is short)."""
-    full_chunk_count, final_chunk_size = divmod(plaintext_size, CHUNK_SIZE)
-    return (
-        PAYLOAD_PREFIX_SIZE + full_chunk_count * ENCRYPTED_CHUNK_SIZE + final_chunk_size + TAG_SIZE
-    )
-
-
-def _step_size(buffer_size: int) -> int:
-    """Round a requested I/O buffer size to a whole number of chunks (at least one)."""
-    if not isinstance(buffer_size, int) or buffer_size <= 0:
-        raise ValueError("buffer_size must be a positive integer")
-    return max(1, buffer_size // CHUNK_SIZE) * CHUNK_SIZE
-
-
-def _step_for_message(buffer_size: int, plaintext_size: int | None) -> int:
-    """The step for a message: ``buffer_size`` in whole chunks, but no more than a message
-    of known size fills. Buffers are zeroed when made, and a 4 KiB file's megabyte of
-    them cost more than the rest of its encryption (issue 16): it gets one chunk's."""
-    step = _step_size(buffer_size)
-    if plaintext_size is None:
-        return step
-    # Every message ends with a short chunk, so it has plaintext_size // CS + 1 of them.
-    return min(step, (plaintext_size // CHUNK_SIZE + 1) * CHUNK_SIZE)
-
-
-def _check_key(key: bytes | bytearray) -> None:
-    if not isinstance(key, bytes | bytearray):
-        raise TypeError("the data key must be bytes or bytearray")
-    if len(key) != KEY_SIZE:
-        raise ValueError(f"the data key must be {KEY_SIZE} bytes")
-
-
-def _readinto(source: BinaryIO, view: memoryview) -> int:
-    """``source.readinto(view)``, or a ``read`` and a copy for file objects without it."""
-    readinto = getattr(source, "readinto", None)
-    if readinto is not None:
-        return int(readinto(view) or 0)
-    data = source.read(len(view))
-    if not data:
-        return 0
-    view[: len(data)] = data
-    return len(data)
-
-
-def _position(source: BinaryIO) -> int | None:
-    """Where a seekable source stands now; ``None`` if it cannot seek back there."""
-    try:
-        return source.tell() if source.seekable() else None
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-class EncryptWriter(io.RawIOBase):
-    """A writable binary file that encrypts into ``sink``: the header, then the payload.
-
-    Nothing is complete until :meth:`close`, which writes the final chunk. Leaving a
-    ``with`` block on an exception calls :meth:`abort` instead, so a half-written stream
-    can never be read back as a whole one: it lacks its final chunk.
-
-    The data key is copied into the Cobblestone encryptor at construction; the caller
-    wipes its own copy right after.
-    """
-
-    def __init__(
-        self,
-        sink: BinaryIO,
-        header: Header,
-        key: bytes | bytearray,
-        *,
-        buffer_size: int = DEFAULT_BUFFER_SIZE,
-        close_sink: bool = False,
-    ) -> None:
-        super().__init__()
-        _check_key(key)
-        self._step = _step_for_message(buffer_size, header.plaintext_size)
-        self._header = header
-        self._sink = sink
-        self._close_sink = close_sink
-        self._encryptor: Cobblestone256Encryptor | None = Cobblestone256Encryptor(
-            key, header.payload_context
-        )
-        # Cobblestone's update_into wants room for every chunk it may complete plus the
-        # salt and commitment on the first call.
-        self._out = bytearray(
-            self._step + PAYLOAD_PREFIX_SIZE + TAG_SIZE * (self._step // CHUNK_SIZE + 2)
-        )
-        self._plaintext_size = 0
-        self._declared_size = header.plaintext_size
-        sink.write(header.raw)
-
-    @property
-    def plaintext_size(self) -> int:
-        """Plaintext bytes written so far."""
-        return self._plaintext_size
-
-    @property
-    def header(self) -> Header:
-        return self._header
-
-    @property
-    def step_size(self) -> int:
-        """Plaintext bytes encrypted per step: a good size for the caller's writes (for a
-        message of declared size, no larger than the message needs)."""
-        return self._step
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: ReadableBuffer) -> int:
-        if self._encryptor is None:
-            raise ValueError("write to a closed or aborted kmsnb stream")
-        view = memoryview(data).cast("B")
-        size = len(view)
-        declared = self._declared_size
-        if declared is not None and self._plaintext_size + size > declared:
-            self.abort()
-            raise ValueError(
-                f"more than the declared plaintext_size of {declared} bytes was written"
-            )
-        out = self._out
-        for start in range(0, size, self._step):
-            produced = self._encryptor.update_into(view[start : start + self._step], out)
-            if produced:
-                self._sink.write(memoryview(out)[:produced])
-        self._plaintext_size += size
-        return size
-
-    def close(self) -> None:
-        """Write the final chunk and flush; close the sink if this writer owns it."""
-        if self.closed:
-            return
-        declared = self._declared_size
-        if self._encryptor is not None and declared not in (None, self._plaintext_size):
-            self.abort()
-            raise ValueError(
-                f"{self._plaintext_size} bytes were written, not the declared plaintext_size "
-                f"of {declared}; the stream was left unfinished"
-            )
-        try:
-            if self._encryptor is not None:
-                final = self._encryptor.finalize()
-                self._encryptor = None
-                self._sink.write(final)
-                self._sink.flush()
-        finally:
-            self._release()
-
-    def abort(self) -> None:
-        """Stop without writing the final chunk: what was written stays unreadable."""
-        self._encryptor = None
-        self._release()
-
-    def _release(self) -> None:
-        try:
-            if self._close_sink:
-                self._sink.close()
-        finally:
-            super().close()
-
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        # io.IOBase.__del__ would close(), sealing whatever was written as a whole
-        # message; a writer dropped without close() must stay unreadable instead.
-        if not self.closed:
-            self.abort()
 
 
 class DecryptReader(io.RawIOBase):
@@ -244,7 +73,7 @@ class DecryptReader(io.RawIOBase):
         close_source: bool = False,
     ) -> None:
         super().__init__()
-        _check_key(key)
+        check_data_key(key)
         header.verify_key_slot(key)
         self._source = source
         self._close_source = close_source
@@ -256,8 +85,8 @@ class DecryptReader(io.RawIOBase):
         self._spare: Cobblestone256Decryptor | None = Cobblestone256Decryptor(
             key, header.payload_context
         )
-        self._payload_start = _position(source)
-        chunk_count = _step_for_message(buffer_size, header.plaintext_size) // CHUNK_SIZE
+        self._payload_start = stream_position(source)
+        chunk_count = step_for_message(buffer_size, header.plaintext_size) // CHUNK_SIZE
         self._in = bytearray(chunk_count * ENCRYPTED_CHUNK_SIZE)
         self._out = (bytearray(chunk_count * CHUNK_SIZE), bytearray(chunk_count * CHUNK_SIZE))
         self._out_written = [0, 0]  # how much of each may hold plaintext: what to zero
@@ -348,7 +177,7 @@ class DecryptReader(io.RawIOBase):
             # In place, a chunk at a time: no megabyte of zeros allocated to wipe with.
             for start in range(0, written, CHUNK_SIZE):
                 end = min(written, start + CHUNK_SIZE)
-                view[start:end] = _ZEROS[: end - start]
+                view[start:end] = ZEROS[: end - start]
             self._out_written[index] = 0
 
     def _offset(self) -> int:
@@ -427,13 +256,13 @@ class DecryptReader(io.RawIOBase):
         buffer = memoryview(self._in)
         before = PAYLOAD_PREFIX_SIZE + first_chunk * ENCRYPTED_CHUNK_SIZE
         while before:
-            count = _readinto(self._source, buffer[: min(len(buffer), before)])
+            count = read_into(self._source, buffer[: min(len(buffer), before)])
             if not count:
                 return None
             spare.update_into(buffer[:count], scratch)
             before -= count
         for index in range(first_chunk, last_chunk + 1):
-            count = _readinto(self._source, buffer[:ENCRYPTED_CHUNK_SIZE])
+            count = read_into(self._source, buffer[:ENCRYPTED_CHUNK_SIZE])
             try:
                 spare.update_into(buffer[:count], scratch)
             except InvalidTag:
@@ -471,7 +300,7 @@ class DecryptReader(io.RawIOBase):
         view = memoryview(self._in)
         filled = 0
         while filled < len(view):
-            count = _readinto(self._source, view[filled:])
+            count = read_into(self._source, view[filled:])
             if not count:
                 break
             filled += count

@@ -1,4 +1,4 @@
-"""Aliases: ``alias/name`` pointing at a key (kms-api.md §6, CreateAlias...ListAliasesByKeyId).
+"""Aliases: ``alias/name`` pointing at a key (``docs/kms-api.md``, "Aliases").
 
 An alias name starts with ``alias/``, is at most 255 characters of letters, digits, ``_``,
 ``-`` and ``/``, and may not start with the reserved ``alias/acs``. Names are compared

@@ -1,4 +1,5 @@
-"""The emulator's CiphertextBlob, the layout the real KMS uses (kms-api.md §9)::
+"""The emulator's CiphertextBlob, the layout the real KMS uses (``docs/kms-api.md``,
+"CiphertextBlob")::
 
     CiphertextBlob = base64( KeyVersionId (36 ASCII) || IV (12) || AES-GCM ciphertext || tag (16) )
 

@@ -1,4 +1,5 @@
-"""Cryptographic operations: data keys, Encrypt, Decrypt, ReEncrypt (kms-api.md §6, §9).
+"""Cryptographic operations: data keys, Encrypt, Decrypt, ReEncrypt (``docs/kms-api.md``,
+"Data keys, Encrypt and Decrypt" and "CiphertextBlob").
 
 Encrypting calls use the key's primary version; Decrypt uses the version named in the
 blob. A data key is sealed as the base64 *string* of its bytes, so Decrypt of a data-key

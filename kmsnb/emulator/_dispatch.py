@@ -172,7 +172,7 @@ def _signed_request(http_request: HttpRequest) -> SignedRequest:
         method=http_request.method,
         path=target.path,
         query=query,
-        params={**dict(query), **dict(form)},  # form after query (kms-api.md §2)
+        params={**dict(query), **dict(form)},  # form after query (docs/kms-api.md, "Requests")
         headers=http_request.headers,
         body=http_request.body,
     )

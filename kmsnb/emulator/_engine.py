@@ -44,7 +44,7 @@ PENDING_IMPORT: Final = "PendingImport"
 
 _STATE_MODIFIED_FAILED: Final = "Rejected.StateModifiedFailed"
 
-# The key-state x operation matrix (kms-api.md §5.4): for each class of operation, the
+# The key-state x operation matrix (docs/kms-api.md, "Key states"): for each class of operation, the
 # error code per state that refuses it. A state not listed allows the operation.
 StateRule = Mapping[str, str]
 ANY_STATE: StateRule = {}
@@ -69,7 +69,7 @@ MODIFY_RULE: StateRule = {PENDING_DELETION: "Rejected.PendingDeletion"}
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-region quotas (kms-api.md §6, Quotas); tests raise them to create many keys."""
+    """Per-region quotas (``docs/kms-api.md``, "Quotas"); tests raise them to create many keys."""
 
     keys: int = 200
     aliases: int = 300

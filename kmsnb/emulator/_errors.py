@@ -1,7 +1,8 @@
 """The KMS error responses the engine raises, with the codes and texts of the real service.
 
-Codes, HTTP statuses and messages follow the KMS error table (kms-api.md §5.4); the HTTP
-server turns a :class:`ServiceError` into ``{RequestId, HostId, Code, Message, Recommend}``.
+Codes, HTTP statuses and messages follow the KMS error table (``docs/kms-api.md``,
+"Error codes"); the HTTP server turns a :class:`ServiceError` into ``{RequestId, HostId,
+Code, Message, Recommend}``.
 """
 
 from __future__ import annotations

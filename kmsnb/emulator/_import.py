@@ -1,5 +1,5 @@
 """Key import for ``Origin=EXTERNAL`` keys: GetParametersForImport, ImportKeyMaterial,
-DeleteKeyMaterial (kms-api §6; the ``alibabacloud_kms20160120`` models).
+DeleteKeyMaterial (``docs/emulator.md``, "Actions"; the ``alibabacloud_kms20160120`` models).
 
 * GetParametersForImport makes an RSA-2048 key pair for one key and one wrapping algorithm
   (``RSAES_PKCS1_V1_5``, ``RSAES_OAEP_SHA_1`` or ``RSAES_OAEP_SHA_256``) and returns its
@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kmsnb._wipe import wipe
 from kmsnb.emulator._engine import (
     ENABLED,
     PENDING_DELETION,
@@ -48,7 +49,6 @@ from kmsnb.emulator._errors import ServiceError, invalid
 from kmsnb.emulator._params import Params
 from kmsnb.emulator._records import KeyRecord
 from kmsnb.emulator._sm4 import SM4_KEY_SIZE, SM4GCM
-from kmsnb.kms._base import wipe
 
 __all__ = ["delete_key_material", "get_parameters_for_import", "import_key_material"]
 

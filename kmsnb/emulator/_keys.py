@@ -1,4 +1,4 @@
-"""Master keys: lifecycle, versions and rotation, tags (kms-api.md §6).
+"""Master keys: lifecycle, versions and rotation, tags (``docs/kms-api.md``, "Keys").
 
 Choices where the documentation leaves room, made for an emulator:
 
@@ -57,6 +57,7 @@ __all__ = [
     "list_key_versions",
     "list_keys",
     "list_resource_tags",
+    "merged_tags",
     "schedule_key_deletion",
     "tag_resource",
     "untag_resource",
@@ -93,7 +94,7 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
     rotation_interval = _rotation_policy(params, required=False)
     if rotation_interval is not None and origin == "EXTERNAL":
         raise invalid("EnableAutomaticRotation")
-    tags = _tags(params, {}) if params.optional("Tags") else {}
+    tags = merged_tags(params, {}) if params.optional("Tags") else {}
     instance_id = dkms_instance_id(params)
     with engine.transaction() as draft:
         if len(draft.keys) >= engine.limits.keys:
@@ -242,7 +243,7 @@ def tag_resource(engine: Engine, params: Params) -> dict[str, Any]:
     key_ref = _tagged_key(params)
     with engine.transaction() as draft:
         key = engine.key_in(draft, key_ref, MODIFY_RULE)
-        key.tags = _tags(params, key.tags)
+        key.tags = merged_tags(params, key.tags)
     return {}
 
 
@@ -349,7 +350,7 @@ def _tagged_key(params: Params) -> str:
     return params.required("KeyId")
 
 
-def _tags(params: Params, existing: dict[str, str]) -> dict[str, str]:
+def merged_tags(params: Params, existing: dict[str, str]) -> dict[str, str]:
     """``existing`` updated with the ``Tags`` parameter, a JSON list of TagKey/TagValue."""
     value = params.json("Tags")
     if value is None:

@@ -1,7 +1,8 @@
 """Reading request parameters as they arrive on the wire: strings, JSON in strings.
 
 The SDKs send booleans as ``True``/``False``, integers as decimal text, and maps and lists
-(``EncryptionContext``, ``Filters``, ``Tags``, ``TagKeys``) as JSON strings (kms-api.md §2).
+(``EncryptionContext``, ``Filters``, ``Tags``, ``TagKeys``) as JSON strings
+(``docs/kms-api.md``, "Requests").
 A required parameter sent empty counts as missing, as an SDK that leaves it unset would.
 Whatever a parameter holds, a bad one is a 400 ``InvalidParameter``, never a 500: JSON
 nested too deeply, numbers too long, text that is not valid Unicode (a lone surrogate).

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from kmsnb.emulator._engine import Engine, format_time
 from kmsnb.emulator._errors import ServiceError, invalid, missing
-from kmsnb.emulator._keys import _tags, dkms_instance_id
+from kmsnb.emulator._keys import dkms_instance_id, merged_tags
 from kmsnb.emulator._params import Params, check_dry_run
 from kmsnb.emulator._secret_common import (
     ACS_CURRENT,
@@ -80,7 +80,7 @@ def create_secret(engine: Engine, params: Params) -> dict[str, Any]:
     description = params.optional("Description") or ""
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise invalid("Description")
-    tags = _tags(params, {}) if params.optional("Tags") else {}
+    tags = merged_tags(params, {}) if params.optional("Tags") else {}
     key_ref = params.optional("EncryptionKeyId")
     instance_id = dkms_instance_id(params)
     with transaction(engine) as draft:

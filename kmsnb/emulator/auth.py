@@ -1,6 +1,6 @@
 """Server-side verification of Alibaba Cloud API request signatures.
 
-Three schemes reach a KMS endpoint (see ``reference/kms-api.md`` §3):
+Three schemes reach a KMS endpoint (see ``docs/kms-api.md``, "Signatures"):
 
 * RPC signature v1, HMAC-SHA1: the old ``aliyunsdkcore`` SDK, and the new SDK with
   ``Config(signature_algorithm='v2')``. The signature is a query parameter.

@@ -1,6 +1,6 @@
 """An HTTP server that speaks the Alibaba Cloud KMS API (2016-01-20) on 127.0.0.1.
 
-The official SDKs, old and new, work against it unchanged (``reference/kms-api.md``):
+The official SDKs, old and new, work against it unchanged (``docs/kms-api.md``):
 ``POST /`` (GET too) with the parameters in the query and/or an urlencoded form body,
 dispatched on ``Action`` or the ``x-acs-action`` header, authenticated by
 :mod:`kmsnb.emulator.auth`, answered with JSON carrying ``RequestId`` and the header

@@ -64,6 +64,7 @@ import platformdirs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kmsnb._wipe import wipe
 from kmsnb.emulator._keystore_dir import ROOT_KEY_FILE, FileIdentity, StoreDirectory
 from kmsnb.emulator._keystore_errors import (
     KeyStoreCorruptedError,
@@ -87,7 +88,6 @@ from kmsnb.emulator._records import (
     read_write_id,
 )
 from kmsnb.emulator._sm4 import SM4_KEY_SIZE, SM4GCM
-from kmsnb.kms._base import wipe
 
 __all__ = [
     "DIR_ENV",

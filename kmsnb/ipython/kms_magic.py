@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 from IPython.core import magic_arguments
 from IPython.core.magic import magics_class, output_can_be_silenced
 
-import kmsnb
 from kmsnb import _progress, session
 from kmsnb._context import parse_context_pairs
+from kmsnb._inspect import inspect
 from kmsnb._keynames import KEY_NAMING_HELP, resolve_key_name
 from kmsnb._render import format_size
+from kmsnb._version import __version__
 from kmsnb.connection import describe_kms
 from kmsnb.envelope import FileInfo
 from kmsnb.ipython import _actions
@@ -201,7 +202,7 @@ def _status(args: Namespace) -> Details[dict[str, str]]:
         "default key": session.get_default_key() or "none (%kms use KEY)",
         "data-key cache": _cache_status(kms),
         "progress bars": f"from {format_size(_progress.get_progress_threshold())}",
-        "kmsnb": kmsnb.__version__,
+        "kmsnb": __version__,
     }
     return Details("kmsnb status", fields, list(fields.items()))
 
@@ -299,7 +300,7 @@ def _schedule_deletion(args: Namespace) -> Details[KeyInfo]:
 def _inspect(args: Namespace) -> Details[Any]:
     # The magic has replaced --allowed-key's groups by the keys in force (or None).
     kms = session.get_kms() if args.with_kms else None
-    info = kmsnb.inspect(args.path, kms=kms, allowed_keys=getattr(args, "allowed_keys", None))
+    info = inspect(args.path, kms=kms, allowed_keys=getattr(args, "allowed_keys", None))
     if isinstance(info, FileInfo):
         return file_details("kmsnb file", info, path=args.path)
     return Details("column-encrypted Parquet", info, [("path", args.path), *info.fields()])

@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
+# wipe lives below kms/ and emulator/ so that neither imports the other for it; it stays
+# importable from here, where the key types that use it are.
+from kmsnb._wipe import wipe
+
 __all__ = [
     "DATA_KEY_SIZE",
     "MAX_WRAPPED_PLAINTEXT_SIZE",
@@ -37,15 +41,6 @@ DATA_KEY_SIZE = 32
 #: Largest plaintext :meth:`WrappingKms.encrypt` takes: its base64 text must fit the 6 KB
 #: the API's Encrypt accepts.
 MAX_WRAPPED_PLAINTEXT_SIZE = 4096
-
-
-def wipe(buffer: bytearray) -> None:
-    """Overwrite ``buffer`` with zeros in place.
-
-    Python cannot promise that no other copy exists (the KMS response, an SDK object), but
-    the copies kmsnb owns are mutable and zeroed as soon as they are no longer needed.
-    """
-    buffer[:] = bytes(len(buffer))
 
 
 def canonical_context(encryption_context: Mapping[str, str] | None) -> dict[str, str]:

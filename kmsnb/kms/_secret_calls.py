@@ -29,8 +29,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from kmsnb._wipe import wipe
 from kmsnb.errors import KmsError
-from kmsnb.kms._base import wipe
 from kmsnb.kms._retry import AlreadyDone, refused_as_done
 from kmsnb.kms._secrets import Secret, SecretInfo, SecretVersionInfo, holds_value
 

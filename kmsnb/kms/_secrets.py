@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
-from kmsnb.kms._base import wipe
+from kmsnb._wipe import wipe
 
 __all__ = [
     "MASK",

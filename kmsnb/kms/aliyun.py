@@ -25,6 +25,7 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from kmsnb._wipe import wipe
 from kmsnb.errors import KmsError, WrongKeyError
 from kmsnb.kms._base import (
     DATA_KEY_SIZE,
@@ -35,7 +36,6 @@ from kmsnb.kms._base import (
     UnwrappedKey,
     WrappedKey,
     canonical_context,
-    wipe,
 )
 from kmsnb.kms._endpoint import (
     ALLOW_INSECURE_HTTP_ENV,

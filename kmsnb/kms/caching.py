@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from kmsnb._wipe import wipe
 from kmsnb.kms._base import (
     DataKey,
     Kms,
@@ -48,7 +49,6 @@ from kmsnb.kms._base import (
     WrappedKey,
     WrappingKms,
     canonical_context,
-    wipe,
 )
 
 __all__ = [

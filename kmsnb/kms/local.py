@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from kmsnb._wipe import wipe
 from kmsnb.emulator import KeyStore, KmsService, ServiceError
 from kmsnb.errors import KmsAccessDeniedError, KmsError
 from kmsnb.kms._base import (
@@ -26,7 +27,6 @@ from kmsnb.kms._base import (
     UnwrappedKey,
     WrappedKey,
     canonical_context,
-    wipe,
 )
 from kmsnb.kms._errors import error_from_response
 from kmsnb.kms._secret_calls import LocalSecrets

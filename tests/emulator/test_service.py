@@ -236,7 +236,7 @@ def test_cancel_deletion_of_external_key_returns_to_pending_import(
     assert describe(service, key_id)["KeyState"] == "PendingImport"
 
 
-# -- the key-state matrix (kms-api.md §5.4) -------------------------------------------
+# -- the key-state matrix (docs/kms-api.md, "Key states") ------------------------------------------
 
 STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport")
 OK = "ok"

@@ -2,7 +2,7 @@
 
 Each test gets its own keystore directory and a server on a free port, stopped afterwards.
 The proxy variables are cleared: both Alibaba SDKs send even 127.0.0.1 traffic to
-``HTTP_PROXY`` and ignore ``NO_PROXY`` (kms-api.md §1).
+``HTTP_PROXY`` and ignore ``NO_PROXY`` (``docs/kms-api.md``, "Reaching an endpoint").
 """
 
 from __future__ import annotations

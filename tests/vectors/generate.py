@@ -9,7 +9,7 @@ encryption from ``cryptography``'s HKDFExpand and AESGCM, as Cobblestone-256 doe
 encoder MUST use a random salt; a fixed one is only for vectors. Headers are built here too,
 field by field, so that malformed ones can be written. It imports nothing from kmsnb.
 
-``tests/core/test_vectors.py`` checks that the committed files are byte for byte what this
+``tests/format/test_vectors.py`` checks that the committed files are byte for byte what this
 script writes, that kmsnb (so ``cryptography.cobblestone``) and ``tests/c2sp_verifier.py``
 both decrypt every success vector to its digest, that both reject every failure vector (kmsnb
 with the named class), and that headers written here equal kmsnb's own.

@@ -1,6 +1,6 @@
 """Control characters in key ids and encryption contexts (issue 9, item 8): refused when
 writing, escaped when shown. The faces' displays are tested beside the faces
-(tests/cli/test_hostile_input.py, tests/ipython/test_hostile_display.py)."""
+(tests/cli/test_trust.py, tests/ipython/test_trust.py)."""
 
 from __future__ import annotations
 

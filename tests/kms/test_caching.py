@@ -14,9 +14,19 @@ from kmsnb.errors import KmsAccessDeniedError, WrongKeyError
 from kmsnb.kms import CachingKms, Kms
 from kmsnb.testing import InMemoryKms
 
-from .conftest import MAIN_KEY, PII_KEY
-
 pytestmark = pytest.mark.unit
+
+MAIN_KEY = "alias/main"
+PII_KEY = "alias/pii"
+
+
+@pytest.fixture
+def kms() -> InMemoryKms:
+    """An in-memory KMS holding ``alias/main`` and ``alias/pii``."""
+    fake = InMemoryKms()
+    fake.create_key(alias=MAIN_KEY)
+    fake.create_key(alias=PII_KEY)
+    return fake
 
 
 class FakeClock:

@@ -1,7 +1,7 @@
 """Signature verification: the reference's worked examples, the SDKs' own signers, the checks.
 
-The worked examples are those of ``reference/kms-api.md`` §3 (the KMS "Signature" doc's
-example and captured requests). Property tests compare our string building with the
+The worked examples are those of ``docs/kms-api.md``, "Signatures" (the KMS signature
+documentation's example and captured requests). Property tests compare our string building with the
 signers inside both official SDKs, so the two implementations check each other.
 """
 
@@ -39,7 +39,7 @@ SECRET = "FakeAccessKeySecret0123456789abc"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 JAN_1_2024 = 1704067200.0  # 2024-01-01T00:00:00Z, the examples' time
 
-# --- worked examples (reference §3) --------------------------------------------------------------
+# --- worked examples (docs/kms-api.md, "Signatures") ----------------------------------------------
 
 
 def test_rpc_example_from_the_kms_signature_doc() -> None:

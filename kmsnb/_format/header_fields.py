@@ -1,0 +1,201 @@
+"""The fields of the kmsnb v1 header: constants, bounds, and each field's encoding.
+
+:mod:`kmsnb._format.header` owns the layout (its module docstring) and the two functions
+that write and read a whole header; this module holds what they share: the constants and
+the bound of every variable field, the text and encryption-context encodings, the bytes
+the payload is bound to, and a cursor that reads bounded fields (every overrun a
+:class:`~kmsnb.errors.FormatError`). The spec is ``docs/FORMAT.md``, "Header".
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+
+from kmsnb._text import check_context_has_no_control_characters
+from kmsnb.errors import FormatError
+
+__all__ = [
+    "ALGORITHM_COBBLESTONE_256",
+    "ALGORITHM_NAMES",
+    "CONTENT_TYPE_BYTES",
+    "CONTENT_TYPE_CSV",
+    "CONTENT_TYPE_PARQUET",
+    "CONTENT_TYPE_TEXT",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_CONTENT_TYPE_SIZE",
+    "MAX_CONTEXT_PAIR_COUNT",
+    "MAX_CONTEXT_SIZE",
+    "MAX_HEADER_SIZE",
+    "MAX_KEY_ID_SIZE",
+    "MAX_KEY_VERSION_ID_SIZE",
+    "MAX_WRAPPED_KEY_SIZE",
+    "MIN_HEADER_SIZE",
+    "PREFIX",
+    "SLOT_MAC_SIZE",
+    "UNKNOWN_SIZE",
+    "FieldCursor",
+    "bound_section",
+    "decode_context",
+    "encode_context",
+    "encode_text",
+]
+
+MAGIC = b"\x89KMSNB\r\n"
+FORMAT_VERSION = 1
+ALGORITHM_COBBLESTONE_256 = 1
+ALGORITHM_NAMES = {ALGORITHM_COBBLESTONE_256: "cobblestone-256"}
+
+CONTENT_TYPE_BYTES = "application/octet-stream"
+CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
+CONTENT_TYPE_CSV = "text/csv"
+CONTENT_TYPE_TEXT = "text/plain; charset=utf-8"  # a str, saved as UTF-8: loads as str
+
+UNKNOWN_SIZE = 0xFFFF_FFFF_FFFF_FFFF
+
+MAX_CONTENT_TYPE_SIZE = 255
+MAX_KEY_ID_SIZE = 2048
+MAX_KEY_VERSION_ID_SIZE = 256
+MAX_WRAPPED_KEY_SIZE = 4096
+MAX_CONTEXT_SIZE = 65536
+MAX_CONTEXT_PAIR_COUNT = 1024
+
+SLOT_MAC_SIZE = 32
+_MAX_U16 = 0xFFFF
+
+# magic, version and header_size: what must be read before the rest can be bounded.
+PREFIX = struct.Struct(">8sBI")
+_FIXED_FIELDS_SIZE = 1 + 1 + 8 + 4 + 2 + 2 + 2 + SLOT_MAC_SIZE
+MIN_HEADER_SIZE = PREFIX.size + _FIXED_FIELDS_SIZE + 1  # a wrapped key is never empty
+MAX_HEADER_SIZE = (
+    PREFIX.size
+    + _FIXED_FIELDS_SIZE
+    + MAX_CONTENT_TYPE_SIZE
+    + MAX_KEY_ID_SIZE
+    + MAX_KEY_VERSION_ID_SIZE
+    + MAX_WRAPPED_KEY_SIZE
+    + MAX_CONTEXT_SIZE
+)
+
+
+def encode_text(value: str, what: str, limit: int, *, ascii_only: bool = False) -> bytes:
+    """``value`` as UTF-8, checked for its type and its bound (TypeError, ValueError)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if ascii_only and not (value.isascii() and value.isprintable()):
+        raise ValueError(f"{what} must be printable ASCII")
+    encoded = value.encode("utf-8")
+    if len(encoded) > limit:
+        raise ValueError(f"{what} is {len(encoded)} bytes; at most {limit} are allowed")
+    return encoded
+
+
+def encode_context(encryption_context: Mapping[str, str]) -> bytes:
+    """The canonical encoding of an encryption context (sorted by UTF-8 key bytes)."""
+    pairs = sorted(
+        (
+            encode_text(key, "an encryption context key", _MAX_U16),
+            encode_text(value, "an encryption context value", _MAX_U16),
+        )
+        for key, value in encryption_context.items()
+    )
+    if len(pairs) > MAX_CONTEXT_PAIR_COUNT:
+        raise ValueError(f"the encryption context has more than {MAX_CONTEXT_PAIR_COUNT} pairs")
+    parts = [struct.pack(">H", len(pairs))]
+    for key, value in pairs:
+        if not key:
+            raise ValueError("encryption context keys must not be empty")
+        parts.append(struct.pack(">H", len(key)) + key + struct.pack(">H", len(value)) + value)
+    encoded = b"".join(parts)
+    if len(encoded) > MAX_CONTEXT_SIZE:
+        raise ValueError(
+            f"the encryption context encodes to {len(encoded)} bytes; "
+            f"at most {MAX_CONTEXT_SIZE} are allowed"
+        )
+    return encoded
+
+
+def bound_section(
+    *, content_type: str, encryption_context: Mapping[str, str], plaintext_size: int | None
+) -> bytes:
+    """The bytes the payload is bound to: magic, version and the bound section.
+
+    Raises:
+        TypeError, ValueError: a field has the wrong type or exceeds its bound, or the
+            encryption context holds a control character.
+    """
+    content = encode_text(content_type, "content_type", MAX_CONTENT_TYPE_SIZE, ascii_only=True)
+    if plaintext_size is not None and not 0 <= plaintext_size < UNKNOWN_SIZE:
+        raise ValueError("plaintext_size must be a non-negative 64-bit integer")
+    context = encode_context(encryption_context)
+    # Written only: a reader parses what a file holds and faces escape it
+    # (kmsnb._text), so a hostile file is still inspectable.
+    check_context_has_no_control_characters(encryption_context)
+    return b"".join(
+        [
+            MAGIC,
+            bytes([FORMAT_VERSION, ALGORITHM_COBBLESTONE_256, len(content)]),
+            content,
+            struct.pack(
+                ">QI", UNKNOWN_SIZE if plaintext_size is None else plaintext_size, len(context)
+            ),
+            context,
+        ]
+    )
+
+
+class FieldCursor:
+    """Reads bounded fields from a header; every overrun is a FormatError."""
+
+    def __init__(self, data: bytes, position: int) -> None:
+        self.data = data
+        self.position = position
+
+    def take(self, size: int, what: str) -> bytes:
+        end = self.position + size
+        if end > len(self.data):
+            raise FormatError(f"malformed header: {what} runs past the end of the header")
+        chunk = self.data[self.position : end]
+        self.position = end
+        return chunk
+
+    def integer(self, fmt: str, what: str) -> int:
+        unpacker = struct.Struct(fmt)
+        (value,) = unpacker.unpack(self.take(unpacker.size, what))
+        return int(value)
+
+    def text(self, length_fmt: str, limit: int, what: str, *, allow_empty: bool = True) -> str:
+        length = self.integer(length_fmt, f"the length of {what}")
+        if length > limit:
+            raise FormatError(f"malformed header: {what} is {length} bytes, over its {limit} limit")
+        if length == 0 and not allow_empty:
+            raise FormatError(f"malformed header: {what} is empty")
+        raw = self.take(length, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError(f"malformed header: {what} is not valid UTF-8") from None
+
+
+def decode_context(encoded: bytes) -> dict[str, str]:
+    """Parse an encoded encryption context; only the canonical encoding is accepted."""
+    cursor = FieldCursor(encoded, 0)
+    count = cursor.integer(">H", "the encryption context pair count")
+    if count > MAX_CONTEXT_PAIR_COUNT:
+        raise FormatError("malformed header: too many encryption context pairs")
+    context: dict[str, str] = {}
+    previous_key: bytes | None = None
+    for _ in range(count):
+        key = cursor.text(">H", MAX_CONTEXT_SIZE, "an encryption context key", allow_empty=False)
+        value = cursor.text(">H", MAX_CONTEXT_SIZE, "an encryption context value")
+        key_bytes = key.encode("utf-8")
+        # One canonical encoding per context: a reader that accepted unsorted or repeated
+        # keys would let two different byte strings mean the same context.
+        if previous_key is not None and key_bytes <= previous_key:
+            raise FormatError("malformed header: encryption context keys are not sorted and unique")
+        previous_key = key_bytes
+        context[key] = value
+    if cursor.position != len(encoded):
+        raise FormatError("malformed header: bytes follow the encryption context pairs")
+    return context

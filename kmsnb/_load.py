@@ -1,0 +1,97 @@
+"""``kmsnb.load``: decrypt a file and give back what was saved.
+
+The file says what it holds: column-encrypted Parquet by its magic, a kmsnb file by its
+header's content type. Parquet and CSV come back as a pandas DataFrame, a saved ``str`` as
+a ``str``, anything else as ``bytes``. Every read is verified as :func:`kmsnb.open_decrypt`
+verifies it: nothing unauthenticated is returned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kmsnb._context import check_encryption_context
+from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, CONTENT_TYPE_TEXT
+from kmsnb.connection import open_kms
+from kmsnb.envelope import inspect, open_decrypt
+from kmsnb.kms._base import Kms
+
+__all__ = ["load"]
+
+# Parquet's magic: PARE for an encrypted footer (column mode), PAR1 for a plaintext one.
+_PARQUET_MAGICS = (b"PARE", b"PAR1")
+# What pandas names a header cell left empty: the index that DataFrame.to_csv writes.
+_UNNAMED_INDEX = "Unnamed: 0"
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    kms: Kms | str | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
+    **options: Any,
+) -> Any:
+    """Decrypt the file ``path`` and return what :func:`kmsnb.save` saved.
+
+    Args:
+        path: a kmsnb file, or Parquet with column-level encryption.
+        kms: a KMS client or URI (:func:`kmsnb.connect`); ``None``: the session's.
+        encryption_context: the context the file must carry; ``None`` accepts its own.
+        columns: for Parquet and CSV, the columns to read (a Parquet projection reads
+            and decrypts only those).
+        allowed_keys: the master keys the file may be under (ids, aliases, bare names,
+            ARNs); ``None`` accepts the key it names.
+        options: passed to ``pandas.read_parquet`` / ``pandas.read_csv``.
+
+    Returns:
+        a DataFrame for Parquet and CSV content, ``str`` for text saved from a ``str``,
+        ``bytes`` otherwise. A CSV whose first header cell is empty (a DataFrame's index,
+        as ``df.to_csv`` writes it) gets that column back as the index.
+
+    Raises:
+        ValueError: ``columns`` or ``options`` given for a file that is not a table.
+        FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError: see
+            :func:`kmsnb.open_decrypt`.
+    """
+    source = Path(os.fspath(path))
+    expected = check_encryption_context(encryption_context)
+    if isinstance(columns, str):
+        raise TypeError(f"columns must be a list of names; write columns=[{columns!r}]")
+    with open(source, "rb") as probe:
+        column_mode = probe.read(4) in _PARQUET_MAGICS
+    # Column-encrypted Parquet has no kmsnb header; read_parquet reads both kinds.
+    content_type = CONTENT_TYPE_PARQUET if column_mode else inspect(source).content_type
+    with open_kms(kms) as client:
+        common: dict[str, Any] = {
+            "kms": client,
+            "encryption_context": expected,
+            "allowed_keys": allowed_keys,
+        }
+        if content_type == CONTENT_TYPE_PARQUET:
+            from kmsnb.dataframe import read_parquet
+
+            wanted = list(columns) if columns is not None else None
+            return read_parquet(source, columns=wanted, **common, **options)
+        if content_type == CONTENT_TYPE_CSV:
+            from kmsnb.dataframe import read_csv
+
+            if columns is not None:
+                options["usecols"] = list(columns)
+            frame = read_csv(source, **common, **options)
+            if "index_col" not in options and _UNNAMED_INDEX in frame.columns[:1]:
+                frame = frame.set_index(_UNNAMED_INDEX)
+                frame.index.name = None
+            return frame
+        if columns is not None or options:
+            raise ValueError(
+                f"columns= and reader options apply to Parquet and CSV; this file holds "
+                f"{content_type or 'bytes'}"
+            )
+        with open(source, "rb") as encrypted, open_decrypt(encrypted, **common) as reader:
+            data = reader.readall()
+    return data.decode("utf-8") if content_type == CONTENT_TYPE_TEXT else data
