@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from kmsnb import session
 from kmsnb.ipython import _actions
-from kmsnb.ipython._display import Receipt
 from kmsnb.ipython._error_lines import USER_ERRORS, explain
 
 try:
@@ -29,6 +28,7 @@ except ImportError:
     ) from None
 
 if TYPE_CHECKING:
+    from kmsnb._save import Saved
     from kmsnb.kms import Kms, KmsClient
 
 __all__ = ["EncryptPanel", "KeyPicker", "key_options"]
@@ -152,7 +152,9 @@ class EncryptPanel(ipywidgets.VBox):  # type: ignore[misc]
     ) -> None:
         if _actions.is_dataframe(value):
             formats = ["parquet", "csv"]
-        elif isinstance(value, bytes | bytearray | memoryview | str):
+        elif isinstance(value, str):
+            formats = ["text"]
+        elif isinstance(value, bytes | bytearray | memoryview):
             formats = ["bytes"]
         else:
             raise TypeError(
@@ -160,7 +162,7 @@ class EncryptPanel(ipywidgets.VBox):  # type: ignore[misc]
             )
         self._value = value
         self._kms = kms
-        self.receipt: Receipt | None = None
+        self.receipt: Saved | None = None
         self.error: str | None = None
         self.key = _key_dropdown(key_options(_actions.management_client(self._session_kms())))
         self.path = ipywidgets.Text(value=path, description="Path", placeholder="data.kms")
@@ -180,7 +182,7 @@ class EncryptPanel(ipywidgets.VBox):  # type: ignore[misc]
     def _session_kms(self) -> Kms:
         return self._kms or session.get_kms()
 
-    def encrypt(self) -> Receipt | None:
+    def encrypt(self) -> Saved | None:
         """Encrypt with the current choices; what the button does. Never raises for the
         user's mistakes or the KMS's refusals: they go to ``error`` and the output."""
         try:

@@ -7,16 +7,14 @@ data, a data key or a credential.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, overload
 
-from kmsnb._render import Rendered, cell_text, format_size, html_table, text_table
+from kmsnb._render import Rendered, cell_text, format_size
 from kmsnb.envelope import FileInfo
 
 __all__ = [
     "Details",
-    "Receipt",
     "Table",
     "file_details",
     "install_formatters",
@@ -95,73 +93,6 @@ class Details(_Rendered, Generic[T]):
 
     def _table(self) -> tuple[str, Sequence[str] | None, Rows]:
         return self.title, None, [[name, item] for name, item in self.fields]
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What ``%encrypt`` wrote: where, under which key, how much, and the file's digest.
-
-    It describes the ciphertext only; the data itself is never part of it.
-    """
-
-    path: str
-    key_id: str
-    key_version_id: str
-    key_alias: str | None
-    kind: str  # "DataFrame", "bytes" or "str"
-    content_type: str
-    ciphertext_size: int
-    sha256: str
-    rows: int | None = None
-    columns: int | None = None
-    plaintext_size: int | None = None
-    encryption_context: Mapping[str, str] = field(default_factory=dict)
-    #: Column-level encryption: the columns named under keys of their own (``{}``:
-    #: none, or ``uniform``); ``None`` for a whole-file kmsnb file.
-    column_keys: Mapping[str, str] | None = None
-    uniform: bool = False
-
-    @property
-    def shape(self) -> str:
-        if self.rows is not None and self.columns is not None:
-            return f"{self.kind}, {self.rows} rows x {self.columns} columns"
-        return f"{self.kind}, {format_size(self.plaintext_size)}"
-
-    def _fields(self) -> list[list[str]]:
-        key = self.key_id if self.key_alias is None else f"{self.key_id} ({self.key_alias})"
-        fields = [
-            ["path", self.path],
-            ["key", key],
-            ["key version", self.key_version_id],
-            ["plaintext", self.shape],
-            ["content type", self.content_type],
-            ["ciphertext", format_size(self.ciphertext_size)],
-            ["sha256", self.sha256],
-        ]
-        if self.column_keys is not None:
-            named = ", ".join(f"{name}={key}" for name, key in self.column_keys.items())
-            shown = (
-                "uniform: one key for the footer and every column"
-                if self.uniform
-                else (
-                    f"{named}; the footer and the other columns: {self.key_id}"
-                    if named
-                    else f"every column and the footer: {self.key_id}"
-                )
-            )
-            fields.append(["column-level", cell_text(shown)])
-        if self.encryption_context:
-            fields.append(["encryption context", cell_text(self.encryption_context)])
-        return fields
-
-    def __str__(self) -> str:
-        return text_table("encrypted", None, self._fields())
-
-    def _repr_html_(self) -> str:
-        return html_table("encrypted", None, self._fields())
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
 
 
 def file_details(title: str, info: FileInfo, *, path: str | None = None) -> Details[FileInfo]:

@@ -19,7 +19,7 @@ import os
 import sys
 import warnings
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import magics_class, needs_local_scope, output_can_be_silenced
@@ -27,7 +27,6 @@ from IPython.core.magic import magics_class, needs_local_scope, output_can_be_si
 from kmsnb import session
 from kmsnb._context import parse_context_pairs
 from kmsnb.ipython import _actions
-from kmsnb.ipython._display import Receipt
 from kmsnb.ipython._magic_support import (
     HelpAction,
     HelpRequested,
@@ -40,6 +39,9 @@ from kmsnb.ipython._magic_support import (
     magic_arguments,
     parse_argstring,
 )
+
+if TYPE_CHECKING:
+    from kmsnb._save import Saved
 
 __all__ = ["EncryptMagics"]
 
@@ -142,7 +144,8 @@ class EncryptMagics(ShellMagics):
         "--format",
         dest="file_format",
         choices=_actions.FORMATS,
-        help="parquet (default for a DataFrame) or csv; bytes for bytes and str",
+        help="a DataFrame: parquet or csv (default: from PATH's suffix, else parquet); "
+        "bytes and text only confirm what the value is",
     )
     @argument(
         "-c", "--context", nargs="+", action="append", metavar="K=V", help="encryption context"
@@ -166,7 +169,7 @@ class EncryptMagics(ShellMagics):
     @line_cell_magic
     def encrypt(
         self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None
-    ) -> Receipt | None:
+    ) -> Saved | None:
         """Encrypt a DataFrame (Parquet or CSV), bytes or str (UTF-8) to a file.
 
         ``%encrypt VAR PATH`` encrypts a variable. ``%%encrypt PATH`` runs the cell as

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from traitlets.config import Config
 
-from kmsnb import _progress, decrypt_bytes, encrypt_bytes, inspect, session
+from kmsnb import Saved, _progress, decrypt_bytes, encrypt_bytes, inspect, session
 from kmsnb.errors import ContextMismatchError, IntegrityError, KmsAccessDeniedError
-from kmsnb.ipython._display import Details, Receipt, Table
+from kmsnb.ipython._display import Details, Table
 from kmsnb.kms.caching import CachingKms
 from kmsnb.rewrap import rewrap_file
 
@@ -258,8 +258,8 @@ def test_cell_encrypt_runs_the_cell_and_never_shows_the_value(shell, frame, tmp_
 
     receipt = shell.run("%%encrypt {out}\nextra = df.assign(n=[1, 2, 3])\nlabel = 'x'\nextra\n")
 
-    assert isinstance(receipt, Receipt)
-    assert (receipt.rows, receipt.columns, receipt.path) == (3, 3, str(path))
+    assert isinstance(receipt, Saved)
+    assert (receipt.shape, receipt.path) == ((3, 3), str(path))
     assert receipt.key_alias == "alias/test"
     assert receipt.ciphertext_size == path.stat().st_size
     # The cell's variables exist as after an ordinary cell...
@@ -275,7 +275,7 @@ def test_cell_encrypt_runs_the_cell_and_never_shows_the_value(shell, frame, tmp_
 
 def test_cell_encrypt_of_an_assignment_bytes_and_text(shell, key, tmp_path):
     receipt = shell.run(f"%%encrypt {tmp_path / 'b.kms'}\npayload = bytes(range(10))\n")
-    assert (receipt.kind, receipt.plaintext_size) == ("bytes", 10)
+    assert (receipt.content, receipt.plaintext_size) == ("bytes", 10)
     assert shell.user_ns["payload"] == bytes(range(10))
 
     shell.run(f"%%encrypt {tmp_path / 't.kms'}\n'héllo'\n")
@@ -289,7 +289,7 @@ def test_cell_encrypt_errors(shell, key, tmp_path):
     assert isinstance(shell.fails(f"%%encrypt {path}\nvalue = 1 / 0\nvalue\n"), ZeroDivisionError)
     shell.one_line_error(f"%%encrypt {path}\nfor i in []: pass\n", "end the cell")
     shell.one_line_error(f"%%encrypt x {path}\n1\n", "one PATH and no variable")
-    shell.one_line_error(f"%%encrypt {path}\n[1, 2]\n", "cannot encrypt a list", head="TypeError")
+    shell.one_line_error(f"%%encrypt {path}\n[1, 2]\n", "cannot save a list", head="TypeError")
     shell.one_line_error(f"%%encrypt {tmp_path}\nb'x'\n", "is a directory")
     assert not path.exists()
 
@@ -297,7 +297,7 @@ def test_cell_encrypt_errors(shell, key, tmp_path):
 def test_line_encrypt_formats_and_expansion(shell, frame, tmp_path):
     shell.user_ns["target"] = str(tmp_path / "frame.csv.kms")
     receipt = shell.run("%encrypt df {target} --format csv")
-    assert receipt.content_type == "text/csv"
+    assert receipt.content == "csv"
     back = shell.run(f"%decrypt {tmp_path / 'frame.csv.kms'} --columns name")
     assert list(back.columns) == ["name"]
 
@@ -360,7 +360,7 @@ def test_decrypt_errors_for_damaged_and_foreign_files(shell, key, tmp_path):
     shell.one_line_error(f"%decrypt {path}", "hint:")
     (tmp_path / "plain.txt").write_text("hello")
     shell.one_line_error(f"%decrypt {tmp_path / 'plain.txt'}", "kmsnb file")
-    shell.one_line_error(f"%decrypt {path} --columns a", "--columns applies")
+    shell.one_line_error(f"%decrypt {path} --columns a", "apply to Parquet and CSV")
 
 
 # -- rewrap and progress, directly -------------------------------------------------------------

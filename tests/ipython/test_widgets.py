@@ -108,7 +108,7 @@ def test_encrypt_panel_click_encrypts_and_shows_the_receipt(keys, frame, tmp_pat
 
     assert panel.error is None
     assert panel.receipt is not None
-    assert (panel.receipt.key_alias, panel.receipt.rows) == ("alias/b", 2)
+    assert (panel.receipt.key_alias, panel.receipt.shape) == ("alias/b", (2, 2))
     (shown,) = panel.output.outputs
     assert str(path) in shown["data"]["text/plain"]
     assert "<table" in shown["data"]["text/html"]
