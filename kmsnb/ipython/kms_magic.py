@@ -9,6 +9,7 @@ session's KMS client or the file functions and returns a :class:`Table` or
 
 from __future__ import annotations
 
+import dataclasses
 from argparse import Namespace
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core import magic_arguments
 from IPython.core.magic import magics_class, output_can_be_silenced
 
-from kmsnb import _progress, session
+from kmsnb import _progress, keys, session
 from kmsnb._context import parse_context_pairs
 from kmsnb._inspect import inspect
 from kmsnb._keynames import KEY_NAMING_HELP, resolve_key_name
@@ -39,7 +40,8 @@ from kmsnb.kms.caching import CachingKms
 from kmsnb.rewrap import rewrap_file
 
 if TYPE_CHECKING:
-    from kmsnb.kms import AliasInfo, KeyInfo, KeyVersionInfo, Kms, KmsClient
+    from kmsnb.keys import KeyRecord
+    from kmsnb.kms import Kms, KmsClient
     from kmsnb.kms._secrets import SecretInfo
 
 __all__ = ["COMMAND_PARSERS", "PARSER", "SUBCOMMANDS", "KmsMagic", "options_of", "parse", "run"]
@@ -161,30 +163,6 @@ def _client() -> KmsClient:
     return _actions.management_client(session.get_kms())
 
 
-def _alias_name(name: str) -> str:
-    return name if name.startswith("alias/") else f"alias/{name}"
-
-
-def _key_details(title: str, info: KeyInfo, client: KmsClient) -> Details[KeyInfo]:
-    aliases = sorted(alias.alias_name for alias in client.list_aliases(info.key_id))
-    versions = client.list_key_versions(info.key_id)
-    return Details(
-        title,
-        info,
-        [
-            ("key id", info.key_id),
-            ("aliases", ", ".join(aliases)),
-            ("state", info.key_state),
-            ("description", info.description),
-            ("created", info.creation_date),
-            ("primary version", info.primary_key_version),
-            ("versions", len(versions)),
-            ("deletion date", info.deletion_date),
-            ("arn", info.arn),
-        ],
-    )
-
-
 def _cache_status(kms: Kms) -> str:
     if not isinstance(kms, CachingKms):
         return "off"
@@ -207,94 +185,61 @@ def _status(args: Namespace) -> Details[dict[str, str]]:
     return Details("kmsnb status", fields, list(fields.items()))
 
 
-def _keys(args: Namespace) -> Table[KeyInfo]:
-    client = _client()
-    aliases = _actions.alias_index(client)
+def _keys(args: Namespace) -> Table[KeyRecord]:
     default = session.get_default_key()
 
-    def is_default(info: KeyInfo) -> str:
-        return "*" if default in {info.key_id, info.arn, *aliases.get(info.key_id, [])} else ""
+    def is_default(record: KeyRecord) -> str:
+        return "*" if default in {record.key_id, record.arn, *record.aliases} else ""
 
-    columns: list[tuple[str, Callable[[KeyInfo], object]]] = [
-        ("key id", lambda info: info.key_id),
-        ("aliases", lambda info: ", ".join(aliases.get(info.key_id, []))),
-        ("state", lambda info: info.key_state),
-        ("description", lambda info: info.description),
-        ("created", lambda info: info.creation_date),
+    columns: list[tuple[str, Callable[[KeyRecord], object]]] = [
+        ("key id", lambda record: record.key_id),
+        ("aliases", lambda record: ", ".join(record.aliases)),
+        ("state", lambda record: record.state),
+        ("description", lambda record: record.description),
+        ("created", lambda record: record.created),
         ("default", is_default),
     ]
-    return Table("keys", client.list_keys(), columns)
+    return Table("keys", list(keys.list_keys(kms=session.get_kms())), columns)
 
 
-def _aliases(args: Namespace) -> Table[AliasInfo]:
-    aliases = sorted(_client().list_aliases(), key=lambda alias: alias.alias_name)
-    columns: list[tuple[str, Callable[[AliasInfo], object]]] = [
-        ("alias", lambda alias: alias.alias_name),
-        ("key id", lambda alias: alias.key_id),
-    ]
-    return Table("aliases", aliases, columns)
+def _aliases(args: Namespace) -> object:
+    return keys.list_aliases(kms=session.get_kms())
 
 
-def _create_key(args: Namespace) -> Details[KeyInfo]:
-    client = _client()
-    alias = _alias_name(args.alias) if args.alias else None
-    # Checked first, so that a taken alias does not leave a new key without one.
-    if alias and alias in {item.alias_name for item in client.list_aliases()}:
-        raise ValueError(f"{alias} exists; move it with %kms alias {alias} KEY")
-    info = client.create_key(args.description)
-    if alias:
-        client.create_alias(alias, info.key_id)
-    return _key_details("key created", info, client)
+def _create_key(args: Namespace) -> KeyRecord:
+    # kmsnb.keys checks a requested alias first: a taken one creates nothing.
+    return keys.create_key(alias=args.alias, description=args.description, kms=session.get_kms())
 
 
-def _alias(args: Namespace) -> Details[KeyInfo]:
-    client = _client()
-    name = _alias_name(args.name)
-    info = client.describe_key(args.key)
-    if name in {item.alias_name for item in client.list_aliases()}:
-        client.update_alias(name, info.key_id)
-    else:
-        client.create_alias(name, info.key_id)
-    return _key_details(f"{name} points to", info, client)
+def _alias(args: Namespace) -> object:
+    return keys.point_alias(args.name, args.key, kms=session.get_kms())
 
 
-def _use(args: Namespace) -> Details[KeyInfo]:
-    client = _client()
-    info = client.describe_key(args.key)  # a typo fails now, not at the next encryption
+def _use(args: Namespace) -> KeyRecord:
+    record = keys.describe(args.key, kms=session.get_kms())  # a typo fails now
     session.set_default_key(args.key)  # already resolved: alias/NAME for a bare NAME
-    return _key_details(f"default key: {args.key}", info, client)
+    return dataclasses.replace(record, title=f"default key: {args.key}")
 
 
-def _describe(args: Namespace) -> Details[KeyInfo]:
-    client = _client()
-    return _key_details("key", client.describe_key(args.key), client)
+def _describe(args: Namespace) -> KeyRecord:
+    return keys.describe(args.key, kms=session.get_kms())
 
 
-def _change_key(action: str, title: str) -> Callable[[Namespace], Details[KeyInfo]]:
-    """A subcommand that calls ``client.<action>(KEY)`` and shows the key after it."""
+def _change_key(verb: Callable[..., KeyRecord]) -> Callable[[Namespace], KeyRecord]:
+    """A subcommand that calls ``kmsnb.keys.<verb>(KEY)`` and shows the key after it."""
 
-    def command(args: Namespace) -> Details[KeyInfo]:
-        client = _client()
-        getattr(client, action)(args.key)
-        return _key_details(title, client.describe_key(args.key), client)
+    def command(args: Namespace) -> KeyRecord:
+        return verb(args.key, kms=session.get_kms())
 
     return command
 
 
-def _rotate(args: Namespace) -> Details[KeyVersionInfo]:
-    version = _client().create_key_version(args.key)
-    fields = [
-        ("key id", version.key_id),
-        ("new primary version", version.key_version_id),
-        ("created", version.creation_date),
-    ]
-    return Details("key rotated", version, fields)
+def _rotate(args: Namespace) -> object:
+    return keys.rotate(args.key, kms=session.get_kms())
 
 
-def _schedule_deletion(args: Namespace) -> Details[KeyInfo]:
-    client = _client()
-    client.schedule_key_deletion(args.key, args.days)
-    return _key_details("key scheduled for deletion", client.describe_key(args.key), client)
+def _schedule_deletion(args: Namespace) -> KeyRecord:
+    return keys.schedule_deletion(args.key, days=args.days, kms=session.get_kms())
 
 
 def _inspect(args: Namespace) -> Details[Any]:
@@ -351,11 +296,11 @@ _COMMANDS: dict[str, Callable[[Namespace], object]] = {
     "alias": _alias,
     "use": _use,
     "describe": _describe,
-    "enable": _change_key("enable_key", "key enabled"),
-    "disable": _change_key("disable_key", "key disabled"),
+    "enable": _change_key(keys.enable),
+    "disable": _change_key(keys.disable),
     "rotate": _rotate,
     "schedule-deletion": _schedule_deletion,
-    "cancel-deletion": _change_key("cancel_key_deletion", "key deletion cancelled"),
+    "cancel-deletion": _change_key(keys.cancel_deletion),
     "inspect": _inspect,
     "rewrap": _rewrap,
     "secret": _secret,
