@@ -112,9 +112,10 @@ def test_writers_reserve_room_after_the_slot_mac() -> None:
     """kmsnb writes a reserved field (u16 len || zeros) after the slot MAC, which the MAC
     covers by its length; without one the header is the one kmsnb wrote before."""
     plain, reserved = _header(reserved_size=None), _header()
-    assert reserved.raw[: plain.size - 32] == plain.raw[:9] + struct.pack(
-        ">I", reserved.size
-    ) + plain.raw[13 : plain.size - 32]
+    assert (
+        reserved.raw[: plain.size - 32]
+        == plain.raw[:9] + struct.pack(">I", reserved.size) + plain.raw[13 : plain.size - 32]
+    )
     assert reserved.raw[plain.size :] == struct.pack(">H", 256) + bytes(256)
     assert (reserved.reserved_size, plain.reserved_size) == (256, None)
     assert reserved.slot_mac != plain.slot_mac  # the reserved length is authenticated
