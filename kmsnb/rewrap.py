@@ -190,8 +190,10 @@ def _open_source(target: Path) -> Iterator[tuple[_Source, bool]]:
 
 
 def _in_one_block(header: Header) -> bool:
-    """Whether the region an in-place rewrap writes lies inside one aligned block."""
-    return header.key_slot_offset // _BLOCK_SIZE == (header.size - 1) // _BLOCK_SIZE
+    """Whether the region an in-place rewrap writes lies inside one aligned block (and
+    this system has the positioned write that writes it in one call)."""
+    same_block = header.key_slot_offset // _BLOCK_SIZE == (header.size - 1) // _BLOCK_SIZE
+    return same_block and hasattr(os, "pwrite")
 
 
 def _rewrite_key_slot(fd: int, old: Header, new: Header, target: Path) -> None:
