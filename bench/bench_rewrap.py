@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -48,11 +49,15 @@ CASES = ("in_place", "copy")
 def _encrypt(path: Path, size: int, kms: LocalKms, key_id: str) -> str:
     """Encrypt ``size`` seeded random bytes into ``path``; return their SHA-256."""
     generator, digest = random.Random(size), hashlib.sha256()
-    with kmsnb.open_encrypt(open(path, "wb"), key_id, kms=kms, plaintext_size=size) as sink:
-        for start in range(0, size, 1 << 20):
-            block = generator.randbytes(min(1 << 20, size - start))
-            digest.update(block)
-            sink.write(block)
+    with open(path, "wb") as output:
+        with kmsnb.open_encrypt(output, key_id, kms=kms, plaintext_size=size) as sink:
+            for start in range(0, size, 1 << 20):
+                block = generator.randbytes(min(1 << 20, size - start))
+                digest.update(block)
+                sink.write(block)
+        # On disk before the clock starts: the first in-place rewrap's fdatasync would
+        # otherwise write back the whole fresh file.
+        os.fsync(output.fileno())
     return digest.hexdigest()
 
 
