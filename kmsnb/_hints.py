@@ -33,6 +33,7 @@ FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
 # The words of each face for the things a hint tells the user to do.
 _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     "python": {
+        "emulator": "kms='local:PATH'",
         "kms": "kms='local:PATH' (or a client), or $KMSNB_KMS",
         "context": "encryption_context=",
         "inspect": "kmsnb.inspect(PATH)",
@@ -44,6 +45,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "directory": "name a file, e.g. DIR/NAME",
     },
     "cli": {
+        "emulator": "--kms local:PATH",
         "kms": "--kms URI or $KMSNB_KMS",
         "context": "--context KEY=VALUE",
         "inspect": "kmsnb inspect PATH",
@@ -55,6 +57,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "directory": "name a file, e.g. -o DIR/NAME",
     },
     "magic": {
+        "emulator": "%config Kmsnb.kms = 'local:PATH'",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "-c KEY=VALUE",
         "inspect": "%kms inspect PATH",
@@ -66,6 +69,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "directory": "name a file, e.g. DIR/NAME",
     },
     "widget": {
+        "emulator": "%config Kmsnb.kms = 'local:PATH'",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "the context field",
         "inspect": "%kms inspect PATH",
@@ -99,9 +103,10 @@ def _access_denied(error: BaseException) -> str:
     code = getattr(error, "code", None) or ""
     if code in _CREDENTIAL_CODES:
         return (
-            "check the Alibaba Cloud credentials (ALIBABA_CLOUD_ACCESS_KEY_ID and "
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile or a RAM role), or point at "
-            "another KMS with {kms}"
+            "give Alibaba Cloud credentials: ALIBABA_CLOUD_ACCESS_KEY_ID and "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile (ALIBABA_CLOUD_PROFILE, "
+            "~/.alibabacloud/credentials.ini) or the RAM role of an ECS instance; or use "
+            "the local emulator ({emulator})"
         )
     if code in _NOT_FOUND_CODES:
         return (
