@@ -197,6 +197,7 @@ def test_a_bare_key_name_means_its_alias(kms: InMemoryKms, tmp_path: Path) -> No
     """The one key-naming rule (kmsnb._defaults), as for pandas: ``main`` is ``alias/main``,
     for the Arrow and polars writers and the session's default key alike."""
     import polars as pl
+
     import kmsnb.polars
 
     table = pa.table({"a": [1]})
