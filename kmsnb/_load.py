@@ -1,8 +1,9 @@
 """``kmsnb.load``: decrypt a file and give back what was saved.
 
 The file says what it holds: column-encrypted Parquet by its magic, a kmsnb file by its
-header's content type. Parquet and CSV come back as a pandas DataFrame, a saved ``str`` as
-a ``str``, anything else as ``bytes``. Every read is verified as :func:`kmsnb.open_decrypt`
+header's content type. Parquet and CSV come back as a table, a pandas DataFrame unless
+``into=`` names Arrow or polars (:mod:`kmsnb._tables`), a saved ``str`` as a ``str``,
+anything else as ``bytes``. Every read is verified as :func:`kmsnb.open_decrypt`
 verifies it: nothing unauthenticated is returned.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from kmsnb._context import check_encryption_context
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, CONTENT_TYPE_TEXT
+from kmsnb._tables import Library, check_into, read
 from kmsnb.connection import open_kms
 from kmsnb.envelope import inspect, open_decrypt
 from kmsnb.kms._base import Kms
@@ -34,6 +36,7 @@ def load(
     encryption_context: Mapping[str, str] | None = None,
     columns: Sequence[str] | None = None,
     allowed_keys: Iterable[str] | None = None,
+    into: Library = "pandas",
     **options: Any,
 ) -> Any:
     """Decrypt the file ``path`` and return what :func:`kmsnb.save` saved.
@@ -46,20 +49,28 @@ def load(
             and decrypts only those).
         allowed_keys: the master keys the file may be under (ids, aliases, bare names,
             ARNs); ``None`` accepts the key it names.
-        options: passed to ``pandas.read_parquet`` / ``pandas.read_csv``.
+        into: the library of the table returned for Parquet and CSV content:
+            ``"pandas"`` (a DataFrame), ``"arrow"`` (a ``pyarrow.Table``) or ``"polars"``
+            (a polars DataFrame), read by that library as its own Parquet reader reads;
+            bytes and text come back as they are whatever it says.
+        options: passed to the reader: ``pandas.read_parquet`` / ``pandas.read_csv``; for
+            Arrow and polars those of :func:`kmsnb.arrow.read_table`,
+            :func:`kmsnb.polars.read_parquet` / ``read_csv``.
 
     Returns:
-        a DataFrame for Parquet and CSV content, ``str`` for text saved from a ``str``,
-        ``bytes`` otherwise. A CSV whose first header cell is empty (a DataFrame's index,
+        a table for Parquet and CSV content (see ``into``), ``str`` for text saved from a
+        ``str``, ``bytes`` otherwise. A CSV whose first header cell is empty (a DataFrame's index,
         as ``df.to_csv`` writes it) gets that column back as the index.
 
     Raises:
-        ValueError: ``columns`` or ``options`` given for a file that is not a table.
+        ValueError: ``columns`` or ``options`` given for a file that is not a table; an
+            ``into`` that names no library.
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError: see
             :func:`kmsnb.open_decrypt`.
     """
     source = Path(os.fspath(path))
     expected = check_encryption_context(encryption_context)
+    library = check_into(into)
     if isinstance(columns, str):
         raise TypeError(f"columns must be a list of names; write columns=[{columns!r}]")
     with open(source, "rb") as probe:
@@ -72,6 +83,8 @@ def load(
             "encryption_context": expected,
             "allowed_keys": allowed_keys,
         }
+        if library != "pandas" and content_type in (CONTENT_TYPE_PARQUET, CONTENT_TYPE_CSV):
+            return read(library, source, content_type, columns=columns, **common, **options)
         if content_type == CONTENT_TYPE_PARQUET:
             from kmsnb.dataframe import read_parquet
 

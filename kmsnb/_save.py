@@ -1,7 +1,8 @@
 """``kmsnb.save``: encrypt a value into a file, whatever the value is, and say what was written.
 
-One verb for every face (Python, ``%%encrypt``, ``kmsnb encrypt``, the widgets): a pandas
-DataFrame becomes encrypted Parquet (or CSV), ``bytes`` are saved as they are, a ``str`` as
+One verb for every face (Python, ``%%encrypt``, ``kmsnb encrypt``, the widgets): a table
+(a pandas or polars DataFrame, a pyarrow Table: :mod:`kmsnb._tables`) becomes encrypted
+Parquet (or CSV), written by its own library, ``bytes`` are saved as they are, a ``str`` as
 UTF-8 text that :func:`kmsnb.load` gives back as a ``str``, and a binary file object is
 streamed. The receipt, :class:`Saved`, describes the ciphertext (key, sizes, digest) and
 never holds the data.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from kmsnb._context import check_encryption_context
+from kmsnb._defaults import resolve_key
 from kmsnb._files import atomic_output
 from kmsnb._format.header import CONTENT_TYPE_BYTES, CONTENT_TYPE_TEXT
 from kmsnb._inspect import inspect
-from kmsnb._keynames import ALIAS_PREFIX, resolve_key_name
+from kmsnb._keynames import ALIAS_PREFIX
 from kmsnb._progress import check_progress, progress_bar
 from kmsnb._render import Rendered, Rows, cell_text, format_size
+from kmsnb._tables import csv_losses, library_of, write
 from kmsnb.connection import open_kms
 from kmsnb.envelope import FileInfo, open_encrypt
 from kmsnb.kms._base import Kms
@@ -54,7 +56,8 @@ class Saved(Rendered):
         key_version: the master key's version (``None`` in column mode, where each
             wrapped key names its own).
         content: ``"parquet"``, ``"csv"``, ``"bytes"`` or ``"text"``.
-        shape: ``(rows, columns)`` of a DataFrame, else ``None``.
+        shape: ``(rows, columns)`` of a table (a pandas or polars DataFrame, an Arrow
+            Table), else ``None``.
         plaintext_size: bytes of plaintext, when known.
         ciphertext_size: the file's size in bytes.
         sha256: the file's SHA-256, hex: what to compare a copy with.
@@ -79,7 +82,7 @@ class Saved(Rendered):
     def _table(self) -> tuple[str, Sequence[str] | None, Rows]:
         key = self.key_id if self.key_alias is None else f"{self.key_id} ({self.key_alias})"
         if self.shape is not None:
-            what = f"DataFrame, {self.shape[0]} rows x {self.shape[1]} columns"
+            what = f"table, {self.shape[0]} rows x {self.shape[1]} columns"
         else:
             what = format_size(self.plaintext_size)
         rows = [
@@ -120,7 +123,9 @@ def save(
     """Encrypt ``value`` into the file ``path`` under the master key ``key``.
 
     Args:
-        value: a pandas DataFrame (Parquet, or CSV), ``bytes``/``bytearray``/
+        value: a table (Parquet, or CSV): a pandas or polars DataFrame, a ``pyarrow.Table``
+            (written by its own library, so its types round-trip as that library's Parquet
+            writer keeps them); ``bytes``/``bytearray``/
             ``memoryview`` (saved as they are), a ``str`` (UTF-8 text, loaded back as
             ``str``) or a binary file open for reading (streamed from where it is).
         path: the local file to write; it appears only once complete (see
@@ -129,17 +134,18 @@ def save(
             ARN; ``None``: the session's default key (``kmsnb.session.set_default_key``).
         kms: a KMS client or URI (:func:`kmsnb.connect`); ``None``: the session's.
         encryption_context: strings bound to the data key; a reader may demand them.
-        format: for a DataFrame ``"parquet"`` or ``"csv"``, else from the suffix of
+        format: for a table ``"parquet"`` or ``"csv"``, else from the suffix of
             ``path`` (``.parquet``, ``.pq``, ``.csv``, before any ``.kms``), else Parquet.
             ``"bytes"`` and ``"text"`` only confirm what the value is.
-        columns: column-level encryption of a DataFrame as Parquet, as
+        columns: column-level encryption of a table as Parquet, as
             :func:`kmsnb.dataframe.to_parquet` takes it: ``{"ssn": "alias/pii"}`` or a
             list of columns under ``key``.
         overwrite: replace an existing file.
         progress: a progress bar: ``None`` from the session's threshold, ``True`` always,
-            ``False`` never (bytes, str and file objects; a DataFrame shows none yet).
+            ``False`` never (bytes, str and file objects; a table shows none yet).
         options: passed to the writer: ``DataFrame.to_parquet``/``to_csv`` options
-            (``index``, ``compression``, ``uniform=True``...).
+            (``index``, ``compression``, ``uniform=True``...); for Arrow and polars those of
+            :func:`kmsnb.arrow.write_table`, :func:`kmsnb.polars.write_parquet`/``write_csv``.
 
     Returns:
         the receipt, :class:`Saved`.
@@ -176,16 +182,7 @@ def save(
 
 
 def _key(key: str | None) -> str:
-    if key is None:
-        from kmsnb import session
-
-        key = session.get_default_key()
-        if key is None:
-            raise ValueError(
-                "no key given and no default key set; pass a key ('alias/NAME' or 'NAME') "
-                "or call kmsnb.session.set_default_key('NAME')"
-            )
-    return resolve_key_name(key)
+    return resolve_key(key)
 
 
 def _local_path(path: object) -> Path:
@@ -201,14 +198,13 @@ def _local_path(path: object) -> Path:
 
 
 def _is_dataframe(value: object) -> bool:
-    # pandas is imported only if the user already did: checking a type must not load it.
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(value, pandas.DataFrame)
+    """Whether ``value`` is a table: a pandas or polars DataFrame, a pyarrow Table."""
+    return library_of(value) is not None
 
 
 def _frame_format(path: Path, format: str | None) -> str:
     if format in ("bytes", "text"):
-        raise TypeError(f"a DataFrame is saved as parquet or csv, not {format}")
+        raise TypeError(f"a table is saved as parquet or csv, not {format}")
     if format is not None:
         return format
     name = path.name.lower().removesuffix(".kms")
@@ -226,26 +222,27 @@ def _save_frame(
     overwrite: bool,
     options: dict[str, Any],
 ) -> tuple[Content, tuple[int, int], tuple[str, ...]]:
-    from kmsnb import dataframe
-
     chosen = _frame_format(destination, format)
     shape = (int(frame.shape[0]), int(frame.shape[1]))
     common: dict[str, Any] = {"kms": kms, "encryption_context": context, "overwrite": overwrite}
     if chosen == "parquet":
-        dataframe.to_parquet(frame, destination, key_id, columns=columns, **common, **options)
+        write(frame, destination, key_id, format="parquet", columns=columns, **common, **options)
         return "parquet", shape, ()
     if columns is not None or options.get("uniform"):
         raise TypeError("column-level encryption (columns=, uniform=) writes Parquet, not CSV")
-    # The index is left out by default: pandas reads it back as an "Unnamed: 0" column.
-    options.setdefault("index", False)
-    notes = _csv_losses(frame, keeps_index=bool(options["index"]))
+    if library_of(frame) == "pandas":
+        # The index is left out by default: pandas reads it back as an "Unnamed: 0" column.
+        options.setdefault("index", False)
+        notes = _csv_losses(frame, keeps_index=bool(options["index"]))
+    else:
+        notes = csv_losses(frame)
     if notes:
         warnings.warn(
             "CSV keeps only text: " + "; ".join(notes) + "; save as Parquet to keep them",
             UserWarning,
             stacklevel=3,
         )
-    dataframe.to_csv(frame, destination, key_id, **common, **options)
+    write(frame, destination, key_id, format="csv", columns=None, **common, **options)
     return "csv", shape, notes
 
 
@@ -291,8 +288,8 @@ def _save_stream(
         data, content = None, "bytes"
     else:
         raise TypeError(
-            f"cannot save a {type(value).__name__}; give a pandas DataFrame, bytes, str or "
-            "a binary file open for reading"
+            f"cannot save a {type(value).__name__}; give a table (a pandas or polars "
+            "DataFrame, a pyarrow Table), bytes, str or a binary file open for reading"
         )
     size = len(data) if data is not None else _remaining_size(value)
     content_type = CONTENT_TYPE_TEXT if content == "text" else CONTENT_TYPE_BYTES

@@ -100,6 +100,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb.keys",
             "kmsnb._save",
             "kmsnb._load",
+            "kmsnb._tables",
             "kmsnb._inspect",
             "kmsnb._render",
             "kmsnb._column_keys",
