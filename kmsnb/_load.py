@@ -59,8 +59,8 @@ def load(
 
     Returns:
         a table for Parquet and CSV content (see ``into``), ``str`` for text saved from a
-        ``str``, ``bytes`` otherwise. A CSV whose first header cell is empty (a DataFrame's index,
-        as ``df.to_csv`` writes it) gets that column back as the index.
+        ``str``, ``bytes`` otherwise. Into pandas, a CSV whose first header cell is empty (a
+        DataFrame's index, as ``df.to_csv`` writes it) gets that column back as the index.
 
     Raises:
         ValueError: ``columns`` or ``options`` given for a file that is not a table; an

@@ -123,11 +123,11 @@ def save(
     """Encrypt ``value`` into the file ``path`` under the master key ``key``.
 
     Args:
-        value: a table (Parquet, or CSV): a pandas or polars DataFrame, a ``pyarrow.Table``
-            (written by its own library, so its types round-trip as that library's Parquet
-            writer keeps them); ``bytes``/``bytearray``/
-            ``memoryview`` (saved as they are), a ``str`` (UTF-8 text, loaded back as
-            ``str``) or a binary file open for reading (streamed from where it is).
+        value: a table, saved as Parquet (or CSV): a pandas or polars DataFrame or a
+            ``pyarrow.Table``, written by its own library (so its types round-trip as that
+            library's Parquet writer keeps them); ``bytes``/``bytearray``/``memoryview``
+            (saved as they are), a ``str`` (UTF-8 text, loaded back as ``str``) or a
+            binary file open for reading (streamed from where it is).
         path: the local file to write; it appears only once complete (see
             :func:`kmsnb.encrypt_file`).
         key: the master key: an id, ``alias/NAME``, a bare ``NAME`` (``alias/NAME``) or an
