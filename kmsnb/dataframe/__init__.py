@@ -28,8 +28,8 @@ encryptor: the first :data:`SIZED_WRITE_LIMIT` bytes are held in memory so that 
 file's exact size is known (which lets a :class:`~kmsnb.kms.CachingKms` reuse a data key,
 as the ESDK does only for sized messages); beyond that the rest streams through. The
 ciphertext goes to an unnamed file in the destination's folder, fsynced and named only when
-complete (see :mod:`kmsnb._files`); for remote fsspec URLs it is assembled in memory (the
-file's size) and stored in one call once complete.
+complete (see :mod:`kmsnb._files`); to an object store (``s3://``, ``oss://``) it streams in
+parts and the object is published whole once complete (:mod:`kmsnb.storage`).
 
 Reading Parquet needs a seekable file, so the verified plaintext of a whole-file Parquet
 file is held in memory: about the Parquet file's size, on top of the DataFrame. With
