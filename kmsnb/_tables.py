@@ -89,11 +89,12 @@ def write(
     columns: Sequence[str] | Mapping[str, str] | None,
     kms: Kms,
     encryption_context: Mapping[str, str] | None,
-    overwrite: bool,
+    overwrite: bool = False,
     **options: Any,
 ) -> None:
     """Encrypt ``table`` into ``path`` as Parquet (whole file, or column level with
     ``columns``/``uniform=True`` in ``options``) or CSV, with its own library's writer.
+    ``path`` may be a binary file already open (``overwrite`` then means nothing).
 
     Raises:
         TypeError: not a table of a known library.
