@@ -61,6 +61,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._eax",
             "kmsnb._thrift",
             "kmsnb._progress",
+            # Where bytes live (local files, object stores): below the file operations.
+            "kmsnb.storage",
         ),
     ),
     (
@@ -109,7 +111,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb.arrow",
             "kmsnb.polars",
             "kmsnb.fsspec_kmsnb",
-            "kmsnb.storage",
         ),
     ),
     (
