@@ -6,7 +6,7 @@ persisted on the workers before timing so that generating it costs nothing. Each
 runs every case once, in a shuffled order (seeded), and the table gives the median:
 
 * ``plain_write``: ``ddf.to_parquet(dir)`` (dask's own writer, snappy);
-* ``kmsnb_write``: ``kmsnb.dask.to_parquet(ddf, dir, key_id, kms_uri=...)`` (snappy, then
+* ``kmsnb_write``: ``kmsnb.dask.to_parquet(ddf, dir, key_id, kms=URI)`` (snappy, then
   one data key and one Cobblestone-256 stream per partition, manifest last);
 * ``plain_read`` / ``kmsnb_read``: ``read_parquet(dir)`` persisted on the workers and
   waited for (nothing travels back to the client).
@@ -115,11 +115,11 @@ def _run(args: argparse.Namespace) -> None:
             actions: dict[str, Callable[[int], None]] = {
                 "plain_write": lambda r: ddf.to_parquet(target("plain_write", r)),
                 "kmsnb_write": lambda r: kmsnb.dask.to_parquet(
-                    ddf, target("kmsnb_write", r), key_id, kms_uri=kms_uri
+                    ddf, target("kmsnb_write", r), key_id, kms=kms_uri
                 ),
                 "plain_read": lambda r: read_back(dd.read_parquet(target("plain_write", r))),
                 "kmsnb_read": lambda r: read_back(
-                    kmsnb.dask.read_parquet(target("kmsnb_write", r), kms_uri=kms_uri)
+                    kmsnb.dask.read_parquet(target("kmsnb_write", r), kms=kms_uri)
                 ),
             }
 

@@ -14,23 +14,8 @@ Save a value and load it back (a DataFrame, bytes, str)::
 """
 
 import sys
-from typing import TYPE_CHECKING
 
-from kmsnb._inspect import inspect
 from kmsnb._version import __version__
-from kmsnb.envelope import (
-    DecryptReader,
-    EncryptWriter,
-    FileInfo,
-    SeekableDecryptReader,
-    decrypt_bytes,
-    decrypt_file,
-    encrypt_bytes,
-    encrypt_file,
-    open_decrypt,
-    open_decrypt_seekable,
-    open_encrypt,
-)
 from kmsnb.errors import (
     ContextMismatchError,
     FormatError,
@@ -43,11 +28,26 @@ from kmsnb.errors import (
     WrongKeyError,
 )
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     from kmsnb import connection, secrets
+    from kmsnb._inspect import inspect
     from kmsnb._pme_inspect import ParquetColumn, ParquetInfo
     from kmsnb.connection import connect
     from kmsnb.dataframe import read_csv, read_parquet
+    from kmsnb.envelope import (
+        DecryptReader,
+        EncryptWriter,
+        FileInfo,
+        SeekableDecryptReader,
+        decrypt_bytes,
+        decrypt_file,
+        encrypt_bytes,
+        encrypt_file,
+        open_decrypt,
+        open_decrypt_seekable,
+        open_encrypt,
+    )
 
 __all__ = [
     "ContextMismatchError",
@@ -85,9 +85,22 @@ __all__ = [
     "secrets",
 ]
 
-# Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend
-# (and `kmsnb --help` stays fast): public name -> the module that defines it.
+# Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend,
+# nor the envelope's cryptography (`kmsnb --help` needs none of it): public name -> the
+# module that defines it.
 _LAZY = {
+    "DecryptReader": "kmsnb.envelope",
+    "EncryptWriter": "kmsnb.envelope",
+    "FileInfo": "kmsnb.envelope",
+    "SeekableDecryptReader": "kmsnb.envelope",
+    "decrypt_bytes": "kmsnb.envelope",
+    "decrypt_file": "kmsnb.envelope",
+    "encrypt_bytes": "kmsnb.envelope",
+    "encrypt_file": "kmsnb.envelope",
+    "inspect": "kmsnb._inspect",
+    "open_decrypt": "kmsnb.envelope",
+    "open_decrypt_seekable": "kmsnb.envelope",
+    "open_encrypt": "kmsnb.envelope",
     "ParquetColumn": "kmsnb._pme_inspect",
     "ParquetInfo": "kmsnb._pme_inspect",
     "Saved": "kmsnb._save",

@@ -44,12 +44,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from kmsnb._context import check_encryption_context
 from kmsnb._format.header import MAGIC
 from kmsnb._key_check import resolve_allowed_keys
 from kmsnb._pme_footer import check_file_context, open_footer, read_tail
 from kmsnb._pme_wrap import unwrap_dek
 from kmsnb.errors import FormatError
-from kmsnb.kms._base import Kms, canonical_context, wipe
+from kmsnb.kms._base import Kms, wipe
 
 __all__ = ["read_parquet"]
 
@@ -117,7 +118,7 @@ def read_parquet(
         return connection.from_arrow(
             _decrypted_table(path, kms, encryption_context, allowed_keys, columns)
         )
-    expected = None if encryption_context is None else canonical_context(encryption_context)
+    expected = check_encryption_context(encryption_context)
     allowed = resolve_allowed_keys(kms, allowed_keys)
     footer_dek, wrapped_dek = _footer_key(path, kms, expected, allowed)
     try:

@@ -36,7 +36,7 @@ from kmsnb._format.stream import (
 from kmsnb._hints import naming_key_and_kms
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
-from kmsnb.kms._base import Kms, UnwrappedKey, for_message
+from kmsnb.kms._base import Kms, UnwrappedKey, for_message, is_kms
 
 __all__ = [
     "DecryptReader",
@@ -120,7 +120,7 @@ class FileInfo:
 
 
 def _check_kms(kms: object) -> Kms:
-    if not isinstance(kms, Kms):
+    if not is_kms(kms):
         raise TypeError(
             "kms must be a KMS client (kmsnb.connect(), or any object with "
             "generate_data_key and decrypt_data_key)"
@@ -208,7 +208,7 @@ def open_decrypt(
     *,
     kms: Kms,
     encryption_context: Mapping[str, str] | None = None,
-    allowed_keys: Iterable[str] | None = None,
+    allowed_keys: Iterable[str] | AllowedKeys | None = None,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
 ) -> DecryptReader:
     """Return a readable binary file of the verified plaintext of ``fileobj``.
@@ -223,7 +223,8 @@ def open_decrypt(
         kms: the KMS client.
         encryption_context: the context the file must carry; ``None`` accepts its own.
         allowed_keys: the master keys (ids, aliases or ARNs, resolved through the KMS
-            now) the file may be under; ``None`` accepts the key the header names.
+            now, or already resolved: an ``AllowedKeys``, as Dask's tasks carry) the file
+            may be under; ``None`` accepts the key the header names.
         buffer_size: ciphertext read per step, in plaintext bytes.
 
     Raises:

@@ -23,6 +23,7 @@ from kmsnb.kms.caching import CachingKms
 __all__ = [
     "get_default_key",
     "get_kms",
+    "get_kms_uri",
     "on_kms_change",
     "reset",
     "set_default_key",
@@ -35,6 +36,8 @@ _kms: Kms | None = None
 _owned_cache: CachingKms[Kms] | None = None
 # The client get_kms() connected, which this module closes when it is replaced.
 _connected: Kms | None = None
+# The URI that reaches the session's KMS from another process (Dask's workers), if known.
+_kms_uri: str | None = None
 _default_key: str | None = None
 # What to call when the session's KMS is replaced: caches that hold key material per KMS.
 _kms_change_listeners: list[Callable[[], None]] = []
@@ -58,18 +61,40 @@ def get_kms() -> Kms:
     Raises:
         ValueError, ImportError, KmsError: as :func:`kmsnb.connect` does.
     """
-    global _kms, _owned_cache, _connected
+    global _kms, _owned_cache, _connected, _kms_uri
     with _lock:
         if _kms is None:
             from kmsnb.connection import connect  # the backends load only when needed
 
-            _connected = connect()
+            uri = _uri_to_connect()
+            _connected = connect(uri)
+            _kms_uri = uri
             _owned_cache = CachingKms(_connected)
             _kms = _owned_cache
         return _kms
 
 
-def set_kms(kms: Kms | str | None, *, cache: bool = True) -> None:
+def get_kms_uri() -> str | None:
+    """The KMS URI behind the session's KMS, for other processes to reach the same KMS.
+
+    What :func:`get_kms` connected from (or will: ``$KMSNB_KMS``, else ``"local:"``, the
+    emulator's default store), the ``uri`` given to :func:`set_kms`, or ``None`` when
+    :func:`set_kms` gave the session a client without one. Dask's workers use it
+    (:mod:`kmsnb.dask`).
+    """
+    with _lock:
+        if _kms is None:
+            return _uri_to_connect()
+        return _kms_uri
+
+
+def _uri_to_connect() -> str:
+    from kmsnb.connection import default_kms_uri
+
+    return default_kms_uri()
+
+
+def set_kms(kms: Kms | str | None, *, cache: bool = True, uri: str | None = None) -> None:
     """Make ``kms`` the session's KMS (``None``: connect again on next use).
 
     Args:
@@ -77,16 +102,22 @@ def set_kms(kms: Kms | str | None, *, cache: bool = True) -> None:
             ...: :func:`kmsnb.connect`), connected now and closed when replaced.
         cache: put a :class:`~kmsnb.kms.CachingKms` with default thresholds in front of
             it (not when it already is one).
+        uri: the KMS URI ``kms`` was connected from, so that other processes (Dask's
+            workers) can reach the same KMS (:func:`get_kms_uri`); a URI given as ``kms``
+            is its own.
 
     Raises:
         TypeError: ``kms`` is neither a KMS client, a URI nor ``None``.
         ValueError, ImportError: as :func:`kmsnb.connect` does, for a URI.
     """
-    global _kms, _owned_cache, _connected
+    global _kms, _owned_cache, _connected, _kms_uri
+    if uri is not None and kms is None:
+        raise ValueError("uri= names the URI of a kms given with it")
     connected: Kms | None = None
     if isinstance(kms, str):
         from kmsnb.connection import connect
 
+        uri = kms if uri is None else uri
         kms = connected = connect(kms)
     if kms is not None and not isinstance(kms, Kms):
         raise TypeError(
@@ -98,7 +129,7 @@ def set_kms(kms: Kms | str | None, *, cache: bool = True) -> None:
         kms = new_cache
     with _lock:
         previous_cache, previous_client = _owned_cache, _connected
-        _kms, _owned_cache, _connected = kms, new_cache, connected
+        _kms, _owned_cache, _connected, _kms_uri = kms, new_cache, connected, uri
     if previous_cache is not None:
         previous_cache.clear()
     close = getattr(previous_client, "close", None)

@@ -7,11 +7,14 @@ from others: 300 connections sending a byte a second hold no worker, and each on
 off when its request deadline passes (408) or, between requests, after the idle timeout.
 
 Written on :mod:`asyncio` rather than ``http.server`` (a thread per connection, no limit)
-or a web framework (the emulator must run from a plain ``pip install kmsnb``); the header
-block is parsed by the standard library's ``http.client.parse_headers``, as ``http.server``
-does. Framing is strict, because a lenient front end is how requests get smuggled: one
-``Content-Length`` of ASCII digits, no ``Transfer-Encoding``, bounded request line, headers
-and body.
+or a web framework (the emulator must run from a plain ``pip install kmsnb``). Framing is
+strict, because a lenient front end is how requests get smuggled: one ``Content-Length``
+of ASCII digits, no ``Transfer-Encoding``, bounded request line, headers and body; header
+lines are ``token ":" value`` ended by CRLF (or a folded continuation), with no bare CR or
+LF and no NUL (RFC 9112 §2.2, §5), at most 100 of them. That parser is a few lines here
+rather than ``http.client.parse_headers``, whose ``email`` parser cost as much as the
+whole KMS call and accepts what this one refuses (a bare LF ends a line there, a line
+with no colon silently ends the header block).
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
-import http.client
-import io
 import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +42,12 @@ _HEAD_END = b"\r\n\r\n"
 _READ_SIZE = 65536
 _REQUEST_LINE = re.compile(rb"([A-Z]{1,16}) (\S+) HTTP/(\d)\.(\d)")
 _DECIMAL = re.compile(r"[0-9]{1,18}")
+# RFC 9110 §5.1 field-name (a token), ":", then the value (obs-text included, read as
+# Latin-1); no CR, LF or NUL anywhere in the line. Leading blanks are dropped and trailing
+# ones kept, as http.client did: "Content-Length: 5 " is then not a plain number (a 400).
+_HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\x00]*)")
+_FOLDED_LINE = re.compile(rb"[ \t][^\r\n\x00]*")
+_MAX_HEADER_COUNT = 100  # what http.client allows
 
 
 @dataclass(frozen=True)
@@ -309,7 +317,7 @@ class HttpServer:
     ) -> None:
         phrase = _phrase(response.status)
         lines = [f"HTTP/1.1 {response.status} {phrase}", "Server: kmsnb-emulator"]
-        lines.append(f"Date: {formatdate(usegmt=True)}")
+        lines.append(f"Date: {_http_date()}")
         lines += [f"{name}: {value}" for name, value in response.headers]
         lines.append(f"Content-Length: {len(response.body)}")
         if close:
@@ -361,16 +369,47 @@ def _parse_head(
     version = (int(major), int(minor))
     if version[0] != 1:
         raise HttpError(505, "HTTPVersionNotSupported", "Use HTTP/1.1.")
-    try:
-        message = http.client.parse_headers(io.BytesIO(header_block + _HEAD_END))
-    except http.client.HTTPException:
-        raise HttpError(
-            431, "RequestHeaderFieldsTooLarge", "The request headers are too many or too long."
-        ) from None
+    return method.decode("ascii"), target.decode("latin-1"), version, _parse_headers(header_block)
+
+
+def _parse_headers(header_block: bytes) -> dict[str, list[str]]:
+    """Header values by lower-case name, in the order received; see the module docstring."""
     headers: dict[str, list[str]] = {}
-    for name, value in message.items():
-        headers.setdefault(name.lower(), []).append(value)
-    return method.decode("ascii"), target.decode("latin-1"), version, headers
+    if not header_block:
+        return headers
+    lines = header_block.split(b"\r\n")
+    if len(lines) > _MAX_HEADER_COUNT:
+        raise HttpError(431, "RequestHeaderFieldsTooLarge", "The request has too many headers.")
+    values: list[str] | None = None
+    for line in lines:
+        if values is not None and _FOLDED_LINE.fullmatch(line):
+            # obs-fold, kept as http.client kept it (the line break included): the
+            # signature check then sees the value the client signed, or refuses it.
+            values[-1] += "\r\n" + line.decode("latin-1")
+            continue
+        match = _HEADER_LINE.fullmatch(line)
+        if match is None:
+            # A bare CR or LF, a NUL, a name that is not a token, no colon: the ways two
+            # parsers come to disagree on where a header or the request ends.
+            raise HttpError(400, "BadRequest", "Bad request syntax: a malformed header line.")
+        name, value = match.groups()
+        values = headers.setdefault(name.decode("ascii").lower(), [])
+        values.append(value.decode("latin-1"))
+    return headers
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The ``Date`` header's value, formatted once a second (it has a resolution of one)."""
+    global _date_cache  # one str a second, shared by every server in the process
+    now = int(time.time())
+    second, text = _date_cache
+    if second != now:
+        text = formatdate(now, usegmt=True)
+        _date_cache = (now, text)
+    return text
 
 
 def _keeps_alive(version: tuple[int, int], headers: Mapping[str, Sequence[str]]) -> bool:

@@ -83,7 +83,7 @@ class Kmsnb(Configurable):
 
     def connect(self) -> None:
         """Open the configured KMS, behind the data-key cache, as the session's KMS."""
-        from kmsnb.connection import connect
+        from kmsnb.connection import connect, default_kms_uri
         from kmsnb.kms.caching import CachingKms
 
         uri = self._uri()  # what connect() opens, remembered for _is_open()
@@ -96,7 +96,7 @@ class Kmsnb(Configurable):
                 max_messages=self.cache_max_messages,
                 max_bytes=self.cache_max_bytes,
             )
-        session.set_kms(kms, cache=False)
+        session.set_kms(kms, cache=False, uri=self.kms or default_kms_uri())
         self.close()
         self._opened = [kms] if kms is client else [kms, client]
         self._opened_uri = uri

@@ -67,15 +67,18 @@ def test_a_directory_destination_is_refused_before_the_kms(
     run: Run, plain: Path, encrypted: Path, tmp_path: Path, key_id: str, command: str,
     no_kms_calls: None,
 ) -> None:  # fmt: skip
+    """``-o DIR`` means DIR/NAME (cp's rule); a directory at that name is refused."""
     folder = tmp_path / "folder"
-    folder.mkdir()
     source = plain if command == "encrypt" else encrypted
+    taken = folder / ("plain.bin.kms" if command == "encrypt" else "plain.bin")
+    taken.mkdir(parents=True)
     key = ["--key", key_id] if command == "encrypt" else []
     result = run(command, str(source), "-o", str(folder), "--overwrite", *key)
     assert result.status == 1
-    assert f"kmsnb: error: {folder} is a directory" in result.err
+    assert f"kmsnb: error: {taken} is a directory" in result.err
     assert "kmsnb: hint: name a file" in result.err
-    assert os.listdir(folder) == []
+    assert os.listdir(taken) == []
+    assert os.listdir(folder) == [taken.name]
 
 
 @pytest.mark.unit
@@ -150,7 +153,7 @@ def test_a_context_that_is_not_utf8_is_a_usage_error(
         "--context", b"team=\xff", capture_output=True,
     )  # fmt: skip
     assert result.returncode == 2
-    assert b"--context must be UTF-8 text" in result.stderr
+    assert b"--context: encryption context pairs must be UTF-8 text" in result.stderr
     assert b"codec" not in result.stderr
     assert not (tmp_path / "x.kms").exists()
 

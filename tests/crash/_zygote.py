@@ -110,7 +110,7 @@ def _run(request: dict[str, Any]) -> int:
                 ddf,
                 request["path"],
                 request["key_id"],
-                kms_uri=request["kms_uri"],
+                kms=request["kms_uri"],
                 overwrite=request["overwrite"],
             )
         return 0

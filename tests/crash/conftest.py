@@ -198,9 +198,9 @@ def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
 def _forget_dask_clients() -> Iterator[None]:
     """Reading datasets back connects kmsnb.dask's per-process client: drop it after."""
     yield
-    dask_module = sys.modules.get("kmsnb.dask")
-    if dask_module is not None:
-        dask_module._connect.cache_clear()
+    kms_ref = sys.modules.get("kmsnb.dask._kms_ref")
+    if kms_ref is not None:
+        kms_ref.connect_once.cache_clear()
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def _read_frame(path: Path | io.BytesIO, kms: LocalKms) -> pd.DataFrame | None:
 
 def _read_dataset(path: Path, kms_uri: str) -> pd.DataFrame | None:
     try:
-        return kmsnb.dask.read_parquet(path, kms_uri=kms_uri).compute(scheduler="sync")
+        return kmsnb.dask.read_parquet(path, kms=kms_uri).compute(scheduler="sync")
     except (kmsnb.KmsnbError, OSError):
         return None
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import kmsnb.dask
+from kmsnb import session
 from kmsnb.kms.local import LocalKms
 
 
@@ -23,8 +24,10 @@ def _isolated_kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test may reach a KMS through the caller's environment or an earlier test."""
     monkeypatch.delenv("KMSNB_KMS", raising=False)
     monkeypatch.delenv("KMSNB_EMULATOR_ROOT_KEY", raising=False)
+    session.reset()  # given no kms=, kmsnb.dask follows the session
     yield
-    kmsnb.dask._connect.cache_clear()
+    session.reset()
+    kmsnb.dask._kms_ref.connect_once.cache_clear()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import dask
 import dask.dataframe as dd
 import distributed
 import pandas as pd
@@ -70,7 +69,7 @@ def _headers(directory: Path) -> dict[str, Any]:
 def written(ddf: dd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str) -> Path:
     """A dataset of four parts written on the default (threaded) scheduler."""
     directory = tmp_path / "dataset"
-    to_parquet(ddf, directory, key_id, kms_uri=kms_uri, encryption_context={"project": "apollo"})
+    to_parquet(ddf, directory, key_id, kms=kms_uri, encryption_context={"project": "apollo"})
     return directory
 
 
@@ -82,9 +81,9 @@ def test_round_trip_on_a_distributed_cluster(
 ) -> None:
     """Workers write and read the parts; the frame comes back equal, dtypes included."""
     directory = tmp_path / "dataset"
-    manifest = to_parquet(ddf, directory, key_id, kms_uri=kms_uri)
+    manifest = to_parquet(ddf, directory, key_id, kms=kms_uri)
 
-    result = read_parquet(directory, kms_uri=kms_uri)
+    result = read_parquet(directory, kms=kms_uri)
 
     assert sorted([MANIFEST_NAME, f"gen-{manifest.dataset_id}"]) == sorted(os.listdir(directory))
     assert sorted([*PART_NAMES, META_NAME]) == sorted(os.listdir(_files(directory)))
@@ -92,7 +91,8 @@ def test_round_trip_on_a_distributed_cluster(
     assert ddf.npartitions == result.npartitions
     pd.testing.assert_frame_equal(ddf.compute(), result.compute())
     # Each worker connected to the KMS at most once, whatever its number of tasks.
-    assert all(info.currsize <= 1 for info in client.run(kmsnb.dask._connect.cache_info).values())
+    connections = client.run(kmsnb.dask._kms_ref.connect_once.cache_info)
+    assert all(info.currsize <= 1 for info in connections.values())
 
 
 def test_round_trip_with_a_kms_object_on_the_default_scheduler(
@@ -113,19 +113,19 @@ def test_round_trip_with_a_kms_object_on_the_default_scheduler(
 def test_columns_are_read_and_projected(written: Path, ddf: dd.DataFrame, kms_uri: str) -> None:
     wanted = ["dose_mg", "patient_ssn"]
 
-    selected = read_parquet(written, kms_uri=kms_uri, columns=wanted)
-    projected = read_parquet(written, kms_uri=kms_uri)[["discharged"]]
+    selected = read_parquet(written, kms=kms_uri, columns=wanted)
+    projected = read_parquet(written, kms=kms_uri)[["discharged"]]
 
     pd.testing.assert_frame_equal(ddf[wanted].compute(), selected.compute())
     pd.testing.assert_frame_equal(ddf[["discharged"]].compute(), projected.compute())
-    assert read_parquet(written, kms_uri=kms_uri)["dose_mg"].sum().compute() == pytest.approx(
+    assert read_parquet(written, kms=kms_uri)["dose_mg"].sum().compute() == pytest.approx(
         ddf["dose_mg"].sum().compute()
     )
-    assert len(read_parquet(written, kms_uri=kms_uri)) == len(ddf)
+    assert len(read_parquet(written, kms=kms_uri)) == len(ddf)
     with pytest.raises(ValueError, match="no column"):
-        read_parquet(written, kms_uri=kms_uri, columns=["nope"])
+        read_parquet(written, kms=kms_uri, columns=["nope"])
     with pytest.raises(ValueError, match="at least one"):
-        read_parquet(written, kms_uri=kms_uri, columns=[])
+        read_parquet(written, kms=kms_uri, columns=[])
 
 
 # -- what is on disk ---------------------------------------------------------------------
@@ -213,7 +213,7 @@ def test_altered_part_fails_when_computed_on_the_cluster(
     """A flipped byte keeps the size, so the worker's SHA-256 check is what catches it."""
     part = _files(written) / PART_NAMES[2]
     _flip_byte(part, part.stat().st_size // 2)
-    result = read_parquet(written, kms_uri=kms_uri)
+    result = read_parquet(written, kms=kms_uri)
 
     with pytest.raises(kmsnb.IntegrityError, match=r"part\.00002.*does not match the manifest"):
         result.compute()
@@ -227,7 +227,7 @@ def test_altered_part_with_a_matching_manifest_fails_authentication(
     _edit_manifest(written, lambda document: _refresh_manifest_entry(written, document, 1))
 
     with pytest.raises(kmsnb.IntegrityError):
-        read_parquet(written, kms_uri=kms_uri).compute()
+        read_parquet(written, kms=kms_uri).compute()
 
 
 def test_swapped_parts_are_refused_even_with_a_matching_manifest(
@@ -245,30 +245,30 @@ def test_swapped_parts_are_refused_even_with_a_matching_manifest(
     _edit_manifest(written, swap)
 
     with pytest.raises(kmsnb.IntegrityError, match="another position"):
-        read_parquet(written, kms_uri=kms_uri).compute()
+        read_parquet(written, kms=kms_uri).compute()
 
 
 def test_part_from_another_dataset_is_refused(
     written: Path, ddf: dd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str
 ) -> None:
     other = tmp_path / "other"
-    to_parquet(ddf, other, key_id, kms_uri=kms_uri, encryption_context={"project": "apollo"})
+    to_parquet(ddf, other, key_id, kms=kms_uri, encryption_context={"project": "apollo"})
     (_files(written) / PART_NAMES[3]).write_bytes((_files(other) / PART_NAMES[3]).read_bytes())
     _edit_manifest(written, lambda document: _refresh_manifest_entry(written, document, 3))
 
     with pytest.raises(kmsnb.IntegrityError, match="another dataset"):
-        read_parquet(written, kms_uri=kms_uri).compute()
+        read_parquet(written, kms=kms_uri).compute()
 
 
 def test_missing_part_is_refused_when_opening(written: Path, kms_uri: str) -> None:
     (_files(written) / PART_NAMES[2]).unlink()
 
     with pytest.raises(kmsnb.IntegrityError, match=r"lacks part\.00002"):
-        read_parquet(written, kms_uri=kms_uri)
+        read_parquet(written, kms=kms_uri)
 
 
 def test_part_removed_after_opening_fails_when_computed(written: Path, kms_uri: str) -> None:
-    result = read_parquet(written, kms_uri=kms_uri)
+    result = read_parquet(written, kms=kms_uri)
     (_files(written) / PART_NAMES[0]).unlink()
 
     with pytest.raises(kmsnb.IntegrityError, match="missing"):
@@ -280,7 +280,7 @@ def test_extra_part_is_refused(written: Path, kms_uri: str) -> None:
     (files / "part.00004.parquet.kms").write_bytes((files / PART_NAMES[0]).read_bytes())
 
     with pytest.raises(kmsnb.IntegrityError, match="not listed"):
-        read_parquet(written, kms_uri=kms_uri)
+        read_parquet(written, kms=kms_uri)
 
 
 def test_truncated_part_is_refused_when_opening(written: Path, kms_uri: str) -> None:
@@ -288,7 +288,7 @@ def test_truncated_part_is_refused_when_opening(written: Path, kms_uri: str) -> 
     part.write_bytes(part.read_bytes()[:-1])
 
     with pytest.raises(kmsnb.IntegrityError, match="the manifest says"):
-        read_parquet(written, kms_uri=kms_uri)
+        read_parquet(written, kms=kms_uri)
 
 
 def test_dropping_a_part_from_the_manifest_too_is_refused(written: Path, kms_uri: str) -> None:
@@ -301,14 +301,14 @@ def test_dropping_a_part_from_the_manifest_too_is_refused(written: Path, kms_uri
     _edit_manifest(written, drop_last)
 
     with pytest.raises(kmsnb.IntegrityError, match="another dataset"):
-        read_parquet(written, kms_uri=kms_uri)
+        read_parquet(written, kms=kms_uri)
 
 
 def test_directory_without_manifest_is_not_a_dataset(written: Path, kms_uri: str) -> None:
     (written / MANIFEST_NAME).unlink()
 
     with pytest.raises(kmsnb.FormatError, match=r"has no _kmsnb_manifest\.json"):
-        read_parquet(written, kms_uri=kms_uri)
+        read_parquet(written, kms=kms_uri)
 
 
 @pytest.mark.parametrize(
@@ -327,7 +327,7 @@ def test_malformed_manifest_is_refused(
     _edit_manifest(written, edit)
 
     with pytest.raises(kmsnb.FormatError, match=what):
-        read_parquet(written, kms_uri=kms_uri)
+        read_parquet(written, kms=kms_uri)
 
 
 # -- contexts and keys -------------------------------------------------------------------
@@ -335,9 +335,9 @@ def test_malformed_manifest_is_refused(
 
 def test_wrong_encryption_context_is_refused(written: Path, kms_uri: str) -> None:
     with pytest.raises(kmsnb.ContextMismatchError, match="'project'"):
-        read_parquet(written, kms_uri=kms_uri, encryption_context={"project": "gemini"})
+        read_parquet(written, kms=kms_uri, encryption_context={"project": "gemini"})
     assert (
-        read_parquet(written, kms_uri=kms_uri, encryption_context={"project": "apollo"}).npartitions
+        read_parquet(written, kms=kms_uri, encryption_context={"project": "apollo"}).npartitions
         == 4
     )
 
@@ -346,7 +346,7 @@ def test_reserved_context_keys_are_refused(
     ddf: dd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str
 ) -> None:
     with pytest.raises(ValueError, match="kmsnb's own"):
-        to_parquet(ddf, tmp_path / "d", key_id, kms_uri=kms_uri, encryption_context={"kmsnb.x": ""})
+        to_parquet(ddf, tmp_path / "d", key_id, kms=kms_uri, encryption_context={"kmsnb.x": ""})
     assert not (tmp_path / "d").exists()
 
 
@@ -357,14 +357,14 @@ def test_disabled_key_is_refused(
     local_kms.disable_key(key_id)
 
     with pytest.raises(kmsnb.KmsAccessDeniedError):
-        read_parquet(written, kms_uri=kms_uri)
+        read_parquet(written, kms=kms_uri)
     with pytest.raises(kmsnb.KmsAccessDeniedError):
-        to_parquet(ddf, tmp_path / "new", key_id, kms_uri=kms_uri)
+        to_parquet(ddf, tmp_path / "new", key_id, kms=kms_uri)
     assert not (tmp_path / "new").exists()
     # The KMS is asked before an old dataset is removed: a refusal leaves it whole.
     before = sorted(os.listdir(written))
     with pytest.raises(kmsnb.KmsAccessDeniedError):
-        to_parquet(ddf, written, key_id, kms_uri=kms_uri, overwrite=True)
+        to_parquet(ddf, written, key_id, kms=kms_uri, overwrite=True)
     assert sorted(os.listdir(written)) == before
 
 
@@ -376,7 +376,7 @@ def test_failure_on_a_worker_leaves_no_dataset(
     key_id: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    write_part = kmsnb.dask._write_part
+    write_part = kmsnb.dask._partitions.write_part
 
     def fail_on_third(frame: pd.DataFrame, config: Any, index: int) -> Any:
         if index == 2:
@@ -384,10 +384,10 @@ def test_failure_on_a_worker_leaves_no_dataset(
         return write_part(frame, config, index)
 
     # The cluster's workers are threads of this process, so they see the patch.
-    monkeypatch.setattr(kmsnb.dask, "_write_part", fail_on_third)
+    monkeypatch.setattr(kmsnb.dask._graph, "write_part", fail_on_third)
 
     with pytest.raises(kmsnb.KmsUnavailableError):
-        to_parquet(ddf, tmp_path / "dataset", key_id, kms_uri=kms_uri)
+        to_parquet(ddf, tmp_path / "dataset", key_id, kms=kms_uri)
     # Nothing at all: the parts of the tasks still running were waited for and removed.
     assert not (tmp_path / "dataset").exists()
 
@@ -399,18 +399,16 @@ def test_existing_dataset_is_kept_unless_overwrite(
     written: Path, ddf: dd.DataFrame, frame: pd.DataFrame, kms_uri: str, key_id: str
 ) -> None:
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        to_parquet(ddf, written, key_id, kms_uri=kms_uri)
-    assert read_parquet(written, kms_uri=kms_uri).npartitions == 4
+        to_parquet(ddf, written, key_id, kms=kms_uri)
+    assert read_parquet(written, kms=kms_uri).npartitions == 4
 
     smaller = dd.from_pandas(frame.head(10), npartitions=2)
-    manifest = to_parquet(smaller, written, key_id, kms_uri=kms_uri, overwrite=True)
+    manifest = to_parquet(smaller, written, key_id, kms=kms_uri, overwrite=True)
 
     # The old generation is gone once the new one is in place.
     assert {MANIFEST_NAME, manifest.generation} == set(os.listdir(written))
     assert {PART_NAMES[0], PART_NAMES[1], META_NAME} == set(os.listdir(_files(written)))
-    pd.testing.assert_frame_equal(
-        smaller.compute(), read_parquet(written, kms_uri=kms_uri).compute()
-    )
+    pd.testing.assert_frame_equal(smaller.compute(), read_parquet(written, kms=kms_uri).compute())
 
 
 def test_overwrite_never_removes_foreign_files(
@@ -421,7 +419,7 @@ def test_overwrite_never_removes_foreign_files(
     (directory / "notes.txt").write_text("keep me")
 
     with pytest.raises(FileExistsError, match=r"'notes\.txt'"):
-        to_parquet(ddf, directory, key_id, kms_uri=kms_uri, overwrite=True)
+        to_parquet(ddf, directory, key_id, kms=kms_uri, overwrite=True)
     assert os.listdir(directory) == ["notes.txt"]
 
 
@@ -438,17 +436,16 @@ def test_task_graphs_hold_no_secret(
     local_kms: LocalKms,
 ) -> None:
     """The pickled write and read graphs name the KMS by URI and carry no key material."""
-    config = kmsnb.dask._plan_write(
+    config = kmsnb.dask._graph.plan_write(
         ddf,
         tmp_path / "planned",
         key_id,
-        kms_uri=kms_uri,
-        kms=None,
+        kms=kms_uri,
         encryption_context={"project": "apollo"},
         compression="snappy",
     )
-    write_graph = cloudpickle.dumps(kmsnb.dask._write_tasks(ddf, config))
-    read_graph = cloudpickle.dumps(dict(read_parquet(written, kms_uri=kms_uri).__dask_graph__()))
+    write_graph = cloudpickle.dumps(kmsnb.dask._graph.write_tasks(ddf, config))
+    read_graph = cloudpickle.dumps(dict(read_parquet(written, kms=kms_uri).__dask_graph__()))
     secrets = [(store / "root.key").read_text().strip().encode()]
     secrets.append(base64.b64decode(secrets[0]))
     for header in _headers(written).values():
@@ -473,85 +470,62 @@ def test_task_graphs_hold_no_secret(
             assert secret not in graph
 
 
-def test_kms_object_is_refused_on_a_distributed_client(
-    client: distributed.Client, written: Path, ddf: dd.DataFrame, tmp_path: Path
-) -> None:
-    kms = InMemoryKms()
-
-    with pytest.raises(ValueError, match="kms_uri="):
-        to_parquet(ddf, tmp_path / "d", kms.create_key(), kms=kms)
-    with pytest.raises(ValueError, match="kms_uri="):
-        read_parquet(written, kms=kms)
-    assert not (tmp_path / "d").exists()
-
-
-def test_kms_object_is_refused_on_the_processes_scheduler(
-    ddf: dd.DataFrame, tmp_path: Path
-) -> None:
-    kms = InMemoryKms()
-
-    with dask.config.set(scheduler="processes"), pytest.raises(ValueError, match="in-process"):
-        to_parquet(ddf, tmp_path / "d", kms.create_key(), kms=kms)
-
-
-def test_a_live_kms_client_refuses_to_be_pickled() -> None:
-    reference = kmsnb.dask._KmsRef(None, InMemoryKms())
-
-    with pytest.raises(TypeError, match="kms_uri="):
-        pickle.dumps(reference)
-    assert dask.base.tokenize(reference) == dask.base.tokenize(reference)
-
-
-def test_kms_uri_defaults_to_the_environment(
-    monkeypatch: pytest.MonkeyPatch, ddf: dd.DataFrame, tmp_path: Path, store: Path, key_id: str
-) -> None:
-    monkeypatch.setenv("KMSNB_KMS", f"local:{store}")
-
-    to_parquet(ddf, tmp_path / "dataset", key_id)
-
-    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(tmp_path / "dataset").compute())
-
-
-def test_kms_uri_is_resolved_on_the_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KMSNB_EMULATOR_DIR", str(tmp_path / "default-store"))
-
-    assert f"local:{tmp_path / 'keys'}" == kmsnb.dask._resolve_kms_uri("local:keys")
-    assert f"local:{tmp_path / 'default-store'}" == kmsnb.dask._resolve_kms_uri(None)
-    assert kmsnb.dask._resolve_kms_uri("aliyun:cn-hangzhou") == "aliyun:cn-hangzhou"
-    with pytest.raises(ValueError, match="credentials") as raised:
-        kmsnb.dask._resolve_kms_uri("http://LTAIexample:s3cr3t@127.0.0.1:8080")
-    assert "s3cr3t" not in str(raised.value)
-
-
 def test_only_dask_dataframes_are_written(
     frame: pd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str
 ) -> None:
     with pytest.raises(TypeError, match="dask DataFrame"):
-        to_parquet(frame, tmp_path / "d", key_id, kms_uri=kms_uri)
+        to_parquet(frame, tmp_path / "d", key_id, kms=kms_uri)
 
 
 @pytest.mark.slow
 def test_round_trip_on_worker_processes(
     ddf: dd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str
 ) -> None:
-    """Everything a task needs pickles, and each worker process connects on its own."""
+    """Everything a task needs pickles, and each worker process connects on its own to
+    the KMS named by its URI (``kms="local:..."``)."""
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        to_parquet(ddf, tmp_path / "dataset", key_id, kms_uri=kms_uri)
-        result = read_parquet(tmp_path / "dataset", kms_uri=kms_uri).compute()
-        connections = client.run(lambda: kmsnb.dask._connect.cache_info().currsize)
+        to_parquet(ddf, tmp_path / "dataset", key_id, kms=kms_uri)
+        result = read_parquet(tmp_path / "dataset", kms=kms_uri).compute()
+        connections = client.run(lambda: kmsnb.dask._kms_ref.connect_once.cache_info().currsize)
         worker_pids = set(client.run(os.getpid).values())
         # kmsnb's errors cross the process boundary as themselves.
         part = _files(tmp_path / "dataset") / PART_NAMES[1]
         _flip_byte(part, part.stat().st_size // 2)
         with pytest.raises(kmsnb.IntegrityError, match=r"part\.00001"):
-            read_parquet(tmp_path / "dataset", kms_uri=kms_uri).compute()
+            read_parquet(tmp_path / "dataset", kms=kms_uri).compute()
 
     pd.testing.assert_frame_equal(ddf.compute(), result)
     assert sorted(connections.values()) == [1, 1]
     assert os.getpid() not in worker_pids
+
+
+def test_a_bare_key_name_means_its_alias(
+    ddf: dd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str, local_kms: LocalKms
+) -> None:
+    """The library's one key-naming rule: ``sales`` is ``alias/sales``."""
+    local_kms.create_alias("alias/sales", key_id)
+
+    manifest = to_parquet(ddf, tmp_path / "dataset", "sales", kms=kms_uri)
+
+    assert manifest.key_id == "alias/sales"
+    assert {header.key_id for header in _headers(tmp_path / "dataset").values()} == {key_id}
+    with pytest.raises(ValueError, match="empty"):
+        to_parquet(ddf, tmp_path / "other", "", kms=kms_uri)
+
+
+def test_a_context_mismatch_names_the_file_and_the_keys_not_the_values(
+    written: Path, kms_uri: str
+) -> None:
+    with pytest.raises(kmsnb.ContextMismatchError) as raised:
+        read_parquet(written, kms=kms_uri, encryption_context={"project": "gemini", "x": "y"})
+    message = str(raised.value)
+    assert META_NAME in message
+    assert "'project'" in message
+    assert "'x'" in message
+    assert "gemini" not in message
+    assert "apollo" not in message

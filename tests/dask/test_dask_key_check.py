@@ -42,7 +42,7 @@ def test_a_forged_part_is_refused_when_computed(
     """One part replaced by a forgery that carries the part's own (public) binding, and a
     manifest entry to match: the worker's check refuses it."""
     directory = tmp_path / "dataset"
-    to_parquet(ddf, directory, key_id, kms_uri=kms_uri)
+    to_parquet(ddf, directory, key_id, kms=kms_uri)
     part = _part_path(directory)
     with open(part, "rb") as fileobj:
         header = read_header(fileobj)
@@ -59,7 +59,7 @@ def test_a_forged_part_is_refused_when_computed(
     )
     _replace_part(directory, forged)
 
-    frame = read_parquet(directory, kms_uri=kms_uri)  # the meta is honest
+    frame = read_parquet(directory, kms=kms_uri)  # the meta is honest
     with pytest.raises(WrongKeyError, match="forged"):
         frame.compute()
 
@@ -88,9 +88,9 @@ def test_allowed_keys_reach_the_workers(
     """A part swapped for an honest file under another key, with the part's binding: only
     allowed_keys, carried to the workers, refuses it."""
     directory = tmp_path / "dataset"
-    to_parquet(ddf, directory, key_id, kms_uri=kms_uri)
+    to_parquet(ddf, directory, key_id, kms=kms_uri)
     local_kms.create_alias("alias/dataset", key_id)
-    frame = read_parquet(directory, kms_uri=kms_uri, allowed_keys=["alias/dataset"])
+    frame = read_parquet(directory, kms=kms_uri, allowed_keys=["alias/dataset"])
     pd.testing.assert_frame_equal(ddf.compute(), frame.compute())
 
     with open(_part_path(directory), "rb") as fileobj:
@@ -106,10 +106,10 @@ def test_allowed_keys_reach_the_workers(
         content_type=CONTENT_TYPE_PARQUET,
     )
     _replace_part(directory, swapped)
-    assert len(read_parquet(directory, kms_uri=kms_uri).compute()) == len(ddf)  # no pin
-    pinned = read_parquet(directory, kms_uri=kms_uri, allowed_keys=["alias/dataset"])
+    assert len(read_parquet(directory, kms=kms_uri).compute()) == len(ddf)  # no pin
+    pinned = read_parquet(directory, kms=kms_uri, allowed_keys=["alias/dataset"])
     with pytest.raises(WrongKeyError, match="allowed_keys") as caught:
         pinned.compute()
     assert caught.value.found_key_id == other
     with pytest.raises(kmsnb.KmsAccessDeniedError, match="allowed_keys entry"):
-        read_parquet(directory, kms_uri=kms_uri, allowed_keys=["alias/nobody"])
+        read_parquet(directory, kms=kms_uri, allowed_keys=["alias/nobody"])

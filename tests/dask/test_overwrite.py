@@ -28,7 +28,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def old(ddf: dd.DataFrame, tmp_path: Path, kms_uri: str, key_id: str) -> Path:
     directory = tmp_path / "dataset"
-    to_parquet(ddf, directory, key_id, kms_uri=kms_uri)
+    to_parquet(ddf, directory, key_id, kms=kms_uri)
     return directory
 
 
@@ -45,14 +45,14 @@ def _only_the_dataset(directory: Path) -> None:
 
 
 def _fail_on_part(monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
-    write_part = kmsnb.dask._write_part
+    write_part = kmsnb.dask._partitions.write_part
 
     def fail(frame: pd.DataFrame, config: Any, index: int) -> Any:
         if index == failing:
             raise kmsnb.KmsUnavailableError("throttled", code="Throttling")
         return write_part(frame, config, index)
 
-    monkeypatch.setattr(kmsnb.dask, "_write_part", fail)
+    monkeypatch.setattr(kmsnb.dask._graph, "write_part", fail)
 
 
 def test_a_failed_overwrite_keeps_the_old_dataset_whole(
@@ -62,8 +62,8 @@ def test_a_failed_overwrite_keeps_the_old_dataset_whole(
     """A KMS outage after some parts: the old dataset still reads, and nothing else is left."""
     _fail_on_part(monkeypatch, 2)
     with pytest.raises(kmsnb.KmsUnavailableError):
-        to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
-    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+        to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
+    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms=kms_uri).compute())
     _only_the_dataset(old)
 
 
@@ -82,9 +82,9 @@ def test_a_failed_switch_keeps_the_old_dataset_whole(
 
     monkeypatch.setattr(os, "replace", full)
     with pytest.raises(OSError, match="No space left"):
-        to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+        to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
     monkeypatch.undo()
-    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms=kms_uri).compute())
     _only_the_dataset(old)
 
 
@@ -106,10 +106,10 @@ class _LateTask:
         self.in_flight = threading.Event()
         self.removing = threading.Event()
         self.published = threading.Event()
-        encrypt_frame = kmsnb.dask._encrypt_frame
-        atomic_output = kmsnb.dask.atomic_output
-        remove_generation = kmsnb.dask._remove_generation
-        is_our_file = kmsnb.dask._is_our_file
+        encrypt_frame = kmsnb.dask._partitions.encrypt_frame
+        atomic_output = kmsnb.dask._partitions.atomic_output
+        remove_generation = kmsnb.dask._generations.remove_generation
+        is_our_file = kmsnb.dask._generations.is_our_file
 
         def encrypt(frame: pd.DataFrame, config: Any, label: str, sink: Any) -> None:
             if label == "0":
@@ -136,10 +136,10 @@ class _LateTask:
                 _wait(self.published)
             return is_our_file(entry)
 
-        monkeypatch.setattr(kmsnb.dask, "_encrypt_frame", encrypt)
-        monkeypatch.setattr(kmsnb.dask, "atomic_output", output)
-        monkeypatch.setattr(kmsnb.dask, "_remove_generation", remove)
-        monkeypatch.setattr(kmsnb.dask, "_is_our_file", ours)
+        monkeypatch.setattr(kmsnb.dask._partitions, "encrypt_frame", encrypt)
+        monkeypatch.setattr(kmsnb.dask._partitions, "atomic_output", output)
+        monkeypatch.setattr(kmsnb.dask._graph, "remove_generation", remove)
+        monkeypatch.setattr(kmsnb.dask._generations, "is_our_file", ours)
 
 
 def _fail_with_a_late_task(
@@ -148,11 +148,11 @@ def _fail_with_a_late_task(
 ) -> None:  # fmt: skip
     late = _LateTask(monkeypatch)
     with pytest.raises(kmsnb.KmsUnavailableError):
-        to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+        to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
     # The failed write returned only once the task it could not stop was done.
     assert late.published.is_set()
     monkeypatch.undo()
-    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms=kms_uri).compute())
     _only_the_dataset(old)
 
 
@@ -186,16 +186,16 @@ def test_a_task_that_starts_after_the_cleanup_writes_nothing(
 ) -> None:
     """A task Dask starts after the failed write removed its generation (a distributed
     worker may pick a queued one up) finds no folder and leaves nothing."""
-    config = kmsnb.dask._plan_write(
-        new, tmp_path / "dataset", key_id, kms_uri=kms_uri, kms=None,
+    config = kmsnb.dask._graph.plan_write(
+        new, tmp_path / "dataset", key_id, kms=kms_uri,
         encryption_context=None, compression=None,
     )  # fmt: skip
     generation = Path(config.directory)
-    created, lock = kmsnb.dask._new_generation(generation.parent, generation.name)
+    created, lock = kmsnb.dask._generations.new_generation(generation.parent, generation.name)
     os.close(lock)
-    kmsnb.dask._remove_generation(generation)
+    kmsnb.dask._generations.remove_generation(generation)
     with pytest.raises(FileNotFoundError):
-        kmsnb.dask._write_part(new.partitions[0].compute(), config, 0)
+        kmsnb.dask._partitions.write_part(new.partitions[0].compute(), config, 0)
     assert created
     assert os.listdir(generation.parent) == []
 
@@ -207,10 +207,10 @@ def test_a_sweep_leaves_a_generation_a_task_still_writes_in(
     generation: the next write's sweep must not race it; the write after that sweeps it."""
     leftover = old / f"gen-{'0' * 32}"
     leftover.mkdir()
-    with kmsnb.dask._writing_in(leftover):
-        to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+    with kmsnb.dask._generations.writing_in(leftover):
+        to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
         assert leftover.is_dir()
-    to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+    to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
     _only_the_dataset(old)
 
 
@@ -218,10 +218,10 @@ def test_a_successful_overwrite_switches_to_the_new_dataset(
     old: Path, new: dd.DataFrame, kms_uri: str, key_id: str
 ) -> None:
     before = read_manifest(old).generation
-    manifest = to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+    manifest = to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
     assert manifest.generation != before
     assert not (old / str(before)).exists()
-    pd.testing.assert_frame_equal(new.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    pd.testing.assert_frame_equal(new.compute(), read_parquet(old, kms=kms_uri).compute())
     _only_the_dataset(old)
 
 
@@ -241,35 +241,35 @@ def test_after_a_killed_write_the_next_write_leaves_only_its_dataset(
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     _killed_write_leftovers(fresh, old)
-    to_parquet(new, fresh, key_id, kms_uri=kms_uri)
+    to_parquet(new, fresh, key_id, kms=kms_uri)
     _only_the_dataset(fresh)
 
     _killed_write_leftovers(old, old)
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        to_parquet(new, old, key_id, kms_uri=kms_uri)
-    to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+        to_parquet(new, old, key_id, kms=kms_uri)
+    to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
     _only_the_dataset(old)
-    pd.testing.assert_frame_equal(new.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    pd.testing.assert_frame_equal(new.compute(), read_parquet(old, kms=kms_uri).compute())
 
 
 def test_another_writer_that_finished_meanwhile_is_not_overwritten(
     old: Path, new: dd.DataFrame, ddf: dd.DataFrame, kms_uri: str, key_id: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    write_part = kmsnb.dask._write_part
+    write_part = kmsnb.dask._partitions.write_part
     others: list[kmsnb.dask.Manifest] = []
 
     def and_another_writer(frame: pd.DataFrame, config: Any, index: int) -> Any:
         if index == 0 and not others:
-            monkeypatch.setattr(kmsnb.dask, "_write_part", write_part)
-            others.append(to_parquet(ddf, old, key_id, kms_uri=kms_uri, overwrite=True))
+            monkeypatch.setattr(kmsnb.dask._graph, "write_part", write_part)
+            others.append(to_parquet(ddf, old, key_id, kms=kms_uri, overwrite=True))
         return write_part(frame, config, index)
 
-    monkeypatch.setattr(kmsnb.dask, "_write_part", and_another_writer)
+    monkeypatch.setattr(kmsnb.dask._graph, "write_part", and_another_writer)
     with pytest.raises(FileExistsError, match="another writer"):
-        to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+        to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
     assert read_manifest(old) == others[0]
-    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms=kms_uri).compute())
 
 
 # -- kmsnb 0.1's datasets --------------------------------------------------------------------
@@ -292,11 +292,11 @@ def test_datasets_written_by_0_1_are_read_and_overwritten(
 ) -> None:
     _as_written_by_0_1(old)
     assert read_manifest(old).generation is None
-    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    pd.testing.assert_frame_equal(ddf.compute(), read_parquet(old, kms=kms_uri).compute())
 
-    to_parquet(new, old, key_id, kms_uri=kms_uri, overwrite=True)
+    to_parquet(new, old, key_id, kms=kms_uri, overwrite=True)
     _only_the_dataset(old)  # 0.1's flat files are gone
-    pd.testing.assert_frame_equal(new.compute(), read_parquet(old, kms_uri=kms_uri).compute())
+    pd.testing.assert_frame_equal(new.compute(), read_parquet(old, kms=kms_uri).compute())
 
 
 @pytest.mark.parametrize(
@@ -311,4 +311,4 @@ def test_a_manifest_cannot_point_elsewhere(
     document.update(generation=generation, format_version=version)
     manifest_path.write_text(json.dumps(document))
     with pytest.raises(kmsnb.FormatError, match="generation"):
-        read_parquet(old, kms_uri=kms_uri)
+        read_parquet(old, kms=kms_uri)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import types
@@ -39,6 +40,7 @@ def connected(monkeypatch: pytest.MonkeyPatch) -> list[ClosingKms]:
 
     module = types.ModuleType("kmsnb.connection")
     module.connect = connect  # type: ignore[attr-defined]
+    module.default_kms_uri = lambda: os.environ.get("KMSNB_KMS") or "local:"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "kmsnb.connection", module)
     return made
 
@@ -117,3 +119,25 @@ def test_reset_forgets_everything_and_closes_what_it_connected(
 def test_set_kms_refuses_non_kms() -> None:
     with pytest.raises(TypeError):
         session.set_kms(object())  # type: ignore[arg-type]
+
+
+def test_the_kms_uri_is_the_one_connected_from(
+    connected: list[ClosingKms], monkeypatch: pytest.MonkeyPatch, kms: InMemoryKms
+) -> None:
+    """What other processes (Dask's workers) connect to: $KMSNB_KMS until the session has
+    connected, then the URI it connected from; none for a client given to set_kms."""
+    monkeypatch.delenv("KMSNB_KMS", raising=False)
+    assert session.get_kms_uri() == "local:"
+    monkeypatch.setenv("KMSNB_KMS", "local:/srv/keys")
+    assert session.get_kms_uri() == "local:/srv/keys"
+    session.get_kms()
+    monkeypatch.setenv("KMSNB_KMS", "aliyun:cn-hangzhou")
+    assert session.get_kms_uri() == "local:/srv/keys"
+    session.set_kms(kms)
+    assert session.get_kms_uri() is None
+    session.set_kms(kms, uri="local:/srv/other")
+    assert session.get_kms_uri() == "local:/srv/other"
+    with pytest.raises(ValueError, match="uri="):
+        session.set_kms(None, uri="local:/srv/other")
+    session.reset()
+    assert session.get_kms_uri() == "aliyun:cn-hangzhou"

@@ -111,6 +111,42 @@ def test_chunked_bodies_are_refused(emulator: RunningEmulator) -> None:
     assert _exchange(emulator.server, raw)[0] == 411
 
 
+@pytest.mark.parametrize(
+    "header_line",
+    [
+        b"X-Smuggled\nContent-Length: 5",  # a bare LF: a second line to a lenient parser
+        b"X-Smuggled: a\rb",  # a bare CR
+        b"X-Smuggled: a\x00b",  # a NUL
+        b"No colon here",
+        b"Bad Name: value",  # a space is not a token character
+        b": no name",
+        b" folded before any header",
+    ],
+    ids=["bare-lf", "bare-cr", "nul", "no-colon", "space-in-name", "empty-name", "leading-fold"],
+)
+def test_malformed_header_lines_are_refused(emulator: RunningEmulator, header_line: bytes) -> None:
+    target = _signed_target(emulator, "ListKeys").encode()
+    raw = b"POST " + target + b" HTTP/1.1\r\n" + header_line + b"\r\nHost: x\r\n\r\nhello"
+    status, body = _exchange(emulator.server, raw)
+    assert (status, body["Code"]) == (400, "BadRequest")
+
+
+def test_too_many_header_lines_are_refused(emulator: RunningEmulator) -> None:
+    target = _signed_target(emulator, "ListKeys").encode()
+    headers = b"".join(b"X-Filler-%d: x\r\n" % number for number in range(101))
+    raw = b"POST " + target + b" HTTP/1.1\r\n" + headers + b"\r\n"
+    status, body = _exchange(emulator.server, raw)
+    assert (status, body["Code"]) == (431, "RequestHeaderFieldsTooLarge")
+
+
+def test_well_formed_header_variants_are_accepted(emulator: RunningEmulator) -> None:
+    """Blanks around values, any case, repeats and a folded line are all still HTTP."""
+    block = b"Host:  x\r\nX-A: 1 \r\nx-a:2\r\nX-Folded: first\r\n\tsecond"
+    target = _signed_target(emulator, "ListKeys").encode()
+    raw = b"POST " + target + b" HTTP/1.1\r\n" + block + b"\r\n\r\n"
+    assert _exchange(emulator.server, raw)[0] == 200
+
+
 # --- timeouts and many connections ---------------------------------------------------------------
 
 

@@ -192,6 +192,7 @@ def test_every_block_is_run_here() -> None:
         "Quick start",
         "In a notebook",
         "From Python",
+        "From polars, pyarrow and DuckDB",
         "The emulator",
         "Secrets in notebooks",
         "The command line",
@@ -232,6 +233,19 @@ def test_from_python(reader: Reader) -> None:
         reader.root / "data" / "sales.csv"
     ).read_bytes()
     assert (reader.root / "big.bin.kms").stat().st_size > 0
+
+
+def test_from_polars_pyarrow_and_duckdb(reader: Reader) -> None:
+    """After the section's ``pip install 'kmsnb[polars,duckdb]'`` (make demo has neither),
+    done here as make does, from uv.lock and the uv cache, offline."""
+    reader.shell(
+        "UV_PROJECT_ENVIRONMENT=.venv uv sync --locked --inexact --no-progress --quiet "
+        "--extra polars --extra duckdb"
+    )
+    (block,) = _by_section("From polars, pyarrow and DuckDB")
+    out = reader.python(block.code)
+    assert "[(218.5,)]" in out  # DuckDB's sum, through the kmsnb:: file system
+    assert (reader.root / "revenue-copy.parquet.kms").read_bytes()[:4] != b"PAR1"
 
 
 SECRET = "correct horse battery staple"  # what the README's emulator block stores

@@ -11,66 +11,105 @@ are kept byte for byte.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
-from typing import TYPE_CHECKING
 
-from kmsnb._commands import _add, _add_group, _connect
+from kmsnb.cli import EXIT_OK
+from kmsnb.cli._parser import add_command, add_group, add_key_option, connect
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
-    from kmsnb._commands import _Commands
+    from kmsnb.cli._parser import Commands
 
-__all__ = ["add_secret_commands"]
-
-EXIT_OK = 0
+__all__ = ["add_commands"]
 
 
-def add_secret_commands(commands: _Commands) -> None:
-    secret = _add_group(commands, "secret", "manage secrets (Secrets Manager) without showing them")
-    for name, handler, help in (
-        ("create", _cmd_secret_create, "create a secret; its value from stdin or --value-file"),
-        ("put", _cmd_secret_put, "store a new value (becomes ACSCurrent); from stdin or a file"),
-    ):
-        parser = _add(secret, name, handler, help)
-        parser.add_argument("name", metavar="NAME")
-        parser.add_argument(
-            "--value-file",
-            metavar="FILE",
-            default=None,
-            help="read the value from FILE ('-': stdin, the default; never from argv)",
-        )
-        parser.add_argument("--binary", action="store_true", help="store the bytes as binary")
-        if name == "create":
-            parser.add_argument("--description", default="", help="a description (not secret)")
-            parser.add_argument(
-                "--key", default=None, help="master key that protects it (default: the service's)"
-            )
-    get = _add(
+def add_commands(commands: Commands) -> None:
+    """Add the ``secret`` command group."""
+    add_group(
+        commands,
+        "secret",
+        "manage secrets (Secrets Manager) without showing them",
+        _add_secret_commands,
+    )
+
+
+def _add_secret_commands(secret: Commands) -> None:
+    add_command(
+        secret,
+        "create",
+        _cmd_secret_create,
+        "create a secret; its value from stdin or --value-file",
+        arguments=_create_arguments,
+    )
+    add_command(
+        secret,
+        "put",
+        _cmd_secret_put,
+        "store a new value (becomes ACSCurrent); from stdin or a file",
+        arguments=_value_arguments,
+    )
+    add_command(
         secret,
         "get",
         _cmd_secret_get,
         "write a secret's value to a pipe, a file or (--reveal) here",
+        arguments=_get_arguments,
     )
+    add_command(secret, "list", _cmd_secret_list, "list secrets: names and dates, never values")
+    add_command(
+        secret,
+        "delete",
+        _cmd_secret_delete,
+        "delete a secret after a recovery window",
+        arguments=_delete_arguments,
+    )
+    add_command(
+        secret, "restore", _cmd_secret_restore, "cancel a deletion", arguments=_name_argument
+    )
+
+
+def _name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+
+
+def _value_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument(
+        "--value-file",
+        metavar="FILE",
+        default=None,
+        help="read the value from FILE ('-': stdin, the default; never from argv)",
+    )
+    parser.add_argument("--binary", action="store_true", help="store the bytes as binary")
+
+
+def _create_arguments(parser: argparse.ArgumentParser) -> None:
+    _value_arguments(parser)
+    parser.add_argument("--description", default="", help="a description (not secret)")
+    add_key_option(parser, "master key that protects it (default: the service's)", required=False)
+
+
+def _get_arguments(get: argparse.ArgumentParser) -> None:
     get.add_argument("name", metavar="NAME")
     get.add_argument("--stage", default=None, help="ACSCurrent (default), ACSPrevious, ...")
     get.add_argument("--version-id", default=None, help="a version instead of a stage")
     get.add_argument("-o", "--output", metavar="FILE", default=None, help="write it to FILE (0600)")
     get.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     get.add_argument("--reveal", action="store_true", help="allow printing it on a terminal")
-    _add(secret, "list", _cmd_secret_list, "list secrets: names and dates, never values")
-    delete = _add(secret, "delete", _cmd_secret_delete, "delete a secret after a recovery window")
+
+
+def _delete_arguments(delete: argparse.ArgumentParser) -> None:
     delete.add_argument("name", metavar="NAME")
     window = delete.add_mutually_exclusive_group()
     window.add_argument(
         "--recovery-days", type=int, default=None, metavar="N", help="7 to 30 (default 30)"
     )
     window.add_argument("--force", action="store_true", help="delete now, without recovery")
-    _add(secret, "restore", _cmd_secret_restore, "cancel a deletion").add_argument(
-        "name", metavar="NAME"
-    )
 
 
 def _read_value(args: argparse.Namespace) -> str | bytes:
+    import getpass
+
     source = args.value_file or "-"
     if source == "-" and sys.stdin.isatty():
         data = getpass.getpass(f"value of {args.name} (not shown): ").encode("utf-8")
@@ -98,7 +137,7 @@ def _cmd_secret_create(args: argparse.Namespace) -> int:
     from kmsnb.secrets import create
 
     value = _read_value(args)
-    with _connect(args) as kms:
+    with connect(args) as kms:
         info = create(
             args.name, value, description=args.description, encryption_key_id=args.key, kms=kms
         )
@@ -110,28 +149,30 @@ def _cmd_secret_put(args: argparse.Namespace) -> int:
     from kmsnb.secrets import put
 
     value = _read_value(args)
-    with _connect(args) as kms:
+    with connect(args) as kms:
         info = put(args.name, value, kms=kms)
     print(f"secret {info.name}: new version {info.version_id} ({', '.join(info.version_stages)})")
     return EXIT_OK
 
 
 def _cmd_secret_get(args: argparse.Namespace) -> int:
-    from kmsnb._files import atomic_output
+    from kmsnb.cli._stdio import STDIO, open_output
     from kmsnb.secrets import get
 
+    if args.output == STDIO:
+        args.output = None  # stdout, so the terminal check below applies to it too
     to_terminal = args.output is None and sys.stdout.isatty()
     if to_terminal and not args.reveal:
         raise ValueError(
             "refusing to print a secret on a terminal; pipe it, write it with -o FILE, or pass "
             "--reveal"
         )
-    with _connect(args) as kms:
+    with connect(args) as kms:
         secret = get(args.name, version_stage=args.stage, version_id=args.version_id, kms=kms)
     with secret:
         value = secret.reveal_bytes()
         if args.output is not None:
-            with atomic_output(args.output, overwrite=args.overwrite) as output:
+            with open_output(args.output, overwrite=args.overwrite, source=STDIO) as output:
                 output.write(value)
         else:
             sys.stdout.buffer.write(value + (b"\n" if to_terminal else b""))
@@ -140,23 +181,23 @@ def _cmd_secret_get(args: argparse.Namespace) -> int:
 
 
 def _cmd_secret_list(args: argparse.Namespace) -> int:
-    from kmsnb._commands import _print_table
+    from kmsnb.cli._display import print_table
     from kmsnb.secrets import list_secrets
 
-    with _connect(args) as kms:
+    with connect(args) as kms:
         infos = list_secrets(kms=kms)
     rows = [
         (info.name, info.create_time, info.update_time, info.planned_delete_time or "-")
         for info in infos
     ]
-    _print_table(("NAME", "CREATED", "UPDATED", "DELETION"), rows)
+    print_table(("NAME", "CREATED", "UPDATED", "DELETION"), rows)
     return EXIT_OK
 
 
 def _cmd_secret_delete(args: argparse.Namespace) -> int:
     from kmsnb.secrets import delete
 
-    with _connect(args) as kms:
+    with connect(args) as kms:
         planned = delete(
             args.name, recovery_window_in_days=args.recovery_days, force=args.force, kms=kms
         )
@@ -173,7 +214,7 @@ def _cmd_secret_delete(args: argparse.Namespace) -> int:
 def _cmd_secret_restore(args: argparse.Namespace) -> int:
     from kmsnb.secrets import restore
 
-    with _connect(args) as kms:
+    with connect(args) as kms:
         restore(args.name, kms=kms)
     print(f"secret {args.name} restored")
     return EXIT_OK

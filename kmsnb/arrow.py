@@ -1,0 +1,299 @@
+"""pyarrow Tables in and out of kmsnb files, without pandas (``pip install kmsnb[arrow]``)::
+
+    kmsnb.arrow.write_table(table, "sales.parquet.kms", "alias/Apollo/WorkKey")
+    table = kmsnb.arrow.read_table("sales.parquet.kms", columns=["region"])
+
+The same two ways as :mod:`kmsnb.dataframe` and the same files, so pandas, polars and
+Arrow read each other's: **whole file** (``columns=None``: the Parquet or CSV bytes inside
+one kmsnb file) and **column level** (``columns=`` a list or ``{column: key}``, or
+``uniform=True``: Parquet modular encryption, :mod:`kmsnb._pme_io`). Types come back as
+``pyarrow.parquet`` keeps them, since it is pyarrow that writes and reads the Parquet.
+
+A whole-file read of every column decrypts into one Arrow buffer (about the Parquet
+file's size) that the table then uses; ``columns=`` reads through the seekable reader
+(:func:`kmsnb.envelope.open_decrypt_seekable`), which decrypts only the chunks holding
+the footer and those columns. CSV streams through the verifying reader into pyarrow's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, BinaryIO, Literal
+
+from kmsnb import _engine_io
+from kmsnb._engine_io import PathOrFile
+from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
+from kmsnb.envelope import inspect, open_decrypt, open_decrypt_seekable
+from kmsnb.errors import FormatError
+from kmsnb.kms._base import Kms, canonical_context
+
+try:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+except ImportError as _error:  # pragma: no cover - the test extra installs it
+    raise ImportError(
+        "kmsnb.arrow needs pyarrow; did you forget to install kmsnb[arrow]?"
+    ) from _error
+
+__all__ = ["read_table", "write_table"]
+
+Format = Literal["parquet", "csv"]
+
+_CONTENT_TYPES: dict[str, str] = {"parquet": CONTENT_TYPE_PARQUET, "csv": CONTENT_TYPE_CSV}
+_READERS = {
+    CONTENT_TYPE_PARQUET: "kmsnb.arrow.read_table",
+    CONTENT_TYPE_CSV: "kmsnb.arrow.read_table",
+}
+_CSV_READ_SIZE = 1 << 20
+
+
+def _check_table(table: object) -> pa.Table:
+    if isinstance(table, pa.RecordBatch):
+        return pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table):
+        raise TypeError(f"expected a pyarrow Table, not {type(table).__name__}")
+    return table
+
+
+def _check_format(format: object) -> Format:
+    if format not in _CONTENT_TYPES:
+        raise ValueError(f"format must be 'parquet' or 'csv', not {format!r}")
+    return format  # type: ignore[return-value]
+
+
+def leaf_paths(table: pa.Table, write_options: Mapping[str, Any]) -> list[str]:
+    """The Parquet column paths pyarrow will write for ``table`` (PME names columns by them)."""
+    probe = io.BytesIO()
+    pq.write_table(table.schema.empty_table(), probe, **write_options)
+    schema = pq.read_metadata(io.BytesIO(probe.getvalue())).schema
+    return [schema.column(i).path for i in range(len(schema))]
+
+
+def write_table(
+    table: pa.Table,
+    path: PathOrFile,
+    key: str | None = None,
+    *,
+    kms: Kms | str | None = None,
+    columns: Sequence[str] | Mapping[str, str] | None = None,
+    uniform: bool = False,
+    encryption_context: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    format: Format = "parquet",
+    storage_options: Mapping[str, Any] | None = None,
+    **write_options: Any,
+) -> None:
+    """Write ``table`` encrypted, as Parquet (whole file or column level) or CSV.
+
+    Args:
+        table: a ``pyarrow.Table`` (or ``RecordBatch``).
+        path: a local path, an fsspec URL (``s3://``, ``memory://``...) or a binary file.
+        key: the master key; ``None`` uses ``kmsnb.session.get_default_key()``.
+        kms: a KMS client or URI (``local:PATH``, ``aliyun:REGION``...); ``None`` uses
+            ``kmsnb.session.get_kms()``.
+        columns: ``None`` encrypts the whole file. Otherwise column-level encryption:
+            ``{"ssn": "alias/pii"}`` protects those columns with those master keys, a list
+            protects them with ``key``; the footer and every other column use ``key``.
+        uniform: column-level encryption with ``key`` for the footer and every column.
+        encryption_context: strings bound to the keys; a reader may demand them.
+        overwrite: replace an existing file.
+        format: ``"parquet"`` or ``"csv"`` (whole file only).
+        storage_options: for fsspec URLs.
+        write_options: for ``pyarrow.parquet.write_table`` (``compression``,
+            ``row_group_size``...) or ``pyarrow.csv.write_csv`` (``write_options``).
+
+    Raises:
+        TypeError: not a Table; a KMS without Encrypt for column mode.
+        ValueError: no key, an unknown column, column mode for CSV, a reserved option.
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
+        KmsError: the KMS refused (a disabled or unknown key: ``KmsAccessDeniedError``).
+    """
+    table = _check_table(table)
+    content_type = _CONTENT_TYPES[_check_format(format)]
+    for name in ("encryption_properties", "filesystem", "where"):
+        if name in write_options:
+            raise ValueError(f"{name} is not supported here; kmsnb sets it")
+    key = _engine_io.resolve_key(key)
+    context = canonical_context(encryption_context)
+    kms = _engine_io.resolve_kms(kms)
+    column_mode = columns is not None or uniform
+    if content_type == CONTENT_TYPE_CSV:
+        if column_mode:
+            raise ValueError("column-level encryption is for Parquet; CSV is whole-file only")
+        _engine_io.write_whole_file(
+            path,
+            key,
+            kms=kms,
+            encryption_context=context,
+            content_type=content_type,
+            overwrite=overwrite,
+            storage_options=storage_options,
+            serialize=lambda sink: pa_csv.write_csv(table, sink, **write_options),
+        )
+        return
+    if not column_mode and table.nbytes <= _engine_io.SIZED_WRITE_LIMIT:
+        # Serialised in Arrow's memory first: pyarrow writes there natively, where into
+        # a Python sink every page is a Python call and a copy; the size is then known.
+        stream = pa.BufferOutputStream()
+        pq.write_table(table, stream, **write_options)
+        plaintext = stream.getvalue()
+        try:
+            _engine_io.write_plaintext(
+                path,
+                key,
+                memoryview(plaintext),
+                kms=kms,
+                encryption_context=context,
+                content_type=content_type,
+                overwrite=overwrite,
+                storage_options=storage_options,
+            )
+        finally:
+            # Zeroed in place like the sink's held pieces; memset, as it allocates nothing.
+            if plaintext.is_mutable:
+                ctypes.memset(plaintext.address, 0, plaintext.size)
+        return
+    if not column_mode:
+        _engine_io.write_whole_file(
+            path,
+            key,
+            kms=kms,
+            encryption_context=context,
+            content_type=content_type,
+            overwrite=overwrite,
+            storage_options=storage_options,
+            serialize=lambda sink: pq.write_table(table, sink, **write_options),
+        )
+        return
+    from kmsnb import _pme, _pme_io
+
+    _pme.check_support()
+    with _pme.translated_errors():
+        table, properties = _pme_io.prepare_write(
+            table,
+            leaf_paths(table, write_options),
+            key,
+            kms=kms,
+            encryption_context=context,
+            columns=columns,
+            uniform=uniform,
+        )
+        with _engine_io.open_output(
+            path, overwrite=overwrite, storage_options=storage_options
+        ) as out:
+            pq.write_table(table, out, encryption_properties=properties, **write_options)
+
+
+def read_table(
+    path: PathOrFile,
+    *,
+    kms: Kms | str | None = None,
+    columns: Sequence[str] | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    allowed_keys: Iterable[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **read_options: Any,
+) -> pa.Table:
+    """Read a table that :func:`write_table` (or ``df.kms.to_parquet``/``to_csv``) wrote.
+
+    Args:
+        path: a local path, an fsspec URL or a binary file.
+        kms: a KMS client or URI; ``None`` uses ``kmsnb.session.get_kms()``.
+        columns: read only these columns: only their pages (column level) or only the
+            chunks holding the footer and them (whole file) are decrypted.
+        encryption_context: the context the file must carry (``ContextMismatchError``
+            otherwise); ``None`` accepts the file's own.
+        allowed_keys: the master keys the file, or every column key read, may be under;
+            any other is a ``WrongKeyError`` before data is released.
+        storage_options: for fsspec URLs.
+        read_options: for ``pyarrow.parquet.read_table`` (``filters``...) or
+            ``pyarrow.csv.read_csv`` (``parse_options``...).
+
+    Raises:
+        FormatError: not an encrypted table (plain Parquet, raw bytes inside).
+        ContextMismatchError, WrongKeyError, KmsError, IntegrityError: see
+            :func:`kmsnb.open_decrypt`; for column-level files, the KMS's refusal to
+            unwrap the key of a requested column names the columns it protects.
+    """
+    if "decryption_properties" in read_options:
+        raise ValueError("decryption_properties is not supported here; kmsnb sets them")
+    kms = _engine_io.resolve_kms(kms)
+    with _engine_io.open_input(path, storage_options=storage_options) as source:
+        kind = _engine_io.kind_of(source)
+        if kind == "plain":
+            raise FormatError(
+                "this is a plain, unencrypted Parquet file; read it with "
+                "pyarrow.parquet.read_table (and encrypt it with kmsnb.arrow.write_table)"
+            )
+        if kind == "columns":
+            from kmsnb import _pme, _pme_io
+
+            _pme.check_support()
+            local = _engine_io.local_path(path, storage_options)
+            target: str | BinaryIO = local if local is not None else source
+            return _pme_io.read_columns(
+                target,
+                source,
+                kms=kms,
+                encryption_context=encryption_context,
+                allowed_keys=allowed_keys,
+                read=lambda properties: pq.read_table(
+                    target, columns=columns, decryption_properties=properties, **read_options
+                ),
+            )
+        start = source.tell()
+        content_type = inspect(source).content_type
+        source.seek(start)
+        if content_type == CONTENT_TYPE_CSV:
+            return _read_csv(
+                source,
+                kms=kms,
+                columns=columns,
+                encryption_context=encryption_context,
+                allowed_keys=allowed_keys,
+                read_options=read_options,
+            )
+        _engine_io.check_content_type(content_type, CONTENT_TYPE_PARQUET, readers=_READERS)
+        if columns is not None:
+            # A projection reads the footer and its own column chunks: decrypt only
+            # those chunks (docs/FORMAT.md, "Random access").
+            with open_decrypt_seekable(
+                source,
+                kms=kms,
+                encryption_context=encryption_context,
+                allowed_keys=allowed_keys,
+            ) as reader:
+                return pq.read_table(reader, columns=columns, **read_options)
+        buffer, size = _engine_io.decrypt_whole(
+            source,
+            kms=kms,
+            encryption_context=encryption_context,
+            allowed_keys=allowed_keys,
+            allocate=pa.allocate_buffer,
+        )
+        return pq.read_table(pa.BufferReader(buffer.slice(0, size)), **read_options)
+
+
+def _read_csv(
+    source: BinaryIO,
+    *,
+    kms: Kms,
+    columns: Sequence[str] | None,
+    encryption_context: Mapping[str, str] | None,
+    allowed_keys: Iterable[str] | None,
+    read_options: dict[str, Any],
+) -> pa.Table:
+    if columns is not None:
+        convert = read_options.pop("convert_options", None) or pa_csv.ConvertOptions()
+        convert.include_columns = list(columns)
+        read_options["convert_options"] = convert
+    reader = open_decrypt(
+        source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+    )
+    with reader:
+        # pyarrow reads ahead on its own threads; every byte it gets has verified, and
+        # an altered or truncated file is an error, not a table.
+        return pa_csv.read_csv(io.BufferedReader(reader, _CSV_READ_SIZE), **read_options)

@@ -1,0 +1,122 @@
+"""The ``kmsnb`` command line: the entry point and its exit statuses.
+
+Layout: :func:`build_parser` makes the top-level parser with the global options; each
+command group adds its subparsers with an ``add_commands`` function in a module of its
+own — :mod:`kmsnb.cli.files` (encrypt, decrypt, inspect, rewrap, convert),
+:mod:`kmsnb.cli.keys` (``key ...``, ``alias ...``), :mod:`kmsnb.cli.emulator`
+(``emulator ...``), :mod:`kmsnb.cli.secrets` (``secret ...``). Parser pieces shared by the
+groups live in :mod:`kmsnb.cli._parser`, stdin/stdout handling in :mod:`kmsnb.cli._stdio`,
+what is printed (tables, sizes, errors and their hints) in :mod:`kmsnb.cli._display`.
+
+Start-up is part of the interface: those modules import only argparse and the standard
+library at the top, and each command imports what it needs when it runs, so ``kmsnb
+--help`` imports no cryptography and ``kmsnb encrypt`` with a ``local:`` KMS no pandas,
+pyarrow, IPython, dask, fsspec, tqdm or Alibaba SDK (``tests/cli/test_imports.py``).
+
+Exit status: :data:`EXIT_OK` on success, :data:`EXIT_FAILURE` on a failure (printed as
+``kmsnb: error: ...`` plus a hint), :data:`EXIT_USAGE` on a usage error,
+:data:`EXIT_INTERRUPTED` on Ctrl-C, 128 + N when stopped by signal N (SIGTERM, SIGHUP);
+``emulator exec`` exits with its command's status (:data:`EXIT_NOT_FOUND` when there is
+no such command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2  # what argparse exits with
+EXIT_NOT_FOUND = 127  # what shells and env(1) answer for a command that does not exist
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``kmsnb`` command with ``argv`` (default ``sys.argv[1:]``); return its status."""
+    _escape_unencodable_output()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits on --help (0) and on usage errors (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        args.parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    return handler(args)  # kmsnb.cli._parser.add_command wraps it: errors become statuses
+
+
+def _escape_unencodable_output() -> None:
+    """Escape what stdout's encoding cannot show instead of failing once the work is done.
+
+    A file name that is not UTF-8 reaches Python as lone surrogates (PEP 383); with
+    ``PYTHONIOENCODING=utf-8`` (strict) printing ``encrypted NAME -> ...`` would fail
+    after the output was written. (stderr escapes by default.)
+    """
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if callable(reconfigure) and getattr(sys.stdout, "errors", None) == "strict":
+        reconfigure(errors="backslashreplace")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from kmsnb._version import __version__
+
+        print(f"kmsnb {__version__}")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kmsnb`` parser (cheap: no command's module is imported, no subparser built)."""
+    from kmsnb.cli import emulator, files, keys, secrets
+    from kmsnb.cli._parser import HelpFormatter, subcommands
+
+    parser = argparse.ArgumentParser(
+        prog="kmsnb",
+        description="Envelope encryption with Alibaba Cloud KMS or a local emulator.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    parser.add_argument(
+        "--kms",
+        metavar="URI",
+        default=None,
+        help="the KMS to use: local:PATH, http://HOST:PORT, aliyun:REGION or "
+        "https://kms.REGION.aliyuncs.com (default: $KMSNB_KMS, else the local emulator)",
+    )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// KMS on another machine: data keys then cross the "
+        "network in clear (also $KMSNB_ALLOW_INSECURE_HTTP=1; loopback is always allowed)",
+    )
+    parser.set_defaults(parser=parser)
+    commands = subcommands(parser)  # each command's parser is built when it is chosen
+    files.add_commands(commands)  # encrypt, decrypt, inspect, rewrap, convert
+    keys.add_commands(commands)  # key ..., alias ...
+    emulator.add_commands(commands)  # emulator serve | exec | advance
+    secrets.add_commands(commands)  # secret ...
+    return parser

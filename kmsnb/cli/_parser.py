@@ -1,0 +1,355 @@
+"""Parser pieces every command group shares, and the wrapper that runs a command.
+
+Each command is a small ``cmd_*(args) -> int`` function, added with :func:`add_command`,
+which wraps it: failures become ``kmsnb: error: ...`` plus a hint (exit 1,
+:func:`kmsnb.cli._display.report_error`), Ctrl-C exit 130 without a traceback, and SIGTERM
+or SIGHUP (``timeout``, ``docker stop``, a closed terminal) stop it as Ctrl-C does: the
+partial output is discarded and the status is 128 + the signal's number. A group run bare
+prints its usage.
+
+Only the standard library is imported here; :func:`connect` imports the KMS backend the
+URI names when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+from kmsnb.cli import EXIT_FAILURE, EXIT_INTERRUPTED
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    from kmsnb.kms._base import KmsClient
+
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    Handler: TypeAlias = Callable[[argparse.Namespace], int]
+
+__all__ = [
+    "HelpFormatter",
+    "LazyCommands",
+    "add_allowed_key_option",
+    "add_command",
+    "add_context_option",
+    "add_group",
+    "add_key_option",
+    "add_no_fsync_option",
+    "alias_name",
+    "connect",
+    "exact_size",
+    "key_name",
+    "size",
+    "subcommands",
+]
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized to the terminal without importing :mod:`shutil`.
+
+    ``shutil`` (with zlib, bz2 and lzma) is a tenth of ``kmsnb --help``'s start-up; the
+    width rule is :func:`shutil.get_terminal_size`'s: ``$COLUMNS``, else the terminal of
+    stdout, else 80.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_width() - 2  # what argparse leaves as a margin
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_width() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose parsers are built only when their command is chosen.
+
+    Building every parser took longer than Python's own start-up (an ``ArgumentParser``
+    costs about half a millisecond, and kmsnb has some thirty), so :func:`add_command` and
+    :func:`add_group` register a name, its help line and a builder; ``kmsnb --help``
+    lists the help lines and ``kmsnb encrypt ...`` builds the encrypt parser alone. This
+    leans on ``add_subparsers``'s ``action=`` hook and on the attributes of argparse's
+    ``_SubParsersAction`` that hold the choices (stable since Python 3.2).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._builders: dict[str, Callable[[], argparse.ArgumentParser]] = {}
+
+    def add_lazy(self, name: str, help: str, build: Callable[[], argparse.ArgumentParser]) -> None:
+        """Register ``name``, listed with ``help``, built by ``build`` when chosen."""
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), help))
+        self._name_parser_map[name] = None  # a placeholder: `choices` lists the names
+        self._builders[name] = build
+
+    def parser_for(self, name: str) -> argparse.ArgumentParser:
+        """The parser of ``name``, built now if it was not yet."""
+        build = self._builders.pop(name, None)
+        if build is not None:
+            del self._name_parser_map[name]
+            self._name_parser_map[name] = build()
+        parser: argparse.ArgumentParser = self._name_parser_map[name]
+        return parser
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values and values[0] in self._builders:
+            self.parser_for(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Commands:
+    """The (lazy) ``COMMAND`` subparsers of ``parser``."""
+    commands: Commands = parser.add_subparsers(
+        title="commands", metavar="COMMAND", action=LazyCommands
+    )
+    return commands
+
+
+def add_group(
+    commands: Commands, name: str, help: str, add_commands: Callable[[Commands], None]
+) -> None:
+    """Add a command group (``kmsnb NAME ...``) that prints its usage when run bare.
+
+    ``add_commands`` adds the group's commands, when the group is chosen.
+    """
+
+    def build() -> argparse.ArgumentParser:
+        group = commands.add_parser(name, description=help, formatter_class=HelpFormatter)
+        group.set_defaults(parser=group)
+        add_commands(subcommands(group))
+        return group
+
+    _lazy(commands).add_lazy(name, help, build)
+
+
+def add_command(
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help: str,
+    description: str | None = None,
+    *,
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """Add ``name``, run by ``handler`` inside :func:`_run_command`'s error handling.
+
+    ``arguments`` adds its arguments to its parser, when the command is chosen.
+    """
+
+    def build() -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, description=description or help)
+        parser.set_defaults(handler=_run_command(handler), parser=parser)
+        if arguments is not None:
+            arguments(parser)
+        return parser
+
+    _lazy(commands).add_lazy(name, help, build)
+
+
+def _lazy(commands: Commands) -> LazyCommands:
+    if not isinstance(commands, LazyCommands):
+        raise AssertionError("kmsnb: internal error: commands made without subcommands()")
+    return commands
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C, so partial outputs are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_on_signals() -> Iterator[None]:
+    import signal
+    import threading
+
+    def handle(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    previous = {}
+    # Only the main thread may set handlers, and a host's own handler stays in charge.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    for name in ("SIGTERM", "SIGHUP") if in_main_thread else ():
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_command(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from kmsnb.errors import KmsnbError
+
+        try:
+            with _terminate_on_signals():
+                return handler(args)
+        except KeyboardInterrupt:
+            print("kmsnb: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except _Terminated as terminated:
+            import signal
+
+            name = signal.Signals(terminated.signum).name
+            print(f"kmsnb: stopped by {name}", file=sys.stderr)
+            return 128 + terminated.signum
+        except BrokenPipeError:
+            from kmsnb.cli._stdio import discard_stdout
+
+            discard_stdout()  # the reader went away (| head); say nothing more
+            return EXIT_FAILURE
+        except (KmsnbError, ValueError, OSError, ImportError) as error:
+            from kmsnb.cli._display import report_error
+
+            return report_error(
+                error,
+                key=getattr(args, "key", None),
+                kms_location=getattr(args, "kms_location", None),
+            )
+
+    return run
+
+
+@contextlib.contextmanager
+def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
+    """The KMS that ``--kms`` (else ``$KMSNB_KMS``, else the local emulator) names.
+
+    Its location is kept on ``args`` so that an error can say which KMS answered.
+    """
+    from kmsnb.connection import connect as connect_kms
+    from kmsnb.connection import describe_kms
+
+    kms = connect_kms(args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False))
+    args.kms_location = describe_kms(kms)
+    try:
+        yield kms
+    finally:
+        close = getattr(kms, "close", None)
+        if callable(close):
+            close()
+
+
+# --- argument types -------------------------------------------------------------------
+
+
+class _ContextAction(argparse.Action):
+    """Collect repeated ``--context KEY=VALUE`` into a context (:mod:`kmsnb._context`'s
+    rule); a bad pair is a usage error that names it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from kmsnb._context import parse_context_pairs
+
+        pairs = [f"{key}={value}" for key, value in (getattr(namespace, self.dest) or {}).items()]
+        try:
+            context = parse_context_pairs([*pairs, str(values)])
+        except ValueError as error:
+            parser.error(f"--context: {error}")
+        setattr(namespace, self.dest, context)
+
+
+def key_name(text: str) -> str:
+    """A master key argument, by the one rule (:func:`kmsnb._keynames.resolve_key_name`):
+    a bare ``NAME`` means ``alias/NAME``."""
+    from kmsnb._keynames import resolve_key_name
+
+    try:
+        return resolve_key_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def size(text: str) -> int:
+    """A byte count: ``65536``, ``64K``, ``1M`` (powers of 1024)."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    scale = units.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit() or int(digits) <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive size: {text!r} (e.g. 65536, 64K, 1M)")
+    return int(digits) * scale
+
+
+def exact_size(text: str) -> int:
+    """A byte count that may be zero: ``0``, ``1048576``, ``64K``."""
+    return 0 if text == "0" else size(text)
+
+
+def alias_name(name: str) -> str:
+    """An alias argument (``alias create NAME``): ``alias/`` may be left out, and is added
+    even to a name that looks like a key id, since it names an alias."""
+    return name if name.startswith("alias/") else f"alias/{name}"
+
+
+# --- options shared by several commands -----------------------------------------------
+
+
+def add_key_option(parser: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
+    """``-k/--key KEY``: a master key."""
+    parser.add_argument(
+        "-k", "--key", required=required, default=None, metavar="KEY", type=key_name, help=help
+    )
+
+
+def add_context_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``-c/--context KEY=VALUE``, repeatable."""
+    parser.add_argument(
+        "-c", "--context", action=_ContextAction, default=None, metavar="KEY=VALUE", help=help
+    )
+
+
+def add_no_fsync_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="skip the fsyncs, for scratch outputs: DST still appears only once complete, "
+        "but a power cut may leave it missing or short",
+    )
+
+
+def add_allowed_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allowed-key",
+        dest="allowed_keys",
+        action="append",
+        default=None,
+        metavar="KEY",
+        type=key_name,
+        help="refuse the file unless the KMS unwraps it with this master key (repeatable: "
+        "any of them)",
+    )

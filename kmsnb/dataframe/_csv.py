@@ -1,0 +1,132 @@
+"""Encrypted CSV for pandas: :func:`to_csv` and :func:`read_csv`, whole-file only.
+
+Lossy, as CSV is: dtypes, categoricals, time zones beyond the text, nullable types and the
+index (unless read back with ``index_col=0``) are not kept. The plaintext streams into
+pandas, which sees only authenticated chunks.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+from kmsnb._context import check_encryption_context
+from kmsnb._format.header import CONTENT_TYPE_CSV, MAGIC
+from kmsnb.dataframe._defaults import check_frame, resolve_key, resolve_kms
+from kmsnb.dataframe._parquet import PARQUET_MAGIC, PME_MAGIC
+from kmsnb.dataframe._paths import PathOrFile, open_input
+from kmsnb.dataframe._whole_file import check_content_type, seekable, write_whole_file
+from kmsnb.envelope import inspect, open_decrypt
+from kmsnb.errors import FormatError
+from kmsnb.kms._base import Kms
+
+_CSV_READ_SIZE = 1 << 20  # pandas asks for 256 KiB at a time; decrypt in bigger steps
+
+
+def _check_csv_dtypes(df: pd.DataFrame) -> None:
+    """Refuse values CSV would write as text that no reader turns back into them."""
+    index = df.index
+    series: list[tuple[object, pd.Series[Any] | pd.Index[Any]]] = [
+        (name, index.get_level_values(i)) for i, name in enumerate(index.names)
+    ]
+    series += list(df.items())
+    for name, values in series:
+        if values.dtype.kind == "c":
+            raise TypeError(
+                f"column {name!r} holds complex numbers, which CSV cannot round-trip; "
+                "use df.kms.to_parquet, or split it into real and imaginary columns"
+            )
+        if values.dtype == object:  # str and other extension dtypes cannot hold bytes
+            inferred = pd.api.types.infer_dtype(values, skipna=True)
+            if inferred == "bytes" or (
+                inferred.startswith("mixed") and any(isinstance(v, bytes) for v in values)
+            ):
+                raise TypeError(
+                    f"column {name!r} holds bytes, which CSV cannot round-trip; "
+                    "use df.kms.to_parquet, or decode them to str first"
+                )
+
+
+def to_csv(
+    df: pd.DataFrame,
+    path: PathOrFile,
+    key_id: str | None = None,
+    *,
+    kms: Kms | str | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    **pandas_kwargs: Any,
+) -> None:
+    """Write ``df`` as encrypted CSV (also ``df.kms.to_csv``); lossy, as CSV is.
+
+    Only what CSV text holds comes back: dtypes are re-inferred, and categoricals, time
+    zones, nullable types and the index (unless read with ``index_col=0``) are lost.
+    Prefer :func:`to_parquet` to round-trip a DataFrame.
+
+    Args:
+        pandas_kwargs: as for ``DataFrame.to_csv`` (``index``, ``sep``, ``encoding``...).
+        Others: as for :func:`to_parquet`.
+
+    Raises:
+        TypeError: ``df`` is not a DataFrame, or holds complex numbers or bytes.
+        ValueError, FileExistsError, KmsError: as for :func:`to_parquet`.
+    """
+    df = check_frame(df)
+    for name in ("path_or_buf", "mode"):
+        if name in pandas_kwargs:
+            raise ValueError(f"{name} is not supported here; kmsnb writes one whole file")
+    _check_csv_dtypes(df)
+    key_id = resolve_key(key_id)
+    context = check_encryption_context(encryption_context) or {}
+    kms = resolve_kms(kms)
+    write_whole_file(
+        path,
+        key_id,
+        kms=kms,
+        encryption_context=context,
+        content_type=CONTENT_TYPE_CSV,
+        overwrite=overwrite,
+        storage_options=storage_options,
+        serialize=lambda sink: df.to_csv(sink, **pandas_kwargs),
+    )
+
+
+def read_csv(
+    path: PathOrFile,
+    *,
+    kms: Kms | str | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    allowed_keys: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Read a DataFrame that :func:`to_csv` wrote; the plaintext streams into pandas.
+
+    Args:
+        kwargs: as for ``pandas.read_csv`` (``index_col``, ``dtype``, ``parse_dates``...).
+        Others: as for :func:`read_parquet`.
+
+    Raises:
+        FormatError: not a kmsnb file, or it holds Parquet.
+        ContextMismatchError, WrongKeyError, KmsError, IntegrityError: see
+            :func:`kmsnb.open_decrypt`.
+    """
+    kms = resolve_kms(kms)
+    with open_input(path, storage_options=storage_options) as opened:
+        source = seekable(opened)
+        start = source.tell()
+        magic = source.read(len(MAGIC))
+        source.seek(start)
+        if magic.startswith((PME_MAGIC, PARQUET_MAGIC)):
+            raise FormatError("this is a Parquet file, not encrypted CSV; use kmsnb.read_parquet")
+        check_content_type(inspect(source).content_type, CONTENT_TYPE_CSV)
+        source.seek(start)
+        reader = open_decrypt(
+            source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
+        )
+        with reader:
+            return pd.read_csv(io.BufferedReader(reader, _CSV_READ_SIZE), **kwargs)
