@@ -28,8 +28,8 @@ encryptor: the first :data:`SIZED_WRITE_LIMIT` bytes are held in memory so that 
 file's exact size is known (which lets a :class:`~kmsnb.kms.CachingKms` reuse a data key,
 as the ESDK does only for sized messages); beyond that the rest streams through. The
 ciphertext goes to an unnamed file in the destination's folder, fsynced and named only when
-complete (see :mod:`kmsnb._files`); for remote fsspec URLs it is assembled in memory (the
-file's size) and stored in one call once complete.
+complete (see :mod:`kmsnb._files`); to an object store (``s3://``, ``oss://``) it streams
+as a multipart upload, part by part, published whole at the end (:mod:`kmsnb.storage`).
 
 Reading Parquet needs a seekable file, so the verified plaintext of a whole-file Parquet
 file is held in memory: about the Parquet file's size, on top of the DataFrame. With
@@ -41,8 +41,8 @@ DataFrame, if the file was truncated or altered.
 The package, one job per module: ``_parquet`` (:func:`to_parquet`, :func:`read_parquet`),
 ``_csv`` (:func:`to_csv`, :func:`read_csv`), ``_accessor`` (``df.kms``), ``_whole_file``
 (the plaintext sink into the encryptor, and decrypting a whole file), ``_paths`` (where the
-bytes go: a path, a binary file object or a URL), ``_urls`` (fsspec URLs) and ``_defaults``
-(the session's KMS and key when none is given, argument checks).
+bytes go: a path, a binary file object or a URL, through :mod:`kmsnb.storage`) and
+``_defaults`` (the session's KMS and key when none is given, argument checks).
 """
 
 from __future__ import annotations

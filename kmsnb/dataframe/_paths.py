@@ -1,8 +1,11 @@
 """Where the bytes go: a local path, a binary file object or an fsspec URL.
 
-Paths get :func:`kmsnb._files.atomic_output` (an unnamed file in the destination's folder,
-fsynced and named only when complete); a caller's file object is written as it is, its
-atomicity the caller's; URLs go to :mod:`kmsnb.dataframe._urls`.
+Paths and URLs go through :mod:`kmsnb.storage`: a path gets
+:func:`kmsnb._files.atomic_output` (an unnamed file in the destination's folder, fsynced
+and named only when complete), an object a multipart upload that streams part by part
+and is published whole at the end (``overwrite=False`` a conditional create), and a URL
+kmsnb cannot write atomically is refused (:class:`~kmsnb.errors.UnsupportedStorageError`).
+A caller's file object is written as it is, its atomicity the caller's.
 """
 
 from __future__ import annotations
@@ -13,14 +16,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
-from kmsnb._files import atomic_output
-from kmsnb.dataframe._urls import (
-    check_storage_options,
-    is_url,
-    open_url_input,
-    open_url_output,
-    url_local_path,
-)
+from kmsnb import storage
+from kmsnb.storage import is_url
 
 PathOrFile = str | os.PathLike[str] | BinaryIO
 
@@ -29,6 +26,15 @@ def _wrong_type(path: object) -> TypeError:
     return TypeError(
         f"path must be a path, a URL or a binary file object, not {type(path).__name__}"
     )
+
+
+def check_storage_options(path: object, storage_options: Mapping[str, Any] | None) -> None:
+    """Refuse ``storage_options`` for anything but a URL, where they would be ignored."""
+    if storage_options is not None and not is_url(path):
+        raise ValueError(
+            "storage_options is only for fsspec URLs (s3://..., oss://...), "
+            "not for local paths or file objects"
+        )
 
 
 def check_binary(fileobj: object) -> None:
@@ -49,13 +55,10 @@ def open_output(
     if callable(getattr(path, "write", None)):
         check_binary(path)
         yield path  # type: ignore[misc]  # the caller's file: atomicity is theirs
-    elif is_url(path):
-        with open_url_output(
-            str(path), overwrite=overwrite, storage_options=storage_options
-        ) as output:
-            yield output
     elif isinstance(path, str | os.PathLike):
-        with atomic_output(path, overwrite=overwrite) as output:
+        with storage.open_output(
+            path, overwrite=overwrite, storage_options=storage_options
+        ) as output:
             yield output
     else:
         raise _wrong_type(path)
@@ -70,11 +73,8 @@ def open_input(
     if callable(getattr(path, "read", None)):
         check_binary(path)
         yield path  # type: ignore[misc]
-    elif is_url(path):
-        with open_url_input(str(path), storage_options=storage_options) as source:
-            yield source
     elif isinstance(path, str | os.PathLike):
-        with open(path, "rb") as source:
+        with storage.open_input(path, storage_options=storage_options) as source:
             yield source
     else:
         raise _wrong_type(path)
@@ -82,8 +82,7 @@ def open_input(
 
 def local_path(path: PathOrFile, storage_options: Mapping[str, Any] | None) -> str | None:
     """The local file system path behind ``path``, if it has one."""
-    if is_url(path):
-        return url_local_path(str(path), storage_options)
     if isinstance(path, str | os.PathLike):
-        return os.fspath(path)
+        location = storage.resolve(path, storage_options=storage_options, writing=False)
+        return location.path if location.is_local else None
     return None
