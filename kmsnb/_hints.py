@@ -22,6 +22,7 @@ from kmsnb.errors import (
     KmsnbError,
     KmsUnavailableError,
     TruncatedError,
+    UnsupportedStorageError,
     WrongKeyError,
 )
 
@@ -33,6 +34,7 @@ FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
 # The words of each face for the things a hint tells the user to do.
 _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     "python": {
+        "storage": "storage_options={...}",
         "kms": "kms='local:PATH' (or a client), or $KMSNB_KMS",
         "context": "encryption_context=",
         "inspect": "kmsnb.inspect(PATH)",
@@ -44,6 +46,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "directory": "name a file, e.g. DIR/NAME",
     },
     "cli": {
+        "storage": "--storage-option KEY=VALUE",
         "kms": "--kms URI or $KMSNB_KMS",
         "context": "--context KEY=VALUE",
         "inspect": "kmsnb inspect PATH",
@@ -55,6 +58,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "directory": "name a file, e.g. -o DIR/NAME",
     },
     "magic": {
+        "storage": "--storage-option KEY=VALUE",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "-c KEY=VALUE",
         "inspect": "%kms inspect PATH",
@@ -66,6 +70,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "directory": "name a file, e.g. DIR/NAME",
     },
     "widget": {
+        "storage": "storage_options= in Python",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "the context field",
         "inspect": "%kms inspect PATH",
@@ -123,6 +128,11 @@ _TABLE: Final[tuple[tuple[type[BaseException], str | Callable[[BaseException], s
     (KmsUnavailableError, "check the KMS address ({kms}) and the network, then retry"),
     (KmsError, "the code is the KMS's own; its API documentation explains it ({status})"),
     (FormatError, "check that this is a kmsnb file ({inspect})"),
+    (
+        UnsupportedStorageError,
+        "kmsnb reads and writes local paths, s3:// (pip install 'kmsnb[s3]') and oss:// "
+        "('kmsnb[oss]'); a store's options go in {storage}",
+    ),
     (KmsnbError, "see {usage}"),
     (FileNotFoundError, "check the path"),
     (IsADirectoryError, "{directory}"),

@@ -10,18 +10,19 @@ never holds the data.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import stat
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from kmsnb._context import check_encryption_context
 from kmsnb._defaults import resolve_key
-from kmsnb._files import atomic_output
 from kmsnb._format.header import CONTENT_TYPE_BYTES, CONTENT_TYPE_TEXT
 from kmsnb._inspect import inspect
 from kmsnb._keynames import ALIAS_PREFIX
@@ -31,6 +32,10 @@ from kmsnb._tables import csv_losses, library_of, write
 from kmsnb.connection import open_kms
 from kmsnb.envelope import FileInfo, open_encrypt
 from kmsnb.kms._base import Kms
+from kmsnb.storage import is_url, open_output
+
+if TYPE_CHECKING:
+    from kmsnb._pme_inspect import ParquetInfo
 
 __all__ = ["FORMATS", "Content", "Saved", "save"]
 
@@ -40,7 +45,6 @@ FORMATS: tuple[str, ...] = ("parquet", "csv", "bytes", "text")
 
 _SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 _STREAM_STEP_SIZE = 1024 * 1024
-_DIGEST_STEP_SIZE = 1024 * 1024
 
 StrPath = str | os.PathLike[str]
 
@@ -50,7 +54,7 @@ class Saved(Rendered):
     """The receipt of :func:`kmsnb.save`: what was written where, never the data.
 
     Attributes:
-        path: the file written.
+        path: the file (or object URL) written.
         key_id: the master key, as the KMS named it (for column mode: as the footer does).
         key_alias: the alias the key was asked for by, when it was one.
         key_version: the master key's version (``None`` in column mode, where each
@@ -118,6 +122,7 @@ def save(
     columns: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Saved:
     """Encrypt ``value`` into the file ``path`` under the master key ``key``.
@@ -128,8 +133,9 @@ def save(
             library's Parquet writer keeps them); ``bytes``/``bytearray``/``memoryview``
             (saved as they are), a ``str`` (UTF-8 text, loaded back as ``str``) or a
             binary file open for reading (streamed from where it is).
-        path: the local file to write; it appears only once complete (see
-            :func:`kmsnb.encrypt_file`).
+        path: the local file or the object (``s3://bucket/key``, ``oss://...``) to write;
+            it appears only once complete (see :func:`kmsnb.encrypt_file`), an object
+            streamed out in parts and published whole at the end.
         key: the master key: an id, ``alias/NAME``, a bare ``NAME`` (``alias/NAME``) or an
             ARN; ``None``: the session's default key (``kmsnb.session.set_default_key``).
         kms: a KMS client or URI (:func:`kmsnb.connect`); ``None``: the session's.
@@ -140,12 +146,15 @@ def save(
         columns: column-level encryption of a table as Parquet, as
             :func:`kmsnb.dataframe.to_parquet` takes it: ``{"ssn": "alias/pii"}`` or a
             list of columns under ``key``.
-        overwrite: replace an existing file.
+        overwrite: replace an existing file; otherwise an object is created only if none
+            is there (a conditional create, refereed by the store).
         progress: a progress bar: ``None`` from the session's threshold, ``True`` always,
             ``False`` never (bytes, str and file objects; a table shows none yet).
         options: passed to the writer: ``DataFrame.to_parquet``/``to_csv`` options
             (``index``, ``compression``, ``uniform=True``...); for Arrow and polars those of
             :func:`kmsnb.arrow.write_table`, :func:`kmsnb.polars.write_parquet`/``write_csv``.
+        storage_options: for a URL ``path``, as in pandas (s3fs's options, or
+            :mod:`kmsnb.storage._oss`'s for ``oss://``).
 
     Returns:
         the receipt, :class:`Saved`.
@@ -153,48 +162,105 @@ def save(
     Raises:
         TypeError: ``value`` is none of those, or does not fit ``format``.
         ValueError: no key and no default key, an unknown ``format``, options for a value
-            that takes none, ``path`` a URL.
+            that takes none, ``storage_options`` with a local path.
         FileExistsError: ``path`` exists and ``overwrite`` is false.
+        UnsupportedStorageError: a URL kmsnb cannot write atomically (or whose store is
+            not installed), before any KMS call.
         KmsError: the KMS refused (``KmsAccessDeniedError`` for an unknown alias).
     """
     show = check_progress(progress)
     key_id = _key(key)
     context = check_encryption_context(encryption_context)
-    destination = _local_path(path)
+    destination = _destination(path)
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
-    with open_kms(kms) as client:
-        if _is_dataframe(value):
+    frame = _is_dataframe(value)
+    if not frame:
+        if columns is not None:
+            raise TypeError("columns= encrypts the columns of a DataFrame")
+        if options:
+            raise ValueError(f"options {', '.join(sorted(options))} apply to DataFrames")
+    # The destination is opened before the KMS is asked anything: a refused one costs
+    # no call, and the bytes are counted and hashed as they go (an object is not re-read).
+    with (
+        open_kms(kms) as client,
+        _digesting_output(destination, overwrite, storage_options) as output,
+    ):
+        sink, name = cast(BinaryIO, output), _name(destination)
+        if frame:
             content, shape, notes = _save_frame(
-                value, destination, key_id, client, context, format, columns, overwrite, options
+                value, sink, name, key_id, client, context, format, columns, options
             )
             plaintext_size = None
         else:
-            if columns is not None:
-                raise TypeError("columns= encrypts the columns of a DataFrame")
-            if options:
-                raise ValueError(f"options {', '.join(sorted(options))} apply to DataFrames")
             content, plaintext_size = _save_stream(
-                value, destination, key_id, client, context, format, overwrite, show
+                value, sink, name, key_id, client, context, format, show
             )
             shape, notes = None, ()
-    return _receipt(destination, key_id, content, shape, plaintext_size, context, notes)
+    info = inspect(destination, storage_options=storage_options)  # no KMS call
+    return _receipt(
+        destination, info, output, key_id, content, shape, plaintext_size, context, notes
+    )
 
 
 def _key(key: str | None) -> str:
     return resolve_key(key)
 
 
-def _local_path(path: object) -> Path:
+def _destination(path: object) -> str:
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or a path, not {type(path).__name__}")
     text = os.fspath(path)
-    if isinstance(text, str) and "://" in text:
-        raise ValueError(
-            f"kmsnb.save writes local files; for {text.split('://')[0]}:// URLs use "
-            "kmsnb.dataframe.to_parquet(..., storage_options=...)"
-        )
-    return Path(text)
+    if not isinstance(text, str):
+        raise TypeError("path must be a str or a path of str, not bytes")
+    return text
+
+
+def _name(destination: str) -> str:
+    """The last component of a path or URL: what the suffix and the progress bar use."""
+    return (
+        destination.rstrip("/").rsplit("/", 1)[-1]
+        if is_url(destination)
+        else Path(destination).name
+    )
+
+
+class _DigestingWriter(io.RawIOBase):
+    """Passes bytes on to ``output``, counting and hashing them on the way: the receipt's
+    size and SHA-256, without reading the file (or fetching the object) back."""
+
+    def __init__(self, output: BinaryIO) -> None:
+        super().__init__()
+        self._output = output
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._digest.update(view)
+        remaining = view
+        while remaining:
+            remaining = remaining[self._output.write(remaining) :]
+        self.size += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _digesting_output(
+    destination: str, overwrite: bool, storage_options: Mapping[str, Any] | None
+) -> Iterator[_DigestingWriter]:
+    with open_output(destination, overwrite=overwrite, storage_options=storage_options) as raw:
+        yield _DigestingWriter(raw)
 
 
 def _is_dataframe(value: object) -> bool:
@@ -202,31 +268,32 @@ def _is_dataframe(value: object) -> bool:
     return library_of(value) is not None
 
 
-def _frame_format(path: Path, format: str | None) -> str:
+def _frame_format(name: str, format: str | None) -> str:
     if format in ("bytes", "text"):
         raise TypeError(f"a table is saved as parquet or csv, not {format}")
     if format is not None:
         return format
-    name = path.name.lower().removesuffix(".kms")
-    return _SUFFIX_FORMATS.get(Path(name).suffix, "parquet")
+    stem = name.lower().removesuffix(".kms")
+    return _SUFFIX_FORMATS.get(Path(stem).suffix, "parquet")
 
 
 def _save_frame(
     frame: Any,
-    destination: Path,
+    output: BinaryIO,
+    name: str,
     key_id: str,
     kms: Kms,
     context: Mapping[str, str] | None,
     format: str | None,
     columns: Sequence[str] | Mapping[str, str] | None,
-    overwrite: bool,
     options: dict[str, Any],
 ) -> tuple[Content, tuple[int, int], tuple[str, ...]]:
-    chosen = _frame_format(destination, format)
+    chosen = _frame_format(name, format)
     shape = (int(frame.shape[0]), int(frame.shape[1]))
-    common: dict[str, Any] = {"kms": kms, "encryption_context": context, "overwrite": overwrite}
+    # The output is already open (atomic, exclusive unless overwrite): the writers get it.
+    common: dict[str, Any] = {"kms": kms, "encryption_context": context}
     if chosen == "parquet":
-        write(frame, destination, key_id, format="parquet", columns=columns, **common, **options)
+        write(frame, output, key_id, format="parquet", columns=columns, **common, **options)
         return "parquet", shape, ()
     if columns is not None or options.get("uniform"):
         raise TypeError("column-level encryption (columns=, uniform=) writes Parquet, not CSV")
@@ -242,7 +309,7 @@ def _save_frame(
             UserWarning,
             stacklevel=3,
         )
-    write(frame, destination, key_id, format="csv", columns=None, **common, **options)
+    write(frame, output, key_id, format="csv", columns=None, **common, **options)
     return "csv", shape, notes
 
 
@@ -268,12 +335,12 @@ def _csv_losses(frame: Any, *, keeps_index: bool) -> tuple[str, ...]:
 
 def _save_stream(
     value: object,
-    destination: Path,
+    output: BinaryIO,
+    name: str,
     key_id: str,
     kms: Kms,
     context: Mapping[str, str] | None,
     format: str | None,
-    overwrite: bool,
     show: bool | None,
 ) -> tuple[Content, int]:
     if isinstance(value, str):
@@ -293,10 +360,7 @@ def _save_stream(
         )
     size = len(data) if data is not None else _remaining_size(value)
     content_type = CONTENT_TYPE_TEXT if content == "text" else CONTENT_TYPE_BYTES
-    with (
-        atomic_output(destination, overwrite=overwrite) as output,
-        progress_bar(size, f"save {destination.name}", show=show) as advance,
-    ):
+    with progress_bar(size, f"save {name}", show=show) as advance:
         writer = open_encrypt(
             output,
             key_id,
@@ -347,7 +411,9 @@ def _stream(source: BinaryIO, writer: Any, advance: Callable[[int], None]) -> No
 
 
 def _receipt(
-    path: Path,
+    path: str,
+    info: FileInfo | ParquetInfo,
+    output: _DigestingWriter,
     key_id: str,
     content: Content,
     shape: tuple[int, int] | None,
@@ -356,7 +422,6 @@ def _receipt(
     notes: tuple[str, ...],
 ) -> Saved:
     alias = key_id if key_id.startswith(ALIAS_PREFIX) else None
-    info = inspect(path)  # no KMS call: what the header (or Parquet footer) says
     column_mode = not isinstance(info, FileInfo)
     if isinstance(info, FileInfo):
         found_key, version = info.key_id, info.key_version_id
@@ -364,24 +429,16 @@ def _receipt(
     else:
         found_key, version = info.footer_key_id, None
     return Saved(
-        path=str(path),
+        path=path,
         key_id=found_key,
         key_alias=alias,
         key_version=version,
         content=content,
         shape=shape,
         plaintext_size=plaintext_size,
-        ciphertext_size=path.stat().st_size,
-        sha256=_sha256(path),
+        ciphertext_size=output.size,
+        sha256=output.sha256,
         encryption_context=dict(context or {}),
         column_mode=column_mode,
         notes=notes,
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fileobj:
-        while block := fileobj.read(_DIGEST_STEP_SIZE):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
@@ -19,7 +20,7 @@ from traitlets.config import Configurable
 
 from kmsnb import session
 from kmsnb._progress import DEFAULT_PROGRESS_THRESHOLD, set_progress_threshold
-from kmsnb.kms._base import Kms
+from kmsnb.kms import Kms
 from kmsnb.kms.caching import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES
 
 __all__ = ["Kmsnb", "load_ipython_extension", "unload_ipython_extension"]
@@ -67,6 +68,11 @@ class Kmsnb(Configurable):
     cache_max_bytes = Int(
         DEFAULT_MAX_BYTES, help="Plaintext bytes one cached data key may protect in all."
     ).tag(config=True)
+    short_errors = Bool(
+        True,
+        help="Show an error of input, a file or the KMS in a magic as one line, "
+        "ClassName: message (hint: ...); False: the full traceback, e.g. for a bug report.",
+    ).tag(config=True)
     progress_threshold = Int(
         DEFAULT_PROGRESS_THRESHOLD,
         help="Show a progress bar for files of at least this many bytes (0: always).",
@@ -81,12 +87,18 @@ class Kmsnb(Configurable):
         super().__init__(**kwargs)
         set_progress_threshold(self.progress_threshold)
 
-    def connect(self) -> None:
-        """Open the configured KMS, behind the data-key cache, as the session's KMS."""
+    def connect(self) -> Path | None:
+        """Open the configured KMS, behind the data-key cache, as the session's KMS.
+
+        Returns:
+            the folder of a local keystore that opening it created (a typo in a
+            ``local:`` path makes a new, empty one), else ``None``.
+        """
         from kmsnb.connection import connect, default_kms_uri
         from kmsnb.kms.caching import CachingKms
 
         uri = self._uri()  # what connect() opens, remembered for _is_open()
+        created = _new_local_store(uri)
         client = connect(self.kms or None, allow_insecure_http=self.allow_insecure_http)
         kms: Kms = client
         if self.cache_max_age > 0:
@@ -100,6 +112,7 @@ class Kmsnb(Configurable):
         self.close()
         self._opened = [kms] if kms is client else [kms, client]
         self._opened_uri = uri
+        return created
 
     def _uri(self) -> str | None:
         """The URI ``connect`` opens: ``kms``, else ``$KMSNB_KMS`` (as ``kmsnb.connect``)."""
@@ -124,24 +137,29 @@ class Kmsnb(Configurable):
             if callable(close):
                 close()
 
-    def status_line(self) -> str:
-        """``kmsnb: KMS ...; default key ...``: what the session uses, without secrets."""
-        from kmsnb.ipython._actions import management_client
+    def status_line(self, *, new_store: bool = False) -> str:
+        """``kmsnb: <the KMS>; default key ...``: what the session uses, without secrets."""
+        from kmsnb.connection import describe_kms
 
-        location = getattr(management_client(session.get_kms()), "location", "unknown")
+        # It names the KMS ("local emulator at PATH", "KMS emulator at URL", "Alibaba Cloud
+        # KMS REGION"): no second "KMS" in front of it.
+        location = describe_kms(session.get_kms())
+        if new_store:  # said once, when opening made it: a typo in a path makes one too
+            location += " (a new keystore: no keys yet)"
         key = session.get_default_key() or "none (set one with %kms use KEY)"
-        return f"kmsnb: KMS {location}; default key {key}"
+        return f"kmsnb: {location}; default key {key}"
 
     def _connect_and_report(self) -> None:
-        from kmsnb.ipython._actions import USER_ERRORS, explain
+        from kmsnb.ipython._error_lines import USER_ERRORS, explain
 
         try:
-            self.connect()
+            created = self.connect()
         except USER_ERRORS as error:
             # Loading still succeeds, so that %config Kmsnb.kms = ... can fix the URI.
-            print(f"kmsnb: could not open the KMS: {explain(error)}", file=sys.stderr)
+            message = explain(error, "magic")
+            print(f"kmsnb: could not open the KMS: {message}", file=sys.stderr)
             return
-        print(self.status_line())
+        print(self.status_line(new_store=created is not None))
 
     @validate("cache_max_age", "progress_threshold")
     def _non_negative(self, proposal: Any) -> Any:
@@ -170,16 +188,35 @@ class Kmsnb(Configurable):
         set_progress_threshold(change["new"])
 
 
+def _new_local_store(uri: str | None) -> Path | None:
+    """The folder ``uri`` names if it is a ``local:`` keystore not made yet, else ``None``."""
+    from kmsnb.connection import default_kms_uri, parse_kms_uri
+
+    try:
+        parsed = parse_kms_uri(uri or default_kms_uri())
+    except (TypeError, ValueError):
+        return None  # connect() says what is wrong with it
+    if parsed.kind != "local":
+        return None
+    folder = Path(parsed.pinned().removeprefix("local:"))
+    return None if folder.is_dir() and any(folder.iterdir()) else folder
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the ``df.kms`` accessor, and open the session's KMS."""
-    from kmsnb.ipython.magics import KmsnbMagics
+    from kmsnb.ipython._completion import install_completer
+    from kmsnb.ipython._display import install_formatters
+    from kmsnb.ipython.encrypt_magics import EncryptMagics
+    from kmsnb.ipython.kms_magic import KmsMagic
 
     # Without pandas the magics still encrypt bytes and str.
     with contextlib.suppress(ImportError):
         import kmsnb.dataframe  # noqa: F401  (registers the df.kms accessor)
     settings = Kmsnb(parent=ipython)
     ipython.configurables.append(settings)
-    ipython.register_magics(KmsnbMagics(ipython))
+    ipython.register_magics(KmsMagic(ipython), EncryptMagics(ipython))
+    install_completer(ipython)
+    install_formatters(ipython)
     if settings.default_key:
         session.set_default_key(settings.default_key)
     settings._connect_and_report()
@@ -188,14 +225,20 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics and the settings, and forget the session's KMS and default key."""
+    from kmsnb.ipython._completion import uninstall_completer
+    from kmsnb.ipython._display import uninstall_formatters
+
     manager = ipython.magics_manager
-    # Compared by name, not identity: %reload_ext reloads this module, making new classes.
-    instance = manager.registry.pop("KmsnbMagics", None)
-    if instance is not None:
-        for kind, names in instance.magics.items():
-            for name in names:
-                manager.magics[kind].pop(name, None)
-    ours = ("Kmsnb", "KmsnbMagics")
+    ours = ("Kmsnb", "KmsMagic", "EncryptMagics")
+    for name in ours[1:]:
+        # Compared by name, not identity: %reload_ext reloads modules, making new classes.
+        instance = manager.registry.pop(name, None)
+        if instance is not None:
+            for kind, names in instance.magics.items():
+                for magic in names:
+                    manager.magics[kind].pop(magic, None)
+    uninstall_completer(ipython)
+    uninstall_formatters(ipython)
     for item in ipython.configurables:
         if type(item).__name__ == "Kmsnb":
             item.close()

@@ -7,92 +7,30 @@ data, a data key or a credential.
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, overload
 
-from kmsnb._text import escape_control_characters
+from kmsnb._render import Rendered, cell_text, format_size
+from kmsnb.envelope import FileInfo
 
-__all__ = ["Details", "Receipt", "Table"]
+__all__ = [
+    "Details",
+    "Table",
+    "file_details",
+    "install_formatters",
+    "uninstall_formatters",
+]
 
 T = TypeVar("T")
 
-_STYLE = "border-collapse:collapse;text-align:left"
-_CELL = "padding:2px 8px;text-align:left;vertical-align:top"
+Rows = Sequence[Sequence[str]]
 
 
-def _text(value: object) -> str:
-    """A cell's text, control characters escaped: a file's header may hold anything."""
-    if value is None:
-        return ""
-    if isinstance(value, Mapping):
-        text = ", ".join(f"{key}={item}" for key, item in value.items())
-    else:
-        text = str(value)
-    return escape_control_characters(text)
-
-
-def _escaped(
-    title: str, header: Sequence[str] | None, rows: Sequence[Sequence[str]]
-) -> tuple[str, Sequence[str] | None, list[list[str]]]:
-    """Every cell without raw control characters (paths and key ids come from outside)."""
-    return (
-        escape_control_characters(title),
-        None if header is None else [escape_control_characters(cell) for cell in header],
-        [[escape_control_characters(cell) for cell in row] for row in rows],
-    )
-
-
-def _text_table(title: str, header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
-    title, header, rows = _escaped(title, header, rows)
-    lines = [title]
-    widths = [len(cell) for cell in header] if header else [0] * len(rows[0]) if rows else []
-    for row in rows:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-
-    if header:
-        lines.append(line(header).rstrip())
-        lines.append("  ".join("-" * width for width in widths))
-    lines.extend(line(row).rstrip() for row in rows)
-    return "\n".join(lines)
-
-
-def _html_table(title: str, header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
-    title, header, rows = _escaped(title, header, rows)
-    parts = [f'<table class="kmsnb" style="{_STYLE}">']
-    parts.append(f'<caption style="text-align:left"><b>{html.escape(title)}</b></caption>')
-    if header:
-        cells = "".join(f'<th style="{_CELL}">{html.escape(cell)}</th>' for cell in header)
-        parts.append(f"<thead><tr>{cells}</tr></thead>")
-    parts.append("<tbody>")
-    for row in rows:
-        cells = "".join(f'<td style="{_CELL}">{html.escape(cell)}</td>' for cell in row)
-        parts.append(f"<tr>{cells}</tr>")
-    parts.append("</tbody></table>")
-    return "".join(parts)
-
-
-class _Rendered:
-    """Text for ``str``/``repr`` and IPython's terminal display, HTML for Jupyter."""
-
-    def _render(self) -> tuple[str, Sequence[str] | None, list[list[str]]]:
-        raise NotImplementedError
-
-    def __str__(self) -> str:
-        return _text_table(*self._render())
+class _Rendered(Rendered):
+    """A rendered record whose ``repr`` is its text too (what IPython's terminal shows)."""
 
     def __repr__(self) -> str:
         return str(self)
-
-    def _repr_html_(self) -> str:
-        return _html_table(*self._render())
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
 
 
 class Table(_Rendered, Sequence[T]):
@@ -127,9 +65,9 @@ class Table(_Rendered, Sequence[T]):
     def __iter__(self) -> Iterator[T]:
         return iter(self._records)
 
-    def _render(self) -> tuple[str, Sequence[str] | None, list[list[str]]]:
+    def _table(self) -> tuple[str, Sequence[str] | None, Rows]:
         header = [name for name, _ in self._columns]
-        rows = [[_text(get(record)) for _, get in self._columns] for record in self._records]
+        rows = [[cell_text(get(record)) for _, get in self._columns] for record in self._records]
         title = f"{self.title} ({len(rows)})" if rows else f"{self.title}: none"
         return title, header if rows else None, rows
 
@@ -144,7 +82,7 @@ class Details(_Rendered, Generic[T]):
     def __init__(self, title: str, value: T, fields: Sequence[tuple[str, object]]) -> None:
         self.title = title
         self.value = value
-        self.fields = [(name, _text(item)) for name, item in fields]
+        self.fields = [(name, cell_text(item)) for name, item in fields]
 
     def __getattr__(self, name: str) -> Any:
         # Only public names: IPython probes objects for _repr_*_ and _ipython_*_ methods,
@@ -153,72 +91,55 @@ class Details(_Rendered, Generic[T]):
             raise AttributeError(name)
         return getattr(self.value, name)
 
-    def _render(self) -> tuple[str, Sequence[str] | None, list[list[str]]]:
+    def _table(self) -> tuple[str, Sequence[str] | None, Rows]:
         return self.title, None, [[name, item] for name, item in self.fields]
 
 
-@dataclass(frozen=True)
-class Receipt:
-    """What ``%encrypt`` wrote: where, under which key, how much, and the file's digest.
+def file_details(title: str, info: FileInfo, *, path: str | None = None) -> Details[FileInfo]:
+    """What a kmsnb file's header says (``%kms inspect``), as a detail view."""
+    size = (
+        "unknown (written as a stream)"
+        if info.plaintext_size is None
+        else format_size(info.plaintext_size)
+    )
+    fields: list[tuple[str, object]] = [] if path is None else [("path", path)]
+    fields += [
+        ("key id", info.key_id),
+        ("key version", info.key_version_id),
+        ("encryption context", info.encryption_context or "none"),
+        ("content type", info.content_type),
+        ("plaintext size", size),
+        ("file size", format_size(info.file_size)),
+        ("format", f"kmsnb v{info.format_version}, {info.algorithm}"),
+    ]
+    return Details(title, info, fields)
 
-    It describes the ciphertext only; the data itself is never part of it.
-    """
 
-    path: str
-    key_id: str
-    key_version_id: str
-    key_alias: str | None
-    kind: str  # "DataFrame", "bytes" or "str"
-    content_type: str
-    ciphertext_size: int
-    sha256: str
-    rows: int | None = None
-    columns: int | None = None
-    plaintext_size: int | None = None
-    encryption_context: Mapping[str, str] = field(default_factory=dict)
-    #: Column-level encryption: the columns named under keys of their own (``{}``:
-    #: none, or ``uniform``); ``None`` for a whole-file kmsnb file.
-    column_keys: Mapping[str, str] | None = None
-    uniform: bool = False
+def _file_info_html(info: FileInfo) -> str:
+    return file_details("kmsnb file", info)._repr_html_()
 
-    @property
-    def shape(self) -> str:
-        if self.rows is not None and self.columns is not None:
-            return f"{self.kind}, {self.rows} rows x {self.columns} columns"
-        return f"{self.kind}, {self.plaintext_size} bytes"
 
-    def _fields(self) -> list[list[str]]:
-        key = self.key_id if self.key_alias is None else f"{self.key_id} ({self.key_alias})"
-        fields = [
-            ["path", self.path],
-            ["key", key],
-            ["key version", self.key_version_id],
-            ["plaintext", self.shape],
-            ["content type", self.content_type],
-            ["ciphertext", f"{self.ciphertext_size} bytes"],
-            ["sha256", self.sha256],
-        ]
-        if self.column_keys is not None:
-            named = ", ".join(f"{name}={key}" for name, key in self.column_keys.items())
-            shown = (
-                "uniform: one key for the footer and every column"
-                if self.uniform
-                else (
-                    f"{named}; the footer and the other columns: {self.key_id}"
-                    if named
-                    else f"every column and the footer: {self.key_id}"
-                )
-            )
-            fields.append(["column-level", _text(shown)])
-        if self.encryption_context:
-            fields.append(["encryption context", _text(self.encryption_context)])
-        return fields
+def _file_info_text(info: FileInfo, printer: Any, cycle: bool) -> None:
+    """A short repr: which key, what content, how big (the dataclass repr is a wall)."""
+    size = "size unknown" if info.plaintext_size is None else format_size(info.plaintext_size)
+    printer.text(
+        cell_text(
+            f"FileInfo(key {info.key_id} version {info.key_version_id}, "
+            f"{info.content_type}, {size})"
+        )
+    )
 
-    def __str__(self) -> str:
-        return _text_table("encrypted", None, self._fields())
 
-    def _repr_html_(self) -> str:
-        return _html_table("encrypted", None, self._fields())
+def install_formatters(shell: Any) -> None:
+    """Show a :class:`~kmsnb.envelope.FileInfo` that is a cell's value (``kmsnb.inspect``)
+    as a table in Jupyter and one short line in a terminal."""
+    formatters = shell.display_formatter.formatters
+    formatters["text/html"].for_type(FileInfo, _file_info_html)
+    formatters["text/plain"].for_type(FileInfo, _file_info_text)
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
+
+def uninstall_formatters(shell: Any) -> None:
+    """Undo :func:`install_formatters`."""
+    formatters = shell.display_formatter.formatters
+    for mime in ("text/html", "text/plain"):
+        formatters[mime].pop(FileInfo, None)

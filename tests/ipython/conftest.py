@@ -8,6 +8,7 @@ folder, and a ``run`` helper that fails the test on any error unless it is expec
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,41 @@ from kmsnb.kms.local import LocalKms
 FAKE_ACCESS_KEY_SECRET = "kmsnbFakeSecret0LTAIq7ZxW3vB9tR2yK"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 class Shell(InteractiveShell):
-    """An InteractiveShell whose ``run`` raises what the cell raised."""
+    """An InteractiveShell whose ``run`` raises what the cell raised, and which remembers
+    the text it showed for the last error (``shown``)."""
+
+    last_shown: str | None = None
+
+    def _showtraceback(self, etype: Any, evalue: Any, stb: Any) -> None:
+        self.last_shown = _ANSI.sub("", self.InteractiveTB.stb2text(stb))
+        super()._showtraceback(etype, evalue, stb)
+
+    def show_usage_error(self, exc: BaseException) -> None:
+        self.last_shown = f"UsageError: {exc}"
+        super().show_usage_error(exc)
+
+    def shown(self, cell: str) -> str:
+        """Run ``cell``, which must fail; return the text shown for its error."""
+        self.last_shown = None
+        self.fails(cell)
+        assert self.last_shown is not None, f"no error shown for {cell!r}"
+        return self.last_shown
+
+    def one_line_error(self, cell: str, *words: str, head: str | None = None) -> str:
+        """Run ``cell``, which must fail, and check what the user sees: one line, headed by
+        ``head`` (a class name) when given, saying each of ``words``; no traceback."""
+        shown = self.shown(cell).strip()
+        assert "\n" not in shown, shown
+        assert "Traceback" not in shown
+        if head is not None:
+            assert shown.startswith(f"{head}: "), shown
+        for word in words:
+            assert word in shown, (word, shown)
+        return shown
 
     def run(self, cell: str) -> Any:
         """Run ``cell`` as a user would; return its value, or raise its error."""

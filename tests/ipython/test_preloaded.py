@@ -16,7 +16,7 @@ from traitlets.config import Config
 
 from kmsnb import session
 from kmsnb.ipython._actions import management_client
-from kmsnb.ipython._commands import split
+from kmsnb.ipython._magic_support import split
 
 pytestmark = pytest.mark.notebook
 
@@ -42,7 +42,7 @@ def test_a_preloaded_extension_switches_to_the_notebooks_keystore(
     shell.run(SETUP)
     out = capsys.readouterr().out
     assert "The kmsnb extension is already loaded" in out
-    assert out.count("kmsnb: KMS local emulator at") == 1
+    assert out.count("kmsnb: local emulator at") == 1
     assert _location() == f"local emulator at {store}" != binder
 
 
@@ -62,7 +62,7 @@ def test_a_fresh_kernel_opens_the_keystore_once_and_a_rerun_switches(
     second = tmp_path / "second"  # Run All again: the setup cell made a new keystore
     monkeypatch.setenv("KMSNB_KMS", f"local:{second}")
     bare_shell.run(SETUP)
-    assert capsys.readouterr().out.count(f"kmsnb: KMS local emulator at {second};") == 1
+    assert capsys.readouterr().out.count(f"kmsnb: local emulator at {second} (a new keystore") == 1
     assert _location() == f"local emulator at {second}"
 
 
@@ -74,7 +74,7 @@ def test_the_same_uri_reconnects_when_the_session_kms_was_replaced(
     other = LocalKms(tmp_path / "other")
     session.set_kms(other)
     shell.run(f"%config Kmsnb.kms = 'local:{keystore}'")
-    assert "kmsnb: KMS local emulator at" in capsys.readouterr().out
+    assert "kmsnb: local emulator at" in capsys.readouterr().out
     assert _location() == f"local emulator at {keystore}"
     other.close()
 
@@ -83,7 +83,7 @@ def test_a_comment_may_follow_a_magics_arguments(shell, tmp_path, capsys):
     shell.run("%kms create-key --alias sales  # the team's key")
     shell.run("%kms use alias/sales  # the session's default key")
     assert session.get_default_key() == "alias/sales"
-    receipt = shell.run(f"%%encrypt -o {tmp_path / 'a.kms'}  # the cell's last value\nb'x'\n")
+    receipt = shell.run(f"%%encrypt {tmp_path / 'a.kms'}  # the cell's last value\nb'x'\n")
     assert receipt is not None
     assert (tmp_path / "a.kms").exists()
 

@@ -75,9 +75,9 @@ CELLS = [
     f" for i in range({ROW_COUNT})]\n"
     f"df = pd.DataFrame({{'id': range({ROW_COUNT}), 'secret': secrets}})\n"
     "df.shape",
-    "%%encrypt -o {out}/cell.kms\nframe = df.copy()\nframe",
-    "%encrypt df -o {out}/line.kms --context purpose=test",
-    "%encrypt df -o {out}/frame.csv.kms --format csv",
+    "%%encrypt {out}/cell.kms\nframe = df.copy()\nframe",
+    "%encrypt df {out}/line.kms --context purpose=test",
+    "%encrypt df {out}/frame.csv.kms --format csv",
     "df.kms.to_parquet(f'{out}/accessor.kms')",
     "from kmsnb.widgets import EncryptPanel, KeyPicker\n"
     "panel = EncryptPanel(df, path=f'{out}/widget.kms')\n"
@@ -146,7 +146,8 @@ def test_no_secret_in_the_notebook_the_history_or_the_logs(
         notebook,
         kernel_name="python3",
         timeout=60,
-        allow_error_names=["UsageError"],  # the mistakes made on purpose
+        # The mistakes made on purpose: a wrong context, a taken alias, a missing secret.
+        allow_error_names=["ContextMismatchError", "ValueError", "KmsAccessDeniedError"],
         resources={"metadata": {"path": str(tmp_path)}},
         ipython_hist_file=str(history),  # on disk, as in an interactive Jupyter session
         extra_arguments=["--HistoryManager.db_log_output=True"],
@@ -165,12 +166,20 @@ def test_no_secret_in_the_notebook_the_history_or_the_logs(
     assert "widgets" in reloaded.metadata
     outputs = [output for cell in reloaded.cells for output in cell.outputs]
     assert any("sha256" in str(output) for output in outputs)
-    assert any("UsageError" in str(output) for output in outputs)
+    errors = [output for output in outputs if output.output_type == "error"]
+    assert [error.ename for error in errors] == [
+        "ContextMismatchError",
+        "ValueError",
+        "KmsAccessDeniedError",
+    ]
+    # In a kernel too, each is one line headed by its class, without a traceback.
+    assert all(len(error.traceback) == 1 for error in errors), errors
+    assert all(error.traceback[0].startswith(f"{error.ename}: ") for error in errors)
     for cell in reloaded.cells:
         cell.source = ""  # the sources are the user's; everything else is searched
     history_bytes = b"".join(path.read_bytes() for path in history.parent.glob("history.sqlite*"))
     assert b"run_cell_magic" in history_bytes  # the sources, and with db_log_output...
-    assert b"encrypted" in history_bytes  # ...the receipts: the database was written
+    assert b"Saved(" in history_bytes  # ...the receipts: the database was written
     captured = capfd.readouterr()
     searched = {
         "notebook": nbformat.writes(reloaded).encode(),

@@ -8,7 +8,6 @@ import re
 import pandas as pd
 import pytest
 from forgery import ForgingKms, forge_bytes, hostile_file
-from IPython.core.error import UsageError
 
 from kmsnb.ipython._display import Details
 
@@ -26,13 +25,6 @@ def keys(shell, local_kms):
     return trusted, scratch
 
 
-def _one_line(error: BaseException, *words: str) -> None:
-    assert isinstance(error, UsageError), repr(error)
-    assert "\n" not in str(error)
-    for word in words:
-        assert word in str(error)
-
-
 @pytest.mark.parametrize("kind", ["bytes", "parquet", "columns"])
 def test_decrypt_refuses_forged_files(shell, local_kms, keys, tmp_path, kind):
     trusted, scratch = keys
@@ -47,7 +39,7 @@ def test_decrypt_refuses_forged_files(shell, local_kms, keys, tmp_path, kind):
         columns = {"ssn": "alias/trusted"} if kind == "columns" else None
         frame.kms.to_parquet(path, "alias/trusted", kms=forger, columns=columns)
     for line in (f"%decrypt {path} -o loaded", f"%decrypt {path} --allowed-key alias/trusted"):
-        _one_line(shell.fails(line), "forged", scratch)
+        shell.one_line_error(line, "forged", scratch)
     assert "loaded" not in shell.user_ns
 
 
@@ -55,19 +47,19 @@ def test_allowed_keys_config_and_option(shell, keys, tmp_path):
     trusted, scratch = keys
     shell.user_ns["blob"] = b"under scratch"
     path = tmp_path / "s.kms"
-    shell.run(f"%encrypt blob -o {path} -k alias/scratch")
+    shell.run(f"%encrypt blob {path} -k alias/scratch")
     assert shell.run(f"%decrypt {path}") == b"under scratch"  # nothing pinned yet
     shell.run("%config Kmsnb.allowed_keys = ['alias/trusted']")
-    _one_line(shell.fails(f"%decrypt {path}"), "allowed_keys", scratch)
+    shell.one_line_error(f"%decrypt {path}", "allowed_keys", scratch)
     # The option replaces the setting for one call.
     assert shell.run(f"%decrypt {path} --allowed-key alias/scratch") == b"under scratch"
     assert shell.run(f"%decrypt {path} --allowed-key {trusted} alias/scratch") == b"under scratch"
-    _one_line(shell.fails(f"%kms rewrap {path} --key alias/trusted"), "allowed_keys")
+    shell.one_line_error(f"%kms rewrap {path} --key alias/trusted", "allowed_keys")
     assert shell.run(f"%kms rewrap {path} --key alias/trusted --allowed-key {scratch}").key_id == (
         trusted
     )
     assert shell.run(f"%decrypt {path}") == b"under scratch"  # now under the pinned key
-    _one_line(shell.fails(f"%decrypt {path} --allowed-key alias/nobody"), "allowed_keys entry")
+    shell.one_line_error(f"%decrypt {path} --allowed-key alias/nobody", "allowed_keys entry")
 
 
 def test_kms_inspect_escapes_a_hostile_header(shell, local_kms, keys, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 
 import kmsnb.widgets
 from kmsnb import session
-from kmsnb.ipython.widgets import EncryptPanel, KeyPicker
+from kmsnb.widgets import EncryptPanel, KeyPicker
 
 pytestmark = pytest.mark.notebook
 
@@ -43,11 +44,15 @@ def frame():
 
 
 def owned_widgets(*owners):
+    """The owners (containers) and every widget they hold."""
     return [
-        value
-        for owner in owners
-        for value in vars(owner).values()
-        if isinstance(value, ipywidgets.Widget)
+        *owners,
+        *(
+            value
+            for owner in owners
+            for value in vars(owner).values()
+            if isinstance(value, ipywidgets.Widget)
+        ),
     ]
 
 
@@ -56,8 +61,21 @@ def all_states(*owners):
     return json.dumps([widget.get_state() for widget in owned_widgets(*owners)], default=str)
 
 
-def test_the_public_module_reexports_the_widgets():
-    assert (kmsnb.widgets.KeyPicker, kmsnb.widgets.EncryptPanel) == (KeyPicker, EncryptPanel)
+def test_the_widgets_are_containers_that_compose(keys, frame):
+    picker, panel = KeyPicker(), EncryptPanel(frame)
+    assert isinstance(picker, ipywidgets.VBox)
+    assert isinstance(panel, ipywidgets.VBox)
+    box = ipywidgets.VBox([picker, panel])  # a TraitError before
+    assert box.children == (picker, panel)
+    assert picker.children == (picker.dropdown,)
+    assert panel.widget is panel
+
+
+def test_key_labels_are_not_cut(keys):
+    """The dropdown is as wide as its longest label ("alias/a (key id)")."""
+    picker = KeyPicker()
+    assert picker.dropdown.layout.width == "max-content"
+    assert all(keys_id in label for label, keys_id in [(picker.dropdown.options[2][0], keys)])
 
 
 def test_key_picker_lists_enabled_keys_and_sets_the_default(keys):
@@ -90,7 +108,7 @@ def test_encrypt_panel_click_encrypts_and_shows_the_receipt(keys, frame, tmp_pat
 
     assert panel.error is None
     assert panel.receipt is not None
-    assert (panel.receipt.key_alias, panel.receipt.rows) == ("alias/b", 2)
+    assert (panel.receipt.key_alias, panel.receipt.shape) == ("alias/b", (2, 2))
     (shown,) = panel.output.outputs
     assert str(path) in shown["data"]["text/plain"]
     assert "<table" in shown["data"]["text/html"]
@@ -106,7 +124,9 @@ def test_encrypt_panel_shows_errors_instead_of_raising(keys, frame, tmp_path):
     panel.button.click()
 
     assert panel.receipt is None
-    assert "--overwrite" in panel.error
+    assert "tick Overwrite" in panel.error  # the widget's control, not the magic's option
+    assert "--overwrite" not in panel.error
+    assert "overwrite=True" not in panel.error
     assert panel.output.outputs[0]["data"]["text/plain"].startswith("not encrypted: ")
     panel.overwrite.value = True
     assert panel.encrypt() is not None
@@ -142,19 +162,26 @@ def test_no_secret_in_any_widget_state(keys, frame, tmp_path, recording, access_
         ]
     for secret in forbidden:
         assert secret not in state
-    assert len(owned_widgets(picker, panel)) == 8
+    assert len(owned_widgets(picker, panel)) == 9
     assert not any(isinstance(w, ipywidgets.Password) for w in owned_widgets(picker, panel))
 
 
 def test_missing_ipywidgets_gives_a_clear_import_error(keys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    monkeypatch.delitem(sys.modules, "kmsnb.widgets")
     with pytest.raises(ImportError, match=r"pip install 'kmsnb\[notebook\]'.*%kms use KEY"):
-        KeyPicker()
+        importlib.import_module("kmsnb.widgets")
 
 
 def test_in_a_kernel_the_widgets_display_as_widget_views(keys, frame, monkeypatch):
-    monkeypatch.setattr("kmsnb.ipython.widgets._in_kernel", lambda: True)
+    monkeypatch.setattr("kmsnb.widgets._in_kernel", lambda: True)
     view = "application/vnd.jupyter.widget-view+json"
     picker, panel = KeyPicker(), EncryptPanel(frame)
-    assert picker._repr_mimebundle_()[view]["model_id"] == picker.dropdown.model_id
-    assert panel._repr_mimebundle_()[view]["model_id"] == panel.widget.model_id
+    assert picker._repr_mimebundle_()[view]["model_id"] == picker.model_id
+    assert panel._repr_mimebundle_()[view]["model_id"] == panel.model_id
+
+
+def test_a_default_key_set_as_a_bare_name_shows_its_alias_selected(keys, shell, frame):
+    shell.run("%kms use b")
+    assert KeyPicker().value == "alias/b"
+    assert EncryptPanel(frame).key.value == "alias/b"
