@@ -25,6 +25,7 @@ from kmsnb.errors import (
     FormatError,
     IntegrityError,
     KmsAccessDeniedError,
+    UnsupportedStorageError,
     WrongKeyError,
 )
 from kmsnb.testing import InMemoryKms
@@ -208,6 +209,34 @@ def test_a_bare_key_name_means_its_alias(kms: InMemoryKms, tmp_path: Path) -> No
     kmsnb.arrow.write_table(table, tmp_path / "s.parquet.kms", kms=kms)
     for name in ("a.parquet.kms", "p.csv.kms", "s.parquet.kms"):
         assert kmsnb.inspect(tmp_path / name).key_id == expected
+
+
+@pytest.mark.parametrize("mode", [{}, {"columns": ["ssn"]}], ids=["whole-file", "columns"])
+def test_urls_go_through_kmsnb_storage(kms: InMemoryKms, mode: dict[str, object]) -> None:
+    """An fsspec URL is written through kmsnb.storage (published whole, exclusive unless
+    overwrite) and read back; a store kmsnb cannot write atomically is refused before
+    any KMS call."""
+    import fsspec
+    import polars as pl
+
+    import kmsnb.polars
+
+    table = pa.table({"a": [1, 2], "ssn": ["x", "y"]})
+    url = "memory://kmsnb-arrow-urls/t.parquet.kms"
+    try:
+        kmsnb.arrow.write_table(table, url, MAIN_KEY, kms=kms, **mode)  # type: ignore[arg-type]
+        with pytest.raises(FileExistsError):
+            kmsnb.arrow.write_table(table, url, MAIN_KEY, kms=kms, **mode)  # type: ignore[arg-type]
+        assert kmsnb.arrow.read_table(url, kms=kms).equals(table)
+        frame = pl.from_arrow(table)
+        kmsnb.polars.write_parquet(frame, url, MAIN_KEY, kms=kms, overwrite=True)  # type: ignore[arg-type]
+        assert kmsnb.polars.read_parquet(url, kms=kms).equals(frame)
+    finally:
+        fsspec.filesystem("memory").rm("/kmsnb-arrow-urls", recursive=True)
+    calls = dict(kms.calls)
+    with pytest.raises(UnsupportedStorageError, match="atomically"):
+        kmsnb.arrow.write_table(table, "ftp://127.0.0.1/t.parquet.kms", MAIN_KEY, kms=kms)
+    assert dict(kms.calls) == calls
 
 
 def test_forged_whole_file_is_refused(kms: InMemoryKms, tmp_path: Path) -> None:
