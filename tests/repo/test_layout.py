@@ -61,6 +61,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._eax",
             "kmsnb._thrift",
             "kmsnb._progress",
+            # Where bytes live (local files, object stores): below the file operations.
+            "kmsnb.storage",
         ),
     ),
     (
@@ -83,6 +85,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._key_check",
             "kmsnb.rewrap",
             "kmsnb.legacy",
+            # Whole-file tables: the encrypting sink, atomic outputs, seekable inputs.
+            "kmsnb._whole_file_io",
         ),
     ),
     (
@@ -90,11 +94,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "kmsnb.connection",
             "kmsnb._connect",
+            "kmsnb._defaults",
             "kmsnb.session",
             "kmsnb.secrets",
             "kmsnb.keys",
             "kmsnb._save",
             "kmsnb._load",
+            "kmsnb._tables",
             "kmsnb._inspect",
             "kmsnb._render",
             "kmsnb._column_keys",
@@ -109,7 +115,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb.arrow",
             "kmsnb.polars",
             "kmsnb.fsspec_kmsnb",
-            "kmsnb.storage",
         ),
     ),
     (
