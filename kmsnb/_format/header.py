@@ -100,6 +100,7 @@ __all__ = [
     "MIN_HEADER_SIZE",
     "WRITER_RESERVED_SIZE",
     "Header",
+    "VerifiedKeySlot",
     "bound_section",
     "encode_context",
     "parse_header",
@@ -150,8 +151,11 @@ class Header:
     def algorithm_name(self) -> str:
         return ALGORITHM_NAMES[self.algorithm]
 
-    def verify_key_slot(self, data_key: bytes | bytearray) -> None:
+    def verify_key_slot(self, data_key: bytes | bytearray) -> VerifiedKeySlot:
         """Check ``slot_mac`` with the unwrapped data key.
+
+        Returns:
+            the proof that it did, which a reader takes instead of checking again.
 
         Raises:
             IntegrityError: the key slot was altered, or the data key is not this file's.
@@ -163,6 +167,24 @@ class Header:
                 "the key slot failed authentication; the header was altered, or the data "
                 "key does not belong to this file",
                 offset=0,
+            )
+        return VerifiedKeySlot(self, data_key, _seal=_PROOF_SEAL)
+
+    def require_verified_key_slot(
+        self, data_key: bytes | bytearray, verified: VerifiedKeySlot | None
+    ) -> None:
+        """Verify the key slot, unless ``verified`` proves it was, for this header and key.
+
+        Raises:
+            IntegrityError: as :meth:`verify_key_slot`.
+            ValueError: ``verified`` was made for another header or another key object.
+        """
+        if verified is None:
+            self.verify_key_slot(data_key)
+        elif not (isinstance(verified, VerifiedKeySlot) and verified.vouches_for(self, data_key)):
+            raise ValueError(
+                "verified_slot does not come from verifying this header's key slot with this "
+                "data key; pass the one Header.verify_key_slot returned, or none"
             )
 
     def with_key_slot(
@@ -199,6 +221,33 @@ class Header:
         if new.size != self.size:
             raise AssertionError("kmsnb: internal error: an in-place key slot changed size")
         return new
+
+
+_PROOF_SEAL = object()
+
+
+class VerifiedKeySlot:
+    """Proof that :meth:`Header.verify_key_slot` accepted one header with one data key.
+
+    Only that method makes one (the constructor wants a module-private seal), so a reader
+    given one can skip the second HMAC without trusting a flag its caller could set. It
+    refers to the very header and key objects (no copy of the key is kept): a reader
+    accepts it only with those same objects.
+    """
+
+    __slots__ = ("_header", "_key")
+
+    def __init__(self, header: Header, data_key: bytes | bytearray, *, _seal: object) -> None:
+        if _seal is not _PROOF_SEAL:
+            raise TypeError("a VerifiedKeySlot comes from Header.verify_key_slot only")
+        self._header = header
+        self._key = data_key
+
+    def __repr__(self) -> str:
+        return f"<VerifiedKeySlot of key {self._header.key_id!r}>"
+
+    def vouches_for(self, header: Header, data_key: bytes | bytearray) -> bool:
+        return self._header is header and self._key is data_key
 
 
 def _check_writable_key_slot(key_id: object, key_version_id: object) -> None:

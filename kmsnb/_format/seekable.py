@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from kmsnb._format.header import Header
+from kmsnb._format.header import Header, VerifiedKeySlot
 from kmsnb._format.payload import (
     CHUNK_SIZE,
     COMMITMENT_SIZE,
@@ -91,6 +91,7 @@ class SeekableDecryptReader(io.RawIOBase):
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         close_source: bool = False,
+        verified_slot: VerifiedKeySlot | None = None,
     ) -> None:
         super().__init__()
         # Every attribute first: close() (and so __del__) must work whatever fails below.
@@ -122,7 +123,7 @@ class SeekableDecryptReader(io.RawIOBase):
                 )
             self._cache_limit = max(1, cache_size // CHUNK_SIZE)
             self._payload_start = payload_start
-            header.verify_key_slot(key)
+            header.require_verified_key_slot(key, verified_slot)
             self._open(key)
         except BaseException:
             self._release()
