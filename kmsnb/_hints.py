@@ -35,6 +35,7 @@ FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
 _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     "python": {
         "storage": "storage_options={...}",
+        "emulator": "kms='local:PATH'",
         "kms": "kms='local:PATH' (or a client), or $KMSNB_KMS",
         "context": "encryption_context=",
         "inspect": "kmsnb.inspect(PATH)",
@@ -47,6 +48,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     },
     "cli": {
         "storage": "--storage-option KEY=VALUE",
+        "emulator": "--kms local:PATH",
         "kms": "--kms URI or $KMSNB_KMS",
         "context": "--context KEY=VALUE",
         "inspect": "kmsnb inspect PATH",
@@ -59,6 +61,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     },
     "magic": {
         "storage": "--storage-option KEY=VALUE",
+        "emulator": "%config Kmsnb.kms = 'local:PATH'",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "-c KEY=VALUE",
         "inspect": "%kms inspect PATH",
@@ -71,6 +74,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     },
     "widget": {
         "storage": "storage_options= in Python",
+        "emulator": "%config Kmsnb.kms = 'local:PATH'",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "the context field",
         "inspect": "%kms inspect PATH",
@@ -104,9 +108,10 @@ def _access_denied(error: BaseException) -> str:
     code = getattr(error, "code", None) or ""
     if code in _CREDENTIAL_CODES:
         return (
-            "check the Alibaba Cloud credentials (ALIBABA_CLOUD_ACCESS_KEY_ID and "
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile or a RAM role), or point at "
-            "another KMS with {kms}"
+            "give Alibaba Cloud credentials: ALIBABA_CLOUD_ACCESS_KEY_ID and "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile (ALIBABA_CLOUD_PROFILE, "
+            "~/.alibabacloud/credentials.ini) or the RAM role of an ECS instance; or use "
+            "the local emulator ({emulator})"
         )
     if code in _NOT_FOUND_CODES:
         return (

@@ -11,33 +11,55 @@ key) is authenticated separately, by an HMAC under a key derived from the data k
    verified with the data key;
 2. the KMS rewraps the same data key under the new master key (ReEncrypt);
 3. a new key slot is authenticated with the data key, which is then wiped;
-4. the new header and the old payload bytes, unchanged, are written to a new file (with
-   the old one's owner, group and mode) that replaces the original. The payload is
-   copied, not decrypted: no plaintext exists at any point, and the cost is a byte copy
-   rather than a decryption and an encryption.
+4. the new key slot is written **in place** when it fits in the old one's room (the slot
+   and the reserved field kmsnb's writers leave after it, docs/FORMAT.md "Header"): one
+   ``pwrite`` of a few hundred bytes, then ``fdatasync``. Otherwise the new header and the
+   old payload bytes, unchanged, go to a new file (with the old one's owner, group and
+   mode, and a reserved field, so the next rewrap is in place) that replaces the original.
+   Either way no plaintext exists at any point.
+
+**Why the in-place write is crash-safe.** It is done only when the whole region it
+rewrites (from the key slot to the end of the header; the header's size and bound section
+stay as they are) lies inside one 4096-byte-aligned block of the file, and it is a single
+``pwrite`` of the complete region:
+
+* a process killed at any moment (``kill -9``, the OOM killer, an exception) leaves the old
+  slot or the new one, never a mix: Linux copies a write into the page cache a page at a
+  time, checking for a fatal signal only between pages, and a region inside one aligned
+  4096-byte block is inside one page; the page cache then reaches the disk whether or not
+  the process lives. Both slots open the file: the same data key is wrapped in each.
+* a power cut or kernel crash before ``fdatasync`` returns leaves, on a device that writes a
+  4096-byte block atomically (NVMe drives with 4 KiB atomic writes, 4Kn disks), the old
+  block or the new one. On a device that may tear a block (512-byte sectors written one
+  by one), a torn slot fails its MAC: the reader gets an ``IntegrityError`` before any
+  plaintext, never a wrong answer. That is the one case the copy, whose rename is atomic
+  on every device, still covers better.
+* nothing else in the file changes, so a file with several hard links is rewrapped under
+  every name, and keeps its inode, owner, group and mode.
 
 The data key stays the same, so rewrapping does not recover from a compromise of the data
 key (or of a master key that may already have unwrapped it): whoever holds it still
 decrypts the file. Only re-encryption, under a fresh data key, does.
 
-A file with more than one hard link is refused rather than rewritten in place: replacing
-it would leave the other links on the old key (unreadable once that key is deleted), and
-an in-place rewrite cannot be atomic (the header may change size, which shifts the whole
-payload), so a crash halfway would lose the file under every name.
+When the new slot does not fit, a file with more than one hard link is refused rather
+than copied: replacing it would leave the other links on the old key (unreadable once that
+key is deleted).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from kmsnb._context import check_context_matches, check_encryption_context
 from kmsnb._files import atomic_output
-from kmsnb._format.header import read_header
+from kmsnb._format.header import Header, read_header
 from kmsnb._key_check import resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
 from kmsnb._progress import progress_bar
@@ -46,7 +68,11 @@ from kmsnb.kms._base import KmsClient
 
 __all__ = ["rewrap_file"]
 
+_Source = io.BufferedReader | io.BufferedRandom  # the file, open "rb" or "r+b"
 _COPY_SIZE = 1024 * 1024
+# The in-place write stays inside one block of this size, aligned: inside one page of the
+# page cache (pages are 4 KiB or a multiple), and one block of a 4 KiB-atomic device.
+_BLOCK_SIZE = 4096
 
 
 def rewrap_file(
@@ -59,12 +85,16 @@ def rewrap_file(
 ) -> FileInfo:
     """Rewrap the data key of the kmsnb file at ``path`` under ``new_key_id``, in place.
 
-    Only the header's key slot changes; the encrypted payload is copied byte for byte, so
-    the data is never decrypted and nothing but ciphertext touches the disk. The new file
-    replaces the old one once complete and fsynced; after any error the old file is
-    untouched. Rewrapping under the same key moves the file to the key's current primary
-    version (after a rotation). The payload itself is not read for verification: that
-    happens, as always, when the file is decrypted.
+    Only the header's key slot changes, and the data is never decrypted. When the new slot
+    fits in the old one's room (files kmsnb writes keep room for a longer one) it is
+    written over the old slot, in one write inside one disk block, then synced: the file
+    keeps its inode and every payload byte stays where it is. Otherwise the encrypted
+    payload is copied byte for byte into a new file, which replaces the old one once
+    complete and fsynced. After any error the old file is untouched; a crash leaves the
+    old key slot or the new one (see the module docstring for why). Rewrapping under the
+    same key moves the file to the key's current primary version (after a rotation). The
+    payload itself is not read for verification: that happens, as always, when the file
+    is decrypted.
 
     Args:
         path: the kmsnb file (a symbolic link is followed; its target is rewritten).
@@ -87,18 +117,21 @@ def rewrap_file(
             with another key than the header names, or one outside ``allowed_keys``), or
             would not rewrap it under ``new_key_id``.
         IntegrityError: the old key slot failed authentication (the header was altered).
-        ValueError: ``path`` is not a regular file, or has more than one hard link.
-        PermissionError: the new file could not keep the old one's owner or group
-            (rewrap as the owner or as root).
+        ValueError: ``path`` is not a regular file, or the new slot does not fit in
+            place and the file has more than one hard link.
+        PermissionError: the new slot does not fit in place and a new file could not
+            keep the old one's owner or group (rewrap as the owner or as root).
     """
     new_key_id = resolve_key_name(new_key_id)
     expected = check_encryption_context(encryption_context)
     allowed = resolve_allowed_keys(kms, allowed_keys)
     target = Path(path).resolve(strict=True)
-    _check_replaceable(target, target.stat())  # before open(), which a FIFO would block
-    with open(target, "rb") as source:
+    _check_regular(target, target.stat())  # before open(), which a FIFO would block
+    with _open_source(target) as (source, writable):
         status = os.fstat(source.fileno())
-        _check_replaceable(target, status)
+        _check_regular(target, status)
+        if not writable:  # it can only be copied: refuse what a copy cannot do first
+            _check_replaceable(target, status)
         old = read_header(source)
         check_context_matches(expected, old.encryption_context)
         context = dict(old.encryption_context)
@@ -116,12 +149,19 @@ def rewrap_file(
                 source_encryption_context=context,
                 destination_encryption_context=context,
             )
-            new = old.with_key_slot(
-                data_key.plaintext,
-                key_id=wrapped.key_id,
-                key_version_id=wrapped.key_version_id,
-                wrapped_key=wrapped.ciphertext_blob,
-            )
+            slot = {
+                "key_id": wrapped.key_id,
+                "key_version_id": wrapped.key_version_id,
+                "wrapped_key": wrapped.ciphertext_blob,
+            }
+            in_place = None
+            if writable and _in_one_block(old):
+                in_place = old.with_key_slot_in_place(data_key.plaintext, **slot)
+            new = in_place or old.with_key_slot(data_key.plaintext, **slot)
+        if in_place is not None:
+            _rewrite_key_slot(source.fileno(), old, in_place, target)
+            return FileInfo.from_header(in_place, file_size=os.fstat(source.fileno()).st_size)
+        _check_replaceable(target, status)
         payload_size = os.fstat(source.fileno()).st_size - old.size
         with (
             atomic_output(target, overwrite=True) as output,
@@ -135,15 +175,61 @@ def rewrap_file(
     return FileInfo.from_header(new, file_size=file_size)
 
 
-def _check_replaceable(target: Path, status: os.stat_result) -> None:
-    """Refuse, before any KMS call, a file that replacing would not rewrap faithfully."""
+@contextlib.contextmanager
+def _open_source(target: Path) -> Iterator[tuple[_Source, bool]]:
+    """The file, open for reading and, when the caller may write it, for writing too."""
+    try:
+        source: _Source = open(target, "r+b")  # noqa: SIM115 -- closed by the with below
+        writable = True
+    except OSError as error:
+        if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY):
+            raise
+        source, writable = open(target, "rb"), False  # noqa: SIM115 -- as above
+    with source:
+        yield source, writable
+
+
+def _in_one_block(header: Header) -> bool:
+    """Whether the region an in-place rewrap writes lies inside one aligned block (and
+    this system has the positioned write that writes it in one call)."""
+    same_block = header.key_slot_offset // _BLOCK_SIZE == (header.size - 1) // _BLOCK_SIZE
+    return same_block and hasattr(os, "pwrite")
+
+
+def _rewrite_key_slot(fd: int, old: Header, new: Header, target: Path) -> None:
+    """Write ``new``'s key slot over ``old``'s: one pwrite inside one block, then a sync.
+
+    The bound section on disk is checked first: in-place rewraps only ever change the key
+    slot, and kmsnb's other writers replace the file (a new inode), so the bound section
+    changes only if something else rewrote the file since it was read. Another rewrap that
+    raced this one wrote a slot for the same data key: whichever lands last is valid.
+    """
+    offset = old.key_slot_offset
+    if os.pread(fd, offset, 0) != old.raw[:offset]:
+        raise ValueError(f"{target} changed while it was being rewrapped; it was left as it was")
+    region = new.raw[offset:]
+    written = os.pwrite(fd, region, offset)
+    if written != len(region):  # not seen within one page; never leave a torn slot behind
+        os.pwrite(fd, old.raw[offset:], offset)
+        os.fsync(fd)
+        raise OSError(errno.EIO, f"a short write rewrapping {target}; its old key slot was kept")
+    # The file's size and blocks are unchanged: syncing its data is enough.
+    getattr(os, "fdatasync", os.fsync)(fd)
+
+
+def _check_regular(target: Path, status: os.stat_result) -> None:
     if not stat.S_ISREG(status.st_mode):
         raise ValueError(f"{target} is not a regular file; kmsnb rewraps files only")
+
+
+def _check_replaceable(target: Path, status: os.stat_result) -> None:
+    """Refuse a file that replacing (the copy, when the new slot does not fit in place)
+    would not rewrap faithfully."""
     if status.st_nlink > 1:
         raise ValueError(
-            f"{target} has {status.st_nlink} hard links; rewrapping replaces the file, which "
-            "would leave the other links under the old master key. Rewrap a copy "
-            "(cp -p FILE NEW), or remove the other links first"
+            f"{target} has {status.st_nlink} hard links and its new key slot does not fit "
+            "in place; replacing the file would leave the other links under the old master "
+            "key. Rewrap a copy (cp -p FILE NEW), or remove the other links first"
         )
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         groups = {os.getegid(), *os.getgroups()}
@@ -166,7 +252,7 @@ def _keep_owner_and_mode(fd: int, status: os.stat_result, target: Path) -> None:
         ) from None
 
 
-def _copy(source: io.BufferedReader, output: BinaryIO, advance: Callable[[int], None]) -> None:
+def _copy(source: _Source, output: BinaryIO, advance: Callable[[int], None]) -> None:
     view = memoryview(bytearray(_COPY_SIZE))
     while count := source.readinto(view):
         output.write(view[:count])

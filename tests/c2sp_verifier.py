@@ -24,6 +24,7 @@ ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
 PREFIX_SIZE = 24 + 32  # salt, commitment
 MAX_CONTEXT_SIZE, MAX_PAIR_COUNT = 65536, 1024
 MAX_HEADER_SIZE = 13 + 52 + 255 + MAX_CONTEXT_SIZE + 2048 + 256 + 4096
+MAX_KEY_SLOT_SIZE = 6 + 2048 + 256 + 4096 + 32  # key_id's length .. end of the header
 C2SP_INFO = b"c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\x00"
 
 
@@ -38,7 +39,7 @@ class Rejected(Exception):
 class Header(NamedTuple):
     size: int
     bound: bytes  # magic ‖ version ‖ algorithm … context: what the payload is bound to
-    slot: bytes  # the three length-prefixed key-slot fields, as the slot MAC reads them
+    slot: bytes  # the key-slot fields as the slot MAC reads them (+ the reserved length)
     slot_mac: bytes
     plaintext_size: int | None
 
@@ -104,8 +105,15 @@ def parse_header(data: bytes) -> Header:
     if not fields.text(">H", 4096, empty_ok=False).isascii():
         raise Rejected("header", "wrapped key is not ASCII")
     slot, slot_mac = data[slot_start : fields.position], fields.take(32)
-    if fields.position != size:
-        raise Rejected("header", "bytes follow the key slot")
+    if fields.position != size:  # an optional reserved field: u16 len || len zero bytes
+        if size - slot_start > MAX_KEY_SLOT_SIZE:
+            raise Rejected("header", "key slot and reserved field over the bound")
+        reserved_length = fields.take(2)
+        if fields.take(int.from_bytes(reserved_length, "big")).strip(b"\x00"):
+            raise Rejected("header", "reserved bytes that are not zero")
+        if fields.position != size:
+            raise Rejected("header", "bytes follow the reserved field")
+        slot += reserved_length
     unknown = plaintext_size == 2**64 - 1
     return Header(size, bound, slot, slot_mac, None if unknown else plaintext_size)
 

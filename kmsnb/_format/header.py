@@ -15,6 +15,8 @@ Layout (all integers big-endian; the spec is ``docs/FORMAT.md``)::
     key_version_id   u16 len ‖ UTF-8
     wrapped_key      u16 len ‖ ASCII (the KMS CiphertextBlob, base64)
     slot_mac         32 bytes  HMAC-SHA-256 of the key slot, under a key derived from the data key
+    -- optional: room kept for a longer key slot, so that rewrap can work in place --
+    reserved         u16 len ‖ len zero bytes
 
     encryption context = u16 pair count ‖ (u16 len ‖ key ‖ u16 len ‖ value) per pair,
                          UTF-8, keys unique and sorted by their UTF-8 bytes
@@ -24,12 +26,14 @@ Every header byte is authenticated before any plaintext is released, in two part
 * the payload's Cobblestone ``context`` is ``SHA-256(magic ‖ version ‖ bound section)``,
   so the key commitment fails if any of those bytes changed;
 * the key slot is authenticated by ``slot_mac`` = HMAC-SHA-256(K, bound digest ‖ key id ‖
-  key version id ‖ wrapped key, each length-prefixed), with K = HKDF-SHA-256(data key,
-  info="kmsnb/v1 key slot"). The data key comes from the KMS, which only unwraps a blob
-  it made, under the same encryption context.
+  key version id ‖ wrapped key, each length-prefixed, ‖ the reserved field's u16 length
+  when there is one), with K = HKDF-SHA-256(data key, info="kmsnb/v1 key slot"). The data
+  key comes from the KMS, which only unwraps a blob it made, under the same encryption
+  context. A header without a reserved field is exactly what kmsnb wrote before it had one.
 
 Keeping the key slot out of the payload's binding is what lets ``rewrap`` move a file to
-another master key (KMS ReEncrypt) without rewriting the data.
+another master key (KMS ReEncrypt) without rewriting the data, and the reserved field is
+what lets it rewrite the key slot where it is (:meth:`Header.with_key_slot_in_place`).
 
 The bounds of each field and their encodings are in :mod:`kmsnb._format.header_fields`;
 this module assembles, authenticates and parses whole headers.
@@ -42,7 +46,7 @@ import hmac
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -60,17 +64,22 @@ from kmsnb._format.header_fields import (
     MAX_CONTEXT_SIZE,
     MAX_HEADER_SIZE,
     MAX_KEY_ID_SIZE,
+    MAX_KEY_SLOT_SIZE,
     MAX_KEY_VERSION_ID_SIZE,
     MAX_WRAPPED_KEY_SIZE,
     MIN_HEADER_SIZE,
     PREFIX,
+    RESERVED_PREFIX,
     SLOT_MAC_SIZE,
     UNKNOWN_SIZE,
+    WRITER_RESERVED_SIZE,
     FieldCursor,
     bound_section,
     decode_context,
     encode_context,
     encode_text,
+    parse_reserved,
+    writer_reserved_size,
 )
 from kmsnb._text import check_no_control_characters
 from kmsnb.errors import FormatError, IntegrityError, TruncatedError
@@ -89,6 +98,7 @@ __all__ = [
     "MAX_HEADER_SIZE",
     "MAX_WRAPPED_KEY_SIZE",
     "MIN_HEADER_SIZE",
+    "WRITER_RESERVED_SIZE",
     "Header",
     "bound_section",
     "encode_context",
@@ -105,6 +115,8 @@ class Header:
     """The parsed header of a kmsnb v1 file.
 
     ``raw`` is the exact bytes read or written; ``bound`` the part the payload is bound to.
+    ``reserved_size`` is the size of the reserved field's zeros, ``None`` when the header
+    has no reserved field.
     """
 
     key_id: str
@@ -115,12 +127,19 @@ class Header:
     plaintext_size: int | None = None
     algorithm: int = ALGORITHM_COBBLESTONE_256
     slot_mac: bytes = field(default=b"", repr=False)
+    reserved_size: int | None = None
     raw: bytes = field(default=b"", repr=False, compare=False)
     bound: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return len(self.raw)
+
+    @property
+    def key_slot_offset(self) -> int:
+        """Where the key slot starts: everything from here to ``size`` is what a rewrap
+        replaces (the bound section and ``header_size`` before it stay as they are)."""
+        return len(self.bound) + PREFIX.size - len(MAGIC) - 1
 
     @property
     def payload_context(self) -> bytes:
@@ -137,9 +156,8 @@ class Header:
         Raises:
             IntegrityError: the key slot was altered, or the data key is not this file's.
         """
-        expected = _slot_mac(
-            data_key, self.payload_context, self.key_id, self.key_version_id, self.wrapped_key
-        )
+        slot = _slot_fields(self.key_id, self.key_version_id, self.wrapped_key)
+        expected = _slot_mac(data_key, self.payload_context, slot, self.reserved_size)
         if not hmac.compare_digest(expected, self.slot_mac):
             raise IntegrityError(
                 "the key slot failed authentication; the header was altered, or the data "
@@ -150,9 +168,37 @@ class Header:
     def with_key_slot(
         self, data_key: bytes | bytearray, *, key_id: str, key_version_id: str, wrapped_key: str
     ) -> Header:
-        """This header with another key slot (after a rewrap); the bound section is kept."""
+        """This header with another key slot (after a rewrap); the bound section is kept,
+        and a writer's reserved field is added (the header's size may change)."""
         _check_writable_key_slot(key_id, key_version_id)
-        return _assemble(self.bound, data_key, key_id, key_version_id, wrapped_key, self)
+        slot = _slot_fields(key_id, key_version_id, wrapped_key)
+        reserved = writer_reserved_size(len(slot))
+        return _assemble(
+            self.bound, data_key, (key_id, key_version_id, wrapped_key), reserved, self
+        )
+
+    def with_key_slot_in_place(
+        self, data_key: bytes | bytearray, *, key_id: str, key_version_id: str, wrapped_key: str
+    ) -> Header | None:
+        """This header with another key slot and the same size, or ``None`` if it cannot fit.
+
+        The new slot takes the old slot's place and its reserved field what is left: an
+        exact fit needs no reserved field, and a gap of one byte cannot hold one (its length
+        alone takes two), so it does not fit.
+        """
+        _check_writable_key_slot(key_id, key_version_id)
+        room = self.size - self.key_slot_offset
+        needed = len(_slot_fields(key_id, key_version_id, wrapped_key)) + SLOT_MAC_SIZE
+        if needed == room:
+            reserved: int | None = None
+        elif needed + RESERVED_PREFIX.size <= room:
+            reserved = room - needed - RESERVED_PREFIX.size
+        else:
+            return None
+        new = _assemble(self.bound, data_key, (key_id, key_version_id, wrapped_key), reserved, self)
+        if new.size != self.size:
+            raise AssertionError("kmsnb: internal error: an in-place key slot changed size")
+        return new
 
 
 def _check_writable_key_slot(key_id: object, key_version_id: object) -> None:
@@ -179,34 +225,39 @@ def _slot_fields(key_id: str, key_version_id: str, wrapped_key: str) -> bytes:
 
 
 def _slot_mac(
-    data_key: bytes | bytearray,
-    bound_digest: bytes,
-    key_id: str,
-    key_version_id: str,
-    wrapped_key: str,
+    data_key: bytes | bytearray, bound_digest: bytes, slot: bytes, reserved_size: int | None
 ) -> bytes:
     slot_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SLOT_KEY_INFO).derive(
         bytes(data_key)
     )
     mac = hmac.new(slot_key, bound_digest, hashlib.sha256)
-    mac.update(_slot_fields(key_id, key_version_id, wrapped_key))
+    mac.update(slot)
+    # The reserved field's length is authenticated, so header_size is too; without a
+    # reserved field the MAC is what it was before there was one.
+    if reserved_size is not None:
+        mac.update(RESERVED_PREFIX.pack(reserved_size))
     return mac.digest()
 
 
 def _assemble(
     bound: bytes,
     data_key: bytes | bytearray,
-    key_id: str,
-    key_version_id: str,
-    wrapped_key: str,
+    key_slot: tuple[str, str, str],
+    reserved_size: int | None,
     template: Header,
 ) -> Header:
     """Join the bound section and a freshly authenticated key slot into a header."""
+    key_id, key_version_id, wrapped_key = key_slot
     slot = _slot_fields(key_id, key_version_id, wrapped_key)
-    mac = _slot_mac(data_key, hashlib.sha256(bound).digest(), key_id, key_version_id, wrapped_key)
-    header_size = PREFIX.size + len(bound) - len(MAGIC) - 1 + len(slot) + len(mac)
+    mac = _slot_mac(data_key, hashlib.sha256(bound).digest(), slot, reserved_size)
+    reserved = b""
+    if reserved_size is not None:
+        if len(slot) + len(mac) + RESERVED_PREFIX.size + reserved_size > MAX_KEY_SLOT_SIZE:
+            raise ValueError(f"the key slot leaves no room for {reserved_size} reserved bytes")
+        reserved = RESERVED_PREFIX.pack(reserved_size) + bytes(reserved_size)
+    header_size = PREFIX.size + len(bound) - len(MAGIC) - 1 + len(slot) + len(mac) + len(reserved)
     raw = MAGIC + bound[len(MAGIC) : len(MAGIC) + 1] + struct.pack(">I", header_size)
-    raw += bound[len(MAGIC) + 1 :] + slot + mac
+    raw += bound[len(MAGIC) + 1 :] + slot + mac + reserved
     return Header(
         key_id=key_id,
         key_version_id=key_version_id,
@@ -216,6 +267,7 @@ def _assemble(
         plaintext_size=template.plaintext_size,
         algorithm=template.algorithm,
         slot_mac=mac,
+        reserved_size=reserved_size,
         raw=raw,
         bound=bound,
     )
@@ -230,10 +282,13 @@ def serialize_header(
     encryption_context: Mapping[str, str],
     content_type: str = CONTENT_TYPE_BYTES,
     plaintext_size: int | None = None,
+    reserved_size: int | Literal["writer"] | None = "writer",
 ) -> Header:
     """Build a v1 header; the returned ``Header.raw`` holds its bytes.
 
     ``data_key`` (the plaintext data key) authenticates the key slot; it is not stored.
+    ``reserved_size`` is the reserved field's size: ``"writer"`` for what kmsnb's writers
+    reserve (``WRITER_RESERVED_SIZE`` when the bound allows), ``None`` for no field.
 
     Raises:
         TypeError, ValueError: a field has the wrong type or exceeds its bound, or a key
@@ -253,7 +308,12 @@ def serialize_header(
         content_type=content_type,
         plaintext_size=plaintext_size,
     )
-    return _assemble(bound, data_key, key_id, key_version_id, wrapped_key, template)
+    if reserved_size == "writer":
+        reserved_size = writer_reserved_size(len(_slot_fields(key_id, key_version_id, wrapped_key)))
+    elif reserved_size is not None and not 0 <= reserved_size <= MAX_KEY_SLOT_SIZE:
+        raise ValueError(f"reserved_size must be 0..{MAX_KEY_SLOT_SIZE} or None")
+    key_slot = (key_id, key_version_id, wrapped_key)
+    return _assemble(bound, data_key, key_slot, reserved_size, template)
 
 
 def _read_exactly(source: BinaryIO, size: int) -> bytes:
@@ -335,14 +395,14 @@ def parse_header(raw: bytes) -> Header:
         )
     encryption_context = decode_context(cursor.take(context_size, "the encryption context"))
     bound = raw[: len(MAGIC) + 1] + raw[PREFIX.size : cursor.position]
+    key_slot_offset = cursor.position
     key_id = cursor.text(">H", MAX_KEY_ID_SIZE, "the key id", allow_empty=False)
     key_version_id = cursor.text(">H", MAX_KEY_VERSION_ID_SIZE, "the key version id")
     wrapped_key = cursor.text(">H", MAX_WRAPPED_KEY_SIZE, "the wrapped key", allow_empty=False)
     if not wrapped_key.isascii():
         raise FormatError("malformed header: the wrapped key is not ASCII")
     slot_mac = cursor.take(SLOT_MAC_SIZE, "the key slot MAC")
-    if cursor.position != len(raw):
-        raise FormatError("malformed header: bytes follow the key slot")
+    reserved_size = parse_reserved(cursor, key_slot_offset=key_slot_offset)
     return Header(
         key_id=key_id,
         key_version_id=key_version_id,
@@ -352,6 +412,7 @@ def parse_header(raw: bytes) -> Header:
         plaintext_size=None if plaintext_size == UNKNOWN_SIZE else plaintext_size,
         algorithm=algorithm,
         slot_mac=slot_mac,
+        reserved_size=reserved_size,
         raw=bytes(raw),
         bound=bytes(bound),
     )

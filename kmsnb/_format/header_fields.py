@@ -29,17 +29,22 @@ __all__ = [
     "MAX_CONTEXT_SIZE",
     "MAX_HEADER_SIZE",
     "MAX_KEY_ID_SIZE",
+    "MAX_KEY_SLOT_SIZE",
     "MAX_KEY_VERSION_ID_SIZE",
     "MAX_WRAPPED_KEY_SIZE",
     "MIN_HEADER_SIZE",
     "PREFIX",
+    "RESERVED_PREFIX",
     "SLOT_MAC_SIZE",
     "UNKNOWN_SIZE",
+    "WRITER_RESERVED_SIZE",
     "FieldCursor",
     "bound_section",
     "decode_context",
     "encode_context",
     "encode_text",
+    "parse_reserved",
+    "writer_reserved_size",
 ]
 
 MAGIC = b"\x89KMSNB\r\n"
@@ -63,6 +68,18 @@ MAX_CONTEXT_PAIR_COUNT = 1024
 
 SLOT_MAC_SIZE = 32
 _MAX_U16 = 0xFFFF
+
+# The key slot may be followed by a reserved field, u16 len || len zero bytes, that keeps
+# room for a longer slot so that rewrap can replace the slot in place. From the key id's
+# length to the end of the header, the slot (with its reserved field) never takes more than
+# the largest slot could: the header's maximum size stays what it was.
+RESERVED_PREFIX = struct.Struct(">H")
+MAX_KEY_SLOT_SIZE = (
+    3 * 2 + MAX_KEY_ID_SIZE + MAX_KEY_VERSION_ID_SIZE + MAX_WRAPPED_KEY_SIZE + SLOT_MAC_SIZE
+)
+# What kmsnb's writers reserve: a key id, version or wrapped key up to 256 bytes longer in
+# all (another KMS instance, a KMS 3.0 key) still fits in place.
+WRITER_RESERVED_SIZE = 256
 
 # magic, version and header_size: what must be read before the rest can be bounded.
 PREFIX = struct.Struct(">8sBI")
@@ -199,3 +216,26 @@ def decode_context(encoded: bytes) -> dict[str, str]:
     if cursor.position != len(encoded):
         raise FormatError("malformed header: bytes follow the encryption context pairs")
     return context
+
+
+def writer_reserved_size(slot_size: int) -> int | None:
+    """kmsnb's writers reserve ``WRITER_RESERVED_SIZE`` bytes, or what the bound leaves."""
+    left = MAX_KEY_SLOT_SIZE - slot_size - SLOT_MAC_SIZE - RESERVED_PREFIX.size
+    return min(WRITER_RESERVED_SIZE, left) if left >= 0 else None
+
+
+def parse_reserved(cursor: FieldCursor, *, key_slot_offset: int) -> int | None:
+    """Check what follows the slot MAC: nothing, or exactly one all-zero reserved field."""
+    if cursor.position == len(cursor.data):
+        return None
+    if len(cursor.data) - key_slot_offset > MAX_KEY_SLOT_SIZE:
+        raise FormatError(
+            f"malformed header: the key slot and its reserved room take more than "
+            f"{MAX_KEY_SLOT_SIZE} bytes"
+        )
+    size = cursor.integer(RESERVED_PREFIX.format, "the length of the reserved field")
+    if cursor.take(size, "the reserved field").count(0) != size:
+        raise FormatError("malformed header: the reserved field is not all zero bytes")
+    if cursor.position != len(cursor.data):
+        raise FormatError("malformed header: bytes follow the reserved field")
+    return size

@@ -158,7 +158,12 @@ def _inspect_arguments(inspect: argparse.ArgumentParser) -> None:
 
 
 def _rewrap_arguments(rewrap: argparse.ArgumentParser) -> None:
-    rewrap.add_argument("file", metavar="FILE", help="the kmsnb file, rewritten in place")
+    rewrap.add_argument(
+        "file",
+        metavar="FILE",
+        help="the kmsnb file: its key slot is rewritten in place (the file is copied only "
+        "when the new slot does not fit)",
+    )
     add_key_option(rewrap, "the new master key")
     add_allowed_key_option(rewrap)
 

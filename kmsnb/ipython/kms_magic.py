@@ -354,7 +354,9 @@ class KmsMagic(ShellMagics):
           rewrap PATH --key NEW [--context K=V ...] [--allowed-key KEY ...]
                                            move a file to master key NEW: the KMS
                                            rewraps its data key (ReEncrypt) and only
-                                           the header is rewritten; the data is never
+                                           the header's key slot is rewritten, in
+                                           place (the file is copied only when the new
+                                           slot does not fit); the data is never
                                            decrypted. Also after `rotate` (same key).
           secret NAME [-o VAR] [--stage S] a secret from Secrets Manager, masked:
                                            Secret('NAME', ••••); with -o it is bound

@@ -12,7 +12,13 @@ from typing import Any
 
 from kmsnb.errors import KmsAccessDeniedError, KmsError, KmsUnavailableError, WrongKeyError
 
-__all__ = ["THROTTLING_CODES", "error_from_response", "error_from_sdk", "present"]
+__all__ = [
+    "THROTTLING_CODES",
+    "credentials_missing",
+    "error_from_response",
+    "error_from_sdk",
+    "present",
+]
 
 #: The gateway refuses these before the service acts on the request.
 THROTTLING_CODES = frozenset(
@@ -134,13 +140,7 @@ def error_from_sdk(
     # UnretryableException; service errors arrive as they are.
     cause = getattr(exc, "inner_exception", None) or exc
     if isinstance(cause, sdk.CredentialException):
-        denied = KmsAccessDeniedError(
-            f"no usable Alibaba Cloud credentials ({cause}); set "
-            "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET or configure "
-            "a profile",
-            code="InvalidCredentials",
-        )
-        return denied, False
+        return credentials_missing(location, str(cause)), False
     if isinstance(exc, sdk.UnretryableException) and not isinstance(cause, sdk.TeaException):
         # No response, or one that is not JSON (an HTML page from a proxy).
         reason = _QUERY_IN_TEXT.sub("?...", f"{type(cause).__name__}: {cause}")
@@ -157,6 +157,36 @@ def error_from_sdk(
     error = error_from_response(action, code, message, http_status, request_id)
     carried_out = (http_status or 0) >= 500 and code not in THROTTLING_CODES
     return error, carried_out
+
+
+# alibabacloud_credentials names each provider of its chain that failed, then its reason.
+_FAILED_PROVIDER = re.compile(r"'(\w+)CredentialsProvider: ")
+# What kmsnb names the default chain's providers in the message.
+_PROVIDER_NAMES = {
+    "EnvironmentVariable": "ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET",
+    "OIDCRoleArn": "OIDC role",
+    "CLIProfile": "~/.aliyun/config.json",
+    "Profile": "~/.alibabacloud/credentials.ini",
+    "EcsRamRole": "ECS RAM role",
+    "URL": "ALIBABA_CLOUD_CREDENTIALS_URI",
+}
+
+
+def credentials_missing(location: str, reason: str) -> KmsAccessDeniedError:
+    """The credential chain found nothing to sign with: nothing was sent to the KMS.
+
+    The code is ``InvalidCredentials``, the one the service gives an unusable AccessKey,
+    so that the hint (:mod:`kmsnb._hints`) says how to give credentials either way. The
+    message names the places the chain looked, not their reasons, which quote URLs and
+    paths at length (the SDK's own records of them are kept off stderr, see
+    :mod:`kmsnb.kms._sdk_logs`).
+    """
+    tried = [_PROVIDER_NAMES.get(name, name) for name in _FAILED_PROVIDER.findall(reason)]
+    looked = f" (looked at: {', '.join(tried)})" if tried else ""
+    return KmsAccessDeniedError(
+        f"found no Alibaba Cloud credentials to call {location}{looked}; no request was sent",
+        code="InvalidCredentials",
+    )
 
 
 def present(value: Any) -> str | None:

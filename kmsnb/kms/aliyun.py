@@ -13,7 +13,8 @@ Neither SDK retries KMS calls by default, so this module does: bounded attempts 
 exponential backoff and full jitter on throttling, 5xx and transport failures, never
 sending a CreateKey or CreateKeyVersion twice (:mod:`kmsnb.kms._retry`). Every failure
 becomes a :class:`~kmsnb.errors.KmsError` subclass keeping the service's ``Code``,
-``RequestId`` and HTTP status.
+``RequestId`` and HTTP status. The SDK's own log records (tracebacks of each credential
+provider that failed) are kept off stderr during kmsnb's calls (:mod:`kmsnb.kms._sdk_logs`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from kmsnb.kms._endpoint import (
 )
 from kmsnb.kms._errors import error_from_sdk
 from kmsnb.kms._retry import AlreadyDone, RetryPolicy, call_with_retries, refused_as_done
+from kmsnb.kms._sdk_logs import quiet_sdk_logs
 from kmsnb.kms._secret_calls import AliyunSecrets
 from kmsnb.kms._wrapping import AliyunWrapping
 
@@ -121,15 +123,16 @@ class AliyunKms(AliyunSecrets, AliyunWrapping):
         self.location = describe_location(scheme, netloc, region_id)
         self._retry = RetryPolicy(max_attempts, backoff_base_s, backoff_cap_s)
         self._sdk = _import_sdk()
-        config = self._sdk.Config(
-            credential=credential if credential is not None else _default_credential(),
-            region_id=region_id or "cn-hangzhou",  # only signs ACS4, which we do not use
-            endpoint=netloc,
-            protocol=scheme,
-            connect_timeout=int(connect_timeout_s * 1000),
-            read_timeout=int(read_timeout_s * 1000),
-        )
-        self._client = self._sdk.Client(config)
+        with quiet_sdk_logs():
+            config = self._sdk.Config(
+                credential=credential if credential is not None else _default_credential(),
+                region_id=region_id or "cn-hangzhou",  # only signs ACS4, which we do not use
+                endpoint=netloc,
+                protocol=scheme,
+                connect_timeout=int(connect_timeout_s * 1000),
+                read_timeout=int(read_timeout_s * 1000),
+            )
+            self._client = self._sdk.Client(config)
 
     def __repr__(self) -> str:
         return f"AliyunKms({self.location!r})"
@@ -311,13 +314,14 @@ class AliyunKms(AliyunSecrets, AliyunWrapping):
     def _call(self, method: str, request: Any, *, already_done: AlreadyDone | None = None) -> Any:
         """One SDK call with retries; return the response body or raise a KmsError."""
         action = getattr(self._client, method)
-        return call_with_retries(
-            lambda: action(request).body,
-            lambda exc: self._translate(method, exc),
-            action=_action_name(method),
-            policy=self._retry,
-            already_done=already_done,
-        )
+        with quiet_sdk_logs():  # the credential chain's tracebacks: kmsnb's error says it
+            return call_with_retries(
+                lambda: action(request).body,
+                lambda exc: self._translate(method, exc),
+                action=_action_name(method),
+                policy=self._retry,
+                already_done=already_done,
+            )
 
     def _translate(self, method: str, exc: Exception) -> tuple[KmsError | WrongKeyError, bool]:
         return error_from_sdk(self._sdk, self.location, _action_name(method), exc)

@@ -94,7 +94,7 @@ class _ReadSpy(io.BytesIO):
 
 def test_layout_matches_the_spec() -> None:
     """Every field sits where FORMAT.md "Header" puts it, big-endian, length-prefixed."""
-    header = _header()
+    header = _header(reserved_size=None)
     raw = header.raw
     context = encode_context(FIELDS["encryption_context"])
     expected_bound = (
@@ -106,6 +106,80 @@ def test_layout_matches_the_spec() -> None:
     assert expected_bound == header.bound
     assert hashlib.sha256(expected_bound).digest() == header.payload_context
     assert len(raw) == header.size
+
+
+def test_writers_reserve_room_after_the_slot_mac() -> None:
+    """kmsnb writes a reserved field (u16 len || zeros) after the slot MAC, which the MAC
+    covers by its length; without one the header is the one kmsnb wrote before."""
+    plain, reserved = _header(reserved_size=None), _header()
+    assert (
+        reserved.raw[: plain.size - 32]
+        == plain.raw[:9] + struct.pack(">I", reserved.size) + plain.raw[13 : plain.size - 32]
+    )
+    assert reserved.raw[plain.size :] == struct.pack(">H", 256) + bytes(256)
+    assert (reserved.reserved_size, plain.reserved_size) == (256, None)
+    assert reserved.slot_mac != plain.slot_mac  # the reserved length is authenticated
+    assert parse_header(reserved.raw) == reserved
+    reserved.verify_key_slot(DATA_KEY)
+    plain.verify_key_slot(DATA_KEY)
+    assert reserved.key_slot_offset == plain.key_slot_offset == len(plain.bound) + 4
+
+
+def test_a_bad_reserved_field_is_a_format_error() -> None:
+    """A non-zero reserved byte, a length past the header, one stray byte, or a slot plus
+    room over the largest slot's size are FormatErrors."""
+    header = _header(reserved_size=4)
+    raw = bytearray(header.raw)
+    raw[-1] = 1
+    with pytest.raises(FormatError, match="not all zero"):
+        parse_header(bytes(raw))
+    with pytest.raises(FormatError, match="runs past"):
+        parse_header(header.raw[:-6] + struct.pack(">H", 5) + bytes(4))
+    one_byte = _header(reserved_size=None).raw + b"\x00"
+    with pytest.raises(FormatError):
+        parse_header(one_byte[:9] + struct.pack(">I", len(one_byte)) + one_byte[13:])
+    with pytest.raises(ValueError, match="no room"):
+        _header(reserved_size=6438)
+
+
+def test_a_key_slot_is_replaced_in_place_only_when_it_fits() -> None:
+    """Same size, same bound section; a longer slot takes reserved room; a slot one byte
+    short of filling the room (no room for the reserved field's length) does not fit."""
+    header = _header()
+    longer = header.with_key_slot_in_place(
+        DATA_KEY, key_id="k" * 200, key_version_id="v", wrapped_key="w" * 40
+    )
+    assert longer is not None
+    assert (longer.size, longer.bound, longer.key_id) == (header.size, header.bound, "k" * 200)
+    assert parse_header(longer.raw) == longer
+    longer.verify_key_slot(DATA_KEY)
+    room = header.size - header.key_slot_offset
+    base = 6 + len("v") + len("w") + 32
+    exact = header.with_key_slot_in_place(
+        DATA_KEY, key_id="k" * (room - base), key_version_id="v", wrapped_key="w"
+    )
+    assert exact is not None
+    assert (exact.reserved_size, exact.size) == (None, header.size)
+    assert None is header.with_key_slot_in_place(
+        DATA_KEY, key_id="k" * (room - base - 1), key_version_id="v", wrapped_key="w"
+    )
+    assert None is header.with_key_slot_in_place(
+        DATA_KEY, key_id="k" * (room - base + 1), key_version_id="v", wrapped_key="w"
+    )
+
+
+def test_a_torn_key_slot_is_detected() -> None:
+    """Half of a new slot over half of the old one fails the slot MAC: a torn in-place
+    write is caught before any plaintext, never mistaken for either slot."""
+    old = _header()
+    new = old.with_key_slot_in_place(
+        DATA_KEY, key_id="key-2", key_version_id="version-2", wrapped_key="b3RoZXI="
+    )
+    assert new is not None
+    middle = old.key_slot_offset + 8
+    torn = parse_header(new.raw[:middle] + old.raw[middle:])
+    with pytest.raises(IntegrityError):
+        torn.verify_key_slot(DATA_KEY)
 
 
 def test_context_encoding_is_canonical_utf8_order() -> None:

@@ -108,6 +108,9 @@ def _walk_header(data: bytes) -> tuple[dict[str, range], list[int], list[tuple[r
     text("key_version_id", 2)
     text("wrapped_key", 2)
     take("slot_mac", 32)
+    if position < struct.unpack(">I", data[9:13])[0]:  # the reserved field: u16 len || zeros
+        (reserved_size,) = struct.unpack(">H", take("reserved_length", 2))
+        take("reserved", reserved_size)
     assert struct.unpack(">I", data[9:13])[0] == position
     return fields, lengths, pairs
 
@@ -120,7 +123,7 @@ def sample() -> Sample:
     data = kmsnb.encrypt_bytes(plaintext, key_id, kms=kms, encryption_context=CONTEXT)
     fields, lengths, pairs = _walk_header(data)
     header_size = kmsnb.inspect(io.BytesIO(data)).header_size
-    assert fields["slot_mac"].stop == header_size
+    assert fields["reserved"].stop == header_size
     return Sample(kms, plaintext, data, fields, lengths, pairs, header_size)
 
 
@@ -156,6 +159,8 @@ STRUCTURE = {
     "key_id_length",
     "key_version_id_length",
     "wrapped_key_length",
+    "reserved_length",  # any other length runs past the header or leaves bytes after it
+    "reserved",  # reserved bytes are zero
 }
 
 
@@ -229,6 +234,8 @@ HEADER_FIELDS = [
     "wrapped_key_length",
     "wrapped_key",
     "slot_mac",
+    "reserved_length",
+    "reserved",
 ]
 
 

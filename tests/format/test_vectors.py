@@ -142,6 +142,7 @@ def test_generator_header_equals_kmsnb_header(path: Path) -> None:
         encryption_context=parsed.encryption_context,
         content_type=parsed.content_type,
         plaintext_size=parsed.plaintext_size,
+        reserved_size=parsed.reserved_size,
     )
     assert data[: parsed.size] == rebuilt.raw
 

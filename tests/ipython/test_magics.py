@@ -386,7 +386,7 @@ def test_rewrap_file_keeps_the_payload_and_mode_and_refuses_a_tampered_slot(loca
         rewrap_file(path, old, kms=local_kms, encryption_context={"a": "c"})
 
     tampered = bytearray(path.read_bytes())
-    tampered[info.header_size - 1] ^= 1  # the last byte of the key slot's MAC
+    tampered[info.header_size - 259] ^= 1  # the slot MAC's last byte (2 + 256 reserved after it)
     path.write_bytes(bytes(tampered))
     with pytest.raises(IntegrityError):
         rewrap_file(path, new, kms=local_kms)

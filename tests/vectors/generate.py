@@ -43,6 +43,8 @@ PAYLOAD_PREFIX_SIZE = 24 + 32  # salt, commitment
 UNKNOWN_SIZE = 2**64 - 1
 MAX_HEADER_SIZE = 13 + 52 + 255 + 2048 + 256 + 4096 + 65536
 MIN_HEADER_SIZE = 13 + 52 + 1
+# The key slot from key_id's length to the end of the header, reserved field included.
+MAX_KEY_SLOT_SIZE = 6 + 2048 + 256 + 4096 + 32
 
 KEY_ID = "5f1c3a9e-2b7d-4e80-9a61-7c2f0d4b8e13"
 KEY_VERSION_ID = "b2d4f6a8-1c3e-4a5b-8d7f-9e0a1b2c3d4e"
@@ -78,6 +80,9 @@ class Header:
     version: int = 1
     algorithm: int = 1
     header_size: int | None = None  # None: the true size
+    reserved: bytes | None = None  # the reserved field's bytes (zeros); None: no field
+    reserved_length: int | None = None  # None: the true length
+    mac_covers_reserved: bool = True  # the slot MAC takes the reserved field's length
     trailing: bytes = b""  # bytes between the slot MAC and the payload, counted in the size
 
     def bound(self) -> bytes:
@@ -99,10 +104,20 @@ class Header:
     def slot_mac(self, data_key: bytes) -> bytes:
         info = b"kmsnb/v1 key slot"
         slot_key = HKDF(hashes.SHA256(), 32, salt=None, info=info).derive(data_key)
-        return hmac.digest(slot_key, hashlib.sha256(self.bound()).digest() + self.slot(), "sha256")
+        covered = hashlib.sha256(self.bound()).digest() + self.slot()
+        if self.reserved is not None and self.mac_covers_reserved:
+            covered += struct.pack(">H", len(self.reserved))
+        return hmac.digest(slot_key, covered, "sha256")
+
+    def reserved_field(self) -> bytes:
+        if self.reserved is None:
+            return b""
+        length = len(self.reserved) if self.reserved_length is None else self.reserved_length
+        return struct.pack(">H", length) + self.reserved
 
     def encode(self, data_key: bytes) -> bytes:
-        bound, tail = self.bound(), self.slot() + self.slot_mac(data_key) + self.trailing
+        bound = self.bound()
+        tail = self.slot() + self.slot_mac(data_key) + self.reserved_field() + self.trailing
         size = 13 + len(bound) - 9 + len(tail) if self.header_size is None else self.header_size
         return bound[:9] + struct.pack(">I", size) + bound[9:] + tail
 
@@ -231,7 +246,23 @@ def _success_vectors() -> dict[str, Builder]:
             5, "a 4096-byte wrapped key, the largest allowed", wrapped_key=b"A" * 4096
         ),
         "key_version_empty": plain(7, "an empty key version id is allowed", key_version_id=b""),
+        "reserved_room": plain(
+            100, "a reserved field of 256 zero bytes after the slot MAC", reserved=bytes(256)
+        ),
+        "reserved_empty": plain(
+            3, "a reserved field of length 0: its two length bytes only", reserved=b""
+        ),
+        "reserved_at_bound": plain(
+            9,
+            "key slot and reserved field together at the largest slot's size",
+            reserved=bytes(RESERVED_AT_BOUND),
+        ),
     }
+
+
+# What a vector's default key slot (222 bytes, its MAC and the reserved length) leaves of
+# MAX_KEY_SLOT_SIZE for the reserved bytes.
+RESERVED_AT_BOUND = MAX_KEY_SLOT_SIZE - (6 + len(KEY_ID) + len(KEY_VERSION_ID) + 144) - 32 - 2
 
 
 def _header_failures() -> dict[str, Builder]:
@@ -253,6 +284,29 @@ def _header_failures() -> dict[str, Builder]:
         "header_size_mismatch": bad(
             "the declared size counts one byte more than the fields hold",
             trailing=b"\x00",
+        ),
+        "reserved_not_zero": bad(
+            "a reserved field whose last byte is 0x01", reserved=bytes(255) + b"\x01"
+        ),
+        "reserved_length_past_header": bad(
+            "a reserved length one more than the header holds",
+            reserved=bytes(256),
+            reserved_length=257,
+        ),
+        "reserved_length_short": bad(
+            "a reserved length one less than the header holds: a byte follows the field",
+            reserved=bytes(256),
+            reserved_length=255,
+        ),
+        "reserved_over_bound": bad(
+            "key slot and reserved field one byte over the largest slot's size",
+            reserved=bytes(RESERVED_AT_BOUND + 1),
+        ),
+        "reserved_not_authenticated": bad(
+            "a slot MAC that leaves out the reserved field's length",
+            "IntegrityError",
+            reserved=bytes(256),
+            mac_covers_reserved=False,
         ),
         "content_type_not_printable": bad(
             "content type with a control character", content_type=b"text/csv\n"
