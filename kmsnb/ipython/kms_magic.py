@@ -131,6 +131,13 @@ def _parser() -> Any:
         "-c", "--context", nargs="+", action="append", metavar="K=V", help="the file's context"
     )
     rewrap.add_argument("--allowed-key", help=allowed_help, **allowed)
+    rewrap.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option for an s3:// or oss:// PATH's store (repeatable); no credentials",
+    )
     secret = command("secret")
     secret.add_argument("name", metavar="NAME", help="the secret's name")
     secret.add_argument("-o", "--output", metavar="VAR", help="bind it to VAR; show nothing")
@@ -274,6 +281,7 @@ def _rewrap(args: Namespace) -> Details[FileInfo]:
         kms=_client(),
         encryption_context=context,
         allowed_keys=allowed_keys,
+        storage_options=parse_storage_options(args.storage_options),
     )
     return file_details("rewrapped", info, path=args.path)
 
