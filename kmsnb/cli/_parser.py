@@ -162,7 +162,9 @@ def add_command(
     """
 
     def build() -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(name, description=description or help)
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name, description=description or help, formatter_class=HelpFormatter
+        )
         parser.set_defaults(handler=_run_command(handler), parser=parser)
         if arguments is not None:
             arguments(parser)
