@@ -44,6 +44,12 @@ decrypts the file. Only re-encryption, under a fresh data key, does.
 When the new slot does not fit, a file with more than one hard link is refused rather
 than copied: replacing it would leave the other links on the old key (unreadable once that
 key is deleted).
+
+**An object** (``s3://``, ``oss://``) cannot be written in place: the new header and the old
+payload bytes, read by ranges, are streamed into a new upload of the same key, which
+replaces the object whole when it completes (:func:`kmsnb.storage.open_output`); after any
+error the old object is untouched. A store offers no compare-and-swap to kmsnb, so a writer
+that replaces the object between the read and the commit loses to this rewrap.
 """
 
 from __future__ import annotations
@@ -55,16 +61,17 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kmsnb._context import check_context_matches, check_encryption_context
 from kmsnb._files import atomic_output
 from kmsnb._format.header import Header, read_header
-from kmsnb._key_check import resolve_allowed_keys, unwrap_data_key
+from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
 from kmsnb._progress import progress_bar
 from kmsnb.envelope import FileInfo
 from kmsnb.kms._base import KmsClient
+from kmsnb.storage import is_url, open_input, open_output
 
 __all__ = ["rewrap_file"]
 
@@ -82,6 +89,7 @@ def rewrap_file(
     kms: KmsClient,
     encryption_context: Mapping[str, str] | None = None,
     allowed_keys: Iterable[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> FileInfo:
     """Rewrap the data key of the kmsnb file at ``path`` under ``new_key_id``, in place.
 
@@ -98,7 +106,8 @@ def rewrap_file(
 
     Args:
         path: the kmsnb file (a symbolic link is followed; its target is rewritten).
-            It keeps its owner, group and mode.
+            It keeps its owner, group and mode. Or an object's URL (``s3://``,
+            ``oss://``): replaced whole by a copy with the new header, streamed.
         new_key_id: the master key to move to: an id, ``alias/NAME``, a bare ``NAME``
             (meaning ``alias/NAME``) or an ARN.
         kms: a KMS client allowed to Decrypt under the old key and ReEncrypt to the new.
@@ -106,6 +115,7 @@ def rewrap_file(
             KMS is asked anything). The file keeps its own context either way.
         allowed_keys: the master keys (ids, aliases or ARNs) the file may be under now;
             ``None`` accepts the key its header names.
+        storage_options: for a URL, as in pandas.
 
     Returns:
         what the new header says (see :func:`kmsnb.inspect`).
@@ -125,6 +135,10 @@ def rewrap_file(
     new_key_id = resolve_key_name(new_key_id)
     expected = check_encryption_context(encryption_context)
     allowed = resolve_allowed_keys(kms, allowed_keys)
+    if is_url(path):
+        return _rewrap_object(str(path), new_key_id, kms, expected, allowed, storage_options)
+    if storage_options:
+        raise ValueError("storage_options is only for fsspec URLs (s3://..., oss://...)")
     target = Path(path).resolve(strict=True)
     _check_regular(target, target.stat())  # before open(), which a FIFO would block
     with _open_source(target) as (source, writable):
@@ -257,3 +271,49 @@ def _copy(source: _Source, output: BinaryIO, advance: Callable[[int], None]) -> 
     while count := source.readinto(view):
         output.write(view[:count])
         advance(count)
+
+
+def _rewrap_object(
+    url: str,
+    new_key_id: str,
+    kms: KmsClient,
+    expected: Mapping[str, str] | None,
+    allowed: AllowedKeys | None,
+    storage_options: Mapping[str, Any] | None,
+) -> FileInfo:
+    """Rewrap an object: a new upload of the new header and the old payload bytes."""
+    with open_input(url, storage_options=storage_options) as source:
+        size = source.seek(0, io.SEEK_END)
+        source.seek(0)
+        old = read_header(source)
+        check_context_matches(expected, old.encryption_context)
+        context = dict(old.encryption_context)
+        with unwrap_data_key(  # the old key slot verified, too
+            kms,
+            old.wrapped_key,
+            old.encryption_context,
+            claimed_key_id=old.key_id,
+            allowed=allowed,
+            authenticate=old.verify_key_slot,
+        ) as data_key:
+            wrapped = kms.re_encrypt(
+                old.wrapped_key,
+                new_key_id,
+                source_encryption_context=context,
+                destination_encryption_context=context,
+            )
+            new = old.with_key_slot(
+                data_key.plaintext,
+                key_id=wrapped.key_id,
+                key_version_id=wrapped.key_version_id,
+                wrapped_key=wrapped.ciphertext_blob,
+            )
+        source.seek(old.size)
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        with (
+            open_output(url, overwrite=True, storage_options=storage_options) as output,
+            progress_bar(size - old.size, f"rewrap {name}") as advance,
+        ):
+            output.write(new.raw)
+            _copy(source, output, advance)  # type: ignore[arg-type]
+    return FileInfo.from_header(new, file_size=len(new.raw) + size - old.size)

@@ -162,9 +162,10 @@ def _rewrap_arguments(rewrap: argparse.ArgumentParser) -> None:
         "file",
         metavar="FILE",
         help="the kmsnb file: its key slot is rewritten in place (the file is copied only "
-        "when the new slot does not fit)",
+        "when the new slot does not fit); an s3:// or oss:// object is replaced whole",
     )
     add_key_option(rewrap, "the new master key")
+    add_storage_option(rewrap)
     add_allowed_key_option(rewrap)
 
 
@@ -393,8 +394,8 @@ def _inspect_parquet(args: argparse.Namespace) -> int:
 
 
 def _refuse_urls(command: str, *paths: str) -> None:
-    """``rewrap`` and ``convert`` rewrite local files; a URL is refused, not taken for a
-    path (which would fail as "No such file ... s3:/...")."""
+    """``convert`` rewrites local files; a URL is refused, not taken for a path (which
+    would fail as "No such file ... s3:/...")."""
     from kmsnb.errors import UnsupportedStorageError
 
     for path in paths:
@@ -408,9 +409,15 @@ def _refuse_urls(command: str, *paths: str) -> None:
 def _cmd_rewrap(args: argparse.Namespace) -> int:
     from kmsnb.rewrap import rewrap_file
 
-    _refuse_urls("rewrap", args.file)
+    check_storage_options(args.storage_options, args.file)
     with connect(args) as kms:
-        info = rewrap_file(args.file, args.key, kms=kms, allowed_keys=args.allowed_keys)
+        info = rewrap_file(
+            args.file,
+            args.key,
+            kms=kms,
+            allowed_keys=args.allowed_keys,
+            storage_options=args.storage_options,
+        )
     print(f"rewrapped {args.file}: master key {info.key_id}, version {info.key_version_id}")
     return EXIT_OK
 

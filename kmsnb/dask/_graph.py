@@ -53,7 +53,13 @@ from kmsnb.dask._partitions import (
     write_file,
     write_part,
 )
-from kmsnb.dask._remote import check_remote, files_prefix, read_remote_manifest, write_remote
+from kmsnb.dask._remote import (
+    check_remote,
+    files_prefix,
+    local_path_of,
+    read_remote_manifest,
+    write_remote,
+)
 from kmsnb.kms._base import Kms
 from kmsnb.storage import is_url, join
 
@@ -84,6 +90,7 @@ def plan_write(
             "use .to_frame())"
         )
     dataset_id = uuid.uuid4().hex
+    path = local_path_of(path)
     if is_url(path):
         root = check_remote(str(path), storage_options, writing=True)
         directory = join(root, generation_name(dataset_id))
@@ -255,6 +262,7 @@ def read_parquet(
             # Dask's from_map reads every column for an empty projection (dask 2026.8).
             raise ValueError("columns must name at least one column; None reads them all")
     directory: Path | str
+    path = local_path_of(path)
     if is_url(path):
         root = check_remote(str(path), storage_options, writing=False)
         manifest = read_remote_manifest(root, storage_options)

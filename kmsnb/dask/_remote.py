@@ -28,6 +28,7 @@ from kmsnb.dask._partitions import WriteConfig, encrypt_meta, write_file
 from kmsnb.errors import FormatError
 from kmsnb.storage import (
     check_no_credentials,
+    is_url,
     join,
     read_manifest_bytes,
     remove_generation,
@@ -36,9 +37,25 @@ from kmsnb.storage import (
     write_manifest,
 )
 
-__all__ = ["check_remote", "files_prefix", "read_remote_manifest", "write_remote"]
+__all__ = [
+    "check_remote",
+    "files_prefix",
+    "local_path_of",
+    "read_remote_manifest",
+    "write_remote",
+]
 
 StorageOptions = Mapping[str, Any] | None
+
+
+def local_path_of(path: Any) -> Any:
+    """A ``file://`` URL as the local path it names (the local code path, with its locks);
+    anything else as it is."""
+    if isinstance(path, str) and is_url(path):
+        location = resolve(path, writing=False)
+        if location.is_local:
+            return location.path
+    return path
 
 
 def check_remote(url: str, storage_options: StorageOptions, *, writing: bool) -> str:

@@ -83,6 +83,7 @@ def encrypt_value(
     overwrite: bool = False,
     column_keys: Sequence[str] | None = None,
     uniform: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Saved:
     """:func:`kmsnb.save` with the options of ``%encrypt`` and the widgets.
 
@@ -116,6 +117,7 @@ def encrypt_value(
         format=file_format,
         columns=columns,
         overwrite=overwrite,
+        storage_options=storage_options,
         **options,
     )
 
@@ -127,6 +129,7 @@ def decrypt_path(
     columns: Sequence[str] | None = None,
     encryption_context: Mapping[str, str] | None = None,
     allowed_keys: Sequence[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> object:
     """:func:`kmsnb.load`: a DataFrame for Parquet and CSV, ``str`` for text, else bytes."""
     return load(
@@ -135,4 +138,5 @@ def decrypt_path(
         columns=list(columns) if columns else None,
         encryption_context=encryption_context,
         allowed_keys=allowed_keys,
+        storage_options=storage_options,
     )

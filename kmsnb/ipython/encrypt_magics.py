@@ -39,6 +39,7 @@ from kmsnb.ipython._magic_support import (
     magic_arguments,
     parse_argstring,
 )
+from kmsnb.storage import parse_storage_options
 
 if TYPE_CHECKING:
     from kmsnb._save import Saved
@@ -164,6 +165,15 @@ class EncryptMagics(ShellMagics):
         help="parquet: column-level encryption with -k KEY for everything (DuckDB reads it)",
     )
     @argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    @argument(
+        "--storage-option",
+        dest="storage_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option for an s3:// or oss:// PATH's store (repeatable; e.g. "
+        "endpoint_url=http://127.0.0.1:9000); credentials come from the store's chain "
+        "(environment, profile, role), never from here",
+    )
     @argument("-h", "--help", action=HelpAction)
     @needs_local_scope
     @line_cell_magic
@@ -205,6 +215,7 @@ class EncryptMagics(ShellMagics):
                 overwrite=args.overwrite,
                 column_keys=flat(args.columns),
                 uniform=args.uniform,
+                storage_options=parse_storage_options(args.storage_options),
             )
 
     def _variable(self, name: str, local_ns: dict[str, Any] | None) -> object:
@@ -270,6 +281,15 @@ class EncryptMagics(ShellMagics):
         help="refuse the file unless it is under one of these master keys "
         "(default: %%config Kmsnb.allowed_keys)",
     )
+    @argument(
+        "--storage-option",
+        dest="storage_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option for an s3:// or oss:// PATH's store (repeatable; e.g. "
+        "endpoint_url=http://127.0.0.1:9000); credentials come from the store's chain "
+        "(environment, profile, role), never from here",
+    )
     @argument("-h", "--help", action=HelpAction)
     @output_can_be_silenced
     @line_magic
@@ -296,6 +316,7 @@ class EncryptMagics(ShellMagics):
                 columns=columns or None,
                 encryption_context=parse_context_pairs(flat(args.context)),
                 allowed_keys=self._allowed_keys(args.allowed_keys),
+                storage_options=parse_storage_options(args.storage_options),
             )
         if args.output:
             self._shell.user_ns[args.output] = value

@@ -38,6 +38,7 @@ from kmsnb.ipython._magic_support import (
 )
 from kmsnb.kms.caching import CachingKms
 from kmsnb.rewrap import rewrap_file
+from kmsnb.storage import parse_storage_options
 
 if TYPE_CHECKING:
     from kmsnb.keys import KeyRecord
@@ -116,6 +117,13 @@ def _parser() -> Any:
         help="column-encrypted Parquet: one Decrypt, to show its schema and each column's key",
     )
     inspect.add_argument("--allowed-key", help=allowed_help, **allowed)
+    inspect.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option for an s3:// or oss:// PATH's store (repeatable); no credentials",
+    )
     rewrap = command("rewrap")
     rewrap.add_argument("path", metavar="PATH", help="the file, rewritten in place")
     rewrap.add_argument("--key", required=True, metavar="NEW", help="the new master key")
@@ -123,6 +131,13 @@ def _parser() -> Any:
         "-c", "--context", nargs="+", action="append", metavar="K=V", help="the file's context"
     )
     rewrap.add_argument("--allowed-key", help=allowed_help, **allowed)
+    rewrap.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option for an s3:// or oss:// PATH's store (repeatable); no credentials",
+    )
     secret = command("secret")
     secret.add_argument("name", metavar="NAME", help="the secret's name")
     secret.add_argument("-o", "--output", metavar="VAR", help="bind it to VAR; show nothing")
@@ -245,7 +260,12 @@ def _schedule_deletion(args: Namespace) -> KeyRecord:
 def _inspect(args: Namespace) -> Details[Any]:
     # The magic has replaced --allowed-key's groups by the keys in force (or None).
     kms = session.get_kms() if args.with_kms else None
-    info = inspect(args.path, kms=kms, allowed_keys=getattr(args, "allowed_keys", None))
+    info = inspect(
+        args.path,
+        kms=kms,
+        allowed_keys=getattr(args, "allowed_keys", None),
+        storage_options=parse_storage_options(args.storage_options),
+    )
     if isinstance(info, FileInfo):
         return file_details("kmsnb file", info, path=args.path)
     return Details("column-encrypted Parquet", info, [("path", args.path), *info.fields()])
@@ -261,6 +281,7 @@ def _rewrap(args: Namespace) -> Details[FileInfo]:
         kms=_client(),
         encryption_context=context,
         allowed_keys=allowed_keys,
+        storage_options=parse_storage_options(args.storage_options),
     )
     return file_details("rewrapped", info, path=args.path)
 
@@ -333,7 +354,7 @@ class KmsMagic(ShellMagics):
                                            under older versions still decrypt
           schedule-deletion KEY --days N   delete KEY after N days (7 to 366)
           cancel-deletion KEY              keep a key that was scheduled for deletion
-          inspect PATH [--with-kms] [--allowed-key KEY ...]
+          inspect PATH [--with-kms] [--allowed-key KEY ...] [--storage-option K=V ...]
                                            what a kmsnb file's header says (no KMS
                                            call); for column-encrypted Parquet, its
                                            footer key, and with --with-kms (one

@@ -24,17 +24,8 @@ store library.
 
 from __future__ import annotations
 
-from kmsnb.storage._generations import (
-    GENERATION_PREFIX,
-    join,
-    list_generations,
-    new_generation,
-    read_manifest_bytes,
-    remove_generation,
-    remove_unreferenced_generations,
-    start_generation,
-    write_manifest,
-)
+from typing import TYPE_CHECKING, Any
+
 from kmsnb.storage._location import WRITABLE, Location, StoreKind, is_url, resolve
 from kmsnb.storage._open import DEFAULT_PART_SIZE, MIN_PART_SIZE, open_input, open_output
 from kmsnb.storage._options import (
@@ -43,6 +34,44 @@ from kmsnb.storage._options import (
     parse_storage_options,
 )
 from kmsnb.storage._oss import endpoint_for, oss_settings
+
+if TYPE_CHECKING:
+    from kmsnb.storage._generations import (
+        GENERATION_PREFIX,
+        join,
+        list_generations,
+        new_generation,
+        read_manifest_bytes,
+        remove_generation,
+        remove_unreferenced_generations,
+        start_generation,
+        write_manifest,
+    )
+
+#: Imported when first used: the generation helpers need uuid and shutil, which a CLI
+#: call on a local file never does (tests/cli/test_imports.py).
+_GENERATION_NAMES = frozenset(
+    {
+        "GENERATION_PREFIX",
+        "join",
+        "list_generations",
+        "new_generation",
+        "read_manifest_bytes",
+        "remove_generation",
+        "remove_unreferenced_generations",
+        "start_generation",
+        "write_manifest",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GENERATION_NAMES:
+        from kmsnb.storage import _generations
+
+        return getattr(_generations, name)
+    raise AttributeError(f"module 'kmsnb.storage' has no attribute {name!r}")
+
 
 __all__ = [
     "CREDENTIAL_OPTIONS",

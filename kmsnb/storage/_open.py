@@ -18,8 +18,9 @@ How, per store (:data:`kmsnb.storage.WRITABLE` is the list):
 * ``s3://``: s3fs, ``open(mode, autocommit=False, block_size=part_size)``: each full part
   is an UploadPart; ``commit()`` is CompleteMultipartUpload (or one PutObject), with
   ``If-None-Match: *`` in ``"xb"`` mode; ``discard()`` aborts the upload on any error. A
-  killed writer leaves an incomplete multipart upload that readers never see (a bucket
-  lifecycle rule removes them).
+  killed writer leaves an incomplete multipart upload that readers never see; the next
+  write to the same key aborts those older than :data:`STALE_UPLOAD_AFTER_S` (a younger
+  one may be another writer's, in flight), and a bucket lifecycle rule removes the rest.
 * ``oss://``: :mod:`kmsnb.storage._oss` (OSS SDK v2, ``x-oss-forbid-overwrite``).
 * ``memory://``: fsspec's memory store writes through at open and ignores
   ``autocommit=False``, so the object is stored in one ``pipe_file`` once complete,
@@ -30,22 +31,32 @@ How, per store (:data:`kmsnb.storage.WRITABLE` is the list):
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, Final
 
-from kmsnb._files import atomic_output
+from kmsnb._files import STALE_AFTER_S, atomic_output
 from kmsnb.storage._location import Location, resolve
 from kmsnb.storage._oss import open_oss_input, open_oss_output
 
-__all__ = ["DEFAULT_PART_SIZE", "MIN_PART_SIZE", "open_input", "open_output"]
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "MIN_PART_SIZE",
+    "STALE_UPLOAD_AFTER_S",
+    "open_input",
+    "open_output",
+]
 
 #: The size of each uploaded part, and so of the memory a write holds.
 DEFAULT_PART_SIZE: Final = 8 * 1024 * 1024
 #: S3's (and OSS's) smallest part but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
+#: How old an incomplete multipart upload of the key being written must be for the write
+#: to abort it: the same bound as for local temporary files.
+STALE_UPLOAD_AFTER_S: float = STALE_AFTER_S
 
 _MEMORY_WRITES = threading.Lock()
 
@@ -121,6 +132,7 @@ def _s3_output(location: Location, *, overwrite: bool, part_size: int) -> Iterat
         fs.invalidate_cache(path)
         if fs.exists(path):
             raise _exists_error(location.url)
+    _abort_stale_uploads(fs, path)
     mode = "wb" if overwrite else "xb"
     output = fs.open(path, mode, autocommit=False, block_size=part_size)
     try:
@@ -139,6 +151,28 @@ def _s3_output(location: Location, *, overwrite: bool, part_size: int) -> Iterat
     except BaseException:
         _discard(output)
         raise
+
+
+def _abort_stale_uploads(fs: Any, path: str) -> None:
+    """Abort the incomplete multipart uploads of ``path`` that killed writers left, once
+    older than :data:`STALE_UPLOAD_AFTER_S`. Best effort: a store that refuses the listing
+    (no ``s3:ListBucketMultipartUploads`` permission) leaves them to a lifecycle rule."""
+    bucket, key, _ = fs.split_path(path)
+    try:
+        listed = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
+    except Exception:  # housekeeping must never stop the write
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    for upload in listed.get("Uploads", []):
+        started = upload.get("Initiated")
+        if upload.get("Key") != key or not isinstance(started, datetime.datetime):
+            continue
+        if (now - started).total_seconds() < STALE_UPLOAD_AFTER_S:
+            continue
+        with contextlib.suppress(Exception):
+            fs.call_s3(
+                "abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload["UploadId"]
+            )
 
 
 def _discard(output: Any) -> None:

@@ -193,6 +193,7 @@ def test_every_block_is_run_here() -> None:
         "In a notebook",
         "From Python",
         "From polars, pyarrow and DuckDB",
+        "Object storage: S3 and OSS",
         "The emulator",
         "Secrets in notebooks",
         "The command line",
@@ -246,6 +247,44 @@ def test_from_polars_pyarrow_and_duckdb(reader: Reader) -> None:
     out = reader.python(block.code)
     assert "[(218.5,)]" in out  # DuckDB's sum, through the kmsnb:: file system
     assert (reader.root / "revenue-copy.parquet.kms").read_bytes()[:4] != b"PAR1"
+
+
+def test_object_storage(reader: Reader) -> None:
+    """After ``pip install 'kmsnb[s3]'`` (and ``[dask]``; make demo has neither), done here
+    from uv.lock offline, against an S3 server started here (moto on 127.0.0.1, a free
+    port) that the environment names as a user's would; the bucket ``my-bucket`` exists.
+    Parts and objects land in the bucket, nothing local but what the blocks write."""
+    import boto3
+    from s3_server import CREDENTIALS, PROXY_VARIABLES, moto_server
+
+    reader.shell(
+        "UV_PROJECT_ENVIRONMENT=.venv uv sync --locked --inexact --no-progress --quiet "
+        "--extra s3 --extra dask"
+    )
+    saved = dict(reader.env)
+    with moto_server() as endpoint:
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="my-bucket")
+        for name in (*PROXY_VARIABLES, *(name.lower() for name in PROXY_VARIABLES)):
+            reader.env.pop(name, None)
+        reader.env.update(CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
+        try:
+            python, shell = _by_section("Object storage: S3 and OSS")
+            reader.python(python.code)
+            out = reader.shell(shell.code)
+        finally:
+            reader.env.clear()
+            reader.env.update(saved)
+    assert "encrypted data/sales.csv -> s3://my-bucket/csv/sales.csv.kms" in out
+    assert (reader.root / "from-s3.csv").read_bytes() == (
+        reader.root / "data" / "sales.csv"
+    ).read_bytes()
+    assert not (reader.root / "s3:").exists()
 
 
 SECRET = "correct horse battery staple"  # what the README's emulator block stores

@@ -107,12 +107,27 @@ def test_storage_options_are_checked_as_arguments(
     assert "applies to URLs" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["rewrap", "s3://bucket/x.kms", "-k", "cli"], ["convert", "x.cipher", "-o", "s3://b/x"]],
-)
-def test_rewrap_and_convert_refuse_urls_loudly(
-    shell: dict[str, str], command: list[str], capsys: pytest.CaptureFixture[str]
+def test_convert_refuses_urls_loudly(
+    shell: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(command) == EXIT_UNSUPPORTED_STORAGE
+    assert main(["convert", "x.cipher", "-o", "s3://b/x"]) == EXIT_UNSUPPORTED_STORAGE
     assert "works on local files" in capsys.readouterr().err
+
+
+def test_rewrap_replaces_an_object_whole(
+    shell: dict[str, str], bucket: str, s3_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    option = ["--storage-option", f"endpoint_url={shell['endpoint']}"]
+    url = f"s3://{bucket}/sales.csv.kms"
+    assert main(["key", "create", "--alias", "next"]) == EXIT_OK
+    assert main(["encrypt", "sales.csv", "-o", url, "-k", "cli", *option]) == EXIT_OK
+    before = s3_client.get_object(Bucket=bucket, Key="sales.csv.kms")["Body"].read()
+    capsys.readouterr()
+    assert main(["rewrap", url, "-k", "next", *option]) == EXIT_OK
+    assert "rewrapped" in capsys.readouterr().out
+    after = s3_client.get_object(Bucket=bucket, Key="sales.csv.kms")["Body"].read()
+    assert after != before
+    assert main(["inspect", url, "--json", *option]) == EXIT_OK
+    assert main(["decrypt", url, "-o", "back.csv", "--allowed-key", "next", *option]) == EXIT_OK
+    assert Path("back.csv").read_bytes() == Path("sales.csv").read_bytes()
+    assert pending_uploads(s3_client, bucket) == []

@@ -27,6 +27,14 @@ from .conftest import object_keys, pending_uploads  # noqa: E402
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.fixture(autouse=True)
+def _forget_kms_clients() -> Iterator[None]:
+    """This process's clients per KMS URI (kmsnb.dask's cache) are this test's only:
+    tests/dask counts them on its in-process workers."""
+    yield
+    kmsnb.dask._kms_ref.connect_once.cache_clear()
+
+
 @pytest.fixture
 def frame() -> pd.DataFrame:
     count = 400
@@ -194,3 +202,15 @@ def test_an_unwritable_url_is_refused_not_written_locally(
         kmsnb.dask.to_parquet(ddf, "ftp://127.0.0.1:9/sales.kmsds", key_id, kms=kms)
     assert _kmsnb_files_under(scratch) == []
     assert os.listdir(".") == []
+
+
+def test_a_file_url_is_the_local_dataset_it_names(
+    tmp_path: Path, frame: pd.DataFrame, store: tuple[str, str]
+) -> None:
+    kms, key_id = store
+    ddf = dd.from_pandas(frame, npartitions=2)
+    url = f"file://{tmp_path / 'sales.kmsds'}"
+    kmsnb.dask.to_parquet(ddf, url, key_id, kms=kms)
+    assert (tmp_path / "sales.kmsds" / "_kmsnb_manifest.json").is_file()
+    read = kmsnb.dask.read_parquet(url, kms=kms).compute()
+    pd.testing.assert_frame_equal(ddf.compute(), read)

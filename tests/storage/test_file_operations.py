@@ -221,3 +221,26 @@ def test_a_missing_object_is_file_not_found(
     with pytest.raises(FileNotFoundError):
         kmsnb.envelope.inspect(url, storage_options=s3_options)
     assert not (tmp_path / "out").exists()
+
+
+def test_rewrap_replaces_an_object_whole_and_a_refusal_keeps_it(
+    tmp_path: Path, plaintext: Path, bucket: str, s3_options: dict[str, Any], s3_client: Any
+) -> None:
+    from kmsnb.errors import WrongKeyError
+    from kmsnb.kms.local import LocalKms
+    from kmsnb.rewrap import rewrap_file
+
+    url = f"s3://{bucket}/x.kms"
+    with LocalKms(tmp_path / "kms") as kms:  # a client: ReEncrypt
+        old_key, new_key = kms.create_key("old").key_id, kms.create_key("new").key_id
+        kmsnb.encrypt_file(plaintext, url, old_key, kms=kms, storage_options=s3_options)
+        before = _get(s3_client, bucket, "x.kms")
+        with pytest.raises(WrongKeyError):
+            rewrap_file(url, new_key, kms=kms, allowed_keys=[new_key], storage_options=s3_options)
+        assert _get(s3_client, bucket, "x.kms") == before
+        info = rewrap_file(url, new_key, kms=kms, storage_options=s3_options)
+        assert info.key_id == new_key
+        assert info.file_size == len(_get(s3_client, bucket, "x.kms"))
+        kmsnb.decrypt_file(url, tmp_path / "back", kms=kms, storage_options=s3_options)
+    assert (tmp_path / "back").read_bytes() == plaintext.read_bytes()
+    assert pending_uploads(s3_client, bucket) == []

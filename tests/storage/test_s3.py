@@ -179,3 +179,33 @@ def test_reads_are_seekable_ranged_reads(
 def test_a_missing_object_is_file_not_found(bucket: str, s3_options: dict[str, Any]) -> None:
     with pytest.raises(FileNotFoundError):
         open_input(_url(bucket, "absent"), storage_options=s3_options)
+
+
+def _leave_an_upload(s3_client: Any, bucket: str, key: str) -> str:
+    """What a writer killed mid-upload leaves: an incomplete multipart upload with a part."""
+    upload_id: str = s3_client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    s3_client.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=os.urandom(PART)
+    )
+    return upload_id
+
+
+def test_the_next_write_aborts_stale_uploads_of_its_key_only(
+    bucket: str, s3_options: dict[str, Any], s3_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kmsnb.storage import _open
+
+    _leave_an_upload(s3_client, bucket, "data.kms")
+    other = _leave_an_upload(s3_client, bucket, "data.kms.other")
+    # Uploads younger than the bound may be another writer's, in flight: kept. (moto
+    # dates every upload 2010-11-10, so "young" is an infinite bound here.)
+    monkeypatch.setattr(_open, "STALE_UPLOAD_AFTER_S", float("inf"))
+    with open_output(_url(bucket), storage_options=s3_options) as output:
+        output.write(b"first")
+    assert len(pending_uploads(s3_client, bucket)) == 2
+    # Once stale, the next write to the key aborts its own, not the other key's.
+    monkeypatch.setattr(_open, "STALE_UPLOAD_AFTER_S", 0.0)
+    with open_output(_url(bucket), storage_options=s3_options, overwrite=True) as output:
+        output.write(b"second")
+    assert [upload["UploadId"] for upload in pending_uploads(s3_client, bucket)] == [other]
+    assert _get(s3_client, bucket) == b"second"
