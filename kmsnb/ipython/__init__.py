@@ -205,7 +205,6 @@ def _new_local_store(uri: str | None) -> Path | None:
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the ``df.kms`` accessor, and open the session's KMS."""
     from kmsnb.ipython._completion import install_completer
-    from kmsnb.ipython._display import install_formatters
     from kmsnb.ipython.encrypt_magics import EncryptMagics
     from kmsnb.ipython.kms_magic import KmsMagic
 
@@ -216,7 +215,6 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.configurables.append(settings)
     ipython.register_magics(KmsMagic(ipython), EncryptMagics(ipython))
     install_completer(ipython)
-    install_formatters(ipython)
     if settings.default_key:
         session.set_default_key(settings.default_key)
     settings._connect_and_report()
@@ -226,7 +224,6 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics and the settings, and forget the session's KMS and default key."""
     from kmsnb.ipython._completion import uninstall_completer
-    from kmsnb.ipython._display import uninstall_formatters
 
     manager = ipython.magics_manager
     ours = ("Kmsnb", "KmsMagic", "EncryptMagics")
@@ -238,7 +235,6 @@ def unload_ipython_extension(ipython: Any) -> None:
                 for magic in names:
                     manager.magics[kind].pop(magic, None)
     uninstall_completer(ipython)
-    uninstall_formatters(ipython)
     for item in ipython.configurables:
         if type(item).__name__ == "Kmsnb":
             item.close()
