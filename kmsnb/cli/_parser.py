@@ -40,7 +40,6 @@ __all__ = [
     "add_group",
     "add_key_option",
     "add_no_fsync_option",
-    "alias_name",
     "connect",
     "exact_size",
     "key_name",
@@ -308,12 +307,6 @@ def size(text: str) -> int:
 def exact_size(text: str) -> int:
     """A byte count that may be zero: ``0``, ``1048576``, ``64K``."""
     return 0 if text == "0" else size(text)
-
-
-def alias_name(name: str) -> str:
-    """An alias argument (``alias create NAME``): ``alias/`` may be left out, and is added
-    even to a name that looks like a key id, since it names an alias."""
-    return name if name.startswith("alias/") else f"alias/{name}"
 
 
 # --- options shared by several commands -----------------------------------------------

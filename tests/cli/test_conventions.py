@@ -143,6 +143,10 @@ def test_key_create_checks_the_alias_first(run: Run, kms: KmsClient, key_id: str
         assert result.status == 1
         assert "alias/sales exists in local emulator at " in result.err
         assert f"points to key {key_id}; no key was created" in result.err
+        # The advice in the CLI's words, not the Python call the library's message names.
+        assert "kmsnb: hint: choose another alias, or move this one with kmsnb alias " in result.err
+        assert "kmsnb alias update alias/sales KEY" in result.err
+        assert "point_alias" not in result.err
         assert result.out == ""
     assert before == {key.key_id for key in kms.list_keys()}
     made = run("key", "create", "--alias", "fresh")

@@ -226,7 +226,13 @@ def test_an_error_in_a_cell_body_shows_the_users_frames_and_lines(shell, key, tm
 
 def test_create_key_refuses_a_taken_alias_before_creating(shell, key, local_kms):
     before = len(local_kms.list_keys())
-    shell.one_line_error("%kms create-key --alias test", "exists")
+    shown = shell.one_line_error(
+        "%kms create-key --alias test",
+        "exists",
+        "(hint: choose another alias, or move this one with %kms alias alias/test KEY)",
+        head="AliasExistsError",
+    )
+    assert "point_alias" not in shown  # the magic's words, not the Python call
     assert len(local_kms.list_keys()) == before
 
 
