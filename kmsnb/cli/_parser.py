@@ -244,12 +244,16 @@ def _run_command(handler: Handler) -> Handler:
 def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
     """The KMS that ``--kms`` (else ``$KMSNB_KMS``, else the local emulator) names.
 
-    Its location is kept on ``args`` so that an error can say which KMS answered.
+    Its location is kept on ``args`` so that an error can say which KMS answered. A
+    keystore that opening it created is said once on stderr (a mistyped path makes one).
     """
-    from kmsnb.connection import connect as connect_kms
-    from kmsnb.connection import describe_kms
+    from kmsnb.connection import connect_noting_new_keystore, describe_kms
 
-    kms = connect_kms(args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False))
+    kms, new_keystore = connect_noting_new_keystore(
+        args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False)
+    )
+    if new_keystore is not None:
+        print(f"kmsnb: note: {new_keystore}", file=sys.stderr)
     args.kms_location = describe_kms(kms)
     try:
         yield kms

@@ -92,14 +92,17 @@ class Kmsnb(Configurable):
 
         Returns:
             the folder of a local keystore that opening it created (a typo in a
-            ``local:`` path makes a new, empty one), else ``None``.
+            ``local:`` path makes a new, empty one: ``kmsnb.connect`` warns of it,
+            :class:`~kmsnb.errors.NewKeystoreWarning`), else ``None``.
         """
-        from kmsnb.connection import connect, default_kms_uri
+        from kmsnb.connection import connect_noting_new_keystore, default_kms_uri
         from kmsnb.kms.caching import CachingKms
 
         uri = self._uri()  # what connect() opens, remembered for _is_open()
-        created = _new_local_store(uri)
-        client = connect(self.kms or None, allow_insecure_http=self.allow_insecure_http)
+        client, new_keystore = connect_noting_new_keystore(
+            self.kms or None, allow_insecure_http=self.allow_insecure_http
+        )
+        created = None if new_keystore is None else Path(new_keystore.path)
         kms: Kms = client
         if self.cache_max_age > 0:
             kms = CachingKms(
@@ -186,20 +189,6 @@ class Kmsnb(Configurable):
     @observe("progress_threshold")
     def _progress_threshold_changed(self, change: Any) -> None:
         set_progress_threshold(change["new"])
-
-
-def _new_local_store(uri: str | None) -> Path | None:
-    """The folder ``uri`` names if it is a ``local:`` keystore not made yet, else ``None``."""
-    from kmsnb.connection import default_kms_uri, parse_kms_uri
-
-    try:
-        parsed = parse_kms_uri(uri or default_kms_uri())
-    except (TypeError, ValueError):
-        return None  # connect() says what is wrong with it
-    if parsed.kind != "local":
-        return None
-    folder = Path(parsed.pinned().removeprefix("local:"))
-    return None if folder.is_dir() and any(folder.iterdir()) else folder
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -38,9 +38,11 @@ NEW = " (a new keystore: no keys yet)"
 def test_a_new_keystore_is_said_once_when_it_is_made(shell, keystore, tmp_path, capsys):
     typo = tmp_path / "typo"
     shell.run(f"%config Kmsnb.kms = 'local:{typo}'")
-    assert capsys.readouterr().out == (
+    shown = capsys.readouterr()
+    assert shown.out == (
         f"kmsnb: local emulator at {typo}{NEW}; default key none (set one with %kms use KEY)\n"
     )
+    assert "NewKeystoreWarning" not in shown.err  # said on the load line only
     shell.run(f"%config Kmsnb.kms = 'local:{keystore}'")  # made when the test loaded kmsnb
     assert NEW not in capsys.readouterr().out
     shell.run("%config Kmsnb.kms = 'aliyun:cn-hangzhou'")  # not a local keystore
