@@ -7,10 +7,10 @@ Encrypt with a master key that never leaves the KMS::
     kmsnb.encrypt_file("sales.csv", "sales.csv.kms", "alias/Apollo/WorkKey", kms=kms)
     kmsnb.decrypt_file("sales.csv.kms", "decrypted.csv", kms=kms)
 
-Save a value and load it back (a DataFrame, bytes, str)::
+Save a value and load it back (a pandas or polars DataFrame, a pyarrow Table, bytes, str)::
 
     receipt = kmsnb.save(df, "sales.parquet.kms", "sales")   # key alias/sales
-    df = kmsnb.load("sales.parquet.kms")
+    df = kmsnb.load("sales.parquet.kms")                      # into="arrow" | "polars"
 """
 
 import sys

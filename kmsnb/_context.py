@@ -20,6 +20,7 @@ __all__ = [
     "check_encryption_context",
     "describe_context_mismatch",
     "parse_context_pairs",
+    "parse_pairs",
 ]
 
 
@@ -64,31 +65,42 @@ def parse_context_pairs(pairs: Iterable[str] | None) -> dict[str, str] | None:
         ValueError: an item has no ``=`` or an empty key, a key is given twice, or an item
             is not UTF-8 text; the message names the item.
     """
+    context = parse_pairs(pairs, what="encryption context")
+    if context is not None:
+        check_context_has_no_control_characters(context)
+    return context
+
+
+def parse_pairs(pairs: Iterable[str] | None, *, what: str) -> dict[str, str] | None:
+    """The one ``KEY=VALUE`` rule of the faces' repeatable options (``--context``,
+    ``--storage-option``): only the first ``=`` separates, keys are non-empty and given
+    once, items are UTF-8 text. ``what`` names the option in messages.
+
+    Returns:
+        the pairs as a dict, or ``None`` when none is given.
+    """
     if pairs is None:
         return None
     if isinstance(pairs, str):
         raise TypeError("pass the KEY=VALUE pairs as a list of str, not one str")
-    context: dict[str, str] = {}
+    found: dict[str, str] = {}
     for pair in pairs:
         if not isinstance(pair, str):
-            raise TypeError(f"context pairs must be str, not {type(pair).__name__}")
+            raise TypeError(f"{what} pairs must be str, not {type(pair).__name__}")
         key, equals, value = pair.partition("=")
         if not equals or not key:
-            raise ValueError(f"encryption context pairs are KEY=VALUE, not {pair!r}")
+            raise ValueError(f"{what} pairs are KEY=VALUE, not {pair!r}")
         try:
             pair.encode("utf-8")
         except UnicodeEncodeError:
             # Bytes that are not UTF-8 arrive from argv as lone surrogates (PEP 383).
             raise ValueError(
-                f"encryption context pairs must be UTF-8 text; {os.fsencode(pair)!r} is not"
+                f"{what} pairs must be UTF-8 text; {os.fsencode(pair)!r} is not"
             ) from None
-        if key in context:
-            raise ValueError(f"encryption context key {key!r} is given twice")
-        context[key] = value
-    if not context:
-        return None
-    check_context_has_no_control_characters(context)
-    return context
+        if key in found:
+            raise ValueError(f"{what} key {key!r} is given twice")
+        found[key] = value
+    return found or None
 
 
 def describe_context_mismatch(expected: Mapping[str, str], found: Mapping[str, str]) -> str:

@@ -2,49 +2,100 @@
 :func:`inspect`, exported by :mod:`kmsnb.envelope` (and :mod:`kmsnb`).
 
 A file is written through :func:`kmsnb.envelope.open_encrypt` into
-:func:`kmsnb._files.atomic_output`, so it appears only once complete (and fsynced), and
-read through :func:`kmsnb.envelope.open_decrypt`, so plaintext reaches the destination only
-as it verifies and the destination appears only once every chunk has.
+:func:`kmsnb.storage.open_output`, so it appears only once complete (a local file through
+:func:`kmsnb._files.atomic_output`, fsynced; an object as one multipart upload committed
+at the end), and read through :func:`kmsnb.envelope.open_decrypt`, so plaintext reaches
+the destination only as it verifies and the destination appears only once every chunk
+has. Sources and destinations are local paths or fsspec URLs (``s3://``, ``oss://``...,
+see :func:`kmsnb.storage.resolve`); ``storage_options`` go to the side that is a URL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from kmsnb._files import atomic_output
 from kmsnb._format.header import CONTENT_TYPE_BYTES, read_header
+from kmsnb._format.payload import encrypted_payload_size
 from kmsnb._format.stream import DEFAULT_BUFFER_SIZE, EncryptWriter
 from kmsnb._progress import check_progress, progress_bar
 from kmsnb.envelope import FileInfo, open_decrypt, open_encrypt
 from kmsnb.errors import KmsnbError
 from kmsnb.kms._base import Kms
+from kmsnb.storage import DEFAULT_PART_SIZE, is_url, open_input, open_output
 
 __all__ = ["decrypt_file", "encrypt_file", "inspect", "regular_file_size"]
 
 StrPath = str | os.PathLike[str]
+StorageOptions = Mapping[str, Any] | None
+#: What :func:`inspect` fetches of an object: a header and then some.
+_HEADER_RANGE_SIZE = 64 * 1024
+_OPTIONS_NEED_A_URL = (
+    "storage_options is only for fsspec URLs (s3://..., oss://...), not for local paths "
+    "or file objects"
+)
 
 
-def _check_paths(src: StrPath, dst: StrPath) -> tuple[Path, Path]:
-    """Refuse what would fail later anyway, before any KMS call.
+def _check_paths(
+    src: StrPath, dst: StrPath, storage_options: StorageOptions
+) -> tuple[StorageOptions, StorageOptions]:
+    """Refuse what would fail later anyway, before any KMS call; return the storage
+    options of the source and of the destination (each ``None`` unless it is a URL).
 
-    What ``dst`` may be (an existing file only with ``overwrite``, never a directory...)
-    is checked by :func:`kmsnb._files.atomic_output`, which callers enter before the KMS.
+    What ``dst`` may be (an existing file only with ``overwrite``, never a directory, a
+    store kmsnb cannot write atomically...) is checked by
+    :func:`kmsnb.storage.open_output`, which callers enter before the KMS.
     """
-    source, destination = Path(src), Path(dst)
-    if destination.exists() and source.exists() and os.path.samefile(source, destination):
-        raise ValueError(f"{source} is both the source and the destination")
-    return source, destination
+    if storage_options and not (is_url(src) or is_url(dst)):
+        raise ValueError(_OPTIONS_NEED_A_URL)
+    if is_url(src) or is_url(dst):
+        if str(src).rstrip("/") == str(dst).rstrip("/"):
+            raise ValueError(f"{src} is both the source and the destination")
+    else:
+        source, destination = Path(src), Path(dst)
+        if destination.exists() and source.exists() and os.path.samefile(source, destination):
+            raise ValueError(f"{source} is both the source and the destination")
+    return (
+        storage_options if is_url(src) else None,
+        storage_options if is_url(dst) else None,
+    )
+
+
+def _display_name(path: StrPath) -> str:
+    """The last component of a path or URL, for a progress bar."""
+    return Path(path).name if not is_url(path) else str(path).rstrip("/").rsplit("/", 1)[-1]
 
 
 def regular_file_size(fileobj: BinaryIO) -> int | None:
     """The size of a regular file, or ``None`` for pipes and devices."""
     status = os.fstat(fileobj.fileno())
     return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+@contextlib.contextmanager
+def _open_source(
+    src: StrPath,
+    storage_options: StorageOptions,
+    *,
+    buffering: int = -1,
+    range_size: int = DEFAULT_PART_SIZE,
+) -> Iterator[tuple[BinaryIO, int | None]]:
+    """``src`` open for reading, and its size when it is a regular file or an object
+    (``None`` for pipes and devices). An object is read by ranged requests of
+    ``range_size`` bytes (:func:`kmsnb.storage.open_input`)."""
+    if not is_url(src):
+        with open(src, "rb", buffering=buffering) as local:
+            yield local, regular_file_size(local)
+        return
+    with open_input(src, storage_options=storage_options, block_size=range_size) as remote:
+        size = remote.seek(0, io.SEEK_END)
+        remote.seek(0)
+        yield remote, size
 
 
 def encrypt_file(
@@ -59,20 +110,26 @@ def encrypt_file(
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     durable: bool = True,
     progress: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> FileInfo:
     """Encrypt the file ``src`` into ``dst`` under the master key ``key_id``.
 
     ``dst`` appears only once complete and fsynced; after an error, or a crash, it does
     not exist (an existing one is untouched). ``src`` is never modified. A symbolic link
     ``dst`` is followed; a character device or FIFO is written through, not replaced.
+    Either may be an fsspec URL (``s3://bucket/key``, ``oss://...``): an object is read by
+    ranges, and written as a multipart upload that becomes the object only at its end.
 
     Args:
         durable: fsync ``dst`` and its folder before returning (the default). ``False``
             is for scratch outputs: after a power cut or a kernel crash ``dst`` may be
             missing, empty or short (and a replaced file lost); everything else holds.
+            An object store holds the object durably once it has it, either way.
         progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), ``True`` always,
             ``False`` never.
+        storage_options: for whichever of ``src`` and ``dst`` is a URL, as in pandas
+            (s3fs's options, or :mod:`kmsnb.storage._oss`'s for ``oss://``).
 
     Returns:
         what the header of ``dst`` says (see :func:`inspect`).
@@ -81,49 +138,58 @@ def encrypt_file(
         FileExistsError: ``dst`` exists and ``overwrite`` is false.
         IsADirectoryError, ValueError: ``dst`` is a directory or something kmsnb never
             writes (a block device, a dangling link), found before any KMS call.
+        UnsupportedStorageError: ``dst`` is a URL kmsnb cannot write atomically, or
+            either is a URL whose store is not installed; before any KMS call.
         OSError: ``dst`` cannot be written (missing folder, permissions, a full disk);
             the error names ``dst``.
         KmsError: the KMS refused or failed to make a data key.
     """
-    source_path, destination = _check_paths(src, dst)
+    source_options, destination_options = _check_paths(src, dst, storage_options)
     show = check_progress(progress)
     # Unbuffered: _copy reads whole steps, and a buffer would only add a copy and a read.
-    with open(source_path, "rb", buffering=0) as source:
-        size = regular_file_size(source)
-        with (
-            atomic_output(destination, overwrite=overwrite, durable=durable) as output,
-            progress_bar(size, f"encrypt {source_path.name}", show=show) as advance,
-        ):
-            writer = open_encrypt(
-                output,
-                key_id,
-                kms=kms,
-                encryption_context=encryption_context,
-                content_type=content_type,
-                plaintext_size=size,
-                buffer_size=buffer_size,
-            )
-            with writer:
-                _copy(source, writer, size, advance)
-                if size is not None and writer.plaintext_size != size:
-                    raise _changed_size(source_path)
-            header = writer.header
-            file_size = output.tell()
+    with (
+        _open_source(src, source_options, buffering=0) as (source, size),
+        open_output(
+            dst, overwrite=overwrite, durable=durable, storage_options=destination_options
+        ) as output,
+        progress_bar(size, f"encrypt {_display_name(src)}", show=show) as advance,
+    ):
+        writer = open_encrypt(
+            output,
+            key_id,
+            kms=kms,
+            encryption_context=encryption_context,
+            content_type=content_type,
+            plaintext_size=size,
+            buffer_size=buffer_size,
+        )
+        with writer:
+            _copy(source, writer, size, advance, name=src)
+            if size is not None and writer.plaintext_size != size:
+                raise _changed_size(src)
+        header = writer.header
+        # What the format makes of the plaintext: an object store's writer has no tell().
+        file_size = header.size + encrypted_payload_size(writer.plaintext_size)
     return FileInfo.from_header(header, file_size=file_size)
 
 
-def _changed_size(path: Path) -> KmsnbError:
+def _changed_size(path: StrPath) -> KmsnbError:
     return KmsnbError(f"{path} changed size while it was read; nothing was written")
 
 
 def _copy(
-    source: io.RawIOBase, writer: EncryptWriter, size: int | None, advance: Callable[[int], None]
+    source: BinaryIO,
+    writer: EncryptWriter,
+    size: int | None,
+    advance: Callable[[int], None],
+    *,
+    name: StrPath,
 ) -> None:
     buffer = bytearray(writer.step_size)
     view = memoryview(buffer)
-    while count := source.readinto(view):
+    while count := source.readinto(view):  # type: ignore[attr-defined]
         if size is not None and writer.plaintext_size + count > size:
-            raise _changed_size(Path(source.name))  # type: ignore[attr-defined]
+            raise _changed_size(name)
         writer.write(view[:count])
         advance(count)
 
@@ -139,6 +205,7 @@ def decrypt_file(
     allowed_keys: Iterable[str] | None = None,
     durable: bool = True,
     progress: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> FileInfo:
     """Decrypt the kmsnb file ``src`` into ``dst``.
 
@@ -149,58 +216,74 @@ def decrypt_file(
 
     ``durable=False`` skips the fsyncs, for scratch outputs: see :func:`encrypt_file`.
     It never leaves plaintext on disk after a crash either (the plaintext is written
-    to a file without a name until it is complete and verified). ``progress`` is as for
-    :func:`encrypt_file`.
+    to a file without a name until it is complete and verified). ``progress`` and
+    ``storage_options`` are as for :func:`encrypt_file`: either may be a URL, and an
+    object is published only once every chunk has verified.
 
     Returns:
         what the header of ``src`` says (see :func:`inspect`).
 
     Raises:
         FileExistsError: ``dst`` exists and ``overwrite`` is false.
-        IsADirectoryError, ValueError, OSError: as for :func:`encrypt_file`; checked
-            before any KMS call.
+        IsADirectoryError, ValueError, OSError, UnsupportedStorageError: as for
+            :func:`encrypt_file`; checked before any KMS call.
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError:
             see :func:`open_decrypt` (``allowed_keys`` too).
     """
-    source_path, destination = _check_paths(src, dst)
+    source_options, destination_options = _check_paths(src, dst, storage_options)
     show = check_progress(progress)
-    with open(source_path, "rb") as source:
-        file_size = regular_file_size(source)
-        # The destination is checked first, so that a bad one costs no KMS call.
-        with atomic_output(destination, overwrite=overwrite, durable=durable) as output:
-            reader = open_decrypt(
-                source,
-                kms=kms,
-                encryption_context=encryption_context,
-                allowed_keys=allowed_keys,
-                buffer_size=buffer_size,
-            )
-            total = reader.header.plaintext_size
-            if total is None and file_size is not None:
-                total = max(file_size - reader.header.size, 0)  # ciphertext: close enough
-            with reader, progress_bar(total, f"decrypt {source_path.name}", show=show) as advance:
-                while block := reader.read_verified():
-                    output.write(block)
-                    advance(len(block))
+    # The destination is checked first, so that a bad one costs no KMS call.
+    with (
+        _open_source(src, source_options) as (source, file_size),
+        open_output(
+            dst, overwrite=overwrite, durable=durable, storage_options=destination_options
+        ) as output,
+    ):
+        reader = open_decrypt(
+            source,
+            kms=kms,
+            encryption_context=encryption_context,
+            allowed_keys=allowed_keys,
+            buffer_size=buffer_size,
+        )
+        total = reader.header.plaintext_size
+        if total is None and file_size is not None:
+            total = max(file_size - reader.header.size, 0)  # ciphertext: close enough
+        with reader, progress_bar(total, f"decrypt {_display_name(src)}", show=show) as advance:
+            while block := reader.read_verified():
+                output.write(block)
+                advance(len(block))
     return FileInfo.from_header(reader.header, file_size=file_size)
 
 
-def inspect(source: StrPath | BinaryIO) -> FileInfo:
+def inspect(
+    source: StrPath | BinaryIO, *, storage_options: Mapping[str, Any] | None = None
+) -> FileInfo:
     """Read the header of a kmsnb file without calling the KMS.
 
     What it returns is what the header says, unverified: only a read, which asks the
     KMS, checks the key the header names against the one that really wrapped the data key.
 
     Args:
-        source: a path, or a binary file positioned at the start of a kmsnb message.
+        source: a path, an fsspec URL (only the header is read, by a ranged request), or
+            a binary file positioned at the start of a kmsnb message.
+        storage_options: for a URL, as in pandas.
 
     Raises:
         FormatError: not a kmsnb file, or a malformed header.
+        FileNotFoundError: no such file or object.
     """
     if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as fileobj:
-            header = read_header(fileobj)
-            return FileInfo.from_header(header, file_size=regular_file_size(fileobj))
+        if storage_options and not is_url(source):
+            raise ValueError(_OPTIONS_NEED_A_URL)
+        # Only the header is read: a small first range of an object, not all of it.
+        with _open_source(source, storage_options, range_size=_HEADER_RANGE_SIZE) as (
+            fileobj,
+            size,
+        ):
+            return FileInfo.from_header(read_header(fileobj), file_size=size)
+    if storage_options:
+        raise ValueError(_OPTIONS_NEED_A_URL)
     if not callable(getattr(source, "read", None)):
         raise TypeError("source must be a path or a binary file open for reading")
     return FileInfo.from_header(read_header(source))

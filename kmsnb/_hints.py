@@ -23,6 +23,7 @@ from kmsnb.errors import (
     KmsnbError,
     KmsUnavailableError,
     TruncatedError,
+    UnsupportedStorageError,
     WrongKeyError,
 )
 
@@ -43,6 +44,7 @@ FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
 _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     "python": {
         "emulator": "kms='local:PATH'",
+        "storage": "storage_options={...}",
         "kms": "kms='local:PATH' (or a client), or $KMSNB_KMS",
         "context": "encryption_context=",
         "inspect": "kmsnb.inspect(PATH)",
@@ -59,6 +61,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     },
     "cli": {
         "emulator": "--kms local:PATH",
+        "storage": "--storage-option KEY=VALUE",
         "kms": "--kms URI or $KMSNB_KMS",
         "context": "--context KEY=VALUE",
         "inspect": "kmsnb inspect PATH",
@@ -75,6 +78,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     },
     "magic": {
         "emulator": "%config Kmsnb.kms = 'local:PATH'",
+        "storage": "--storage-option KEY=VALUE",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "-c KEY=VALUE",
         "inspect": "%kms inspect PATH",
@@ -91,6 +95,7 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
     },
     "widget": {
         "emulator": "%config Kmsnb.kms = 'local:PATH'",
+        "storage": "storage_options= in Python",
         "kms": "%config Kmsnb.kms = 'URI' (or $KMSNB_KMS)",
         "context": "the context field",
         "inspect": "%kms inspect PATH",
@@ -180,6 +185,11 @@ _TABLE: Final[tuple[tuple[type[BaseException], _Hint], ...]] = (
     (KmsUnavailableError, "check the KMS address ({kms}) and the network, then retry"),
     (KmsError, "the code is the KMS's own; its API documentation explains it ({status})"),
     (FormatError, "check that this is a kmsnb file ({inspect})"),
+    (
+        UnsupportedStorageError,
+        "kmsnb reads and writes local paths, s3:// (pip install 'kmsnb[s3]') and oss:// "
+        "('kmsnb[oss]'); a store's options go in {storage}",
+    ),
     (KmsnbError, "see {usage}"),
     (FileNotFoundError, "check the path"),
     (IsADirectoryError, "{directory}"),

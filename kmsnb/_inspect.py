@@ -4,12 +4,13 @@ with column-level encryption alike."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kmsnb.envelope import FileInfo
 from kmsnb.envelope import inspect as inspect_header
 from kmsnb.kms._base import Kms
+from kmsnb.storage import is_url, open_input
 
 if TYPE_CHECKING:
     from kmsnb._pme_inspect import ParquetInfo
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["inspect"]
 
 _PARQUET_MAGICS = (b"PAR1", b"PARE")
+#: Bytes per ranged read of an object: a header, or a Parquet footer, in a few requests.
+_PROBE_RANGE_SIZE = 64 * 1024
 
 
 def inspect(
@@ -24,6 +27,7 @@ def inspect(
     *,
     kms: Kms | None = None,
     allowed_keys: Iterable[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> FileInfo | ParquetInfo:
     """Say what an encrypted file reveals.
 
@@ -41,14 +45,21 @@ def inspect(
     key the header names against the one that really wrapped the data key.
 
     Args:
-        source: a path, or a binary file (seekable for Parquet) at the file's start.
+        source: a path, an fsspec URL (``s3://...``, ``oss://...``: only the header, or
+            Parquet's footer, is fetched, by ranged reads), or a binary file (seekable for
+            Parquet) at the file's start.
         kms: for Parquet, the KMS to unwrap the footer key with.
         allowed_keys: with ``kms``, the master keys the footer key may be under.
+        storage_options: for a URL, as in pandas.
 
     Raises:
         FormatError: neither a kmsnb file nor encrypted Parquet, or malformed.
         WrongKeyError, KmsError, IntegrityError: with ``kms``, as for a read.
     """
+    if is_url(source):
+        return _inspect_url(str(source), kms, allowed_keys, storage_options)
+    if storage_options:
+        raise ValueError("storage_options is only for fsspec URLs (s3://..., oss://...)")
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as probe:
             head = probe.read(4)
@@ -63,3 +74,19 @@ def inspect(
 
         return inspect_parquet(source, kms=kms, allowed_keys=allowed_keys)
     return inspect_header(source)
+
+
+def _inspect_url(
+    url: str,
+    kms: Kms | None,
+    allowed_keys: Iterable[str] | None,
+    storage_options: Mapping[str, Any] | None,
+) -> FileInfo | ParquetInfo:
+    with open_input(url, storage_options=storage_options, block_size=_PROBE_RANGE_SIZE) as probe:
+        head = probe.read(4)
+        if head in _PARQUET_MAGICS:
+            from kmsnb._pme_inspect import inspect_parquet
+
+            probe.seek(0)
+            return inspect_parquet(probe, kms=kms, allowed_keys=allowed_keys)
+    return inspect_header(url, storage_options=storage_options)

@@ -1,23 +1,26 @@
 """``kmsnb.load``: decrypt a file and give back what was saved.
 
 The file says what it holds: column-encrypted Parquet by its magic, a kmsnb file by its
-header's content type. Parquet and CSV come back as a pandas DataFrame, a saved ``str`` as
-a ``str``, anything else as ``bytes``. Every read is verified as :func:`kmsnb.open_decrypt`
+header's content type. Parquet and CSV come back as a table, a pandas DataFrame unless
+``into=`` names Arrow or polars (:mod:`kmsnb._tables`), a saved ``str`` as a ``str``,
+anything else as ``bytes``. Every read is verified as :func:`kmsnb.open_decrypt`
 verifies it: nothing unauthenticated is returned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
 
 from kmsnb._context import check_encryption_context
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, CONTENT_TYPE_TEXT
+from kmsnb._tables import Library, check_into, read
 from kmsnb.connection import open_kms
 from kmsnb.envelope import inspect, open_decrypt
 from kmsnb.kms._base import Kms
+from kmsnb.storage import is_url, open_input
 
 __all__ = ["load"]
 
@@ -34,55 +37,72 @@ def load(
     encryption_context: Mapping[str, str] | None = None,
     columns: Sequence[str] | None = None,
     allowed_keys: Iterable[str] | None = None,
+    into: Library = "pandas",
+    storage_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Any:
     """Decrypt the file ``path`` and return what :func:`kmsnb.save` saved.
 
     Args:
-        path: a kmsnb file, or Parquet with column-level encryption.
+        path: a kmsnb file, or Parquet with column-level encryption: a local path or an
+            fsspec URL (``s3://bucket/key``, ``oss://...``), read by ranged requests.
         kms: a KMS client or URI (:func:`kmsnb.connect`); ``None``: the session's.
         encryption_context: the context the file must carry; ``None`` accepts its own.
         columns: for Parquet and CSV, the columns to read (a Parquet projection reads
             and decrypts only those).
         allowed_keys: the master keys the file may be under (ids, aliases, bare names,
             ARNs); ``None`` accepts the key it names.
-        options: passed to ``pandas.read_parquet`` / ``pandas.read_csv``.
+        into: the library of the table returned for Parquet and CSV content:
+            ``"pandas"`` (a DataFrame), ``"arrow"`` (a ``pyarrow.Table``) or ``"polars"``
+            (a polars DataFrame), read by that library as its own Parquet reader reads;
+            bytes and text come back as they are whatever it says.
+        storage_options: for a URL ``path``, as in pandas.
+        options: passed to the reader: ``pandas.read_parquet`` / ``pandas.read_csv``; for
+            Arrow and polars those of :func:`kmsnb.arrow.read_table`,
+            :func:`kmsnb.polars.read_parquet` / ``read_csv``.
 
     Returns:
-        a DataFrame for Parquet and CSV content, ``str`` for text saved from a ``str``,
-        ``bytes`` otherwise. A CSV whose first header cell is empty (a DataFrame's index,
-        as ``df.to_csv`` writes it) gets that column back as the index.
+        a table for Parquet and CSV content (see ``into``), ``str`` for text saved from a
+        ``str``, ``bytes`` otherwise. Into pandas, a CSV whose first header cell is empty (a
+        DataFrame's index, as ``df.to_csv`` writes it) gets that column back as the index.
 
     Raises:
-        ValueError: ``columns`` or ``options`` given for a file that is not a table.
+        ValueError: ``columns`` or ``options`` given for a file that is not a table; an
+            ``into`` that names no library.
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError: see
             :func:`kmsnb.open_decrypt`.
     """
-    source = Path(os.fspath(path))
     expected = check_encryption_context(encryption_context)
+    library = check_into(into)
     if isinstance(columns, str):
         raise TypeError(f"columns must be a list of names; write columns=[{columns!r}]")
-    with open(source, "rb") as probe:
-        column_mode = probe.read(4) in _PARQUET_MAGICS
-    # Column-encrypted Parquet has no kmsnb header; read_parquet reads both kinds.
-    content_type = CONTENT_TYPE_PARQUET if column_mode else inspect(source).content_type
-    with open_kms(kms) as client:
+    with _open_source(path, storage_options) as source, open_kms(kms) as client:
+        column_mode = source.read(4) in _PARQUET_MAGICS
+        source.seek(0)
+        # Column-encrypted Parquet has no kmsnb header; read_parquet reads both kinds.
+        content_type = CONTENT_TYPE_PARQUET if column_mode else inspect(source).content_type
+        source.seek(0)
+        # A local file is read by pandas from its path (memory-mapped, in native code);
+        # an object through the open, ranged reader.
+        table = source if is_url(path) else os.fspath(path)
         common: dict[str, Any] = {
             "kms": client,
             "encryption_context": expected,
             "allowed_keys": allowed_keys,
         }
+        if library != "pandas" and content_type in (CONTENT_TYPE_PARQUET, CONTENT_TYPE_CSV):
+            return read(library, table, content_type, columns=columns, **common, **options)
         if content_type == CONTENT_TYPE_PARQUET:
             from kmsnb.dataframe import read_parquet
 
             wanted = list(columns) if columns is not None else None
-            return read_parquet(source, columns=wanted, **common, **options)
+            return read_parquet(table, columns=wanted, **common, **options)
         if content_type == CONTENT_TYPE_CSV:
             from kmsnb.dataframe import read_csv
 
             if columns is not None:
                 options["usecols"] = list(columns)
-            frame = read_csv(source, **common, **options)
+            frame = read_csv(table, **common, **options)
             if "index_col" not in options and _UNNAMED_INDEX in frame.columns[:1]:
                 frame = frame.set_index(_UNNAMED_INDEX)
                 frame.index.name = None
@@ -92,6 +112,20 @@ def load(
                 f"columns= and reader options apply to Parquet and CSV; this file holds "
                 f"{content_type or 'bytes'}"
             )
-        with open(source, "rb") as encrypted, open_decrypt(encrypted, **common) as reader:
+        with open_decrypt(source, **common) as reader:
             data = reader.readall()
     return data.decode("utf-8") if content_type == CONTENT_TYPE_TEXT else data
+
+
+@contextlib.contextmanager
+def _open_source(
+    path: str | os.PathLike[str], storage_options: Mapping[str, Any] | None
+) -> Iterator[BinaryIO]:
+    if not is_url(path):
+        if storage_options:
+            raise ValueError("storage_options is only for fsspec URLs (s3://..., oss://...)")
+        with open(path, "rb") as local:
+            yield local
+        return
+    with open_input(path, storage_options=storage_options) as remote:
+        yield remote

@@ -18,17 +18,47 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
+from kmsnb._format.header import MAGIC
 from kmsnb._key_check import resolve_allowed_keys
 from kmsnb._pme_footer import FooterInfo, context_from_metadata, open_footer, read_tail
 from kmsnb._pme_wrap import legacy_context, unwrap_dek
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms, wipe
 
-__all__ = ["ParquetColumn", "ParquetInfo", "inspect_parquet"]
+__all__ = ["EncryptionMode", "ParquetColumn", "ParquetInfo", "encryption_mode", "inspect_parquet"]
 
 FORMAT_NAME = "Parquet modular encryption"
+
+#: How a table file is encrypted: a whole kmsnb file, column level (Parquet modular
+#: encryption), or not at all (plain Parquet).
+EncryptionMode = Literal["file", "columns", "plain"]
+
+_PARQUET_MAGIC = b"PAR1"
+_PME_MAGIC = b"PARE"  # Parquet with an encrypted footer
+
+
+def encryption_mode(source: BinaryIO) -> EncryptionMode:
+    """How the table in a seekable ``source`` is encrypted, told by its first bytes: ``KMSN``
+    (a kmsnb file), ``PARE`` (an encrypted footer), ``PAR1`` with a signed footer (column
+    level, plaintext footer) or without one (plain). ``source`` is left where it was.
+
+    Raises:
+        FormatError: neither a kmsnb file nor Parquet.
+    """
+    start = source.tell()
+    magic = source.read(len(MAGIC))
+    source.seek(start)
+    if magic == MAGIC:
+        return "file"
+    if magic.startswith(_PME_MAGIC) or (
+        magic.startswith(_PARQUET_MAGIC) and read_tail(source) is not None
+    ):
+        return "columns"
+    if magic.startswith(_PARQUET_MAGIC):
+        return "plain"
+    raise FormatError("not an encrypted table (neither a kmsnb file nor Parquet)")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ footer has no such metadata, and :class:`~kmsnb._pme.ParquetKmsClient` checks th
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -46,7 +47,7 @@ from kmsnb._pme_wrap import unwrap_dek
 from kmsnb.errors import FormatError, KmsError, KmsnbError, WrongKeyError
 from kmsnb.kms._base import Kms, WrappingKms, wipe
 
-__all__ = ["prepare_write", "read_columns"]
+__all__ = ["leaf_paths", "prepare_write", "read_columns"]
 
 T = TypeVar("T")
 
@@ -67,6 +68,15 @@ def context_metadata(encryption_context: Mapping[str, str]) -> bytes:
     """The ``kmsnb.encryption_context`` value: compact JSON, keys sorted, UTF-8."""
     ordered = dict(sorted(encryption_context.items()))
     return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def leaf_paths(table: pa.Table, write_options: Mapping[str, Any]) -> list[str]:
+    """The Parquet column paths pyarrow will write for ``table`` with these
+    ``pyarrow.parquet.write_table`` options: column keys name columns by them."""
+    probe = io.BytesIO()
+    pq.write_table(table.schema.empty_table(), probe, **write_options)
+    schema = pq.read_metadata(io.BytesIO(probe.getvalue())).schema
+    return [schema.column(i).path for i in range(len(schema))]
 
 
 def prepare_write(

@@ -1,7 +1,8 @@
 """``kmsnb.save``: encrypt a value into a file, whatever the value is, and say what was written.
 
-One verb for every face (Python, ``%%encrypt``, ``kmsnb encrypt``, the widgets): a pandas
-DataFrame becomes encrypted Parquet (or CSV), ``bytes`` are saved as they are, a ``str`` as
+One verb for every face (Python, ``%%encrypt``, ``kmsnb encrypt``, the widgets): a table
+(a pandas or polars DataFrame, a pyarrow Table: :mod:`kmsnb._tables`) becomes encrypted
+Parquet (or CSV), written by its own library, ``bytes`` are saved as they are, a ``str`` as
 UTF-8 text that :func:`kmsnb.load` gives back as a ``str``, and a binary file object is
 streamed. The receipt, :class:`Saved`, describes the ciphertext (key, sizes, digest) and
 never holds the data.
@@ -9,26 +10,32 @@ never holds the data.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import stat
-import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from kmsnb._context import check_encryption_context
-from kmsnb._files import atomic_output
+from kmsnb._defaults import resolve_key
 from kmsnb._format.header import CONTENT_TYPE_BYTES, CONTENT_TYPE_TEXT
 from kmsnb._inspect import inspect
-from kmsnb._keynames import ALIAS_PREFIX, resolve_key_name
+from kmsnb._keynames import ALIAS_PREFIX
 from kmsnb._progress import check_progress, progress_bar
 from kmsnb._render import Rendered, Rows, cell_text, format_size
+from kmsnb._tables import csv_losses, library_of, write
 from kmsnb.connection import open_kms
 from kmsnb.envelope import FileInfo, open_encrypt
 from kmsnb.kms._base import Kms
+from kmsnb.storage import is_url, open_output
+
+if TYPE_CHECKING:
+    from kmsnb._pme_inspect import ParquetInfo
 
 __all__ = ["FORMATS", "Content", "Saved", "save"]
 
@@ -38,7 +45,6 @@ FORMATS: tuple[str, ...] = ("parquet", "csv", "bytes", "text")
 
 _SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 _STREAM_STEP_SIZE = 1024 * 1024
-_DIGEST_STEP_SIZE = 1024 * 1024
 
 StrPath = str | os.PathLike[str]
 
@@ -48,13 +54,14 @@ class Saved(Rendered):
     """The receipt of :func:`kmsnb.save`: what was written where, never the data.
 
     Attributes:
-        path: the file written.
+        path: the file (or object URL) written.
         key_id: the master key, as the KMS named it (for column mode: as the footer does).
         key_alias: the alias the key was asked for by, when it was one.
         key_version: the master key's version (``None`` in column mode, where each
             wrapped key names its own).
         content: ``"parquet"``, ``"csv"``, ``"bytes"`` or ``"text"``.
-        shape: ``(rows, columns)`` of a DataFrame, else ``None``.
+        shape: ``(rows, columns)`` of a table (a pandas or polars DataFrame, an Arrow
+            Table), else ``None``.
         plaintext_size: bytes of plaintext, when known.
         ciphertext_size: the file's size in bytes.
         sha256: the file's SHA-256, hex: what to compare a copy with.
@@ -79,7 +86,7 @@ class Saved(Rendered):
     def _table(self) -> tuple[str, Sequence[str] | None, Rows]:
         key = self.key_id if self.key_alias is None else f"{self.key_id} ({self.key_alias})"
         if self.shape is not None:
-            what = f"DataFrame, {self.shape[0]} rows x {self.shape[1]} columns"
+            what = f"table, {self.shape[0]} rows x {self.shape[1]} columns"
         else:
             what = format_size(self.plaintext_size)
         rows = [
@@ -115,31 +122,39 @@ def save(
     columns: Sequence[str] | Mapping[str, str] | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Saved:
     """Encrypt ``value`` into the file ``path`` under the master key ``key``.
 
     Args:
-        value: a pandas DataFrame (Parquet, or CSV), ``bytes``/``bytearray``/
-            ``memoryview`` (saved as they are), a ``str`` (UTF-8 text, loaded back as
-            ``str``) or a binary file open for reading (streamed from where it is).
-        path: the local file to write; it appears only once complete (see
-            :func:`kmsnb.encrypt_file`).
+        value: a table, saved as Parquet (or CSV): a pandas or polars DataFrame or a
+            ``pyarrow.Table``, written by its own library (so its types round-trip as that
+            library's Parquet writer keeps them); ``bytes``/``bytearray``/``memoryview``
+            (saved as they are), a ``str`` (UTF-8 text, loaded back as ``str``) or a
+            binary file open for reading (streamed from where it is).
+        path: the local file or the object (``s3://bucket/key``, ``oss://...``) to write;
+            it appears only once complete (see :func:`kmsnb.encrypt_file`), an object
+            streamed out in parts and published whole at the end.
         key: the master key: an id, ``alias/NAME``, a bare ``NAME`` (``alias/NAME``) or an
             ARN; ``None``: the session's default key (``kmsnb.session.set_default_key``).
         kms: a KMS client or URI (:func:`kmsnb.connect`); ``None``: the session's.
         encryption_context: strings bound to the data key; a reader may demand them.
-        format: for a DataFrame ``"parquet"`` or ``"csv"``, else from the suffix of
+        format: for a table ``"parquet"`` or ``"csv"``, else from the suffix of
             ``path`` (``.parquet``, ``.pq``, ``.csv``, before any ``.kms``), else Parquet.
             ``"bytes"`` and ``"text"`` only confirm what the value is.
-        columns: column-level encryption of a DataFrame as Parquet, as
+        columns: column-level encryption of a table as Parquet, as
             :func:`kmsnb.dataframe.to_parquet` takes it: ``{"ssn": "alias/pii"}`` or a
             list of columns under ``key``.
-        overwrite: replace an existing file.
+        overwrite: replace an existing file; otherwise an object is created only if none
+            is there (a conditional create, refereed by the store).
         progress: a progress bar: ``None`` from the session's threshold, ``True`` always,
-            ``False`` never (bytes, str and file objects; a DataFrame shows none yet).
+            ``False`` never (bytes, str and file objects; a table shows none yet).
         options: passed to the writer: ``DataFrame.to_parquet``/``to_csv`` options
-            (``index``, ``compression``, ``uniform=True``...).
+            (``index``, ``compression``, ``uniform=True``...); for Arrow and polars those of
+            :func:`kmsnb.arrow.write_table`, :func:`kmsnb.polars.write_parquet`/``write_csv``.
+        storage_options: for a URL ``path``, as in pandas (s3fs's options, or
+            :mod:`kmsnb.storage._oss`'s for ``oss://``).
 
     Returns:
         the receipt, :class:`Saved`.
@@ -147,105 +162,154 @@ def save(
     Raises:
         TypeError: ``value`` is none of those, or does not fit ``format``.
         ValueError: no key and no default key, an unknown ``format``, options for a value
-            that takes none, ``path`` a URL.
+            that takes none, ``storage_options`` with a local path.
         FileExistsError: ``path`` exists and ``overwrite`` is false.
+        UnsupportedStorageError: a URL kmsnb cannot write atomically (or whose store is
+            not installed), before any KMS call.
         KmsError: the KMS refused (``KmsAccessDeniedError`` for an unknown alias).
     """
     show = check_progress(progress)
     key_id = _key(key)
     context = check_encryption_context(encryption_context)
-    destination = _local_path(path)
+    destination = _destination(path)
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
-    with open_kms(kms) as client:
-        if _is_dataframe(value):
+    frame = _is_dataframe(value)
+    if not frame:
+        if columns is not None:
+            raise TypeError("columns= encrypts the columns of a DataFrame")
+        if options:
+            raise ValueError(f"options {', '.join(sorted(options))} apply to DataFrames")
+    # The destination is opened before the KMS is asked anything: a refused one costs
+    # no call, and the bytes are counted and hashed as they go (an object is not re-read).
+    with (
+        open_kms(kms) as client,
+        _digesting_output(destination, overwrite, storage_options) as output,
+    ):
+        sink, name = cast(BinaryIO, output), _name(destination)
+        if frame:
             content, shape, notes = _save_frame(
-                value, destination, key_id, client, context, format, columns, overwrite, options
+                value, sink, name, key_id, client, context, format, columns, options
             )
             plaintext_size = None
         else:
-            if columns is not None:
-                raise TypeError("columns= encrypts the columns of a DataFrame")
-            if options:
-                raise ValueError(f"options {', '.join(sorted(options))} apply to DataFrames")
             content, plaintext_size = _save_stream(
-                value, destination, key_id, client, context, format, overwrite, show
+                value, sink, name, key_id, client, context, format, show
             )
             shape, notes = None, ()
-    return _receipt(destination, key_id, content, shape, plaintext_size, context, notes)
+    info = inspect(destination, storage_options=storage_options)  # no KMS call
+    return _receipt(
+        destination, info, output, key_id, content, shape, plaintext_size, context, notes
+    )
 
 
 def _key(key: str | None) -> str:
-    if key is None:
-        from kmsnb import session
-
-        key = session.get_default_key()
-        if key is None:
-            raise ValueError(
-                "no key given and no default key set; pass a key ('alias/NAME' or 'NAME') "
-                "or call kmsnb.session.set_default_key('NAME')"
-            )
-    return resolve_key_name(key)
+    return resolve_key(key)
 
 
-def _local_path(path: object) -> Path:
+def _destination(path: object) -> str:
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or a path, not {type(path).__name__}")
     text = os.fspath(path)
-    if isinstance(text, str) and "://" in text:
-        raise ValueError(
-            f"kmsnb.save writes local files; for {text.split('://')[0]}:// URLs use "
-            "kmsnb.dataframe.to_parquet(..., storage_options=...)"
-        )
-    return Path(text)
+    if not isinstance(text, str):
+        raise TypeError("path must be a str or a path of str, not bytes")
+    return text
+
+
+def _name(destination: str) -> str:
+    """The last component of a path or URL: what the suffix and the progress bar use."""
+    return (
+        destination.rstrip("/").rsplit("/", 1)[-1]
+        if is_url(destination)
+        else Path(destination).name
+    )
+
+
+class _DigestingWriter(io.RawIOBase):
+    """Passes bytes on to ``output``, counting and hashing them on the way: the receipt's
+    size and SHA-256, without reading the file (or fetching the object) back."""
+
+    def __init__(self, output: BinaryIO) -> None:
+        super().__init__()
+        self._output = output
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._digest.update(view)
+        remaining = view
+        while remaining:
+            remaining = remaining[self._output.write(remaining) :]
+        self.size += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _digesting_output(
+    destination: str, overwrite: bool, storage_options: Mapping[str, Any] | None
+) -> Iterator[_DigestingWriter]:
+    with open_output(destination, overwrite=overwrite, storage_options=storage_options) as raw:
+        yield _DigestingWriter(raw)
 
 
 def _is_dataframe(value: object) -> bool:
-    # pandas is imported only if the user already did: checking a type must not load it.
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(value, pandas.DataFrame)
+    """Whether ``value`` is a table: a pandas or polars DataFrame, a pyarrow Table."""
+    return library_of(value) is not None
 
 
-def _frame_format(path: Path, format: str | None) -> str:
+def _frame_format(name: str, format: str | None) -> str:
     if format in ("bytes", "text"):
-        raise TypeError(f"a DataFrame is saved as parquet or csv, not {format}")
+        raise TypeError(f"a table is saved as parquet or csv, not {format}")
     if format is not None:
         return format
-    name = path.name.lower().removesuffix(".kms")
-    return _SUFFIX_FORMATS.get(Path(name).suffix, "parquet")
+    stem = name.lower().removesuffix(".kms")
+    return _SUFFIX_FORMATS.get(Path(stem).suffix, "parquet")
 
 
 def _save_frame(
     frame: Any,
-    destination: Path,
+    output: BinaryIO,
+    name: str,
     key_id: str,
     kms: Kms,
     context: Mapping[str, str] | None,
     format: str | None,
     columns: Sequence[str] | Mapping[str, str] | None,
-    overwrite: bool,
     options: dict[str, Any],
 ) -> tuple[Content, tuple[int, int], tuple[str, ...]]:
-    from kmsnb import dataframe
-
-    chosen = _frame_format(destination, format)
+    chosen = _frame_format(name, format)
     shape = (int(frame.shape[0]), int(frame.shape[1]))
-    common: dict[str, Any] = {"kms": kms, "encryption_context": context, "overwrite": overwrite}
+    # The output is already open (atomic, exclusive unless overwrite): the writers get it.
+    common: dict[str, Any] = {"kms": kms, "encryption_context": context}
     if chosen == "parquet":
-        dataframe.to_parquet(frame, destination, key_id, columns=columns, **common, **options)
+        write(frame, output, key_id, format="parquet", columns=columns, **common, **options)
         return "parquet", shape, ()
     if columns is not None or options.get("uniform"):
         raise TypeError("column-level encryption (columns=, uniform=) writes Parquet, not CSV")
-    # The index is left out by default: pandas reads it back as an "Unnamed: 0" column.
-    options.setdefault("index", False)
-    notes = _csv_losses(frame, keeps_index=bool(options["index"]))
+    if library_of(frame) == "pandas":
+        # The index is left out by default: pandas reads it back as an "Unnamed: 0" column.
+        options.setdefault("index", False)
+        notes = _csv_losses(frame, keeps_index=bool(options["index"]))
+    else:
+        notes = csv_losses(frame)
     if notes:
         warnings.warn(
             "CSV keeps only text: " + "; ".join(notes) + "; save as Parquet to keep them",
             UserWarning,
             stacklevel=3,
         )
-    dataframe.to_csv(frame, destination, key_id, **common, **options)
+    write(frame, output, key_id, format="csv", columns=None, **common, **options)
     return "csv", shape, notes
 
 
@@ -271,12 +335,12 @@ def _csv_losses(frame: Any, *, keeps_index: bool) -> tuple[str, ...]:
 
 def _save_stream(
     value: object,
-    destination: Path,
+    output: BinaryIO,
+    name: str,
     key_id: str,
     kms: Kms,
     context: Mapping[str, str] | None,
     format: str | None,
-    overwrite: bool,
     show: bool | None,
 ) -> tuple[Content, int]:
     if isinstance(value, str):
@@ -291,15 +355,12 @@ def _save_stream(
         data, content = None, "bytes"
     else:
         raise TypeError(
-            f"cannot save a {type(value).__name__}; give a pandas DataFrame, bytes, str or "
-            "a binary file open for reading"
+            f"cannot save a {type(value).__name__}; give a table (a pandas or polars "
+            "DataFrame, a pyarrow Table), bytes, str or a binary file open for reading"
         )
     size = len(data) if data is not None else _remaining_size(value)
     content_type = CONTENT_TYPE_TEXT if content == "text" else CONTENT_TYPE_BYTES
-    with (
-        atomic_output(destination, overwrite=overwrite) as output,
-        progress_bar(size, f"save {destination.name}", show=show) as advance,
-    ):
+    with progress_bar(size, f"save {name}", show=show) as advance:
         writer = open_encrypt(
             output,
             key_id,
@@ -350,7 +411,9 @@ def _stream(source: BinaryIO, writer: Any, advance: Callable[[int], None]) -> No
 
 
 def _receipt(
-    path: Path,
+    path: str,
+    info: FileInfo | ParquetInfo,
+    output: _DigestingWriter,
     key_id: str,
     content: Content,
     shape: tuple[int, int] | None,
@@ -359,7 +422,6 @@ def _receipt(
     notes: tuple[str, ...],
 ) -> Saved:
     alias = key_id if key_id.startswith(ALIAS_PREFIX) else None
-    info = inspect(path)  # no KMS call: what the header (or Parquet footer) says
     column_mode = not isinstance(info, FileInfo)
     if isinstance(info, FileInfo):
         found_key, version = info.key_id, info.key_version_id
@@ -367,24 +429,16 @@ def _receipt(
     else:
         found_key, version = info.footer_key_id, None
     return Saved(
-        path=str(path),
+        path=path,
         key_id=found_key,
         key_alias=alias,
         key_version=version,
         content=content,
         shape=shape,
         plaintext_size=plaintext_size,
-        ciphertext_size=path.stat().st_size,
-        sha256=_sha256(path),
+        ciphertext_size=output.size,
+        sha256=output.sha256,
         encryption_context=dict(context or {}),
         column_mode=column_mode,
         notes=notes,
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fileobj:
-        while block := fileobj.read(_DIGEST_STEP_SIZE):
-            digest.update(block)
-    return digest.hexdigest()

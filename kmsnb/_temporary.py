@@ -21,9 +21,7 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 import signal
-import socket
 import stat
 import threading
 import time
@@ -60,7 +58,18 @@ def _host_tag() -> str:
         namespace = str(os.stat("/proc/self/ns/pid").st_ino)
     except OSError:
         namespace = ""
-    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+    return hashlib.sha256(f"{_host_name()}\0{namespace}".encode()).hexdigest()[:8]
+
+
+def _host_name() -> str:
+    """:func:`socket.gethostname`, which on POSIX is uname's node name: importing
+    :mod:`socket` (with selectors and array) cost a CLI call more than its own work."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    import socket
+
+    return socket.gethostname()
 
 
 _HOST = _host_tag()
@@ -125,7 +134,7 @@ def sweep_stale_temporaries(directory: Path) -> None:
 
 def temporary_path(directory: Path) -> Path:
     """A fresh temporary name in ``directory`` (not created)."""
-    return directory / f"{_PREFIX}{_HOST}.{os.getpid()}.{secrets.token_hex(4)}"
+    return directory / f"{_PREFIX}{_HOST}.{os.getpid()}.{os.urandom(4).hex()}"
 
 
 def open_named(directory: Path) -> tuple[int, Path]:

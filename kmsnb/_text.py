@@ -9,7 +9,6 @@ escaped, as ``\\xNN``, whatever a file holds. This module is the one place that 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -63,5 +62,7 @@ def json_for_display(value: object, *, indent: int | None = None) -> str:
     ``json.dumps(ensure_ascii=False)`` escapes C0 but passes DEL and C1 through; they
     only ever occur inside strings, where ``\\u00NN`` means the same character.
     """
+    import json  # here: only what is displayed as JSON needs it
+
     encoded = json.dumps(value, indent=indent, ensure_ascii=False)
     return _LEFT_RAW_BY_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", encoded)

@@ -22,12 +22,15 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, Literal
 
-from kmsnb import _engine_io
-from kmsnb._engine_io import PathOrFile
+from kmsnb import _whole_file_io
+from kmsnb._context import check_encryption_context
+from kmsnb._defaults import resolve_key, resolve_kms
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
+from kmsnb._pme_inspect import encryption_mode
+from kmsnb._whole_file_io import PathOrFile
 from kmsnb.envelope import inspect, open_decrypt, open_decrypt_seekable
 from kmsnb.errors import FormatError
-from kmsnb.kms._base import Kms, canonical_context
+from kmsnb.kms._base import Kms
 
 try:
     import pyarrow as pa
@@ -62,14 +65,6 @@ def _check_format(format: object) -> Format:
     if format not in _CONTENT_TYPES:
         raise ValueError(f"format must be 'parquet' or 'csv', not {format!r}")
     return format  # type: ignore[return-value]
-
-
-def leaf_paths(table: pa.Table, write_options: Mapping[str, Any]) -> list[str]:
-    """The Parquet column paths pyarrow will write for ``table`` (PME names columns by them)."""
-    probe = io.BytesIO()
-    pq.write_table(table.schema.empty_table(), probe, **write_options)
-    schema = pq.read_metadata(io.BytesIO(probe.getvalue())).schema
-    return [schema.column(i).path for i in range(len(schema))]
 
 
 def write_table(
@@ -116,14 +111,14 @@ def write_table(
     for name in ("encryption_properties", "filesystem", "where"):
         if name in write_options:
             raise ValueError(f"{name} is not supported here; kmsnb sets it")
-    key = _engine_io.resolve_key(key)
-    context = canonical_context(encryption_context)
-    kms = _engine_io.resolve_kms(kms)
+    key = resolve_key(key)
+    context = check_encryption_context(encryption_context)
+    kms = resolve_kms(kms)
     column_mode = columns is not None or uniform
     if content_type == CONTENT_TYPE_CSV:
         if column_mode:
             raise ValueError("column-level encryption is for Parquet; CSV is whole-file only")
-        _engine_io.write_whole_file(
+        _whole_file_io.write_whole_file(
             path,
             key,
             kms=kms,
@@ -134,14 +129,14 @@ def write_table(
             serialize=lambda sink: pa_csv.write_csv(table, sink, **write_options),
         )
         return
-    if not column_mode and table.nbytes <= _engine_io.SIZED_WRITE_LIMIT:
+    if not column_mode and table.nbytes <= _whole_file_io.SIZED_WRITE_LIMIT:
         # Serialised in Arrow's memory first: pyarrow writes there natively, where into
         # a Python sink every page is a Python call and a copy; the size is then known.
         stream = pa.BufferOutputStream()
         pq.write_table(table, stream, **write_options)
         plaintext = stream.getvalue()
         try:
-            _engine_io.write_plaintext(
+            _whole_file_io.write_plaintext(
                 path,
                 key,
                 memoryview(plaintext),
@@ -157,7 +152,7 @@ def write_table(
                 ctypes.memset(plaintext.address, 0, plaintext.size)
         return
     if not column_mode:
-        _engine_io.write_whole_file(
+        _whole_file_io.write_whole_file(
             path,
             key,
             kms=kms,
@@ -174,14 +169,14 @@ def write_table(
     with _pme.translated_errors():
         table, properties = _pme_io.prepare_write(
             table,
-            leaf_paths(table, write_options),
+            _pme_io.leaf_paths(table, write_options),
             key,
             kms=kms,
             encryption_context=context,
             columns=columns,
             uniform=uniform,
         )
-        with _engine_io.open_output(
+        with _whole_file_io.open_output(
             path, overwrite=overwrite, storage_options=storage_options
         ) as out:
             pq.write_table(table, out, encryption_properties=properties, **write_options)
@@ -220,9 +215,9 @@ def read_table(
     """
     if "decryption_properties" in read_options:
         raise ValueError("decryption_properties is not supported here; kmsnb sets them")
-    kms = _engine_io.resolve_kms(kms)
-    with _engine_io.open_input(path, storage_options=storage_options) as source:
-        kind = _engine_io.kind_of(source)
+    kms = resolve_kms(kms)
+    with _whole_file_io.open_input(path, storage_options=storage_options) as source:
+        kind = encryption_mode(source)
         if kind == "plain":
             raise FormatError(
                 "this is a plain, unencrypted Parquet file; read it with "
@@ -232,7 +227,7 @@ def read_table(
             from kmsnb import _pme, _pme_io
 
             _pme.check_support()
-            local = _engine_io.local_path(path, storage_options)
+            local = _whole_file_io.local_path(path, storage_options)
             target: str | BinaryIO = local if local is not None else source
             return _pme_io.read_columns(
                 target,
@@ -256,7 +251,7 @@ def read_table(
                 allowed_keys=allowed_keys,
                 read_options=read_options,
             )
-        _engine_io.check_content_type(content_type, CONTENT_TYPE_PARQUET, readers=_READERS)
+        _whole_file_io.check_content_type(content_type, CONTENT_TYPE_PARQUET, readers=_READERS)
         if columns is not None:
             # A projection reads the footer and its own column chunks: decrypt only
             # those chunks (docs/FORMAT.md, "Random access").
@@ -267,7 +262,7 @@ def read_table(
                 allowed_keys=allowed_keys,
             ) as reader:
                 return pq.read_table(reader, columns=columns, **read_options)
-        buffer, size = _engine_io.decrypt_whole(
+        buffer, size = _whole_file_io.decrypt_whole(
             source,
             kms=kms,
             encryption_context=encryption_context,

@@ -22,6 +22,7 @@ from kmsnb._format.header import (
     CONTENT_TYPE_BYTES,
     FORMAT_VERSION,
     Header,
+    VerifiedKeySlot,
     bound_section,
     read_header,
     serialize_header,
@@ -164,19 +165,28 @@ def _check_kms(kms: object) -> Kms:
     return kms
 
 
-def _unwrap(kms: Kms, header: Header, allowed: AllowedKeys | None) -> UnwrappedKey:
+def _unwrap(
+    kms: Kms, header: Header, allowed: AllowedKeys | None
+) -> tuple[UnwrappedKey, VerifiedKeySlot]:
     """The header's data key, once it has verified the key slot and the KMS has unwrapped
     it with the key the header names (and one of ``allowed``); see :mod:`kmsnb._key_check`.
+
+    With the proof of the slot's check, so that the reader does not make it again.
     """
+    proofs: list[VerifiedKeySlot] = []
     with naming_key_and_kms(header.key_id, kms):
-        return unwrap_data_key(
+        key = unwrap_data_key(
             kms,
             header.wrapped_key,
             header.encryption_context,
             claimed_key_id=header.key_id,
             allowed=allowed,
-            authenticate=header.verify_key_slot,
+            authenticate=lambda data_key: proofs.append(header.verify_key_slot(data_key)),
         )
+    if len(proofs) != 1:
+        key.wipe()
+        raise AssertionError("kmsnb: internal error: the key slot was not verified once")
+    return key, proofs[0]
 
 
 def _check_expected_context(header: Header, expected: Mapping[str, str] | None) -> None:
@@ -272,14 +282,16 @@ def open_decrypt(
         IntegrityError: (on read) the file was corrupted, truncated or tampered with.
     """
     fileobj, kms = _check_readable(fileobj, kms)
-    header, key = _unwrap_data_key(
+    header, key, verified = _unwrap_data_key(
         fileobj,
         kms=kms,
         encryption_context=encryption_context,
         allowed=resolve_allowed_keys(kms, allowed_keys),
     )
     with key:
-        return DecryptReader(fileobj, header, key.plaintext, buffer_size=buffer_size)
+        return DecryptReader(
+            fileobj, header, key.plaintext, buffer_size=buffer_size, verified_slot=verified
+        )
 
 
 def _open_decrypt(
@@ -292,11 +304,13 @@ def _open_decrypt(
 ) -> DecryptReader:
     """:func:`open_decrypt` with ``allowed_keys`` already resolved (Dask's tasks)."""
     fileobj, kms = _check_readable(fileobj, kms)
-    header, key = _unwrap_data_key(
+    header, key, verified = _unwrap_data_key(
         fileobj, kms=kms, encryption_context=encryption_context, allowed=allowed
     )
     with key:
-        return DecryptReader(fileobj, header, key.plaintext, buffer_size=buffer_size)
+        return DecryptReader(
+            fileobj, header, key.plaintext, buffer_size=buffer_size, verified_slot=verified
+        )
 
 
 def open_decrypt_seekable(
@@ -335,14 +349,16 @@ def open_decrypt_seekable(
             "fileobj cannot seek; read it sequentially with open_decrypt instead"
         )
     fileobj, kms = _check_readable(fileobj, kms)
-    header, key = _unwrap_data_key(
+    header, key, verified = _unwrap_data_key(
         fileobj,
         kms=kms,
         encryption_context=encryption_context,
         allowed=resolve_allowed_keys(kms, allowed_keys),
     )
     with key:
-        return SeekableDecryptReader(fileobj, header, key.plaintext, cache_size=cache_size)
+        return SeekableDecryptReader(
+            fileobj, header, key.plaintext, cache_size=cache_size, verified_slot=verified
+        )
 
 
 def _check_readable(fileobj: BinaryIO, kms: object) -> tuple[BinaryIO, Kms]:
@@ -358,13 +374,14 @@ def _unwrap_data_key(
     kms: Kms,
     encryption_context: Mapping[str, str] | None,
     allowed: AllowedKeys | None,
-) -> tuple[Header, UnwrappedKey]:
+) -> tuple[Header, UnwrappedKey, VerifiedKeySlot]:
     """Read the header and have the KMS unwrap the data key: the one path every reader
     takes, so each check made here (context, key slot, the key the KMS names, the allowed
     keys) applies to sequential and seekable reads alike."""
     header = read_header(fileobj)
     _check_expected_context(header, encryption_context)
-    return header, _unwrap(kms, header, allowed)
+    key, verified = _unwrap(kms, header, allowed)
+    return header, key, verified
 
 
 def encrypt_bytes(

@@ -22,8 +22,9 @@ unauthenticated until the file is opened), as readers size their reads by them.
 **Writing** (``"wb"``, or ``"xb"`` to refuse an existing file) encrypts to ``key`` (the
 session's default key when not given), with the content type the name implies
 (``.parquet.kms``, ``.csv.kms``; else bytes) unless ``content_type`` is given. The file
-becomes visible only when complete: on a local target an unnamed file named on close
-(:func:`kmsnb._files.atomic_output`), elsewhere assembled in memory and stored in one call.
+becomes visible only when complete, through :func:`kmsnb.storage.open_output` as for every
+kmsnb writer: on a local target an unnamed file named on close, on an object store an
+upload published whole (a store kmsnb cannot write atomically is refused).
 ``close()`` while an exception propagates (a ``with`` block or a ``finally`` that failed;
 not one already being handled when the file was opened) discards the file instead, as
 does ``discard()``; with ``autocommit=False`` (fsspec transactions) the file appears on
@@ -47,16 +48,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
-from kmsnb import _engine_io
-from kmsnb._files import atomic_output
-from kmsnb._format.payload import (
-    CHUNK_SIZE,
-    ENCRYPTED_CHUNK_SIZE,
-    PAYLOAD_PREFIX_SIZE,
-    TAG_SIZE,
-)
+from kmsnb import storage
+from kmsnb._context import check_encryption_context
+from kmsnb._defaults import resolve_key, resolve_kms
+from kmsnb._format.payload import CHUNK_SIZE, plaintext_size_for_payload
+from kmsnb._whole_file_io import PlaintextSink, content_type_for_name
 from kmsnb.envelope import SeekableDecryptReader, inspect, open_decrypt_seekable
-from kmsnb.kms._base import Kms, canonical_context
+from kmsnb.kms._base import Kms
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -73,16 +71,6 @@ _READ_BUFFER_SIZE = 4 * CHUNK_SIZE
 
 class _Discarded(Exception):
     """Thrown into the output's context to make it leave nothing behind."""
-
-
-def plaintext_size_of(header_plaintext_size: int | None, header_size: int, file_size: int) -> int:
-    """The plaintext size a kmsnb file claims: its header's, or for a stream the size the
-    final-chunk rule gives its payload (the final chunk is the short one)."""
-    if header_plaintext_size is not None:
-        return header_plaintext_size
-    payload_size = file_size - header_size - PAYLOAD_PREFIX_SIZE
-    full_count, final_size = divmod(max(payload_size, 0), ENCRYPTED_CHUNK_SIZE)
-    return full_count * CHUNK_SIZE + max(final_size - TAG_SIZE, 0)
 
 
 class KmsnbFileSystem(_Layered):  # type: ignore[misc]
@@ -128,9 +116,7 @@ class KmsnbFileSystem(_Layered):  # type: ignore[misc]
         self._kms_option = kms
         self._kms: Kms | None = None
         self.key = key
-        self.encryption_context = (
-            None if encryption_context is None else canonical_context(encryption_context)
-        )
+        self.encryption_context = check_encryption_context(encryption_context)
         self.allowed_keys = None if allowed_keys is None else list(allowed_keys)
         self.content_type = content_type
 
@@ -145,15 +131,19 @@ class KmsnbFileSystem(_Layered):  # type: ignore[misc]
     def kms(self) -> Kms:
         """The KMS client: made from the ``kms`` option (or the session's) on first use."""
         if self._kms is None:
-            self._kms = _engine_io.resolve_kms(self._kms_option)
+            self._kms = resolve_kms(self._kms_option)
         return self._kms
 
     # -- reading ----------------------------------------------------------------------------
 
     def _plaintext_size(self, path: str, file_size: int) -> int:
+        """The size the header declares, or for a stream the final-chunk rule's; 0 where no
+        plaintext has a payload that size (damaged: opening the file says how)."""
         with self.fs.open(path, "rb") as raw:
             found = inspect(raw)
-        return plaintext_size_of(found.plaintext_size, found.header_size, file_size)
+        if found.plaintext_size is not None:
+            return found.plaintext_size
+        return plaintext_size_for_payload(file_size - found.header_size) or 0
 
     def _decrypted(self, entry: dict[str, Any]) -> dict[str, Any]:
         if entry.get("type") != "file":
@@ -276,16 +266,16 @@ class EncryptingFile(io.RawIOBase):
         super().__init__()
         self.path = path
         self.autocommit = autocommit
-        key = _engine_io.resolve_key(fs.key)
+        key = resolve_key(fs.key)
         kms = fs.kms
-        content_type = fs.content_type or _engine_io.content_type_for_name(path)
+        content_type = fs.content_type or content_type_for_name(path)
         self._output_context = _output(fs.fs, path, overwrite=not exclusive)
         output = self._output_context.__enter__()
         self._state = "open"
         # An exception already being handled when the file was opened (it is written in
         # an ``except`` block) is not one that interrupts it.
         self._ambient = sys.exc_info()[1]
-        self._sink = _engine_io.PlaintextSink(
+        self._sink = PlaintextSink(
             output,
             key,
             kms=kms,
@@ -360,11 +350,14 @@ class EncryptingFile(io.RawIOBase):
 
 @contextlib.contextmanager
 def _output(fs: Any, path: str, *, overwrite: bool) -> Iterator[BinaryIO]:
+    # The target file system's URL and options, so that kmsnb.storage makes the write
+    # atomic (and refuses a store it cannot write atomically) as for every kmsnb writer.
     from fsspec.implementations.local import LocalFileSystem
 
     if isinstance(fs, LocalFileSystem):
-        context = atomic_output(path, overwrite=overwrite)
+        context = storage.open_output(path, overwrite=overwrite)
     else:
-        context = _engine_io.remote_output(fs, path, overwrite=overwrite)
+        url, options = fs.unstrip_protocol(path), dict(fs.storage_options)
+        context = storage.open_output(url, overwrite=overwrite, storage_options=options)
     with contextlib.suppress(_Discarded), context as output:
         yield output

@@ -20,12 +20,15 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
-from kmsnb import _engine_io
-from kmsnb._engine_io import PathOrFile
+from kmsnb import _whole_file_io
+from kmsnb._context import check_encryption_context
+from kmsnb._defaults import resolve_key, resolve_kms
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
+from kmsnb._pme_inspect import encryption_mode
+from kmsnb._whole_file_io import PathOrFile
 from kmsnb.envelope import inspect, open_decrypt, open_decrypt_seekable
 from kmsnb.errors import FormatError
-from kmsnb.kms._base import Kms, canonical_context
+from kmsnb.kms._base import Kms
 
 try:
     import polars as pl
@@ -98,13 +101,13 @@ def write_parquet(
         raise ValueError("use_pyarrow and partition_by are not supported here")
     # polars writes Python files in small pieces: below the sized-write limit (the Parquet
     # is rarely larger than the frame) it writes into memory, natively, first.
-    small = df.estimated_size() <= _engine_io.SIZED_WRITE_LIMIT
-    write = _engine_io.write_from_memory if small else _engine_io.write_whole_file
+    small = df.estimated_size() <= _whole_file_io.SIZED_WRITE_LIMIT
+    write = _whole_file_io.write_from_memory if small else _whole_file_io.write_whole_file
     write(
         path,
-        _engine_io.resolve_key(key),
-        kms=_engine_io.resolve_kms(kms),
-        encryption_context=canonical_context(encryption_context),
+        resolve_key(key),
+        kms=resolve_kms(kms),
+        encryption_context=check_encryption_context(encryption_context),
         content_type=CONTENT_TYPE_PARQUET,
         overwrite=overwrite,
         storage_options=storage_options,
@@ -130,11 +133,11 @@ def write_csv(
         Others: as for :func:`write_parquet`.
     """
     df = _check_frame(df)
-    _engine_io.write_whole_file(
+    _whole_file_io.write_whole_file(
         path,
-        _engine_io.resolve_key(key),
-        kms=_engine_io.resolve_kms(kms),
-        encryption_context=canonical_context(encryption_context),
+        resolve_key(key),
+        kms=resolve_kms(kms),
+        encryption_context=check_encryption_context(encryption_context),
         content_type=CONTENT_TYPE_CSV,
         overwrite=overwrite,
         storage_options=storage_options,
@@ -162,9 +165,9 @@ def read_parquet(
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError: as for
             :func:`kmsnb.arrow.read_table`.
     """
-    kms = _engine_io.resolve_kms(kms)
-    with _engine_io.open_input(path, storage_options=storage_options) as source:
-        kind = _engine_io.kind_of(source)
+    kms = resolve_kms(kms)
+    with _whole_file_io.open_input(path, storage_options=storage_options) as source:
+        kind = encryption_mode(source)
         if kind == "plain":
             raise FormatError(
                 "this is a plain, unencrypted Parquet file; read it with pl.read_parquet "
@@ -217,9 +220,9 @@ def read_csv(
         read_options: for ``pl.read_csv`` (``columns``, ``schema_overrides``...).
         Others: as for :func:`read_parquet`.
     """
-    kms = _engine_io.resolve_kms(kms)
-    with _engine_io.open_input(path, storage_options=storage_options) as source:
-        if _engine_io.kind_of(source) != "file":
+    kms = resolve_kms(kms)
+    with _whole_file_io.open_input(path, storage_options=storage_options) as source:
+        if encryption_mode(source) != "file":
             raise FormatError("this is a Parquet file, not encrypted CSV; use read_parquet")
         _check_content(source, CONTENT_TYPE_CSV)
         reader = open_decrypt(
@@ -235,7 +238,7 @@ def _check_content(source: BinaryIO, wanted: str) -> None:
     start = source.tell()
     found = inspect(source).content_type
     source.seek(start)
-    _engine_io.check_content_type(found, wanted, readers=_READERS)
+    _whole_file_io.check_content_type(found, wanted, readers=_READERS)
 
 
 def _decrypt_to_memory(
@@ -250,7 +253,7 @@ def _decrypt_to_memory(
     if _has_pyarrow():
         import pyarrow as pa
 
-        buffer, size = _engine_io.decrypt_whole(
+        buffer, size = _whole_file_io.decrypt_whole(
             source,
             kms=kms,
             encryption_context=encryption_context,
@@ -258,7 +261,7 @@ def _decrypt_to_memory(
             allocate=pa.allocate_buffer,
         )
         return pa.BufferReader(buffer.slice(0, size))
-    plain, size = _engine_io.decrypt_whole(
+    plain, size = _whole_file_io.decrypt_whole(
         source,
         kms=kms,
         encryption_context=encryption_context,

@@ -42,14 +42,10 @@ this module assembles, authenticates and parses whole headers.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kmsnb._format.header_fields import (
     ALGORITHM_COBBLESTONE_256,
@@ -77,12 +73,17 @@ from kmsnb._format.header_fields import (
     bound_section,
     decode_context,
     encode_context,
-    encode_text,
     parse_reserved,
     writer_reserved_size,
 )
-from kmsnb._text import check_no_control_characters
-from kmsnb.errors import FormatError, IntegrityError, TruncatedError
+from kmsnb._format.key_slot import (
+    VerifiedKeySlot,
+    check_writable_key_slot,
+    slot_fields,
+    slot_mac,
+    verify_key_slot,
+)
+from kmsnb.errors import FormatError, TruncatedError
 
 # The constants and field encodings live in header_fields; the ones other modules use are
 # re-exported so that a header's whole vocabulary is importable from here.
@@ -100,14 +101,13 @@ __all__ = [
     "MIN_HEADER_SIZE",
     "WRITER_RESERVED_SIZE",
     "Header",
+    "VerifiedKeySlot",
     "bound_section",
     "encode_context",
     "parse_header",
     "read_header",
     "serialize_header",
 ]
-
-_SLOT_KEY_INFO = b"kmsnb/v1 key slot"
 
 
 @dataclass(frozen=True)
@@ -150,19 +150,32 @@ class Header:
     def algorithm_name(self) -> str:
         return ALGORITHM_NAMES[self.algorithm]
 
-    def verify_key_slot(self, data_key: bytes | bytearray) -> None:
+    def verify_key_slot(self, data_key: bytes | bytearray) -> VerifiedKeySlot:
         """Check ``slot_mac`` with the unwrapped data key.
+
+        Returns:
+            the proof that it did, which a reader takes instead of checking again.
 
         Raises:
             IntegrityError: the key slot was altered, or the data key is not this file's.
         """
-        slot = _slot_fields(self.key_id, self.key_version_id, self.wrapped_key)
-        expected = _slot_mac(data_key, self.payload_context, slot, self.reserved_size)
-        if not hmac.compare_digest(expected, self.slot_mac):
-            raise IntegrityError(
-                "the key slot failed authentication; the header was altered, or the data "
-                "key does not belong to this file",
-                offset=0,
+        return verify_key_slot(self, data_key)
+
+    def require_verified_key_slot(
+        self, data_key: bytes | bytearray, verified: VerifiedKeySlot | None
+    ) -> None:
+        """Verify the key slot, unless ``verified`` proves it was, for this header and key.
+
+        Raises:
+            IntegrityError: as :meth:`verify_key_slot`.
+            ValueError: ``verified`` was made for another header or another key object.
+        """
+        if verified is None:
+            self.verify_key_slot(data_key)
+        elif not (isinstance(verified, VerifiedKeySlot) and verified.vouches_for(self, data_key)):
+            raise ValueError(
+                "verified_slot does not come from verifying this header's key slot with this "
+                "data key; pass the one Header.verify_key_slot returned, or none"
             )
 
     def with_key_slot(
@@ -170,8 +183,8 @@ class Header:
     ) -> Header:
         """This header with another key slot (after a rewrap); the bound section is kept,
         and a writer's reserved field is added (the header's size may change)."""
-        _check_writable_key_slot(key_id, key_version_id)
-        slot = _slot_fields(key_id, key_version_id, wrapped_key)
+        check_writable_key_slot(key_id, key_version_id)
+        slot = slot_fields(key_id, key_version_id, wrapped_key)
         reserved = writer_reserved_size(len(slot))
         return _assemble(
             self.bound, data_key, (key_id, key_version_id, wrapped_key), reserved, self
@@ -186,9 +199,9 @@ class Header:
         exact fit needs no reserved field, and a gap of one byte cannot hold one (its length
         alone takes two), so it does not fit.
         """
-        _check_writable_key_slot(key_id, key_version_id)
+        check_writable_key_slot(key_id, key_version_id)
         room = self.size - self.key_slot_offset
-        needed = len(_slot_fields(key_id, key_version_id, wrapped_key)) + SLOT_MAC_SIZE
+        needed = len(slot_fields(key_id, key_version_id, wrapped_key)) + SLOT_MAC_SIZE
         if needed == room:
             reserved: int | None = None
         elif needed + RESERVED_PREFIX.size <= room:
@@ -201,44 +214,6 @@ class Header:
         return new
 
 
-def _check_writable_key_slot(key_id: object, key_version_id: object) -> None:
-    """What a writer refuses in the key slot beyond the bounds: control characters.
-
-    Only writers refuse them: a reader parses what a file holds and faces escape it
-    (:mod:`kmsnb._text`), so a hostile file is still inspectable.
-    """
-    if isinstance(key_id, str):
-        check_no_control_characters(key_id, "the key id")
-    if isinstance(key_version_id, str):
-        check_no_control_characters(key_version_id, "the key version id")
-
-
-def _slot_fields(key_id: str, key_version_id: str, wrapped_key: str) -> bytes:
-    key = encode_text(key_id, "key_id", MAX_KEY_ID_SIZE)
-    if not key:
-        raise ValueError("key_id must not be empty")
-    version = encode_text(key_version_id, "key_version_id", MAX_KEY_VERSION_ID_SIZE)
-    wrapped = encode_text(wrapped_key, "the wrapped data key", MAX_WRAPPED_KEY_SIZE)
-    if not wrapped or not wrapped.isascii():
-        raise ValueError("the wrapped data key must be a non-empty ASCII string")
-    return b"".join(struct.pack(">H", len(field)) + field for field in (key, version, wrapped))
-
-
-def _slot_mac(
-    data_key: bytes | bytearray, bound_digest: bytes, slot: bytes, reserved_size: int | None
-) -> bytes:
-    slot_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SLOT_KEY_INFO).derive(
-        bytes(data_key)
-    )
-    mac = hmac.new(slot_key, bound_digest, hashlib.sha256)
-    mac.update(slot)
-    # The reserved field's length is authenticated, so header_size is too; without a
-    # reserved field the MAC is what it was before there was one.
-    if reserved_size is not None:
-        mac.update(RESERVED_PREFIX.pack(reserved_size))
-    return mac.digest()
-
-
 def _assemble(
     bound: bytes,
     data_key: bytes | bytearray,
@@ -248,8 +223,8 @@ def _assemble(
 ) -> Header:
     """Join the bound section and a freshly authenticated key slot into a header."""
     key_id, key_version_id, wrapped_key = key_slot
-    slot = _slot_fields(key_id, key_version_id, wrapped_key)
-    mac = _slot_mac(data_key, hashlib.sha256(bound).digest(), slot, reserved_size)
+    slot = slot_fields(key_id, key_version_id, wrapped_key)
+    mac = slot_mac(data_key, hashlib.sha256(bound).digest(), slot, reserved_size)
     reserved = b""
     if reserved_size is not None:
         if len(slot) + len(mac) + RESERVED_PREFIX.size + reserved_size > MAX_KEY_SLOT_SIZE:
@@ -294,7 +269,7 @@ def serialize_header(
         TypeError, ValueError: a field has the wrong type or exceeds its bound, or a key
             id or the encryption context holds a control character.
     """
-    _check_writable_key_slot(key_id, key_version_id)
+    check_writable_key_slot(key_id, key_version_id)
     bound = bound_section(
         content_type=content_type,
         encryption_context=encryption_context,
@@ -309,7 +284,7 @@ def serialize_header(
         plaintext_size=plaintext_size,
     )
     if reserved_size == "writer":
-        reserved_size = writer_reserved_size(len(_slot_fields(key_id, key_version_id, wrapped_key)))
+        reserved_size = writer_reserved_size(len(slot_fields(key_id, key_version_id, wrapped_key)))
     elif reserved_size is not None and not 0 <= reserved_size <= MAX_KEY_SLOT_SIZE:
         raise ValueError(f"reserved_size must be 0..{MAX_KEY_SLOT_SIZE} or None")
     key_slot = (key_id, key_version_id, wrapped_key)

@@ -23,6 +23,7 @@ __all__ = [
     "ZEROS",
     "check_data_key",
     "encrypted_payload_size",
+    "plaintext_size_for_payload",
     "read_into",
     "step_for_message",
     "step_size",
@@ -51,6 +52,26 @@ def encrypted_payload_size(plaintext_size: int) -> int:
     return (
         PAYLOAD_PREFIX_SIZE + full_chunk_count * ENCRYPTED_CHUNK_SIZE + final_chunk_size + TAG_SIZE
     )
+
+
+def plaintext_size_for_payload(payload_size: int) -> int | None:
+    """The plaintext size a payload of ``payload_size`` bytes holds, by the final-chunk rule:
+    the inverse of :func:`encrypted_payload_size`, for a stream whose header declares no size.
+
+    Every payload ends with its one short chunk (fewer than ``CHUNK_SIZE`` plaintext bytes,
+    and a tag), so the size alone says where the final chunk starts. ``None`` when no
+    plaintext has a payload of this size: it ends on a chunk boundary (the final chunk is
+    missing) or its final chunk is shorter than a tag; the file was truncated or altered.
+    Unauthenticated: only the final chunk's tag, at its index, proves the size.
+    """
+    if payload_size < PAYLOAD_PREFIX_SIZE + TAG_SIZE:
+        return None
+    full_chunk_count, final_chunk_size = divmod(
+        payload_size - PAYLOAD_PREFIX_SIZE, ENCRYPTED_CHUNK_SIZE
+    )
+    if final_chunk_size < TAG_SIZE:
+        return None
+    return full_chunk_count * CHUNK_SIZE + final_chunk_size - TAG_SIZE
 
 
 def step_size(buffer_size: int) -> int:

@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from kmsnb._format.header import Header
+from kmsnb._format.header import Header, VerifiedKeySlot
 from kmsnb._format.payload import (
     CHUNK_SIZE,
     COMMITMENT_SIZE,
@@ -43,6 +43,7 @@ from kmsnb._format.payload import (
     TAG_SIZE,
     check_data_key,
     encrypted_payload_size,
+    plaintext_size_for_payload,
     read_into,
     stream_position,
 )
@@ -90,6 +91,7 @@ class SeekableDecryptReader(io.RawIOBase):
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         close_source: bool = False,
+        verified_slot: VerifiedKeySlot | None = None,
     ) -> None:
         super().__init__()
         # Every attribute first: close() (and so __del__) must work whatever fails below.
@@ -121,7 +123,7 @@ class SeekableDecryptReader(io.RawIOBase):
                 )
             self._cache_limit = max(1, cache_size // CHUNK_SIZE)
             self._payload_start = payload_start
-            header.verify_key_slot(key)
+            header.require_verified_key_slot(key, verified_slot)
             self._open(key)
         except BaseException:
             self._release()
@@ -186,17 +188,19 @@ class SeekableDecryptReader(io.RawIOBase):
                 )
             return declared
         # A stream of unknown size: the final chunk is the one that is short (C2SP).
+        plaintext_size = plaintext_size_for_payload(payload_size)
+        if plaintext_size is not None:
+            return plaintext_size
+        # No plaintext has this payload size: name the chunk where it goes wrong.
         full_count, final_size = divmod(payload_size - PAYLOAD_PREFIX_SIZE, ENCRYPTED_CHUNK_SIZE)
         if final_size == 0:
             raise self._boundary_error(full_count, payload_size)
-        if final_size < TAG_SIZE:
-            raise IntegrityError(
-                f"the final chunk ({full_count}) failed authentication; "
-                "the file was truncated, corrupted or tampered with",
-                chunk_index=full_count,
-                offset=self._header.size + payload_size - final_size,
-            )
-        return full_count * CHUNK_SIZE + final_size - TAG_SIZE
+        raise IntegrityError(
+            f"the final chunk ({full_count}) failed authentication; "
+            "the file was truncated, corrupted or tampered with",
+            chunk_index=full_count,
+            offset=self._header.size + payload_size - final_size,
+        )
 
     def _boundary_error(self, full_count: int, payload_size: int) -> IntegrityError:
         """A stream that ends at a chunk boundary lacks its final chunk: truncated, if its

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from cryptography.cobblestone import Cobblestone256Decryptor
 from cryptography.exceptions import InvalidTag
 
-from kmsnb._format.header import Header
+from kmsnb._format.header import Header, VerifiedKeySlot
 from kmsnb._format.payload import (
     CHUNK_SIZE,
     DEFAULT_BUFFER_SIZE,
@@ -52,7 +52,8 @@ __all__ = [
 class DecryptReader(io.RawIOBase):
     """A readable binary file of the verified plaintext of the payload in ``source``.
 
-    ``source`` is positioned just after ``header``. The key slot is verified at once; a
+    ``source`` is positioned just after ``header``. The key slot is verified at once
+    (unless ``verified_slot``, from :meth:`Header.verify_key_slot`, shows it was); a
     chunk's plaintext is handed out only once its tag has verified, and the last bytes
     only once the final chunk has; every failure is raised again on later reads.
 
@@ -71,10 +72,12 @@ class DecryptReader(io.RawIOBase):
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         close_source: bool = False,
+        verified_slot: VerifiedKeySlot | None = None,
     ) -> None:
         super().__init__()
         check_data_key(key)
-        header.verify_key_slot(key)
+        # Checked here unless the caller already did, with this header and key.
+        header.require_verified_key_slot(key, verified_slot)
         self._source = source
         self._close_source = close_source
         self._header = header

@@ -15,6 +15,8 @@ pyarrow, IPython, dask, fsspec, tqdm or Alibaba SDK (``tests/cli/test_imports.py
 
 Exit status: :data:`EXIT_OK` on success, :data:`EXIT_FAILURE` on a failure (printed as
 ``kmsnb: error: ...`` plus a hint), :data:`EXIT_USAGE` on a usage error,
+:data:`EXIT_UNSUPPORTED_STORAGE` for a URL kmsnb cannot read or write safely (nothing was
+read or written; a script can fall back to a local file and a copy),
 :data:`EXIT_INTERRUPTED` on Ctrl-C, 128 + N when stopped by signal N (SIGTERM, SIGHUP);
 ``emulator exec`` exits with its command's status (:data:`EXIT_NOT_FOUND` when there is
 no such command).
@@ -31,6 +33,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_UNSUPPORTED_STORAGE",
     "EXIT_USAGE",
     "build_parser",
     "main",
@@ -39,6 +42,7 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # what argparse exits with
+EXIT_UNSUPPORTED_STORAGE = 3  # UnsupportedStorageError: refused before any I/O
 EXIT_NOT_FOUND = 127  # what shells and env(1) answer for a command that does not exist
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 
-from kmsnb.cli import EXIT_FAILURE
-from kmsnb.errors import KmsError
+from kmsnb.cli import EXIT_FAILURE, EXIT_UNSUPPORTED_STORAGE
+from kmsnb.errors import KmsError, UnsupportedStorageError
 
 __all__ = [
     "format_size",
@@ -26,7 +26,9 @@ SIZE_FIELDS = frozenset({"plaintext_size", "ciphertext_size", "chunk_size", "fil
 def report_error(
     error: BaseException, *, key: str | None = None, kms_location: str | None = None
 ) -> int:
-    """Print ``kmsnb: error: ...`` and, when one fits, ``kmsnb: hint: ...``; return 1.
+    """Print ``kmsnb: error: ...`` and, when one fits, ``kmsnb: hint: ...``; return the
+    exit status (:data:`~kmsnb.cli.EXIT_UNSUPPORTED_STORAGE` for a store kmsnb refused,
+    else :data:`~kmsnb.cli.EXIT_FAILURE`).
 
     Args:
         error: what failed.
@@ -44,6 +46,8 @@ def report_error(
     hint = hint_for(error, "cli")
     if hint is not None:
         print(f"kmsnb: hint: {hint}", file=sys.stderr)
+    if isinstance(error, UnsupportedStorageError):
+        return EXIT_UNSUPPORTED_STORAGE
     return EXIT_FAILURE
 
 

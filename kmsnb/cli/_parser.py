@@ -161,7 +161,9 @@ def add_command(
     """
 
     def build() -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(name, description=description or help)
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name, description=description or help, formatter_class=HelpFormatter
+        )
         parser.set_defaults(handler=_run_command(handler), parser=parser)
         if arguments is not None:
             arguments(parser)
@@ -328,6 +330,44 @@ def add_context_option(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
         "-c", "--context", action=_ContextAction, default=None, metavar="KEY=VALUE", help=help
     )
+
+
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    """``--storage-option KEY=VALUE``, repeatable: options for a URL's store."""
+    parser.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        action=_StorageOptionAction,
+        default=None,
+        metavar="KEY=VALUE",
+        help="an option for an s3:// or oss:// URL's store (repeatable; e.g. "
+        "endpoint_url=http://127.0.0.1:9000, region=cn-hangzhou; true/false are booleans). "
+        "Credentials come from the store's own chain and fsspec's configuration "
+        "(AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ALIBABA_CLOUD_ACCESS_KEY_ID...), never "
+        "from here",
+    )
+
+
+class _StorageOptionAction(argparse.Action):
+    """Collect repeated ``--storage-option KEY=VALUE`` (:mod:`kmsnb.storage._options`'
+    rule); a bad pair, or a credential, is a usage error that names it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from kmsnb.storage import parse_storage_options
+
+        pairs = [*getattr(namespace, "storage_option_pairs", []), str(values)]
+        try:
+            options = parse_storage_options(pairs)
+        except ValueError as error:
+            parser.error(f"--storage-option: {error}")
+        namespace.storage_option_pairs = pairs
+        setattr(namespace, self.dest, options)
 
 
 def add_no_fsync_option(parser: argparse.ArgumentParser) -> None:

@@ -1,11 +1,13 @@
-"""Inputs and outputs of the file commands: paths, ``-`` (stdin/stdout) and directories.
+"""Inputs and outputs of the file commands: paths, URLs, ``-`` (stdin/stdout) and directories.
 
 ``-`` names stdin or stdout. Decrypting to stdout writes each run of plaintext as soon as
 it has been authenticated; like ``age``, a file that fails later leaves what was already
 written on stdout (and exits 1). Decrypting to a file writes nothing unless all of it
 verified (:func:`open_output`). Character devices and FIFOs (``-o /dev/null``) are written
 through, like stdout. ``-o DIR/`` or ``-o`` an existing directory means "into that
-directory" as ``cp`` does (:func:`destination_in`).
+directory" as ``cp`` does (:func:`destination_in`). Files and URLs (``s3://``, ``oss://``)
+go through :mod:`kmsnb.storage`: an object is read by ranges, and written as an upload
+that becomes the object only once complete; a URL kmsnb cannot write atomically is refused.
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ from collections.abc import Iterator
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, BinaryIO
 
 __all__ = [
     "MAGIC_SIZE",
     "STDIO",
     "Prefixed",
+    "check_storage_options",
     "destination_in",
     "discard_stdout",
+    "is_url",
     "open_input",
     "open_output",
     "progress",
@@ -63,9 +68,33 @@ def destination_in(output: str, source: str, *, suffix: str, decrypting: bool) -
     return os.path.join(output, name.removesuffix(suffix))
 
 
+def is_url(path: str) -> bool:
+    """Whether ``path`` is an fsspec URL (:func:`kmsnb.storage.is_url`'s rule)."""
+    from kmsnb.storage import is_url as storage_is_url
+
+    return storage_is_url(path)
+
+
+def check_storage_options(storage_options: Mapping[str, Any] | None, *paths: str) -> None:
+    """Refuse ``--storage-option`` when none of ``paths`` is a URL (it would be ignored);
+    :func:`open_input` and :func:`open_output` give the options to URLs only."""
+    if storage_options and not any(is_url(path) for path in paths):
+        raise ValueError("--storage-option applies to URLs (s3://..., oss://...), not to files")
+
+
 @contextlib.contextmanager
-def open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
+def open_input(
+    path: str, *, storage_options: Mapping[str, Any] | None = None
+) -> Iterator[tuple[BinaryIO, int | None]]:
     """Yield the source and its size (``None`` for stdin, pipes and devices)."""
+    if is_url(path):
+        from kmsnb.storage import open_input as open_stored
+
+        with open_stored(path, storage_options=storage_options) as stored:
+            size = stored.seek(0, io.SEEK_END)
+            stored.seek(0)
+            yield stored, size
+        return
     if path == STDIO:
         yield _standard_stream(sys.stdin, "stdin", "<"), None
         return
@@ -82,11 +111,11 @@ def open_output(
     source: str,
     binary_to_terminal: bool = True,
     durable: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[BinaryIO]:
-    """Yield stdout, or a file that appears at ``path`` only if the block completes."""
-    # The one place the CLI reaches kmsnb._files (tests/repo/test_layout.py flags it): the
-    # verbs of issue 11 (kmsnb._save) are to offer this crash-safe output publicly.
-    from kmsnb._files import atomic_output
+    """Yield stdout, or a file (an object) that appears at ``path`` only if the block
+    completes."""
+    from kmsnb.storage import open_output as open_stored
 
     if path == STDIO:
         stdout = _standard_stream(sys.stdout, "stdout", ">")
@@ -95,12 +124,23 @@ def open_output(
         yield stdout
         stdout.flush()
         return
-    if source != STDIO and os.path.exists(path) and os.path.samefile(source, path):
+    if is_url(path) or is_url(source):
+        if source.rstrip("/") == path.rstrip("/"):
+            raise ValueError(f"{path} is both the source and the destination")
+    elif source != STDIO and os.path.exists(path) and os.path.samefile(source, path):
         raise ValueError(f"{path} is both the source and the destination")
     with contextlib.ExitStack() as stack:
-        # atomic_output checks the destination (exists, a directory, a device...) on entry.
+        # open_output checks the destination (exists, a directory, a device, a store
+        # kmsnb cannot write atomically...) on entry.
         try:
-            output = stack.enter_context(atomic_output(path, overwrite=overwrite, durable=durable))
+            output = stack.enter_context(
+                open_stored(
+                    path,
+                    overwrite=overwrite,
+                    durable=durable,
+                    storage_options=storage_options if is_url(path) else None,
+                )
+            )
         except FileExistsError:
             raise FileExistsError(f"{path} exists") from None  # the hint names --overwrite
         yield output

@@ -1,7 +1,8 @@
 """``kmsnb encrypt | decrypt | inspect | rewrap | convert``: the file commands.
 
 Each command parses, calls one library operation (:mod:`kmsnb.envelope`, :mod:`kmsnb.rewrap`,
-:mod:`kmsnb.legacy`) and prints one line; paths, ``-`` and directories are resolved by
+:mod:`kmsnb.legacy`) and prints one line; paths, URLs (``s3://``, ``oss://``, with
+``--storage-option KEY=VALUE``), ``-`` and directories are resolved by
 :mod:`kmsnb.cli._stdio`. The KMS and the format are imported only when a command runs.
 """
 
@@ -19,6 +20,7 @@ from kmsnb.cli._parser import (
     add_context_option,
     add_key_option,
     add_no_fsync_option,
+    add_storage_option,
     connect,
     exact_size,
     size,
@@ -26,7 +28,9 @@ from kmsnb.cli._parser import (
 from kmsnb.cli._stdio import (
     STDIO,
     Prefixed,
+    check_storage_options,
     destination_in,
+    is_url,
     open_input,
     open_output,
     progress,
@@ -101,7 +105,9 @@ def add_commands(commands: Commands) -> None:
 
 
 def _encrypt_arguments(encrypt: argparse.ArgumentParser) -> None:
-    encrypt.add_argument("src", metavar="SRC", help="the file to encrypt, or - for stdin")
+    encrypt.add_argument(
+        "src", metavar="SRC", help="the file (or s3://, oss:// URL) to encrypt, or - for stdin"
+    )
     _add_output_option(encrypt, "DST", f"DIR/ for DIR/SRC{ENCRYPTED_SUFFIX}")
     add_key_option(encrypt, "the master key; " + _key_naming_help())
     add_context_option(encrypt, "bind KEY=VALUE to the data key (repeatable; not secret)")
@@ -110,6 +116,7 @@ def _encrypt_arguments(encrypt: argparse.ArgumentParser) -> None:
     )
     encrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     add_no_fsync_option(encrypt)
+    add_storage_option(encrypt)
     encrypt.add_argument(
         "--expect-size",
         type=exact_size,
@@ -121,7 +128,9 @@ def _encrypt_arguments(encrypt: argparse.ArgumentParser) -> None:
 
 
 def _decrypt_arguments(decrypt: argparse.ArgumentParser) -> None:
-    decrypt.add_argument("src", metavar="SRC", help="the encrypted file, or - for stdin")
+    decrypt.add_argument(
+        "src", metavar="SRC", help="the encrypted file (or s3://, oss:// URL), or - for stdin"
+    )
     _add_output_option(decrypt, "DST", f"DIR/ for DIR/SRC without {ENCRYPTED_SUFFIX}")
     add_context_option(decrypt, "require this encryption context (repeatable)")
     decrypt.add_argument(
@@ -129,11 +138,14 @@ def _decrypt_arguments(decrypt: argparse.ArgumentParser) -> None:
     )
     decrypt.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     add_no_fsync_option(decrypt)
+    add_storage_option(decrypt)
     add_allowed_key_option(decrypt)
 
 
 def _inspect_arguments(inspect: argparse.ArgumentParser) -> None:
-    inspect.add_argument("file", metavar="FILE", help="a kmsnb, .cipher or Parquet file, or -")
+    inspect.add_argument(
+        "file", metavar="FILE", help="a kmsnb, .cipher or Parquet file (or s3://, oss:// URL), or -"
+    )
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument(
         "--with-kms",
@@ -141,6 +153,7 @@ def _inspect_arguments(inspect: argparse.ArgumentParser) -> None:
         help="column-encrypted Parquet: unwrap the footer key (one Decrypt) to read the "
         "footer; no column key is needed",
     )
+    add_storage_option(inspect)
     add_allowed_key_option(inspect)
 
 
@@ -176,8 +189,8 @@ def _add_output_option(parser: argparse.ArgumentParser, metavar: str, into: str)
         "--output",
         required=True,
         metavar=metavar,
-        help=f"the file to write, - for stdout, or {into} (an existing directory, or a "
-        "path ending in /, as cp does)",
+        help=f"the file (or s3://, oss:// URL) to write, - for stdout, or {into} (an "
+        "existing directory, or a path ending in /, as cp does)",
     )
 
 
@@ -197,16 +210,18 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
     from kmsnb.errors import KmsnbError
 
     args.output = destination_in(args.output, args.src, suffix=ENCRYPTED_SUFFIX, decrypting=False)
+    check_storage_options(args.storage_options, args.src, args.output)
     expected: int | None = args.expect_size
     with (
         connect(args) as kms,
-        open_input(args.src) as (source, size),
+        open_input(args.src, storage_options=args.storage_options) as (source, size),
         open_output(
             args.output,
             overwrite=args.overwrite,
             source=args.src,
             binary_to_terminal=False,
             durable=not args.no_fsync,
+            storage_options=args.storage_options,
         ) as output,
     ):
         if expected is not None and size is not None and size != expected:
@@ -257,12 +272,20 @@ def _wrong_length(args: argparse.Namespace, got: int, expected: int | None) -> K
 
 def _cmd_decrypt(args: argparse.Namespace) -> int:
     args.output = destination_in(args.output, args.src, suffix=ENCRYPTED_SUFFIX, decrypting=True)
-    with open_input(args.src) as (source, _), connect(args) as kms:
+    check_storage_options(args.storage_options, args.src, args.output)
+    with (
+        open_input(args.src, storage_options=args.storage_options) as (source, _),
+        connect(args) as kms,
+    ):
         head = read_head(source)
         legacy = _is_legacy(head)
         # The destination is checked before the KMS is asked anything.
         with open_output(
-            args.output, overwrite=args.overwrite, source=args.src, durable=not args.no_fsync
+            args.output,
+            overwrite=args.overwrite,
+            source=args.src,
+            durable=not args.no_fsync,
+            storage_options=args.storage_options,
         ) as output:
             if legacy:
                 written = _decrypt_legacy(args, kms, Prefixed(head, source), output)
@@ -308,7 +331,8 @@ def _decrypt_legacy(
 ) -> int:
     from kmsnb.legacy import decrypt_legacy, read_legacy
 
-    envelope = read_legacy(args.src if args.src != STDIO else source)  # type: ignore[arg-type]
+    named = args.src != STDIO and not is_url(args.src)  # else: the open source
+    envelope = read_legacy(args.src if named else source)  # type: ignore[arg-type]
     plaintext = decrypt_legacy(
         envelope, kms=kms, encryption_context=args.context, allowed_keys=args.allowed_keys
     )
@@ -322,15 +346,18 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from kmsnb.envelope import inspect
     from kmsnb.legacy import read_legacy
 
-    with open_input(args.file) as (source, _):
+    check_storage_options(args.storage_options, args.file)
+    with open_input(args.file, storage_options=args.storage_options) as (source, _):
         head = read_head(source)
         fileobj: Any = Prefixed(head, source)
         if head[:4] in (b"PAR1", b"PARE"):
             return _inspect_parquet(args)
+        named = args.file != STDIO  # a path or URL: its size is shown too
         if _is_legacy(head):
-            fields = read_legacy(args.file if args.file != STDIO else fileobj).describe()
+            legacy_source = args.file if named and not is_url(args.file) else fileobj
+            fields = read_legacy(legacy_source).describe()
         else:
-            info = inspect(args.file if args.file != STDIO else fileobj)
+            info = inspect(args.file if named else fileobj, storage_options=args.storage_options)
             fields = {"format": f"kmsnb v{info.format_version}", **asdict(info)}
             del fields["format_version"]
     if args.json:
@@ -343,13 +370,21 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _inspect_parquet(args: argparse.Namespace) -> int:
-    from kmsnb._pme_inspect import inspect_parquet
+    from kmsnb._inspect import inspect
+    from kmsnb._pme_inspect import ParquetInfo
     from kmsnb._text import json_for_display
 
     if args.file == STDIO:
         raise ValueError("a Parquet file is read from its end: give its path, not -")
     with connect(args) if args.with_kms else contextlib.nullcontext(None) as kms:
-        info = inspect_parquet(args.file, kms=kms, allowed_keys=args.allowed_keys)
+        info = inspect(
+            args.file,
+            kms=kms,
+            allowed_keys=args.allowed_keys,
+            storage_options=args.storage_options,
+        )
+    if not isinstance(info, ParquetInfo):
+        raise AssertionError("kmsnb: internal error: a Parquet magic without Parquet")
     if args.json:
         print(json_for_display(info.to_dict(), indent=2))
     else:
@@ -357,9 +392,23 @@ def _inspect_parquet(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_urls(command: str, *paths: str) -> None:
+    """``rewrap`` and ``convert`` rewrite local files; a URL is refused, not taken for a
+    path (which would fail as "No such file ... s3:/...")."""
+    from kmsnb.errors import UnsupportedStorageError
+
+    for path in paths:
+        if is_url(path):
+            raise UnsupportedStorageError(
+                f"kmsnb {command} works on local files, not {path}; download it, "
+                f"{command} it, and upload the result (kmsnb encrypt/decrypt take URLs)"
+            )
+
+
 def _cmd_rewrap(args: argparse.Namespace) -> int:
     from kmsnb.rewrap import rewrap_file
 
+    _refuse_urls("rewrap", args.file)
     with connect(args) as kms:
         info = rewrap_file(args.file, args.key, kms=kms, allowed_keys=args.allowed_keys)
     print(f"rewrapped {args.file}: master key {info.key_id}, version {info.key_version_id}")
@@ -370,6 +419,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from kmsnb.errors import FormatError
     from kmsnb.legacy import convert_legacy_file
 
+    _refuse_urls("convert", args.src, args.output)
     with open(args.src, "rb") as source:
         if not _is_legacy(read_head(source)):
             raise FormatError(

@@ -53,7 +53,9 @@ from kmsnb.dask._partitions import (
     write_file,
     write_part,
 )
+from kmsnb.dask._remote import check_remote, files_prefix, read_remote_manifest, write_remote
 from kmsnb.kms._base import Kms
+from kmsnb.storage import is_url, join
 
 
 def write_tasks(ddf: Any, config: WriteConfig) -> list[Any]:
@@ -73,6 +75,7 @@ def plan_write(
     kms: Kms | str | None,
     encryption_context: Mapping[str, str] | None,
     compression: str | None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> WriteConfig:
     """Check the arguments and fix what every task will carry (no secret among it)."""
     if not isinstance(ddf, dd.DataFrame):
@@ -81,14 +84,22 @@ def plan_write(
             "use .to_frame())"
         )
     dataset_id = uuid.uuid4().hex
+    if is_url(path):
+        root = check_remote(str(path), storage_options, writing=True)
+        directory = join(root, generation_name(dataset_id))
+    else:
+        if storage_options is not None:
+            raise ValueError("storage_options is only for fsspec URLs (s3://..., oss://...)")
+        directory = str(Path(path).absolute() / generation_name(dataset_id))
     return WriteConfig(
         kms=kms_reference(kms),
         key_id=resolve_key_name(key_id),
         encryption_context=user_context(encryption_context),
-        directory=str(Path(path).absolute() / generation_name(dataset_id)),
+        directory=directory,
         dataset_id=dataset_id,
         part_count=ddf.npartitions,
         compression=compression,
+        storage_options=storage_options,
     )
 
 
@@ -102,6 +113,7 @@ def to_parquet(
     overwrite: bool = False,
     compression: str | None = "snappy",
     kms_uri: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Write ``ddf`` as an encrypted dataset: one file per partition, each its own data key.
 
@@ -111,7 +123,9 @@ def to_parquet(
 
     Args:
         ddf: a dask DataFrame.
-        path: the dataset directory; created if missing.
+        path: the dataset directory; created if missing. Or an object store's URL
+            (``s3://bucket/sales.kmsds``, ``oss://...``): each worker writes its parts
+            straight to the store, nothing touches a local disk (:mod:`._remote`).
         key_id: the master key: an id, ``alias/NAME`` or an ARN; a bare ``NAME`` means
             ``alias/NAME`` (:func:`kmsnb._keynames.resolve_key_name`).
         kms: the KMS, as :func:`kmsnb.connect` takes it. A URI (``local:PATH``,
@@ -127,6 +141,9 @@ def to_parquet(
             never removed.
         compression: the Parquet codec inside the encryption (``None`` for none).
         kms_uri: deprecated: the same as ``kms=`` with a URI.
+        storage_options: for a URL, the store's options (``endpoint_url``, ``region``...),
+            sent to every worker: credentials (``key``, ``secret``, ``token``) are refused,
+            the workers take them from the store's chain (environment, profile, role).
 
     Returns:
         the manifest written.
@@ -134,7 +151,9 @@ def to_parquet(
     Raises:
         FileExistsError: ``path`` is not empty and ``overwrite`` is false, or holds
             files that are not part of a kmsnb dataset.
-        ValueError: a KMS client object with a distributed or multiprocessing scheduler.
+        ValueError: a KMS client object with a distributed or multiprocessing scheduler,
+            or a credential in ``storage_options``.
+        UnsupportedStorageError: a URL kmsnb cannot write atomically, before anything.
         KmsError: the KMS refused or failed to make a data key; the dataset already
             at ``path`` (if any) is kept, and the parts written so far are removed.
     """
@@ -145,7 +164,15 @@ def to_parquet(
         kms=fold_kms_uri(kms, kms_uri),
         encryption_context=encryption_context,
         compression=compression,
+        storage_options=storage_options,
     )
+    if is_url(config.directory):
+        return write_remote(
+            ddf,
+            config,
+            overwrite=overwrite,
+            compute_parts=lambda: tuple(compute(*write_tasks(ddf, config))),  # type: ignore[no-untyped-call]
+        )
     generation = Path(config.directory)
     directory = generation.parent
     previous = check_target(directory, overwrite=overwrite)
@@ -189,6 +216,7 @@ def read_parquet(
     encryption_context: Mapping[str, str] | None = None,
     allowed_keys: Iterable[str] | None = None,
     kms_uri: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Open an encrypted dataset written by :func:`to_parquet` as a lazy dask DataFrame.
 
@@ -198,7 +226,8 @@ def read_parquet(
     divisions are unknown.
 
     Args:
-        path: the dataset directory.
+        path: the dataset directory, or its URL (each worker reads its parts from the
+            store; the manifest, not a listing, names them).
         kms: the KMS: a URI, or a client object for Dask's in-process schedulers only;
             see :func:`to_parquet`.
         columns: read only these columns.
@@ -207,6 +236,7 @@ def read_parquet(
         allowed_keys: the master keys (ids, aliases or ARNs) every file may be under,
             resolved through the KMS here, once; ``None`` accepts the key each names.
         kms_uri: deprecated: the same as ``kms=`` with a URI.
+        storage_options: for a URL, as for :func:`to_parquet` (no credentials).
 
     Raises:
         FormatError: no manifest, or a malformed one.
@@ -224,10 +254,19 @@ def read_parquet(
         if not columns:
             # Dask's from_map reads every column for an empty projection (dask 2026.8).
             raise ValueError("columns must name at least one column; None reads them all")
-    dataset = Path(path).absolute()
-    manifest = read_manifest(dataset)
-    directory = manifest.files_directory(dataset)
-    check_listing(directory, manifest)
+    directory: Path | str
+    if is_url(path):
+        root = check_remote(str(path), storage_options, writing=False)
+        manifest = read_remote_manifest(root, storage_options)
+        directory = files_prefix(root, manifest)  # parts are checked as they are read
+        dataset: Path | str = root
+    else:
+        if storage_options is not None:
+            raise ValueError("storage_options is only for fsspec URLs (s3://..., oss://...)")
+        dataset = Path(path).absolute()
+        manifest = read_manifest(dataset)
+        directory = manifest.files_directory(dataset)
+        check_listing(directory, manifest)
     kms_ref = kms_reference(kms)
     expected_context = (
         None if encryption_context is None else dict(user_context(encryption_context))
@@ -235,7 +274,7 @@ def read_parquet(
     client = kms_ref.connect()
     allowed = resolve_allowed_keys(client, allowed_keys)
     plaintext, context = decrypt_checked(
-        read_checked(directory, manifest.meta),
+        read_checked(directory, manifest.meta, storage_options),
         META_NAME,
         kms=client,
         expected_binding=binding(manifest.dataset_id, manifest.part_count, META_LABEL),
@@ -254,6 +293,7 @@ def read_parquet(
         part_count=manifest.part_count,
         encryption_context=tuple(sorted(context.items())),
         allowed=allowed,
+        storage_options=storage_options,
     )
     frame = dd.from_map(  # type: ignore[no-untyped-call]
         read_part,

@@ -140,17 +140,27 @@ def read_manifest(path: StrPath) -> Manifest:
             f"{directory} has no {MANIFEST_NAME}: it is not a kmsnb.dask dataset, or "
             "writing it did not finish; write it again"
         ) from None
+    return parse_manifest(text, str(directory / MANIFEST_NAME))
+
+
+def parse_manifest(text: str, location: str) -> Manifest:
+    """Check and parse a manifest's text; ``location`` (a path or a URL) names it in
+    messages.
+
+    Raises:
+        FormatError: a malformed manifest.
+    """
     try:
         document = json.loads(text)
     except ValueError:
         document = None
-    return _parse_manifest(document, directory)
+    return _parse_manifest(document, location)
 
 
-def _parse_manifest(document: object, directory: Path) -> Manifest:
+def _parse_manifest(document: object, location: str) -> Manifest:
     def malformed(what: str) -> FormatError:
         return FormatError(
-            f"{directory / MANIFEST_NAME} is malformed ({what}); the dataset was not "
+            f"{location} is malformed ({what}); the dataset was not "
             "written by kmsnb.dask or was altered"
         )
 

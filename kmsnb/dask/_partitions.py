@@ -4,6 +4,9 @@ A task carries a small frozen configuration (:class:`WriteConfig`, :class:`ReadC
 the KMS reference (a URI), the key id, the encryption context and the dataset's layout,
 never a secret. Each file is Parquet inside a kmsnb file under its own data key, its
 encryption context the caller's plus the dataset binding (:func:`~._manifest.binding`).
+A generation on an object store (``directory`` a URL) is written and read by each task
+directly, through :mod:`kmsnb.storage` (each part an upload published whole, or not at
+all); ``storage_options`` never hold a credential (:func:`kmsnb.storage.check_no_credentials`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from kmsnb.dask._manifest import (
 from kmsnb.envelope import inspect, open_decrypt, open_encrypt
 from kmsnb.errors import ContextMismatchError, FormatError, IntegrityError
 from kmsnb.kms._base import Kms
+from kmsnb.storage import is_url, join, open_input, open_output
+
+StorageOptions = Mapping[str, Any] | None
 
 # -- writing -----------------------------------------------------------------------------
 
@@ -45,7 +51,8 @@ from kmsnb.kms._base import Kms
 class WriteConfig:
     """Everything a write task needs, and no secret: it is pickled into the task graph.
 
-    ``directory`` is the new generation's folder, where the tasks put their parts.
+    ``directory`` is the new generation's folder (or URL prefix), where the tasks put
+    their parts; ``storage_options`` are its store's (no credential among them).
     """
 
     kms: KmsRef
@@ -55,6 +62,7 @@ class WriteConfig:
     dataset_id: str
     part_count: int
     compression: str | None
+    storage_options: StorageOptions = None
 
 
 class _HashingSink:
@@ -101,6 +109,12 @@ def write_part(frame: Any, config: WriteConfig, index: int) -> PartInfo:
     name = part_name(index)
     # The generation is ours alone; overwrite=True lets a task that Dask reruns after
     # losing a worker replace its own earlier attempt.
+    if is_url(config.directory):
+        url = join(config.directory, name)
+        with open_output(url, overwrite=True, storage_options=config.storage_options) as output:
+            sink = _HashingSink(output)
+            encrypt_frame(frame, config, str(index), cast(BinaryIO, sink))
+        return sink.part_info(name)
     with (
         writing_in(Path(config.directory)),
         atomic_output(Path(config.directory) / name, overwrite=True, sweep=False) as output,
@@ -118,10 +132,18 @@ def encrypt_meta(meta: Any, config: WriteConfig) -> bytes:
     return sink.getvalue()
 
 
-def write_file(directory: Path, name: str, data: bytes) -> PartInfo:
+def write_file(
+    directory: Path | str, name: str, data: bytes, storage_options: StorageOptions = None
+) -> PartInfo:
     """Write ``data`` as a new file ``name`` of the generation, atomically."""
-    with atomic_output(directory / name, overwrite=False, sweep=False) as output:
-        output.write(data)
+    if isinstance(directory, str) and is_url(directory):
+        with open_output(
+            join(directory, name), overwrite=False, storage_options=storage_options
+        ) as output:
+            output.write(data)
+    else:
+        with atomic_output(Path(directory) / name, overwrite=False, sweep=False) as output:
+            output.write(data)
     return PartInfo(name, len(data), hashlib.sha256(data).hexdigest())
 
 
@@ -146,6 +168,7 @@ class ReadConfig:
     part_count: int
     encryption_context: ContextItems
     allowed: AllowedKeys | None = None
+    storage_options: StorageOptions = None
 
 
 def check_listing(directory: Path, manifest: Manifest) -> None:
@@ -180,10 +203,17 @@ def check_listing(directory: Path, manifest: Manifest) -> None:
             )
 
 
-def read_checked(directory: Path, part: PartInfo) -> bytes:
+def read_checked(
+    directory: Path | str, part: PartInfo, storage_options: StorageOptions = None
+) -> bytes:
     """The bytes of ``part``, if their size and SHA-256 are what the manifest says."""
     try:
-        data = (directory / part.name).read_bytes()
+        if isinstance(directory, str) and is_url(directory):
+            url = join(directory, part.name)
+            with open_input(url, storage_options=storage_options) as source:
+                data = source.read()
+        else:
+            data = (Path(directory) / part.name).read_bytes()
     except FileNotFoundError:
         raise IntegrityError(
             f"{part.name} is missing from {directory}; the dataset is incomplete or was altered"
@@ -236,7 +266,8 @@ def decrypt_checked(
 def read_part(part: PartInfo, config: ReadConfig, columns: list[str] | None = None) -> Any:
     """Read, verify and decrypt one partition (a task, on a worker)."""
     index = int(part.name.split(".")[1])
-    data = read_checked(Path(config.directory), part)
+    directory = config.directory if is_url(config.directory) else Path(config.directory)
+    data = read_checked(directory, part, config.storage_options)
     plaintext, _ = decrypt_checked(
         data,
         part.name,

@@ -28,8 +28,8 @@ encryptor: the first :data:`SIZED_WRITE_LIMIT` bytes are held in memory so that 
 file's exact size is known (which lets a :class:`~kmsnb.kms.CachingKms` reuse a data key,
 as the ESDK does only for sized messages); beyond that the rest streams through. The
 ciphertext goes to an unnamed file in the destination's folder, fsynced and named only when
-complete (see :mod:`kmsnb._files`); for remote fsspec URLs it is assembled in memory (the
-file's size) and stored in one call once complete.
+complete (see :mod:`kmsnb._files`); to an object store (``s3://``, ``oss://``) it streams in
+parts and the object is published whole once complete (:mod:`kmsnb.storage`).
 
 Reading Parquet needs a seekable file, so the verified plaintext of a whole-file Parquet
 file is held in memory: about the Parquet file's size, on top of the DataFrame. With
@@ -39,20 +39,21 @@ streams into pandas, which sees only authenticated chunks and gets an error, not
 DataFrame, if the file was truncated or altered.
 
 The package, one job per module: ``_parquet`` (:func:`to_parquet`, :func:`read_parquet`),
-``_csv`` (:func:`to_csv`, :func:`read_csv`), ``_accessor`` (``df.kms``), ``_whole_file``
-(the plaintext sink into the encryptor, and decrypting a whole file), ``_paths`` (where the
-bytes go: a path, a binary file object or a URL), ``_urls`` (fsspec URLs) and ``_defaults``
-(the session's KMS and key when none is given, argument checks).
+``_csv`` (:func:`to_csv`, :func:`read_csv`), ``_accessor`` (``df.kms``) and ``_checks``
+(argument checks). What pandas, Arrow and polars share lives outside it, free of pandas:
+:mod:`kmsnb._whole_file_io` (the plaintext sink into the encryptor, decrypting a whole file,
+where the bytes go and come from, through :mod:`kmsnb.storage`) and :mod:`kmsnb._defaults`
+(the session's KMS and key when none is given).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kmsnb._whole_file_io import SIZED_WRITE_LIMIT
 from kmsnb.dataframe._accessor import KmsAccessor
 from kmsnb.dataframe._csv import read_csv, to_csv
 from kmsnb.dataframe._parquet import read_parquet, to_parquet
-from kmsnb.dataframe._whole_file import SIZED_WRITE_LIMIT
 
 __all__ = [
     "SIZED_WRITE_LIMIT",

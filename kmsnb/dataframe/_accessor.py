@@ -11,7 +11,7 @@ from kmsnb.dataframe._csv import to_csv
 from kmsnb.dataframe._parquet import to_parquet
 
 if TYPE_CHECKING:
-    from kmsnb.dataframe._paths import PathOrFile
+    from kmsnb._whole_file_io import PathOrFile
     from kmsnb.kms._base import Kms
 
 

@@ -14,11 +14,12 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 from kmsnb._context import check_encryption_context
-from kmsnb._format.header import CONTENT_TYPE_CSV, MAGIC
-from kmsnb.dataframe._defaults import check_frame, resolve_key, resolve_kms
-from kmsnb.dataframe._parquet import PARQUET_MAGIC, PME_MAGIC
-from kmsnb.dataframe._paths import PathOrFile, open_input
-from kmsnb.dataframe._whole_file import check_content_type, seekable, write_whole_file
+from kmsnb._defaults import resolve_key, resolve_kms
+from kmsnb._format.header import CONTENT_TYPE_CSV
+from kmsnb._pme_inspect import encryption_mode
+from kmsnb._whole_file_io import PathOrFile, check_content_type, open_input, write_whole_file
+from kmsnb.dataframe._checks import check_frame
+from kmsnb.dataframe._parquet import READERS
 from kmsnb.envelope import inspect, open_decrypt
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
@@ -116,14 +117,11 @@ def read_csv(
             :func:`kmsnb.open_decrypt`.
     """
     kms = resolve_kms(kms)
-    with open_input(path, storage_options=storage_options) as opened:
-        source = seekable(opened)
-        start = source.tell()
-        magic = source.read(len(MAGIC))
-        source.seek(start)
-        if magic.startswith((PME_MAGIC, PARQUET_MAGIC)):
+    with open_input(path, storage_options=storage_options) as source:
+        if encryption_mode(source) != "file":
             raise FormatError("this is a Parquet file, not encrypted CSV; use kmsnb.read_parquet")
-        check_content_type(inspect(source).content_type, CONTENT_TYPE_CSV)
+        start = source.tell()
+        check_content_type(inspect(source).content_type, CONTENT_TYPE_CSV, readers=READERS)
         source.seek(start)
         reader = open_decrypt(
             source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys

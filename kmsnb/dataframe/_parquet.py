@@ -1,6 +1,6 @@
 """Encrypted Parquet for pandas: :func:`to_parquet` and :func:`read_parquet`, both modes.
 
-Whole-file mode puts the Parquet bytes inside a kmsnb file (:mod:`._whole_file`); column
+Whole-file mode puts the Parquet bytes inside a kmsnb file (:mod:`kmsnb._whole_file_io`); column
 mode is Parquet modular encryption (:mod:`kmsnb._pme`, ``docs/column-keys.md``). A reader
 tells them apart by the first bytes: ``KMSN`` (a kmsnb file), ``PARE`` (an encrypted
 footer), ``PAR1`` with a signed footer (column mode, plaintext footer) or without (plain).
@@ -8,7 +8,6 @@ footer), ``PAR1`` with a signed footer (column mode, plaintext footer) or withou
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,16 +15,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 from kmsnb._context import check_encryption_context
-from kmsnb._format.header import CONTENT_TYPE_PARQUET, MAGIC
-from kmsnb._pme_footer import read_tail
-from kmsnb.dataframe._defaults import check_frame, resolve_key, resolve_kms
-from kmsnb.dataframe._paths import PathOrFile, local_path, open_input, open_output
-from kmsnb.dataframe._whole_file import (
+from kmsnb._defaults import resolve_key, resolve_kms
+from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
+from kmsnb._pme_inspect import encryption_mode
+from kmsnb._whole_file_io import (
+    PathOrFile,
     check_content_type,
-    decrypt_to_memory,
-    seekable,
+    decrypt_whole,
+    local_path,
+    open_input,
+    open_output,
     write_whole_file,
 )
+from kmsnb.dataframe._checks import check_frame
 from kmsnb.envelope import inspect, open_decrypt_seekable
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
@@ -33,8 +35,8 @@ from kmsnb.kms._base import Kms
 if TYPE_CHECKING:
     import pyarrow as pa
 
-PARQUET_MAGIC = b"PAR1"
-PME_MAGIC = b"PARE"  # Parquet with an encrypted footer
+#: Which reader reads what a whole-file kmsnb file holds, for refusals.
+READERS = {CONTENT_TYPE_PARQUET: "kmsnb.read_parquet", CONTENT_TYPE_CSV: "kmsnb.read_csv"}
 
 
 def _to_arrow(df: pd.DataFrame, pandas_kwargs: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
@@ -66,16 +68,6 @@ def _to_arrow(df: pd.DataFrame, pandas_kwargs: dict[str, Any]) -> tuple[pa.Table
         metadata = {**(table.schema.metadata or {}), b"PANDAS_ATTRS": json.dumps(df.attrs)}
         table = table.replace_schema_metadata(metadata)
     return table, kwargs
-
-
-def _leaf_paths(table: pa.Table, write_kwargs: Mapping[str, Any]) -> list[str]:
-    """The Parquet column paths pyarrow will write (PME names columns by them)."""
-    import pyarrow.parquet as pq
-
-    probe = io.BytesIO()
-    pq.write_table(table.schema.empty_table(), probe, **write_kwargs)
-    schema = pq.read_metadata(io.BytesIO(probe.getvalue())).schema
-    return [schema.column(i).path for i in range(len(schema))]
 
 
 def to_parquet(
@@ -145,7 +137,7 @@ def to_parquet(
     with _pme.translated_errors():
         table, properties = _pme_io.prepare_write(
             table,
-            _leaf_paths(table, write_kwargs),
+            _pme_io.leaf_paths(table, write_kwargs),
             key_id,
             kms=kms,
             encryption_context=context,
@@ -201,16 +193,15 @@ def read_parquet(
     if "decryption_properties" in kwargs:
         raise ValueError("decryption_properties is not supported here; kmsnb sets them")
     kms = resolve_kms(kms)
-    with open_input(path, storage_options=storage_options) as opened:
-        source = seekable(opened)
-        start = source.tell()
-        magic = source.read(len(MAGIC))
-        source.seek(start)
-        # PAR1 may still be column-encrypted, with a plaintext (signed) footer.
-        if magic.startswith(PME_MAGIC) or (
-            magic.startswith(PARQUET_MAGIC) and read_tail(source) is not None
-        ):
-            _expect_mode(mode, "columns")
+    with open_input(path, storage_options=storage_options) as source:
+        found = encryption_mode(source)
+        if found == "plain":
+            raise FormatError(
+                "this is a plain, unencrypted Parquet file; read it with "
+                "pandas.read_parquet (and encrypt it with df.kms.to_parquet)"
+            )
+        _expect_mode(mode, found)
+        if found == "columns":
             from kmsnb import _pme, _pme_io
 
             _pme.check_support()
@@ -226,30 +217,27 @@ def read_parquet(
                     target, columns=columns, decryption_properties=properties, **kwargs
                 ),
             )
-        if magic == MAGIC:
-            _expect_mode(mode, "file")
-            check_content_type(inspect(source).content_type, CONTENT_TYPE_PARQUET)
-            source.seek(start)
-            if columns is not None:
-                # A projection reads the footer and its own column chunks: decrypt only
-                # those chunks (docs/FORMAT.md, "Random access").
-                with open_decrypt_seekable(
-                    source,
-                    kms=kms,
-                    encryption_context=encryption_context,
-                    allowed_keys=allowed_keys,
-                ) as reader:
-                    return pd.read_parquet(reader, columns=columns, **kwargs)
-            plaintext = decrypt_to_memory(
-                source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
-            )
-            return pd.read_parquet(pa.BufferReader(plaintext), columns=columns, **kwargs)
-        if magic.startswith(PARQUET_MAGIC):
-            raise FormatError(
-                "this is a plain, unencrypted Parquet file; read it with "
-                "pandas.read_parquet (and encrypt it with df.kms.to_parquet)"
-            )
-        raise FormatError("not an encrypted DataFrame (neither a kmsnb file nor Parquet)")
+        start = source.tell()
+        check_content_type(inspect(source).content_type, CONTENT_TYPE_PARQUET, readers=READERS)
+        source.seek(start)
+        if columns is not None:
+            # A projection reads the footer and its own column chunks: decrypt only
+            # those chunks (docs/FORMAT.md, "Random access").
+            with open_decrypt_seekable(
+                source,
+                kms=kms,
+                encryption_context=encryption_context,
+                allowed_keys=allowed_keys,
+            ) as reader:
+                return pd.read_parquet(reader, columns=columns, **kwargs)
+        plaintext, size = decrypt_whole(
+            source,
+            kms=kms,
+            encryption_context=encryption_context,
+            allowed_keys=allowed_keys,
+            allocate=pa.allocate_buffer,
+        )
+        return pd.read_parquet(pa.BufferReader(plaintext.slice(0, size)), **kwargs)
 
 
 def _expect_mode(mode: str | None, found: str) -> None:

@@ -17,7 +17,6 @@ Choices where the documentation leaves room, made for an emulator:
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Final
 
 from kmsnb.emulator._engine import (
@@ -100,6 +99,8 @@ def create_key(engine: Engine, params: Params) -> dict[str, Any]:
         if len(draft.keys) >= engine.limits.keys:
             raise limit_exceeded(f"{engine.limits.keys} CMKs per region")
         now = engine.clock()
+        import uuid  # here, not at the top: it imports platform
+
         key = KeyRecord(
             key_id=str(uuid.uuid4()),
             description=description,

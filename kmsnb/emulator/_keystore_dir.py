@@ -26,7 +26,6 @@ import errno
 import fcntl
 import os
 import stat
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -182,6 +181,8 @@ class StoreDirectory:
                 "it can decrypt and list, but changes need a writable keystore"
             )
         dir_fd = self._dir_fd()
+        import uuid  # here, not at the top: it imports platform
+
         temp = f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         try:
             fd = os.open(

@@ -40,23 +40,21 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hmac
+import importlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kmsnb.emulator import _record_checks as check
 from kmsnb.emulator._record_checks import MalformedKeyStore
-from kmsnb.emulator._secret_records import (
-    SecretRecord,
-    decode_secrets,
-    encode_secrets,
-    sealing_key_version,
-)
+
+if TYPE_CHECKING:  # the module itself is imported for a keystore with secrets only
+    from kmsnb.emulator._secret_records import SecretRecord
 
 __all__ = [
     "FORMAT",
@@ -217,7 +215,7 @@ def encode_state(state: StoreState, root_key_check: bytes, mac_key: bytearray) -
             }
             for version in state.versions.values()
         ],
-        "secrets": encode_secrets(state.secrets),
+        "secrets": _secret_records().encode_secrets(state.secrets) if state.secrets else [],
     }
     document["mac"] = _b64(document_mac(mac_key, document))
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -283,18 +281,24 @@ def decode_state(document: Document) -> StoreState:
     key_fields = (_KEY_FIELDS,) if document.format == FORMAT else (_KEY_FIELDS_V1, _KEY_FIELDS)
     keys = [_key(item, where, key_fields) for item, where in _items(members["keys"], "keys")]
     versions = [_version(item, where) for item, where in _items(members["versions"], "versions")]
+    secrets = members.get("secrets", [])  # anything but [] is parsed, or refused
     state = StoreState(
         keys={key.key_id: key for key in keys},
         aliases=_aliases(members["aliases"]),
         versions={version.version_id: version for version in versions},
         generation=generation,
         write_id=write_id,
-        secrets=decode_secrets(members.get("secrets", [])),
+        secrets=_secret_records().decode_secrets(secrets) if secrets != [] else {},
     )
     if len(state.keys) != len(keys) or len(state.versions) != len(versions):
         raise MalformedKeyStore("a key or a version appears twice")
     _check_references(state)
     return state
+
+
+def _secret_records() -> Any:
+    # Imported when secrets are met: keys alone (what `kmsnb encrypt` reads) skip its types.
+    return importlib.import_module("kmsnb.emulator._secret_records")
 
 
 def _items(value: Any, name: str) -> list[tuple[Any, str]]:
@@ -405,7 +409,7 @@ def _check_references(state: StoreState) -> None:
     for secret in state.secrets.values():
         for secret_version in secret.versions.values():
             # The key may be gone (deleted after its window); a version left must be its own.
-            sealer = state.versions.get(sealing_key_version(secret_version))
+            sealer = state.versions.get(_secret_records().sealing_key_version(secret_version))
             if sealer is not None and sealer.key_id != secret.encryption_key_id:
                 raise MalformedKeyStore(f"secret {secret.name} is sealed under another key")
 

@@ -14,7 +14,6 @@ passed is purged by the next transaction, and reads look past it.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -153,6 +152,8 @@ def default_key_id(engine: Engine, draft: StoreState) -> str:
     if existing is not None and existing in draft.keys:
         return existing
     now = engine.clock()
+    import uuid  # here, not at the top: it imports platform
+
     key = KeyRecord(
         key_id=str(uuid.uuid4()),
         description=DEFAULT_KEY_DESCRIPTION,

@@ -14,11 +14,11 @@ key-state matrix and lazy deletion and rotation in :mod:`._engine`.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from kmsnb.emulator import _aliases, _crypto, _import, _keys, _secret_admin, _secrets
 from kmsnb.emulator._engine import Engine, Limits
 from kmsnb.emulator._errors import ServiceError
 from kmsnb.emulator._params import Params
@@ -28,59 +28,71 @@ __all__ = ["ACTIONS", "SECRET_ACTIONS", "KmsService", "Limits", "ServiceError"]
 
 _Handler = Callable[[Engine, Params], dict[str, Any]]
 
-_HANDLERS: Final[dict[str, _Handler]] = {
-    "CancelKeyDeletion": _keys.cancel_key_deletion,
-    "CreateAlias": _aliases.create_alias,
-    "CreateKey": _keys.create_key,
-    "CreateKeyVersion": _keys.create_key_version,
-    "Decrypt": _crypto.decrypt,
-    "DeleteAlias": _aliases.delete_alias,
-    "DescribeKey": _keys.describe_key,
-    "DescribeKeyVersion": _keys.describe_key_version,
-    "DisableKey": _keys.disable_key,
-    "EnableKey": _keys.enable_key,
-    "Encrypt": _crypto.encrypt,
-    "GenerateDataKey": _crypto.generate_data_key,
-    "GenerateDataKeyWithoutPlaintext": _crypto.generate_data_key_without_plaintext,
-    "ListAliases": _aliases.list_aliases,
-    "ListAliasesByKeyId": _aliases.list_aliases_by_key_id,
-    "ListKeyVersions": _keys.list_key_versions,
-    "ListKeys": _keys.list_keys,
-    "ListResourceTags": _keys.list_resource_tags,
-    "ReEncrypt": _crypto.re_encrypt,
-    "ScheduleKeyDeletion": _keys.schedule_key_deletion,
-    "TagResource": _keys.tag_resource,
-    "UntagResource": _keys.untag_resource,
-    "UpdateAlias": _aliases.update_alias,
-    "UpdateKeyDescription": _keys.update_key_description,
-    "UpdateRotationPolicy": _keys.update_rotation_policy,
+#: Each action's handler, as (module in this package, function). The modules are imported
+#: at an action's first call, not here: ``kmsnb encrypt`` with a ``local:`` KMS needs only
+#: ``_crypto``, and key import's RSA and serialization code (``_import``) or Secrets
+#: Manager's (``_secrets``, ``_secret_admin``) would be most of the emulator's start-up.
+_HANDLERS: Final[dict[str, tuple[str, str]]] = {
+    "CancelKeyDeletion": ("_keys", "cancel_key_deletion"),
+    "CreateAlias": ("_aliases", "create_alias"),
+    "CreateKey": ("_keys", "create_key"),
+    "CreateKeyVersion": ("_keys", "create_key_version"),
+    "Decrypt": ("_crypto", "decrypt"),
+    "DeleteAlias": ("_aliases", "delete_alias"),
+    "DescribeKey": ("_keys", "describe_key"),
+    "DescribeKeyVersion": ("_keys", "describe_key_version"),
+    "DisableKey": ("_keys", "disable_key"),
+    "EnableKey": ("_keys", "enable_key"),
+    "Encrypt": ("_crypto", "encrypt"),
+    "GenerateDataKey": ("_crypto", "generate_data_key"),
+    "GenerateDataKeyWithoutPlaintext": ("_crypto", "generate_data_key_without_plaintext"),
+    "ListAliases": ("_aliases", "list_aliases"),
+    "ListAliasesByKeyId": ("_aliases", "list_aliases_by_key_id"),
+    "ListKeyVersions": ("_keys", "list_key_versions"),
+    "ListKeys": ("_keys", "list_keys"),
+    "ListResourceTags": ("_keys", "list_resource_tags"),
+    "ReEncrypt": ("_crypto", "re_encrypt"),
+    "ScheduleKeyDeletion": ("_keys", "schedule_key_deletion"),
+    "TagResource": ("_keys", "tag_resource"),
+    "UntagResource": ("_keys", "untag_resource"),
+    "UpdateAlias": ("_aliases", "update_alias"),
+    "UpdateKeyDescription": ("_keys", "update_key_description"),
+    "UpdateRotationPolicy": ("_keys", "update_rotation_policy"),
     # -- key import, Origin=EXTERNAL (issue 15) -----------------------------------------------
-    "DeleteKeyMaterial": _import.delete_key_material,
-    "GetParametersForImport": _import.get_parameters_for_import,
-    "ImportKeyMaterial": _import.import_key_material,
+    "DeleteKeyMaterial": ("_import", "delete_key_material"),
+    "GetParametersForImport": ("_import", "get_parameters_for_import"),
+    "ImportKeyMaterial": ("_import", "import_key_material"),
     # -- Secrets Manager (issue 15) ----------------------------------------------------------
-    "BatchGetSecretValue": _secrets.batch_get_secret_value,
-    "CreateSecret": _secrets.create_secret,
-    "DeleteSecret": _secret_admin.delete_secret,
-    "DescribeSecret": _secret_admin.describe_secret,
-    "GetRandomPassword": _secrets.get_random_password,
-    "GetSecretValue": _secrets.get_secret_value,
-    "ListSecretVersionIds": _secret_admin.list_secret_version_ids,
-    "ListSecrets": _secret_admin.list_secrets,
-    "PutSecretValue": _secrets.put_secret_value,
-    "RestoreSecret": _secret_admin.restore_secret,
-    "UpdateSecret": _secret_admin.update_secret,
-    "UpdateSecretVersionStage": _secret_admin.update_secret_version_stage,
+    "BatchGetSecretValue": ("_secrets", "batch_get_secret_value"),
+    "CreateSecret": ("_secrets", "create_secret"),
+    "DeleteSecret": ("_secret_admin", "delete_secret"),
+    "DescribeSecret": ("_secret_admin", "describe_secret"),
+    "GetRandomPassword": ("_secrets", "get_random_password"),
+    "GetSecretValue": ("_secrets", "get_secret_value"),
+    "ListSecretVersionIds": ("_secret_admin", "list_secret_version_ids"),
+    "ListSecrets": ("_secret_admin", "list_secrets"),
+    "PutSecretValue": ("_secrets", "put_secret_value"),
+    "RestoreSecret": ("_secret_admin", "restore_secret"),
+    "UpdateSecret": ("_secret_admin", "update_secret"),
+    "UpdateSecretVersionStage": ("_secret_admin", "update_secret_version_stage"),
 }
 
 #: The actions the emulator implements.
 ACTIONS: Final = frozenset(_HANDLERS)
 #: Those of Secrets Manager (the rest act on keys and aliases).
 SECRET_ACTIONS: Final = frozenset(
-    action
-    for action, handler in _HANDLERS.items()
-    if handler.__module__ in (_secrets.__name__, _secret_admin.__name__)
+    action for action, (module, _) in _HANDLERS.items() if module in ("_secrets", "_secret_admin")
 )
+
+
+def _handler(action: str) -> _Handler | None:
+    """The function that answers ``action`` (its module imported now if not yet)."""
+    where = _HANDLERS.get(action)
+    if where is None:
+        return None
+    module, function = where
+    handler: _Handler = getattr(importlib.import_module(f"kmsnb.emulator.{module}"), function)
+    return handler
 
 
 class KmsService:
@@ -146,7 +158,7 @@ class KmsService:
                 change, disk full...), with a message naming it. Not a KMS answer: the
                 in-process client raises it as it is, the HTTP server answers 500.
         """
-        handler = _HANDLERS.get(action)
+        handler = _handler(action)
         if handler is None:
             raise ServiceError(
                 "InvalidAction.NotFound",

@@ -56,11 +56,9 @@ import contextlib
 import os
 import threading
 import time
-import uuid
 from collections.abc import Container, Iterator
 from pathlib import Path
 
-import platformdirs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -129,6 +127,8 @@ def default_store_dir() -> Path:
     configured = os.environ.get(DIR_ENV)
     if configured:
         return Path(configured).expanduser()
+    import platformdirs  # here: it imports tempfile, and an explicit store needs neither
+
     return Path(platformdirs.user_data_dir("kmsnb")) / "emulator"
 
 
@@ -189,6 +189,8 @@ class KeyStore:
             # Fail now, not at the first call, on a wrong root key; upgrade a format 1 file.
             state = self._load_if_stale(verify=True)
             if self._loaded_format == FORMAT_V1 and not self._dir.read_only:
+                import uuid  # only writes need it (it imports platform)
+
                 upgraded = state.copy()
                 upgraded.generation = state.generation + 1
                 upgraded.write_id = uuid.uuid4().hex
@@ -224,6 +226,8 @@ class KeyStore:
                     f"the keystore {self.path} is read-only; it can decrypt and list, but "
                     "changes need a writable keystore"
                 )
+            import uuid  # only writes need it (it imports platform)
+
             current = self._load_if_stale(verify=True)
             draft = current.copy()
             yield draft
@@ -249,6 +253,8 @@ class KeyStore:
         size = SM4_KEY_SIZE if state.keys[key_id].key_spec == "Aliyun_SM4" else MATERIAL_SIZE
         if material is not None and len(material) != size:
             raise ValueError(f"key material for this key is {size} bytes")
+        import uuid  # only writes need it (it imports platform)
+
         existing = state.versions.get(version_id) if version_id is not None else None
         version_id = version_id or str(uuid.uuid4())
         owned = bytearray(os.urandom(size)) if material is None else bytearray(material)

@@ -13,7 +13,10 @@ from kmsnb.kms._base import (
     WrappedKey,
     WrappingKms,
 )
-from kmsnb.kms.caching import CacheStats, CachingKms
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kmsnb.kms.caching import CacheStats, CachingKms
 
 __all__ = [
     "DATA_KEY_SIZE",
@@ -30,3 +33,13 @@ __all__ = [
     "WrappedKey",
     "WrappingKms",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The cache (with threading) is imported when asked for: every backend imports
+    # kmsnb.kms._base, and so this package, and most never use the cache.
+    if name in ("CacheStats", "CachingKms"):
+        from kmsnb.kms import caching
+
+        return getattr(caching, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

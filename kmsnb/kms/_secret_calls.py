@@ -25,14 +25,19 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kmsnb._wipe import wipe
 from kmsnb.errors import KmsError
-from kmsnb.kms._retry import AlreadyDone, refused_as_done
-from kmsnb.kms._secrets import Secret, SecretInfo, SecretVersionInfo, holds_value
+
+if TYPE_CHECKING:
+    from kmsnb.kms._retry import AlreadyDone
+    from kmsnb.kms._secrets import Secret, SecretInfo, SecretVersionInfo
+
+# The secret records (kmsnb.kms._secrets) and the retry rules (kmsnb.kms._retry) are
+# imported by the calls that use them: LocalKms inherits these calls, and a file's
+# encryption should not pay for three more dataclasses and the random module.
 
 __all__ = ["AliyunSecrets", "LocalSecrets", "SecretCalls"]
 
@@ -61,6 +66,8 @@ class SecretCalls:
             version_id: the first version's id (default: a new UUID).
             encryption_key_id: the master key that protects it (default: the service's).
         """
+        from kmsnb.kms._secrets import SecretVersionInfo
+
         params = {"SecretName": name, **_data(value), "VersionId": version_id or _new_id()}
         if description:
             params["Description"] = description
@@ -73,6 +80,8 @@ class SecretCalls:
         self, name: str, value: str | bytes, *, version_id: str | None = None
     ) -> SecretVersionInfo:
         """Store ``value`` as a new version of ``name`` and make it ACSCurrent."""
+        from kmsnb.kms._secrets import SecretVersionInfo
+
         params = {"SecretName": name, **_data(value), "VersionId": version_id or _new_id()}
         body = self._secret_call("PutSecretValue", params)
         return SecretVersionInfo(str(body["SecretName"]), str(body["VersionId"]), _stages(body))
@@ -81,6 +90,8 @@ class SecretCalls:
         self, name: str, *, version_id: str | None = None, version_stage: str | None = None
     ) -> Secret:
         """The value of ``name`` (ACSCurrent unless a version or stage is named), masked."""
+        from kmsnb.kms._secrets import Secret
+
         params = {"SecretName": name}
         if version_id:
             params["VersionId"] = version_id
@@ -182,6 +193,8 @@ class AliyunSecrets(SecretCalls):
         self, action: str, params: Mapping[str, str], found: dict[str, Any]
     ) -> AlreadyDone | None:
         """How to recognise that a lost try of a write took effect (module docstring)."""
+        from kmsnb.kms._retry import refused_as_done
+
         name = params.get("SecretName", "")
         if action in ("CreateSecret", "PutSecretValue"):
             return refused_as_done(
@@ -202,6 +215,8 @@ class AliyunSecrets(SecretCalls):
 
     def _version_stored(self, params: Mapping[str, str], found: dict[str, Any]) -> bool:
         """Whether the version that CreateSecret/PutSecretValue sent is stored, as sent."""
+        from kmsnb.kms._secrets import holds_value
+
         name, version_id = params["SecretName"], params["VersionId"]
         data_type = params["SecretDataType"]
         sent = bytearray(
@@ -230,6 +245,8 @@ def _data(value: str | bytes) -> dict[str, str]:
 
 
 def _new_id() -> str:
+    import uuid  # here, not at the top: it imports platform
+
     return str(uuid.uuid4())
 
 
@@ -239,6 +256,8 @@ def _stages(body: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _info(body: Mapping[str, Any]) -> SecretInfo:
+    from kmsnb.kms._secrets import SecretInfo
+
     return SecretInfo(
         name=str(body["SecretName"]),
         secret_type=str(body.get("SecretType") or "Generic"),

@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import os
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -189,6 +188,8 @@ class LocalKms(LocalSecrets, LocalWrapping):
             return self._service.call(action, params)
         except ServiceError as exc:
             # The in-process engine has no request id; make one so errors look alike.
+            import uuid  # here, not at the top: it imports platform
+
             request_id = str(uuid.uuid4())
             raise error_from_response(
                 action, exc.code, exc.message, exc.http_status, request_id

@@ -17,7 +17,9 @@ One layer for every face (``kmsnb.save``/``load``, ``encrypt_file``/``decrypt_fi
 :class:`~kmsnb.errors.UnsupportedStorageError`; :mod:`kmsnb.storage._open` says how each
 store is made streaming, atomic and exclusive; :mod:`kmsnb.storage._oss` why OSS goes
 through Alibaba's SDK v2; :mod:`kmsnb.storage._generations` how a dataset is switched on a
-store without rename. Importing this package imports no store library.
+store without rename; :mod:`kmsnb.storage._options` how the faces take options as text
+(``--storage-option KEY=VALUE``), never credentials. Importing this package imports no
+store library.
 """
 
 from __future__ import annotations
@@ -35,15 +37,22 @@ from kmsnb.storage._generations import (
 )
 from kmsnb.storage._location import WRITABLE, Location, StoreKind, is_url, resolve
 from kmsnb.storage._open import DEFAULT_PART_SIZE, MIN_PART_SIZE, open_input, open_output
+from kmsnb.storage._options import (
+    CREDENTIAL_OPTIONS,
+    check_no_credentials,
+    parse_storage_options,
+)
 from kmsnb.storage._oss import endpoint_for, oss_settings
 
 __all__ = [
+    "CREDENTIAL_OPTIONS",
     "DEFAULT_PART_SIZE",
     "GENERATION_PREFIX",
     "MIN_PART_SIZE",
     "WRITABLE",
     "Location",
     "StoreKind",
+    "check_no_credentials",
     "endpoint_for",
     "is_url",
     "join",
@@ -52,6 +61,7 @@ __all__ = [
     "open_input",
     "open_output",
     "oss_settings",
+    "parse_storage_options",
     "read_manifest_bytes",
     "remove_generation",
     "remove_unreferenced_generations",

@@ -25,6 +25,7 @@ from kmsnb.errors import (
     FormatError,
     IntegrityError,
     KmsAccessDeniedError,
+    UnsupportedStorageError,
     WrongKeyError,
 )
 from kmsnb.testing import InMemoryKms
@@ -193,6 +194,51 @@ def test_session_defaults_and_kms_uri(kms: InMemoryKms, tmp_path: Path) -> None:
     assert kmsnb.arrow.read_table(tmp_path / "u.parquet.kms", kms=uri).equals(table)
 
 
+def test_a_bare_key_name_means_its_alias(kms: InMemoryKms, tmp_path: Path) -> None:
+    """The one key-naming rule (kmsnb._defaults), as for pandas: ``main`` is ``alias/main``,
+    for the Arrow and polars writers and the session's default key alike."""
+    import polars as pl
+
+    import kmsnb.polars
+
+    table = pa.table({"a": [1]})
+    expected = kms.describe_key(MAIN_KEY).key_id
+    kmsnb.arrow.write_table(table, tmp_path / "a.parquet.kms", "main", kms=kms)
+    kmsnb.polars.write_csv(pl.DataFrame({"a": [1]}), tmp_path / "p.csv.kms", "main", kms=kms)
+    session.set_default_key("main")
+    kmsnb.arrow.write_table(table, tmp_path / "s.parquet.kms", kms=kms)
+    for name in ("a.parquet.kms", "p.csv.kms", "s.parquet.kms"):
+        assert kmsnb.inspect(tmp_path / name).key_id == expected
+
+
+@pytest.mark.parametrize("mode", [{}, {"columns": ["ssn"]}], ids=["whole-file", "columns"])
+def test_urls_go_through_kmsnb_storage(kms: InMemoryKms, mode: dict[str, object]) -> None:
+    """An fsspec URL is written through kmsnb.storage (published whole, exclusive unless
+    overwrite) and read back; a store kmsnb cannot write atomically is refused before
+    any KMS call."""
+    import fsspec
+    import polars as pl
+
+    import kmsnb.polars
+
+    table = pa.table({"a": [1, 2], "ssn": ["x", "y"]})
+    url = "memory://kmsnb-arrow-urls/t.parquet.kms"
+    try:
+        kmsnb.arrow.write_table(table, url, MAIN_KEY, kms=kms, **mode)  # type: ignore[arg-type]
+        with pytest.raises(FileExistsError):
+            kmsnb.arrow.write_table(table, url, MAIN_KEY, kms=kms, **mode)  # type: ignore[arg-type]
+        assert kmsnb.arrow.read_table(url, kms=kms).equals(table)
+        frame = pl.from_arrow(table)
+        kmsnb.polars.write_parquet(frame, url, MAIN_KEY, kms=kms, overwrite=True)  # type: ignore[arg-type]
+        assert kmsnb.polars.read_parquet(url, kms=kms).equals(frame)
+    finally:
+        fsspec.filesystem("memory").rm("/kmsnb-arrow-urls", recursive=True)
+    calls = dict(kms.calls)
+    with pytest.raises(UnsupportedStorageError, match="atomically"):
+        kmsnb.arrow.write_table(table, "ftp://127.0.0.1/t.parquet.kms", MAIN_KEY, kms=kms)
+    assert dict(kms.calls) == calls
+
+
 def test_forged_whole_file_is_refused(kms: InMemoryKms, tmp_path: Path) -> None:
     """A header naming the trusted key over a data key of a scratch key: the KMS's answer
     gives it away, before any row is released (both read paths)."""
@@ -303,9 +349,9 @@ def test_large_tables_stream_through_the_sink(
 ) -> None:
     """Tables above the sized-write limit are not serialised in memory first: they go
     through the streaming sink, and read back the same."""
-    from kmsnb import _engine_io
+    from kmsnb import _whole_file_io
 
-    monkeypatch.setattr(_engine_io, "SIZED_WRITE_LIMIT", 0)
+    monkeypatch.setattr(_whole_file_io, "SIZED_WRITE_LIMIT", 0)
     table = many_types(60)
     path = tmp_path / "t.parquet.kms"
     kmsnb.arrow.write_table(table, path, MAIN_KEY, kms=kms)

@@ -196,7 +196,7 @@ def test_large_writes_stream_and_get_their_own_key(
     tmp_path: Path, cached: CachingKms[InMemoryKms], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past SIZED_WRITE_LIMIT the size is unknown: streamed, and never sharing a key."""
-    monkeypatch.setattr(kmsnb.dataframe._whole_file, "SIZED_WRITE_LIMIT", 1024)
+    monkeypatch.setattr(kmsnb._whole_file_io, "SIZED_WRITE_LIMIT", 1024)
     df = pd.DataFrame({"a": np.arange(20_000)})
     for name in ("one.kms", "two.kms"):
         df.kms.to_parquet(tmp_path / name, MAIN_KEY, kms=cached, compression=None)

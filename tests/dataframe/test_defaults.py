@@ -1,4 +1,4 @@
-"""kmsnb.dataframe._defaults: the DataFrame helpers name keys and KMSs by the library's one
+"""kmsnb._defaults: the DataFrame helpers name keys and KMSs by the library's one
 rule each (a bare NAME means alias/NAME; kms= as kmsnb.connect takes it)."""
 
 from __future__ import annotations

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from kmsnb.emulator import ACTIONS, KeyStore, KeyStoreCorruptedError, KmsService, Limits
+from kmsnb.emulator import (
+    ACTIONS,
+    KeyStore,
+    KeyStoreCorruptedError,
+    KmsService,
+    Limits,
+    ServiceError,
+)
 from kmsnb.emulator.service import SECRET_ACTIONS
 
 from .conftest import DAY, FakeClock
@@ -386,6 +393,22 @@ def test_matrix_covers_every_action() -> None:
     # states and codes: tests/kms/test_mismatches_sdk.py).
     imports = {"GetParametersForImport", "ImportKeyMaterial", "DeleteKeyMaterial"}
     assert covered == ACTIONS - SECRET_ACTIONS - imports
+
+
+def test_every_action_reaches_its_handler(service: KmsService) -> None:
+    """The handler table names its modules as strings (imported at first call, for the
+    CLI's start-up): each entry must lead to a handler, which then judges the (empty)
+    parameters itself rather than the service answering that no such action exists."""
+    unreached = set()
+    for action in sorted(ACTIONS):
+        try:
+            service.call(action, {})
+        except ServiceError as error:
+            if error.code == "InvalidAction.NotFound":
+                unreached.add(action)
+    assert set() == unreached
+    with pytest.raises(ServiceError, match=r"^InvalidAction\.NotFound"):
+        service.call("NoSuchAction", {})
 
 
 # -- key references: ids, aliases, ARNs ------------------------------------------------

@@ -20,7 +20,12 @@ from forgery import forge_bytes
 import kmsnb
 import kmsnb.arrow
 from kmsnb import session
-from kmsnb.errors import ContextMismatchError, IntegrityError, WrongKeyError
+from kmsnb.errors import (
+    ContextMismatchError,
+    IntegrityError,
+    UnsupportedStorageError,
+    WrongKeyError,
+)
 from kmsnb.fsspec_kmsnb import DecryptedFile, KmsnbFileSystem
 from kmsnb.testing import InMemoryKms
 
@@ -247,6 +252,20 @@ def test_memory_target(kms: InMemoryKms, table: pa.Table) -> None:
     with fsspec.open("kmsnb::memory://bucket/t.parquet.kms", kmsnb={"kms": kms}) as f:
         assert pq.read_table(f).equals(table)
     fsspec.filesystem("memory").rm("/bucket", recursive=True)
+
+
+def test_a_target_kmsnb_cannot_write_atomically_is_refused(
+    kms: InMemoryKms, tmp_path: Path
+) -> None:
+    """Writes go through kmsnb.storage, as every kmsnb writer's: a store it cannot write
+    atomically (here fsspec's dir:// over a local folder) is refused before a KMS call."""
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    fs = KmsnbFileSystem(fs=DirFileSystem(path=str(tmp_path)), kms=kms, key=MAIN_KEY)
+    with pytest.raises(UnsupportedStorageError, match="atomically"):
+        fs.open("t.kms", "wb")
+    assert list(tmp_path.iterdir()) == []
+    assert kms.calls["generate_data_key"] == 0
 
 
 def test_kms_option_as_a_uri(tmp_path: Path) -> None:

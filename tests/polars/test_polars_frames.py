@@ -209,9 +209,9 @@ def test_both_write_paths(
 ) -> None:
     """Frames above the sized-write limit stream through the sink, smaller ones are
     serialised in memory first; both read back the same, and a failed write leaves nothing."""
-    from kmsnb import _engine_io
+    from kmsnb import _whole_file_io
 
-    monkeypatch.setattr(_engine_io, "SIZED_WRITE_LIMIT", limit)
+    monkeypatch.setattr(_whole_file_io, "SIZED_WRITE_LIMIT", limit)
     df = many_types()
     path = tmp_path / "t.parquet.kms"
     kmsnb.polars.write_parquet(df, path, MAIN_KEY, kms=kms)

@@ -63,6 +63,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._eax",
             "kmsnb._thrift",
             "kmsnb._progress",
+            # Where bytes live (local files, object stores): below the file operations.
+            "kmsnb.storage",
         ),
     ),
     (
@@ -85,6 +87,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._key_check",
             "kmsnb.rewrap",
             "kmsnb.legacy",
+            # Whole-file tables: the encrypting sink, atomic outputs, seekable inputs.
+            "kmsnb._whole_file_io",
         ),
     ),
     (
@@ -92,11 +96,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "kmsnb.connection",
             "kmsnb._connect",
+            "kmsnb._defaults",
             "kmsnb.session",
             "kmsnb.secrets",
             "kmsnb.keys",
             "kmsnb._save",
             "kmsnb._load",
+            "kmsnb._tables",
             "kmsnb._inspect",
             "kmsnb._column_keys",
             "kmsnb._pme",
@@ -110,7 +116,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb.arrow",
             "kmsnb.polars",
             "kmsnb.fsspec_kmsnb",
-            "kmsnb.storage",
         ),
     ),
     (

@@ -10,7 +10,15 @@ import pytest
 
 pytestmark = [pytest.mark.unit]
 
-HEAVY = ("pandas", "pyarrow", "fsspec", "alibabacloud_kms20160120", "IPython", "tqdm")
+HEAVY = (
+    "pandas",
+    "pyarrow",
+    "polars",
+    "fsspec",
+    "alibabacloud_kms20160120",
+    "IPython",
+    "tqdm",
+)
 
 
 def test_import_kmsnb_and_reaching_the_verbs_loads_nothing_heavy() -> None:

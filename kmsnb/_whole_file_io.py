@@ -1,13 +1,15 @@
-"""Where the bytes of :mod:`kmsnb.arrow`, :mod:`kmsnb.polars` and the ``kmsnb::`` file system
-come from and go to, without pandas: the KMS and key defaults, the encrypting plaintext
-sink, atomic outputs, seekable inputs, and what kind of file a source is.
+"""Whole-file mode, without pandas: where a table's plaintext goes (the encrypting sink),
+where the ciphertext goes (an atomic output) and comes from (a seekable input), and the
+checks of what a file holds. :mod:`kmsnb.dataframe`, :mod:`kmsnb.arrow`, :mod:`kmsnb.polars`
+and the ``kmsnb::`` file system (:mod:`kmsnb.fsspec_kmsnb`) all write and read through it.
 
-The rules are those of :mod:`kmsnb.dataframe` (whose private helpers of the same names these
-mirror, so that an engine never imports pandas): no plaintext on disk; the first
-:data:`SIZED_WRITE_LIMIT` plaintext bytes are held so that a small file's size is known
-(a :class:`~kmsnb.kms.CachingKms` may then reuse a data key), the rest streams; the
-ciphertext becomes the destination only once complete (:func:`kmsnb._files.atomic_output`
-locally; for remote fsspec URLs assembled in memory and stored in one call).
+No plaintext touches a disk. Writing, the Parquet or CSV bytes go to the envelope
+encryptor: the first :data:`SIZED_WRITE_LIMIT` plaintext bytes are held in memory so that
+a small file's exact size is known (which lets a :class:`~kmsnb.kms.CachingKms` reuse a
+data key, as the ESDK does only for sized messages); beyond that the rest streams. Paths
+and URLs go through :mod:`kmsnb.storage`: the ciphertext becomes the destination only once
+complete (an unnamed local file named when done, an object published whole); a caller's
+file object is written as it is, its atomicity the caller's.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ import contextlib
 import ctypes
 import io
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from kmsnb._files import atomic_output
-from kmsnb._format.header import CONTENT_TYPE_BYTES, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, MAGIC
-from kmsnb._pme_footer import read_tail
+from kmsnb import storage
+from kmsnb._format.header import CONTENT_TYPE_BYTES, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
 from kmsnb.envelope import EncryptWriter, open_decrypt, open_encrypt
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
@@ -34,67 +34,31 @@ __all__ = [
     "SIZED_WRITE_LIMIT",
     "PathOrFile",
     "PlaintextSink",
+    "check_binary",
     "check_content_type",
     "content_type_for_name",
     "decrypt_whole",
-    "kind_of",
     "local_path",
     "open_input",
     "open_output",
-    "resolve_key",
-    "resolve_kms",
+    "seekable",
     "write_from_memory",
     "write_plaintext",
     "write_whole_file",
 ]
 
-#: Plaintext bytes held in memory before a write starts streaming (as kmsnb.dataframe).
+#: Plaintext bytes held in memory before a write starts streaming (see the docstring).
 SIZED_WRITE_LIMIT = 64 * 1024 * 1024
 
 PathOrFile = str | os.PathLike[str] | BinaryIO
-Kind = Literal["file", "columns", "plain"]
 B = TypeVar("B")
 
-_PARQUET_MAGIC = b"PAR1"
-_PME_MAGIC = b"PARE"  # Parquet with an encrypted footer
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*(::[A-Za-z0-9+.\-]+)*://")
 _CONTENT_NAMES = {CONTENT_TYPE_PARQUET: "Parquet", CONTENT_TYPE_CSV: "CSV"}
 _SUFFIX_CONTENT = {
     ".parquet": CONTENT_TYPE_PARQUET,
     ".pq": CONTENT_TYPE_PARQUET,
     ".csv": CONTENT_TYPE_CSV,
 }
-
-
-def resolve_kms(kms: Kms | str | None) -> Kms:
-    """``kms`` itself, a client for a KMS URI, or the session's KMS for ``None``."""
-    if isinstance(kms, str):
-        import kmsnb
-
-        return kmsnb.connect(kms)
-    if kms is not None:
-        return kms
-    from kmsnb import session
-
-    return session.get_kms()
-
-
-def resolve_key(key_id: str | None) -> str:
-    """``key_id``, or the session's default key for ``None``."""
-    if key_id is None:
-        from kmsnb import session
-
-        key_id = session.get_default_key()
-        if key_id is None:
-            raise ValueError(
-                "no key given and no default key set; pass key='alias/...' or call "
-                "kmsnb.session.set_default_key('alias/...')"
-            )
-    if not isinstance(key_id, str):
-        raise TypeError(f"key must be str, not {type(key_id).__name__}")
-    if not key_id:
-        raise ValueError("key must not be empty")
-    return key_id
 
 
 def content_type_for_name(name: str) -> str:
@@ -104,7 +68,8 @@ def content_type_for_name(name: str) -> str:
 
 
 def check_content_type(found: str, wanted: str, *, readers: Mapping[str, str]) -> None:
-    """Refuse a whole-file kmsnb file that holds something else than ``wanted``."""
+    """Refuse a whole-file kmsnb file that holds something else than ``wanted``, naming
+    the reader (``readers``: content type to function name) that reads what it holds."""
     if found == wanted:
         return
     if found in readers:
@@ -121,22 +86,6 @@ def check_content_type(found: str, wanted: str, *, readers: Mapping[str, str]) -
 # -- where the bytes come from --------------------------------------------------------------
 
 
-def _is_url(path: object) -> bool:
-    return isinstance(path, str) and _URL.match(path) is not None
-
-
-def _url_to_fs(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
-    import fsspec.core
-
-    return fsspec.core.url_to_fs(url, **dict(storage_options or {}))  # type: ignore[no-any-return]
-
-
-def _is_local(fs: Any) -> bool:
-    from fsspec.implementations.local import LocalFileSystem
-
-    return isinstance(fs, LocalFileSystem)
-
-
 def _check_storage_options(path: object, storage_options: Mapping[str, Any] | None) -> None:
     if isinstance(path, str) and path.startswith("kmsnb::"):
         # Through the kmsnb:: file system these readers would see plaintext, and call it
@@ -145,14 +94,15 @@ def _check_storage_options(path: object, storage_options: Mapping[str, Any] | No
             f"kmsnb's readers and writers decrypt and encrypt themselves: drop 'kmsnb::' "
             f"from {path!r} (it is for other libraries' readers)"
         )
-    if storage_options is not None and not _is_url(path):
+    if storage_options is not None and not storage.is_url(path):
         raise ValueError(
             "storage_options is only for fsspec URLs (s3://..., memory://...), "
             "not for local paths or file objects"
         )
 
 
-def _check_binary(fileobj: object) -> None:
+def check_binary(fileobj: object) -> None:
+    """Refuse a text file where bytes are read or written."""
     if isinstance(fileobj, io.TextIOBase):
         raise TypeError(
             "path must be a binary file (open it with 'rb' or 'wb', or use io.BytesIO), "
@@ -160,15 +110,18 @@ def _check_binary(fileobj: object) -> None:
         )
 
 
+def _wrong_type(path: object) -> TypeError:
+    return TypeError(
+        f"path must be a path, a URL or a binary file object, not {type(path).__name__}"
+    )
+
+
 def local_path(path: PathOrFile, storage_options: Mapping[str, Any] | None) -> str | None:
-    """The local file system path behind ``path``, if it has one."""
-    if isinstance(path, str | os.PathLike) and not _is_url(path):
-        return os.fspath(path)
-    if _is_url(path):
-        fs, fs_path = _url_to_fs(str(path), storage_options)
-        if _is_local(fs):
-            return str(fs_path)
-    return None
+    """The local file system path behind ``path`` (a path or a ``file://`` URL), if any."""
+    if not isinstance(path, str | os.PathLike):
+        return None
+    location = storage.resolve(path, storage_options=storage_options, writing=False)
+    return location.path if location.is_local else None
 
 
 @contextlib.contextmanager
@@ -178,47 +131,21 @@ def open_input(
     """A seekable binary file of ``path``'s bytes (a pipe's are read into memory)."""
     _check_storage_options(path, storage_options)
     if callable(getattr(path, "read", None)):
-        _check_binary(path)
-        yield _seekable(path)  # type: ignore[arg-type]
-    elif _is_url(path):
-        fs, fs_path = _url_to_fs(str(path), storage_options)
-        with fs.open(fs_path, "rb") as source:
-            yield _seekable(source)
+        check_binary(path)
+        yield seekable(path)  # type: ignore[arg-type]
     elif isinstance(path, str | os.PathLike):
-        with open(path, "rb") as source:
-            yield source
+        with storage.open_input(path, storage_options=storage_options) as source:
+            yield seekable(source)
     else:
-        raise TypeError(
-            f"path must be a path, a URL or a binary file object, not {type(path).__name__}"
-        )
+        raise _wrong_type(path)
 
 
-def _seekable(source: BinaryIO) -> BinaryIO:
-    seekable = getattr(source, "seekable", None)
-    if callable(seekable) and seekable():
+def seekable(source: BinaryIO) -> BinaryIO:
+    """``source`` if it can seek, else its ciphertext read into memory."""
+    can_seek = getattr(source, "seekable", None)
+    if callable(can_seek) and can_seek():
         return source
     return io.BytesIO(source.read())  # ciphertext only: a pipe or a socket
-
-
-def kind_of(source: BinaryIO) -> Kind:
-    """How a seekable source is encrypted: a whole kmsnb file, column-level, or not at all.
-
-    Raises:
-        FormatError: neither a kmsnb file nor Parquet.
-    """
-    start = source.tell()
-    magic = source.read(len(MAGIC))
-    source.seek(start)
-    if magic == MAGIC:
-        return "file"
-    # PAR1 may still be column-encrypted, with a plaintext (signed) footer.
-    if magic.startswith(_PME_MAGIC) or (
-        magic.startswith(_PARQUET_MAGIC) and read_tail(source) is not None
-    ):
-        return "columns"
-    if magic.startswith(_PARQUET_MAGIC):
-        return "plain"
-    raise FormatError("not an encrypted table (neither a kmsnb file nor Parquet)")
 
 
 # -- where the bytes go ---------------------------------------------------------------------
@@ -228,39 +155,19 @@ def kind_of(source: BinaryIO) -> Kind:
 def open_output(
     path: PathOrFile, *, overwrite: bool, storage_options: Mapping[str, Any] | None
 ) -> Iterator[BinaryIO]:
-    """A binary file for the ciphertext, that becomes ``path`` only if the block completes."""
+    """A binary file for the ciphertext, that becomes ``path`` only if the block completes
+    (:func:`kmsnb.storage.open_output`); a caller's file object is used as it is."""
     _check_storage_options(path, storage_options)
     if callable(getattr(path, "write", None)):
-        _check_binary(path)
+        check_binary(path)
         yield path  # type: ignore[misc]  # the caller's file: atomicity is theirs
-    elif _is_url(path):
-        fs, fs_path = _url_to_fs(str(path), storage_options)
-        if _is_local(fs):
-            with atomic_output(fs_path, overwrite=overwrite) as output:
-                yield output
-        else:
-            with remote_output(fs, fs_path, overwrite=overwrite) as output:
-                yield output
     elif isinstance(path, str | os.PathLike):
-        with atomic_output(path, overwrite=overwrite) as output:
+        with storage.open_output(
+            path, overwrite=overwrite, storage_options=storage_options
+        ) as output:
             yield output
     else:
-        raise TypeError(
-            f"path must be a path, a URL or a binary file object, not {type(path).__name__}"
-        )
-
-
-@contextlib.contextmanager
-def remote_output(fs: Any, fs_path: str, *, overwrite: bool) -> Iterator[BinaryIO]:
-    """A file whose bytes are stored at ``fs_path`` in one call once the block completes."""
-    # Object stores have no rename, and fsspec backends differ on deferring a commit
-    # (memory:// and others write through at open), so the ciphertext is assembled in
-    # memory and stored in one call once complete: a failure stores nothing.
-    if not overwrite and fs.exists(fs_path):
-        raise FileExistsError(f"{fs_path} exists; pass overwrite=True to replace it")
-    ciphertext = io.BytesIO()
-    yield ciphertext
-    fs.pipe_file(fs_path, ciphertext.getvalue())
+        raise _wrong_type(path)
 
 
 def _zero(buffer: bytearray | memoryview) -> None:
@@ -287,7 +194,7 @@ class PlaintextSink(io.RawIOBase):
         kms: Kms,
         encryption_context: Mapping[str, str] | None,
         content_type: str,
-        limit: int = SIZED_WRITE_LIMIT,
+        limit: int | None = None,
     ) -> None:
         super().__init__()
         self._output = output
@@ -295,7 +202,8 @@ class PlaintextSink(io.RawIOBase):
         self._kms = kms
         self._context = encryption_context
         self._content_type = content_type
-        self._limit = limit
+        # Read now, not at import: a test may lower the module's limit.
+        self._limit = SIZED_WRITE_LIMIT if limit is None else limit
         # Held as the serialiser wrote it, one copy per write: joining into one growing
         # buffer would copy it several times over.
         self._held: list[bytearray] = []
@@ -366,8 +274,14 @@ def decrypt_whole(
     allocate: Callable[[int], B],
 ) -> tuple[B, int]:
     """The verified plaintext of a whole-file kmsnb file, in one buffer from ``allocate``,
-    and its size. The buffer is one byte longer than the payload could hold, so that
-    the end of the data shows; it is not zeroed afterwards (the table holds the data)."""
+    and its size.
+
+    The plaintext is never longer than the payload, so one allocation suffices; the buffer
+    is one byte longer, so that the end of the data shows. Give Arrow's
+    ``pyarrow.allocate_buffer`` where pyarrow is there: its pool reuses freed memory, where
+    a fresh ``bytearray`` this big costs more in page faults than the decryption does. The
+    buffer is freed, not zeroed: the table made from it holds the same data.
+    """
     start = source.tell()
     end = source.seek(0, io.SEEK_END)
     source.seek(start)
