@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Literal
 
 from kmsnb.errors import (
+    AliasExistsError,
     ContextMismatchError,
     FormatError,
     IntegrityError,
@@ -26,7 +27,15 @@ from kmsnb.errors import (
     WrongKeyError,
 )
 
-__all__ = ["FACES", "Face", "hint_for", "kms_location", "naming_key_and_kms"]
+__all__ = [
+    "FACES",
+    "Face",
+    "hint_for",
+    "kms_location",
+    "message_for",
+    "naming_key_and_kms",
+    "naming_secret_and_kms",
+]
 
 Face = Literal["python", "cli", "magic", "widget"]
 FACES: Final[tuple[Face, ...]] = ("python", "cli", "magic", "widget")
@@ -45,6 +54,10 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "status": "kmsnb.connection.describe_kms(kms)",
         "usage": "help(kmsnb)",
         "directory": "name a file, e.g. DIR/NAME",
+        "move_alias": "kmsnb.keys.point_alias({alias!r}, KEY)",
+        "secrets": "kmsnb.secrets.list_secrets()",
+        "restore_secret": "kmsnb.secrets.restore(NAME)",
+        "put_secret": "kmsnb.secrets.put(NAME, VALUE)",
     },
     "cli": {
         "emulator": "--kms local:PATH",
@@ -58,6 +71,10 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "status": "kmsnb --kms URI ...",
         "usage": "kmsnb --help",
         "directory": "name a file, e.g. -o DIR/NAME",
+        "move_alias": "kmsnb alias update {alias} KEY",
+        "secrets": "kmsnb secret list",
+        "restore_secret": "kmsnb secret restore NAME",
+        "put_secret": "kmsnb secret put NAME",
     },
     "magic": {
         "emulator": "%config Kmsnb.kms = 'local:PATH'",
@@ -71,6 +88,10 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "status": "%kms status",
         "usage": "%kms?",
         "directory": "name a file, e.g. DIR/NAME",
+        "move_alias": "%kms alias {alias} KEY",
+        "secrets": "%kms secrets",
+        "restore_secret": "kmsnb.secrets.restore(NAME)",
+        "put_secret": "kmsnb.secrets.put(NAME, VALUE)",
     },
     "widget": {
         "emulator": "%config Kmsnb.kms = 'local:PATH'",
@@ -84,6 +105,10 @@ _WORDS: Final[Mapping[Face, Mapping[str, str]]] = {
         "status": "%kms status",
         "usage": "the widget's help",
         "directory": "name a file, e.g. DIR/NAME",
+        "move_alias": "%kms alias {alias} KEY",
+        "secrets": "%kms secrets",
+        "restore_secret": "kmsnb.secrets.restore(NAME)",
+        "put_secret": "kmsnb.secrets.put(NAME, VALUE)",
     },
 }
 
@@ -104,26 +129,53 @@ _NOT_FOUND_CODES: Final = frozenset(
 )
 
 
-def _access_denied(error: BaseException) -> str:
+# Secrets Manager's codes (its API reference), which the key APIs do not answer.
+_SECRET_HINTS: Final[Mapping[str, str]] = {
+    "Forbidden.ResourceNotFound": (
+        "this KMS has no such secret: check the name ({secrets}) and that this is the KMS "
+        "the secret lives in ({kms})"
+    ),
+    "Rejected.ResourceInDeleteWindow": (
+        "the secret is scheduled for deletion; restore it first ({restore_secret})"
+    ),
+    "Rejected.ResourceExist": "a secret of that name exists; store a new version ({put_secret})",
+}
+
+
+def _access_denied(error: BaseException, words: Mapping[str, str]) -> str:
     code = getattr(error, "code", None) or ""
+    if code in _SECRET_HINTS:
+        return _SECRET_HINTS[code].format_map(words)
     if code in _CREDENTIAL_CODES:
-        return (
+        template = (
             "give Alibaba Cloud credentials: ALIBABA_CLOUD_ACCESS_KEY_ID and "
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET, a profile (ALIBABA_CLOUD_PROFILE, "
             "~/.alibabacloud/credentials.ini) or the RAM role of an ECS instance; or use "
             "the local emulator ({emulator})"
         )
-    if code in _NOT_FOUND_CODES:
-        return (
+    elif code in _NOT_FOUND_CODES:
+        template = (
             "this KMS has no such key: check the name ({list}) and that this is the KMS "
             "the key lives in ({kms})"
         )
-    return "check the key's state ({describe}: disabled, pending deletion?) and your permissions"
+    else:
+        template = (
+            "check the key's state ({describe}: disabled, pending deletion?) and your permissions"
+        )
+    return template.format_map(words)
+
+
+def _alias_exists(error: BaseException, words: Mapping[str, str]) -> str:
+    alias = getattr(error, "alias_name", "ALIAS")
+    move = words["move_alias"].format(alias=alias)
+    return f"choose another alias, or move this one with {move}"
 
 
 # Most specific first: the first match gives the hint. A str is a template over _WORDS;
-# a function picks the template from the error (its KMS code).
-_TABLE: Final[tuple[tuple[type[BaseException], str | Callable[[BaseException], str]], ...]] = (
+# a function words it from the error (its KMS code, the alias it names) and _WORDS.
+_Hint = str | Callable[[BaseException, Mapping[str, str]], str]
+_TABLE: Final[tuple[tuple[type[BaseException], _Hint], ...]] = (
+    (AliasExistsError, _alias_exists),
     (FileExistsError, "{overwrite}"),
     (TruncatedError, "the file was cut short; copy or download it again"),
     (IntegrityError, "restore the file from a good copy; kmsnb released no unverified data"),
@@ -154,11 +206,29 @@ def hint_for(error: BaseException, face: Face) -> str | None:
     """
     if face not in _WORDS:
         raise ValueError(f"face must be one of {', '.join(FACES)}, not {face!r}")
+    words = _WORDS[face]
     for error_class, hint in _TABLE:
         if isinstance(error, error_class):
-            template = hint if isinstance(hint, str) else hint(error)
-            return template.format_map(_WORDS[face])
+            return hint.format_map(words) if isinstance(hint, str) else hint(error, words)
     return None
+
+
+# Advice the library's messages give in Python's words; the other faces drop it from the
+# message and give their hint instead.
+_PYTHON_ADVICE: Final = ("; pass overwrite=True to replace it",)
+
+
+def message_for(error: BaseException, face: Face) -> str:
+    """``error``'s message as ``face`` shows it next to :func:`hint_for`: on one line, and
+    without the advice the library wrote for Python callers when ``face`` is another."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    if face == "python":
+        return message
+    if isinstance(error, AliasExistsError):
+        message = message.removesuffix(f"; {error.advice}")
+    for advice in _PYTHON_ADVICE:
+        message = message.replace(advice, "")
+    return message
 
 
 def kms_location(kms: object) -> str:
@@ -181,6 +251,19 @@ def naming_key_and_kms(key_id: str, kms: object) -> Iterator[None]:
     asked for and of which KMS (a file made with another keystore, a forgotten ``--kms``).
     The error keeps its class, code, request id and status.
     """
+    with _naming(f"key {key_id!r}", kms):
+        yield
+
+
+@contextlib.contextmanager
+def naming_secret_and_kms(name: str, kms: object) -> Iterator[None]:
+    """The same for a secret: Secrets Manager says only "The resource is not found."."""
+    with _naming(f"secret {name!r}", kms):
+        yield
+
+
+@contextlib.contextmanager
+def _naming(what: str, kms: object) -> Iterator[None]:
     try:
         yield
     except KmsError as error:
@@ -188,6 +271,6 @@ def naming_key_and_kms(key_id: str, kms: object) -> Iterator[None]:
         if where in error.message:
             raise
         named = copy.copy(error)
-        named.message = f"{error.message.rstrip('.')}: key {key_id!r} in {where}"
+        named.message = f"{error.message.rstrip('.')}: {what} in {where}"
         named.args = (named.message,)
         raise named from error

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,14 @@ from typing import Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 from kmsnb._hints import kms_location
+from kmsnb.errors import NewKeystoreWarning
 from kmsnb.kms._base import Kms, KmsClient
 
 __all__ = [
     "KMS_URI_ENV",
     "KmsUri",
     "connect",
+    "connect_noting_new_keystore",
     "default_kms_uri",
     "describe_kms",
     "open_kms",
@@ -168,6 +171,10 @@ def connect(kms: Kms | str | None = None, *, allow_insecure_http: bool = False) 
     Returns:
         ``kms`` itself when it is a client, else a :class:`~kmsnb.kms.KmsClient`.
 
+    Warns:
+        NewKeystoreWarning: a ``local:`` URI named a folder with no keystore in it, so an
+            empty one was started there (a mistyped path does that too).
+
     Raises:
         TypeError: ``kms`` is neither a KMS client, a ``str`` nor ``None``.
         ValueError: the URI has none of the accepted forms, carries credentials, or is
@@ -188,12 +195,36 @@ def connect(kms: Kms | str | None = None, *, allow_insecure_http: bool = False) 
     if parsed.kind == "local":
         from kmsnb.kms.local import LocalKms
 
-        return LocalKms(parsed.store_path)
+        local = LocalKms(parsed.store_path)
+        if local.created_keystore:
+            # A warning, not an attribute to read: a script or a test sees it too, and
+            # `-W error::kmsnb.errors.NewKeystoreWarning` makes a mistyped path fatal in CI.
+            warnings.warn(NewKeystoreWarning(str(parsed.pinned()[len("local:") :])), stacklevel=2)
+        return local
     from kmsnb.kms.aliyun import AliyunKms
 
     return AliyunKms(
         parsed.region_id, endpoint=parsed.endpoint, allow_insecure_http=allow_insecure_http
     )
+
+
+def connect_noting_new_keystore(
+    kms: str | None = None, *, allow_insecure_http: bool = False
+) -> tuple[KmsClient, NewKeystoreWarning | None]:
+    """:func:`connect` of a URI, with its :class:`~kmsnb.errors.NewKeystoreWarning` returned rather
+    than shown: for the faces, which say it once in their own place (the CLI on stderr, the
+    notebook on its load line). Other warnings are shown as :func:`connect` would.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = connect(kms, allow_insecure_http=allow_insecure_http)
+    notice = None
+    for item in caught:
+        if isinstance(item.message, NewKeystoreWarning):
+            notice = item.message
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return client, notice
 
 
 def describe_kms(kms: object) -> str:

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from kmsnb.connection import connect
+from kmsnb.connection import connect_noting_new_keystore
 from kmsnb.envelope import decrypt_file, encrypt_file, inspect
 from kmsnb.kms._base import KmsClient
 
@@ -85,7 +85,9 @@ def main() -> int:
     print("kmsnb demo: the envelope-encryption tutorial on the local KMS emulator")
     _step(1, f"master key: a KMS emulator keystore in {STORE}/")
     STORE.parent.mkdir(exist_ok=True)
-    kms = connect(f"local:{STORE}")
+    kms, new_keystore = connect_noting_new_keystore(f"local:{STORE}")
+    if new_keystore is not None:
+        print("    a new keystore: no keys yet")
     try:
         work_key(kms)
 

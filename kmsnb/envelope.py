@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kmsnb._context import check_context_matches, check_encryption_context
 from kmsnb._format.header import (
@@ -37,6 +37,7 @@ from kmsnb._format.stream import (
 from kmsnb._hints import naming_key_and_kms
 from kmsnb._key_check import AllowedKeys, resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
+from kmsnb._render import Rendered, Rows, cell_text, format_size
 from kmsnb.kms._base import Kms, UnwrappedKey, for_message, is_kms
 
 __all__ = [
@@ -72,8 +73,8 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kmsnb.envelope' has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class FileInfo:
+@dataclass(frozen=True, repr=False)
+class FileInfo(Rendered):
     """What the header of a kmsnb file says, read without calling the KMS.
 
     Attributes:
@@ -89,6 +90,10 @@ class FileInfo:
         header_size: the header's size in bytes.
         wrapped_key_size: the size of the wrapped data key (the KMS CiphertextBlob).
         file_size: the whole file's size, when it could be known.
+
+    ``repr`` is one line (content type, size, key, the context's keys); ``str`` and
+    ``_repr_html_`` (a Jupyter cell's value) are a table of :meth:`fields`. Neither shows
+    the context's values: they are not secret, but need not be in every log line.
     """
 
     format_version: int
@@ -118,6 +123,37 @@ class FileInfo:
             wrapped_key_size=len(header.wrapped_key),
             file_size=file_size,
         )
+
+    def fields(self) -> list[tuple[str, object]]:
+        """``(name, value)`` rows for the text and HTML displays."""
+        size = (
+            "unknown (written as a stream)"
+            if self.plaintext_size is None
+            else format_size(self.plaintext_size)
+        )
+        return [
+            ("key id", self.key_id),
+            ("key version", self.key_version_id),
+            ("encryption context", dict(self.encryption_context) or "none"),
+            ("content type", self.content_type),
+            ("plaintext size", size),
+            ("file size", format_size(self.file_size)),
+            ("format", f"kmsnb v{self.format_version}, {self.algorithm}"),
+        ]
+
+    def _table(self) -> tuple[str, Sequence[str] | None, Rows]:
+        return "kmsnb file", None, [[name, cell_text(value)] for name, value in self.fields()]
+
+    def __repr__(self) -> str:
+        size = "size unknown" if self.plaintext_size is None else format_size(self.plaintext_size)
+        context = ", ".join(sorted(self.encryption_context)) or "none"
+        # What a header says is escaped: a crafted file must not write to the terminal.
+        return cell_text(
+            f"FileInfo({self.content_type}, {size}, key {self.key_id}, context keys: {context})"
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))  # a terminal's cell value: the one line, not the table
 
 
 def _check_kms(kms: object) -> Kms:

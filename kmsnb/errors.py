@@ -12,6 +12,7 @@ key material: a data key, an AccessKey secret or decrypted data.
 from __future__ import annotations
 
 __all__ = [
+    "AliasExistsError",
     "ContextMismatchError",
     "FormatError",
     "IntegrityError",
@@ -19,6 +20,8 @@ __all__ = [
     "KmsError",
     "KmsUnavailableError",
     "KmsnbError",
+    "KmsnbWarning",
+    "NewKeystoreWarning",
     "TruncatedError",
     "UnsupportedStorageError",
     "WrongKeyError",
@@ -111,6 +114,37 @@ class UnsupportedStorageError(KmsnbError):
     """
 
 
+class AliasExistsError(KmsnbError, ValueError):
+    """The alias asked for exists already; nothing was created or moved.
+
+    Also a ``ValueError``, which is what :func:`kmsnb.keys.create_key` raised for it before.
+    The message ends with the advice in Python's words; the CLI and the magics give theirs
+    (:mod:`kmsnb._hints`).
+
+    Attributes:
+        alias_name: the alias, ``alias/NAME``.
+        key_id: the key it points to.
+        location: which KMS (``"local emulator at PATH"``...).
+        created: what was not made, for the message: ``"no key was created"``...
+        advice: the clause of advice in the message, in Python's words.
+    """
+
+    def __init__(
+        self, alias_name: str, key_id: str, location: str, *, created: str = "nothing was created"
+    ) -> None:
+        self.alias_name = alias_name
+        self.key_id = key_id
+        self.location = location
+        self.advice = (
+            f"choose another alias, or move this one with "
+            f"kmsnb.keys.point_alias({alias_name!r}, KEY)"
+        )
+        super().__init__(
+            f"{alias_name} exists in {location} and points to key {key_id}; {created}; "
+            f"{self.advice}"
+        )
+
+
 class KmsError(KmsnbError):
     """The KMS failed or refused a request.
 
@@ -175,3 +209,29 @@ class KmsUnavailableError(KmsError):
 class KmsAccessDeniedError(KmsError):
     """The KMS refused the caller: bad credentials or signature, no permission, or a key
     that is disabled, pending deletion or not found."""
+
+
+class KmsnbWarning(UserWarning):
+    """Base class of the warnings kmsnb gives: something worth knowing, nothing failed.
+
+    ``warnings.simplefilter("error", kmsnb.errors.KmsnbWarning)`` (or ``-W error::...``)
+    makes them errors, e.g. in CI.
+    """
+
+
+class NewKeystoreWarning(KmsnbWarning):
+    """Opening a ``local:`` KMS created its keystore: there are no keys in it yet.
+
+    Given by :func:`kmsnb.connect` so that a mistyped path (``local:/tmp/kesytore``) is
+    seen at once, not as a "key not found" later. The CLI says it on stderr, the notebook
+    on its load line.
+
+    Attributes:
+        path: the keystore's directory.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"a new keystore at {path}: no keys yet (a mistyped local: path makes one too)"
+        )

@@ -20,7 +20,7 @@ from typing import Generic, TypeVar, overload
 from kmsnb._keynames import ALIAS_PREFIX, resolve_key_name
 from kmsnb._render import Rendered, Rows, cell_text
 from kmsnb.connection import describe_kms, open_kms
-from kmsnb.errors import KmsError
+from kmsnb.errors import AliasExistsError, KmsError
 from kmsnb.kms._base import AliasInfo, KeyInfo, Kms, KmsClient
 
 __all__ = [
@@ -29,7 +29,9 @@ __all__ = [
     "KeyVersionRecord",
     "Records",
     "cancel_deletion",
+    "create_alias",
     "create_key",
+    "delete_alias",
     "describe",
     "disable",
     "enable",
@@ -38,6 +40,7 @@ __all__ = [
     "point_alias",
     "rotate",
     "schedule_deletion",
+    "update_alias",
 ]
 
 T = TypeVar("T")
@@ -208,21 +211,15 @@ def create_key(
         kms: a KMS client or URI; ``None``: the session's.
 
     Raises:
-        ValueError: the alias exists (the message names the key it points to), or names
-            a key id rather than an alias.
+        AliasExistsError: the alias exists (the message names the key it points to).
+        ValueError: the alias names a key id rather than an alias.
         KmsError: the KMS refused.
     """
     name = _alias_name(alias) if alias is not None else None
     with open_kms(kms) as opened:
         client = _client(opened)
         if name is not None:
-            taken = {item.alias_name: item.key_id for item in client.list_aliases()}
-            if name in taken:
-                raise ValueError(
-                    f"{name} exists in {describe_kms(client)} and points to key "
-                    f"{taken[name]}; no key was created. Choose another alias, or move "
-                    f"this one with kmsnb.keys.point_alias({name!r}, KEY)"
-                )
+            _refuse_taken(client, name, created="no key was created")
         info = client.create_key(description)
         if name is None:
             return KeyRecord.from_info(info, title="key created")
@@ -231,6 +228,12 @@ def create_key(
         except KmsError as error:
             raise _orphan_removed(client, info.key_id, name, error) from error
         return KeyRecord.from_info(info, [name], title="key created")
+
+
+def _refuse_taken(client: KmsClient, alias: str, *, created: str) -> None:
+    taken = {item.alias_name: item.key_id for item in client.list_aliases()}
+    if alias in taken:
+        raise AliasExistsError(alias, taken[alias], describe_kms(client), created=created)
 
 
 def _orphan_removed(client: KmsClient, key_id: str, alias: str, error: KmsError) -> KmsError:
@@ -298,7 +301,11 @@ def list_aliases(*, key: str | None = None, kms: Kms | str | None = None) -> Rec
 
 
 def point_alias(name: str, key: str, *, kms: Kms | str | None = None) -> AliasRecord:
-    """Point the alias ``name`` at ``key``, creating it or moving it."""
+    """Point the alias ``name`` at ``key``, creating it or moving it (``%kms alias``).
+
+    :func:`create_alias` refuses a taken alias and :func:`update_alias` a missing one,
+    for callers (the CLI's ``alias create`` and ``alias update``) that mean one or the other.
+    """
     alias = _alias_name(name)
     with open_kms(kms) as opened:
         client = _client(opened)
@@ -308,6 +315,48 @@ def point_alias(name: str, key: str, *, kms: Kms | str | None = None) -> AliasRe
         else:
             client.create_alias(alias, key_id)
     return AliasRecord(alias, key_id)
+
+
+def create_alias(name: str, key: str, *, kms: Kms | str | None = None) -> AliasRecord:
+    """Give ``key`` the new alias ``name``.
+
+    Raises:
+        AliasExistsError: the alias exists (checked first; the message names its key).
+        KmsAccessDeniedError: no such key.
+    """
+    alias = _alias_name(name)
+    with open_kms(kms) as opened:
+        client = _client(opened)
+        key_id = client.describe_key(resolve_key_name(key)).key_id
+        _refuse_taken(client, alias, created="it was not moved")
+        client.create_alias(alias, key_id)
+    return AliasRecord(alias, key_id)
+
+
+def update_alias(name: str, key: str, *, kms: Kms | str | None = None) -> AliasRecord:
+    """Move the existing alias ``name`` to ``key``.
+
+    Raises:
+        KmsAccessDeniedError: no such alias (``Forbidden.AliasNotFound``) or key.
+    """
+    alias = _alias_name(name)
+    with open_kms(kms) as opened:
+        client = _client(opened)
+        key_id = client.describe_key(resolve_key_name(key)).key_id
+        client.update_alias(alias, key_id)
+    return AliasRecord(alias, key_id)
+
+
+def delete_alias(name: str, *, kms: Kms | str | None = None) -> str:
+    """Delete the alias ``name`` (never its key); return it as ``alias/NAME``.
+
+    Raises:
+        KmsAccessDeniedError: no such alias (``Forbidden.AliasNotFound``).
+    """
+    alias = _alias_name(name)
+    with open_kms(kms) as opened:
+        _client(opened).delete_alias(alias)
+    return alias
 
 
 def enable(key: str, *, kms: Kms | str | None = None) -> KeyRecord:

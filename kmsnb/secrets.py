@@ -16,6 +16,7 @@ KMS is the session's (``KMSNB_KMS``, ``%kms``) unless ``kms=`` names another.
 
 from __future__ import annotations
 
+from kmsnb._hints import naming_secret_and_kms
 from kmsnb.kms._secrets import MASK, Secret, SecretInfo, SecretsClient, SecretVersionInfo
 
 __all__ = [
@@ -66,7 +67,9 @@ def get(
         KmsError: for example ``Forbidden.ResourceNotFound`` for an unknown secret, or
             ``Rejected.ResourceInDeleteWindow`` for one that is being deleted.
     """
-    return client(kms).get_secret_value(name, version_id=version_id, version_stage=version_stage)
+    secrets = client(kms)
+    with naming_secret_and_kms(name, secrets):
+        return secrets.get_secret_value(name, version_id=version_id, version_stage=version_stage)
 
 
 def create(
@@ -78,19 +81,25 @@ def create(
     kms: object | None = None,
 ) -> SecretVersionInfo:
     """Create a secret holding ``value`` (``str``: text, ``bytes``: binary)."""
-    return client(kms).create_secret(
-        name, value, description=description, encryption_key_id=encryption_key_id
-    )
+    secrets = client(kms)
+    with naming_secret_and_kms(name, secrets):
+        return secrets.create_secret(
+            name, value, description=description, encryption_key_id=encryption_key_id
+        )
 
 
 def put(name: str, value: str | bytes, *, kms: object | None = None) -> SecretVersionInfo:
     """Store a new value of ``name``; it becomes ACSCurrent, the old one ACSPrevious."""
-    return client(kms).put_secret_value(name, value)
+    secrets = client(kms)
+    with naming_secret_and_kms(name, secrets):
+        return secrets.put_secret_value(name, value)
 
 
 def describe(name: str, *, kms: object | None = None) -> SecretInfo:
     """A secret's metadata: type, dates, master key; never its value."""
-    return client(kms).describe_secret(name)
+    secrets = client(kms)
+    with naming_secret_and_kms(name, secrets):
+        return secrets.describe_secret(name)
 
 
 def list_secrets(*, kms: object | None = None) -> list[SecretInfo]:
@@ -107,11 +116,15 @@ def delete(
 ) -> str | None:
     """Delete ``name`` after its recovery window (7-30 days, default 30), or now if
     ``force``; return the planned deletion time (None when deleted at once)."""
-    return client(kms).delete_secret(
-        name, recovery_window_in_days=recovery_window_in_days, force=force
-    )
+    secrets = client(kms)
+    with naming_secret_and_kms(name, secrets):
+        return secrets.delete_secret(
+            name, recovery_window_in_days=recovery_window_in_days, force=force
+        )
 
 
 def restore(name: str, *, kms: object | None = None) -> None:
     """Cancel a deletion during the recovery window."""
-    client(kms).restore_secret(name)
+    secrets = client(kms)
+    with naming_secret_and_kms(name, secrets):
+        secrets.restore_secret(name)

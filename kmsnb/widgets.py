@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from kmsnb import session
+from kmsnb import keys, session
 from kmsnb.ipython import _actions
 from kmsnb.ipython._error_lines import USER_ERRORS, explain
 
@@ -51,17 +51,17 @@ def key_options(client: KmsClient) -> list[tuple[str, str]]:
 
     Aliases come first, sorted, then the keys without one.
     """
-    aliases = _actions.alias_index(client)
     options: list[tuple[str, str]] = []
-    for info in client.list_keys():
-        if info.key_state != "Enabled":
+    for record in keys.list_keys(kms=client):
+        if record.state != "Enabled":
             continue  # nothing can be encrypted under it
-        names = aliases.get(info.key_id)
-        if names:
-            options.extend((f"{name} ({info.key_id})", name) for name in names)
+        if record.aliases:
+            options.extend((f"{name} ({record.key_id})", name) for name in record.aliases)
         else:
-            label = f"{info.key_id} ({info.description})" if info.description else info.key_id
-            options.append((label, info.key_id))
+            label = (
+                f"{record.key_id} ({record.description})" if record.description else record.key_id
+            )
+            options.append((label, record.key_id))
     return sorted(options, key=lambda option: (not option[1].startswith("alias/"), option))
 
 

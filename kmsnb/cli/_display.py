@@ -35,9 +35,9 @@ def report_error(
         key: the master key the command used, when one is known, for KMS errors.
         kms_location: :func:`kmsnb.connection.describe_kms` of the KMS that answered.
     """
-    from kmsnb._hints import hint_for
+    from kmsnb._hints import hint_for, message_for
 
-    message = str(error)
+    message = message_for(error, "cli")
     # The envelope's KMS errors already name the key and the KMS; the key commands' do not.
     named = kms_location is not None and kms_location in message
     if isinstance(error, KmsError) and (key or kms_location) and not named:

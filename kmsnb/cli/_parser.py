@@ -40,7 +40,6 @@ __all__ = [
     "add_group",
     "add_key_option",
     "add_no_fsync_option",
-    "alias_name",
     "connect",
     "exact_size",
     "key_name",
@@ -247,12 +246,16 @@ def _run_command(handler: Handler) -> Handler:
 def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
     """The KMS that ``--kms`` (else ``$KMSNB_KMS``, else the local emulator) names.
 
-    Its location is kept on ``args`` so that an error can say which KMS answered.
+    Its location is kept on ``args`` so that an error can say which KMS answered. A
+    keystore that opening it created is said once on stderr (a mistyped path makes one).
     """
-    from kmsnb.connection import connect as connect_kms
-    from kmsnb.connection import describe_kms
+    from kmsnb.connection import connect_noting_new_keystore, describe_kms
 
-    kms = connect_kms(args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False))
+    kms, new_keystore = connect_noting_new_keystore(
+        args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False)
+    )
+    if new_keystore is not None:
+        print(f"kmsnb: note: {new_keystore}", file=sys.stderr)
     args.kms_location = describe_kms(kms)
     try:
         yield kms
@@ -310,12 +313,6 @@ def size(text: str) -> int:
 def exact_size(text: str) -> int:
     """A byte count that may be zero: ``0``, ``1048576``, ``64K``."""
     return 0 if text == "0" else size(text)
-
-
-def alias_name(name: str) -> str:
-    """An alias argument (``alias create NAME``): ``alias/`` may be left out, and is added
-    even to a name that looks like a key id, since it names an alias."""
-    return name if name.startswith("alias/") else f"alias/{name}"
 
 
 # --- options shared by several commands -----------------------------------------------

@@ -1,7 +1,8 @@
 """``kmsnb key ...`` and ``kmsnb alias ...``: master keys and their aliases.
 
-Each command parses, makes one call to the KMS that ``--kms`` names and prints the answer;
-``key create`` prints the new key's id alone on stdout, for ``KEY=$(kmsnb key create)``.
+Each command parses, makes one call into :mod:`kmsnb.keys` with the KMS that ``--kms``
+names and prints the answer; ``key create`` prints the new key's id alone on stdout, for
+``KEY=$(kmsnb key create)``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from kmsnb.cli._parser import (
     add_command,
     add_group,
     add_key_option,
-    alias_name,
     connect,
     key_name,
 )
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from kmsnb.cli._parser import Commands
 
 __all__ = ["add_commands"]
+
+_ALIAS_HELP = (
+    "alias/NAME; the prefix may be omitted, unless NAME looks like a key id (key-... or a UUID)"
+)
 
 
 def add_commands(commands: Commands) -> None:
@@ -104,12 +108,12 @@ def _add_alias_commands(alias: Commands) -> None:
 
 
 def _alias_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME", help="alias/NAME (the prefix may be omitted)")
+    parser.add_argument("name", metavar="NAME", help=_ALIAS_HELP)
     parser.add_argument("key", metavar="KEY", type=key_name, help=_key_naming_help())
 
 
 def _name_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("name", metavar="NAME", help=_ALIAS_HELP)
 
 
 def _alias_list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,26 +211,32 @@ def _cmd_key_schedule_deletion(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# alias create | update | delete call the KMS directly: kmsnb.keys.point_alias creates or
-# moves, and the CLI keeps create (refused when the alias exists) apart from update.
+# create refuses a taken alias, update a missing one (kmsnb.keys.point_alias, which does
+# either, is %kms alias); each is one call into kmsnb.keys.
 def _cmd_alias_create(args: argparse.Namespace) -> int:
+    from kmsnb import keys
+
     with connect(args) as kms:
-        kms.create_alias(alias_name(args.name), args.key)
-    print(f"alias {alias_name(args.name)} -> {args.key}")
+        record = keys.create_alias(args.name, args.key, kms=kms)
+    print(f"alias {record.alias_name} -> {record.key_id}")
     return EXIT_OK
 
 
 def _cmd_alias_update(args: argparse.Namespace) -> int:
+    from kmsnb import keys
+
     with connect(args) as kms:
-        kms.update_alias(alias_name(args.name), args.key)
-    print(f"alias {alias_name(args.name)} -> {args.key}")
+        record = keys.update_alias(args.name, args.key, kms=kms)
+    print(f"alias {record.alias_name} -> {record.key_id}")
     return EXIT_OK
 
 
 def _cmd_alias_delete(args: argparse.Namespace) -> int:
+    from kmsnb import keys
+
     with connect(args) as kms:
-        kms.delete_alias(alias_name(args.name))
-    print(f"alias {alias_name(args.name)} deleted")
+        alias = keys.delete_alias(args.name, kms=kms)
+    print(f"alias {alias} deleted")
     return EXIT_OK
 
 

@@ -148,6 +148,11 @@ class KeyStore:
             root key does not open this keystore.
         KeyStoreMigrationError: the keystore is from kmsnb 0.1 and ``migrate`` is off.
         KeyStoreError: another failure, naming the file.
+
+    Attributes:
+        path: the directory.
+        created: True when opening found no keystore there (no keys, no root key) and
+            started one.
     """
 
     def __init__(
@@ -169,6 +174,12 @@ class KeyStore:
         self._aeads: dict[str, AESGCM | SM4GCM] = {}
         with self._thread_lock, self._file_lock(exclusive=True):
             self._dir.remove_orphans()
+            # Nothing of a keystore here yet (a new folder, an empty one): say so, since a
+            # mistyped path makes one too. The lock file alone does not count: opening
+            # makes it.
+            self.created = all(
+                self._dir.identity(name) is None for name in (_STATE_FILE, ROOT_KEY_FILE)
+            )
             root = self._read_root_key(root_key)
         self._root = AESGCM(root)
         self._mac_key = derive_mac_key(root)

@@ -92,14 +92,17 @@ class Kmsnb(Configurable):
 
         Returns:
             the folder of a local keystore that opening it created (a typo in a
-            ``local:`` path makes a new, empty one), else ``None``.
+            ``local:`` path makes a new, empty one: ``kmsnb.connect`` warns of it,
+            :class:`~kmsnb.errors.NewKeystoreWarning`), else ``None``.
         """
-        from kmsnb.connection import connect, default_kms_uri
+        from kmsnb.connection import connect_noting_new_keystore, default_kms_uri
         from kmsnb.kms.caching import CachingKms
 
         uri = self._uri()  # what connect() opens, remembered for _is_open()
-        created = _new_local_store(uri)
-        client = connect(self.kms or None, allow_insecure_http=self.allow_insecure_http)
+        client, new_keystore = connect_noting_new_keystore(
+            self.kms or None, allow_insecure_http=self.allow_insecure_http
+        )
+        created = None if new_keystore is None else Path(new_keystore.path)
         kms: Kms = client
         if self.cache_max_age > 0:
             kms = CachingKms(
@@ -188,24 +191,9 @@ class Kmsnb(Configurable):
         set_progress_threshold(change["new"])
 
 
-def _new_local_store(uri: str | None) -> Path | None:
-    """The folder ``uri`` names if it is a ``local:`` keystore not made yet, else ``None``."""
-    from kmsnb.connection import default_kms_uri, parse_kms_uri
-
-    try:
-        parsed = parse_kms_uri(uri or default_kms_uri())
-    except (TypeError, ValueError):
-        return None  # connect() says what is wrong with it
-    if parsed.kind != "local":
-        return None
-    folder = Path(parsed.pinned().removeprefix("local:"))
-    return None if folder.is_dir() and any(folder.iterdir()) else folder
-
-
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the ``df.kms`` accessor, and open the session's KMS."""
     from kmsnb.ipython._completion import install_completer
-    from kmsnb.ipython._display import install_formatters
     from kmsnb.ipython.encrypt_magics import EncryptMagics
     from kmsnb.ipython.kms_magic import KmsMagic
 
@@ -216,7 +204,6 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.configurables.append(settings)
     ipython.register_magics(KmsMagic(ipython), EncryptMagics(ipython))
     install_completer(ipython)
-    install_formatters(ipython)
     if settings.default_key:
         session.set_default_key(settings.default_key)
     settings._connect_and_report()
@@ -226,7 +213,6 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics and the settings, and forget the session's KMS and default key."""
     from kmsnb.ipython._completion import uninstall_completer
-    from kmsnb.ipython._display import uninstall_formatters
 
     manager = ipython.magics_manager
     ours = ("Kmsnb", "KmsMagic", "EncryptMagics")
@@ -238,7 +224,6 @@ def unload_ipython_extension(ipython: Any) -> None:
                 for magic in names:
                     manager.magics[kind].pop(magic, None)
     uninstall_completer(ipython)
-    uninstall_formatters(ipython)
     for item in ipython.configurables:
         if type(item).__name__ == "Kmsnb":
             item.close()

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMATS",
-    "alias_index",
     "decrypt_path",
     "encrypt_value",
     "is_dataframe",
@@ -54,16 +53,6 @@ def require_key(key_id: str | None) -> str:
     if not key:
         raise ValueError("no key given and no default key set; pass -k KEY, or %kms use KEY")
     return key
-
-
-def alias_index(client: KmsClient) -> dict[str, list[str]]:
-    """Key id -> its aliases, sorted."""
-    index: dict[str, list[str]] = {}
-    for alias in client.list_aliases():
-        index.setdefault(alias.key_id, []).append(alias.alias_name)
-    for names in index.values():
-        names.sort()
-    return index
 
 
 def is_dataframe(value: object) -> bool:

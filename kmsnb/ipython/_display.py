@@ -8,17 +8,17 @@ data, a data key or a credential.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from kmsnb._render import Rendered, cell_text, format_size
-from kmsnb.envelope import FileInfo
+from kmsnb._render import Rendered, cell_text
+
+if TYPE_CHECKING:
+    from kmsnb.envelope import FileInfo
 
 __all__ = [
     "Details",
     "Table",
     "file_details",
-    "install_formatters",
-    "uninstall_formatters",
 ]
 
 T = TypeVar("T")
@@ -97,49 +97,5 @@ class Details(_Rendered, Generic[T]):
 
 def file_details(title: str, info: FileInfo, *, path: str | None = None) -> Details[FileInfo]:
     """What a kmsnb file's header says (``%kms inspect``), as a detail view."""
-    size = (
-        "unknown (written as a stream)"
-        if info.plaintext_size is None
-        else format_size(info.plaintext_size)
-    )
     fields: list[tuple[str, object]] = [] if path is None else [("path", path)]
-    fields += [
-        ("key id", info.key_id),
-        ("key version", info.key_version_id),
-        ("encryption context", info.encryption_context or "none"),
-        ("content type", info.content_type),
-        ("plaintext size", size),
-        ("file size", format_size(info.file_size)),
-        ("format", f"kmsnb v{info.format_version}, {info.algorithm}"),
-    ]
-    return Details(title, info, fields)
-
-
-def _file_info_html(info: FileInfo) -> str:
-    return file_details("kmsnb file", info)._repr_html_()
-
-
-def _file_info_text(info: FileInfo, printer: Any, cycle: bool) -> None:
-    """A short repr: which key, what content, how big (the dataclass repr is a wall)."""
-    size = "size unknown" if info.plaintext_size is None else format_size(info.plaintext_size)
-    printer.text(
-        cell_text(
-            f"FileInfo(key {info.key_id} version {info.key_version_id}, "
-            f"{info.content_type}, {size})"
-        )
-    )
-
-
-def install_formatters(shell: Any) -> None:
-    """Show a :class:`~kmsnb.envelope.FileInfo` that is a cell's value (``kmsnb.inspect``)
-    as a table in Jupyter and one short line in a terminal."""
-    formatters = shell.display_formatter.formatters
-    formatters["text/html"].for_type(FileInfo, _file_info_html)
-    formatters["text/plain"].for_type(FileInfo, _file_info_text)
-
-
-def uninstall_formatters(shell: Any) -> None:
-    """Undo :func:`install_formatters`."""
-    formatters = shell.display_formatter.formatters
-    for mime in ("text/html", "text/plain"):
-        formatters[mime].pop(FileInfo, None)
+    return Details(title, info, [*fields, *info.fields()])

@@ -5,7 +5,7 @@ face that shows it (a magic's options, a widget's controls).
 
 from __future__ import annotations
 
-from kmsnb._hints import hint_for
+from kmsnb._hints import Face, hint_for, message_for
 from kmsnb.errors import KmsnbError
 
 __all__ = ["USER_ERRORS", "explain"]
@@ -21,19 +21,14 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ImportError,
 )
 
-# Advice in the library's messages that names a Python argument; the hint says what the
-# notebook face has instead (``--overwrite``, the Overwrite checkbox).
-_PYTHON_ADVICE = ("; pass overwrite=True to replace it",)
-
 
 def explain(error: BaseException, face: str) -> str:
     """One line for the user: the error's message and, when there is one, a hint.
 
     Args:
-        face: ``"magic"`` or ``"widget"``: whose words the hint uses.
+        face: ``"magic"`` or ``"widget"``: whose words the message and the hint use.
     """
-    message = " ".join(str(error).split()) or type(error).__name__
-    for advice in _PYTHON_ADVICE:
-        message = message.replace(advice, "")
-    hint = hint_for(error, "widget" if face == "widget" else "magic")
+    shown: Face = "widget" if face == "widget" else "magic"
+    message = message_for(error, shown)
+    hint = hint_for(error, shown)
     return f"{message} (hint: {hint})" if hint else message

@@ -63,6 +63,12 @@ class LocalKms(LocalSecrets, LocalWrapping):
     def __repr__(self) -> str:
         return f"LocalKms({str(self._service.store.path)!r})"
 
+    @property
+    def created_keystore(self) -> bool:
+        """True when opening found no keystore at the path and started a new, empty one
+        (:func:`kmsnb.connect` warns of it: a mistyped path makes one too)."""
+        return self._service.store.created
+
     def close(self) -> None:
         """Wipe the key material cached in memory."""
         self._service.store.close()

@@ -384,7 +384,14 @@ def test_key_lifecycle(run: Run, sales: Path, tmp_path: Path) -> None:
 def test_alias_commands(run: Run, kms: KmsClient) -> None:
     first, second = kms.create_key("one").key_id, kms.create_key("two").key_id
     assert run("alias", "create", "team/data", first).status == 0
-    assert run("alias", "create", "alias/team/data", second).status == 1  # exists
+    taken = run("alias", "create", "alias/team/data", second)
+    assert taken.status == 1
+    assert f"points to key {first}; it was not moved" in taken.err
+    assert "kmsnb alias update alias/team/data KEY" in taken.err
+    # The one naming rule: a bare name that looks like a key id must be written alias/NAME.
+    looks_like_a_key = run("alias", "create", "key-0123456789abcdef", second)
+    assert looks_like_a_key.status == 1
+    assert "write alias/NAME" in looks_like_a_key.err
     assert first in run("alias", "list").out
     assert run("alias", "update", "team/data", second).status == 0
     assert "alias/team/data" in run("alias", "list", "--key", second).out

@@ -120,8 +120,13 @@ def test_kms_error_names_the_key_the_kms_and_what_to_try(
     assert run("encrypt", str(plain), "-o", str(encrypted), "-k", key_id).status == 0
     other = tmp_path / "other-kms"
     status = main(["--kms", f"local:{other}", "decrypt", str(encrypted), "-o", str(tmp_path / "o")])
-    error, hint = capsys.readouterr().err.splitlines()
+    note, error, hint = capsys.readouterr().err.splitlines()
     assert status == 1
+    # The mistyped --kms made a keystore; said first, once (issue 12).
+    assert note == (
+        f"kmsnb: note: a new keystore at {other}: no keys yet "
+        "(a mistyped local: path makes one too)"
+    )
     assert error.startswith("kmsnb: error: ")
     assert f"'{key_id}' in local emulator at {other}" in error
     assert hint.startswith("kmsnb: hint: ")
@@ -143,6 +148,10 @@ def test_key_create_checks_the_alias_first(run: Run, kms: KmsClient, key_id: str
         assert result.status == 1
         assert "alias/sales exists in local emulator at " in result.err
         assert f"points to key {key_id}; no key was created" in result.err
+        # The advice in the CLI's words, not the Python call the library's message names.
+        assert "kmsnb: hint: choose another alias, or move this one with kmsnb alias " in result.err
+        assert "kmsnb alias update alias/sales KEY" in result.err
+        assert "point_alias" not in result.err
         assert result.out == ""
     assert before == {key.key_id for key in kms.list_keys()}
     made = run("key", "create", "--alias", "fresh")
@@ -189,3 +198,19 @@ def test_a_bare_key_name_is_an_alias(run: Run, plain: Path, tmp_path: Path, key_
     assert allowed.status == 0, allowed.err
     missing = run("key", "describe", "nowhere")
     assert (missing.status, "master key alias/nowhere" in missing.err) == (1, True)
+
+
+def test_a_new_keystore_is_said_once_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--kms local:/typo`` used to make an empty keystore silently (issue 12)."""
+    typo = tmp_path / "kesytore"
+    assert main(["--kms", f"local:{typo}", "key", "list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"kmsnb: note: a new keystore at {typo}: no keys yet "
+        "(a mistyped local: path makes one too)\n"
+    )
+    assert "NewKeystoreWarning" not in captured.out + captured.err  # not Python's display
+    assert main(["--kms", f"local:{typo}", "key", "list"]) == 0
+    assert capsys.readouterr().err == ""

@@ -137,3 +137,12 @@ def test_list_delete_restore(run: Run, kms: KmsClient) -> None:
     assert run("secret", "delete", "a", "--force").out == "secret a deleted\n"
     missing = run("secret", "get", "a", "-o", os.devnull, "--overwrite")
     assert "Forbidden.ResourceNotFound" in missing.err
+
+
+def test_a_missing_secret_is_named_and_the_hint_is_about_secrets(run: Run, kms: KmsClient) -> None:
+    result = run("secret", "get", "db/nope", "-o", "-")
+    assert result.status == 1
+    assert "secret 'db/nope' in local emulator at " in result.err
+    assert "kmsnb: hint: this KMS has no such secret" in result.err
+    assert "kmsnb secret list" in result.err
+    assert "key describe" not in result.err

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kmsnb._hints import FACES, hint_for
+from kmsnb._hints import FACES, hint_for, message_for, naming_secret_and_kms
 from kmsnb.errors import (
+    AliasExistsError,
     ContextMismatchError,
     FormatError,
     IntegrityError,
@@ -21,6 +22,12 @@ pytestmark = [pytest.mark.unit]
 NOT_FOUND = KmsAccessDeniedError("The specified Key is not found.", code="Forbidden.KeyNotFound")
 NO_CREDENTIALS = KmsAccessDeniedError("no usable credentials", code="InvalidCredentials")
 DISABLED = KmsAccessDeniedError("the key is disabled", code="Forbidden.KeyDisabled")
+TAKEN = AliasExistsError("alias/sales", "k-1", "local emulator at /s", created="no key was created")
+NO_SECRET = KmsAccessDeniedError("The resource is not found.", code="Forbidden.ResourceNotFound")
+SECRET_DELETING = KmsAccessDeniedError(
+    "The secret is planned to be deleted.", code="Rejected.ResourceInDeleteWindow"
+)
+SECRET_EXISTS = KmsAccessDeniedError("The resource already exists.", code="Rejected.ResourceExist")
 
 
 @pytest.mark.parametrize(
@@ -41,6 +48,17 @@ DISABLED = KmsAccessDeniedError("the key is disabled", code="Forbidden.KeyDisabl
         (ContextMismatchError("differs"), "magic", "%kms inspect"),
         (KmsUnavailableError("timed out"), "cli", "--kms"),
         (DISABLED, "cli", "kmsnb key describe KEY"),
+        (TAKEN, "python", "kmsnb.keys.point_alias('alias/sales', KEY)"),
+        (TAKEN, "cli", "kmsnb alias update alias/sales KEY"),
+        (TAKEN, "magic", "%kms alias alias/sales KEY"),
+        (TAKEN, "widget", "%kms alias alias/sales KEY"),
+        (NO_SECRET, "python", "kmsnb.secrets.list_secrets()"),
+        (NO_SECRET, "cli", "kmsnb secret list"),
+        (NO_SECRET, "magic", "%kms secrets"),
+        (NO_SECRET, "cli", "--kms"),
+        (SECRET_DELETING, "cli", "kmsnb secret restore NAME"),
+        (SECRET_DELETING, "python", "kmsnb.secrets.restore(NAME)"),
+        (SECRET_EXISTS, "cli", "kmsnb secret put NAME"),
     ],
 )
 def test_each_face_gets_its_own_words(error: BaseException, face: str, words: str) -> None:
@@ -78,6 +96,10 @@ def test_every_face_has_a_hint_for_every_kmsnb_error() -> None:
         NOT_FOUND,
         NO_CREDENTIALS,
         DISABLED,
+        TAKEN,
+        NO_SECRET,
+        SECRET_DELETING,
+        SECRET_EXISTS,
     ]
     for face in FACES:
         for error in errors:
@@ -93,3 +115,36 @@ def test_no_hint_for_what_the_table_does_not_know() -> None:
 def test_an_unknown_face_is_refused() -> None:
     with pytest.raises(ValueError, match="face"):
         hint_for(FormatError("x"), "gui")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("error", [NO_SECRET, SECRET_DELETING, SECRET_EXISTS])
+def test_a_secret_gets_advice_about_secrets_not_keys(error: KmsError) -> None:
+    for face in FACES:
+        hint = hint_for(error, face)
+        assert hint is not None
+        assert "secret" in hint
+        assert "key" not in hint.replace("KEY", ""), (face, hint)
+
+
+def test_the_other_faces_drop_the_python_advice_from_the_message() -> None:
+    assert message_for(TAKEN, "python") == str(TAKEN)
+    for face in ("cli", "magic", "widget"):
+        shown = message_for(TAKEN, face)  # type: ignore[arg-type]
+        assert shown == (
+            "alias/sales exists in local emulator at /s and points to key k-1; no key was created"
+        )
+    exists = FileExistsError("out.kms exists; pass overwrite=True to replace it")
+    assert message_for(exists, "cli") == "out.kms exists"
+    assert message_for(exists, "python") == str(exists)
+
+
+def test_a_secrets_manager_error_names_the_secret_and_the_kms() -> None:
+    class Located:
+        location = "local emulator at /s"
+
+    with pytest.raises(KmsAccessDeniedError) as caught, naming_secret_and_kms("db/pw", Located()):
+        raise KmsAccessDeniedError("The resource is not found.", code="Forbidden.ResourceNotFound")
+    assert caught.value.message == (
+        "The resource is not found: secret 'db/pw' in local emulator at /s"
+    )
+    assert caught.value.code == "Forbidden.ResourceNotFound"

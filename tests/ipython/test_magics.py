@@ -38,9 +38,11 @@ NEW = " (a new keystore: no keys yet)"
 def test_a_new_keystore_is_said_once_when_it_is_made(shell, keystore, tmp_path, capsys):
     typo = tmp_path / "typo"
     shell.run(f"%config Kmsnb.kms = 'local:{typo}'")
-    assert capsys.readouterr().out == (
+    shown = capsys.readouterr()
+    assert shown.out == (
         f"kmsnb: local emulator at {typo}{NEW}; default key none (set one with %kms use KEY)\n"
     )
+    assert "NewKeystoreWarning" not in shown.err  # said on the load line only
     shell.run(f"%config Kmsnb.kms = 'local:{keystore}'")  # made when the test loaded kmsnb
     assert NEW not in capsys.readouterr().out
     shell.run("%config Kmsnb.kms = 'aliyun:cn-hangzhou'")  # not a local keystore
@@ -226,7 +228,13 @@ def test_an_error_in_a_cell_body_shows_the_users_frames_and_lines(shell, key, tm
 
 def test_create_key_refuses_a_taken_alias_before_creating(shell, key, local_kms):
     before = len(local_kms.list_keys())
-    shell.one_line_error("%kms create-key --alias test", "exists")
+    shown = shell.one_line_error(
+        "%kms create-key --alias test",
+        "exists",
+        "(hint: choose another alias, or move this one with %kms alias alias/test KEY)",
+        head="AliasExistsError",
+    )
+    assert "point_alias" not in shown  # the magic's words, not the Python call
     assert len(local_kms.list_keys()) == before
 
 
@@ -442,7 +450,8 @@ def test_a_bare_name_means_its_alias_in_every_magic(shell, local_kms, tmp_path):
 
 
 def test_a_file_info_shows_as_a_table_and_a_short_line(shell, key, tmp_path):
-    """``kmsnb.inspect(path)`` as a cell's value: HTML in Jupyter, one line in a terminal."""
+    """``kmsnb.inspect(path)`` as a cell's value: HTML in Jupyter, one line in a terminal,
+    from the record itself (no formatter of the extension's), so the same once unloaded."""
     shell.user_ns["blob"] = b"x" * 2048
     path = tmp_path / "info.kms"
     shell.run(f"%encrypt blob {path}")
@@ -451,11 +460,10 @@ def test_a_file_info_shows_as_a_table_and_a_short_line(shell, key, tmp_path):
     data, _ = shell.display_formatter.format(info)
 
     assert data["text/plain"] == (
-        f"FileInfo(key {info.key_id} version {info.key_version_id}, "
-        f"application/octet-stream, 2.0 KiB (2048 bytes))"
+        f"FileInfo(application/octet-stream, 2.0 KiB (2048 bytes), key {info.key_id}, "
+        "context keys: none)"
     )
-    assert "<table" in data["text/html"]
+    assert data["text/html"] == info._repr_html_()
     assert info.key_id in data["text/html"]
     shell.run("%unload_ext kmsnb")
-    data, _ = shell.display_formatter.format(info)
-    assert "text/html" not in data
+    assert shell.display_formatter.format(info)[0] == data

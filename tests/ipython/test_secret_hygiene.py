@@ -147,7 +147,7 @@ def test_no_secret_in_the_notebook_the_history_or_the_logs(
         kernel_name="python3",
         timeout=60,
         # The mistakes made on purpose: a wrong context, a taken alias, a missing secret.
-        allow_error_names=["ContextMismatchError", "ValueError", "KmsAccessDeniedError"],
+        allow_error_names=["ContextMismatchError", "AliasExistsError", "KmsAccessDeniedError"],
         resources={"metadata": {"path": str(tmp_path)}},
         ipython_hist_file=str(history),  # on disk, as in an interactive Jupyter session
         extra_arguments=["--HistoryManager.db_log_output=True"],
@@ -169,7 +169,7 @@ def test_no_secret_in_the_notebook_the_history_or_the_logs(
     errors = [output for output in outputs if output.output_type == "error"]
     assert [error.ename for error in errors] == [
         "ContextMismatchError",
-        "ValueError",
+        "AliasExistsError",
         "KmsAccessDeniedError",
     ]
     # In a kernel too, each is one line headed by its class, without a traceback.

@@ -71,3 +71,13 @@ def test_sqlalchemy_url_hides_the_password(shell: Shell, secret: str) -> None:
     assert VALUE not in repr(url)
     assert VALUE not in str(url)
     assert str(url) == "postgresql+psycopg://app:***@db"
+
+
+def test_a_missing_secret_gets_a_hint_about_secrets(shell: Shell, secret: str) -> None:
+    shown = shell.one_line_error(
+        "%kms secret nope -o x",
+        "secret 'nope' in local emulator at ",
+        "(hint: this KMS has no such secret",
+    )
+    assert "%kms secrets" in shown
+    assert "key's state" not in shown

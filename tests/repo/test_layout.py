@@ -49,6 +49,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._keynames",
             "kmsnb._context",
             "kmsnb._hints",
+            # Text and HTML tables over _text only: records of every layer render with it.
+            "kmsnb._render",
         ),
     ),
     (
@@ -102,7 +104,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._load",
             "kmsnb._tables",
             "kmsnb._inspect",
-            "kmsnb._render",
             "kmsnb._column_keys",
             "kmsnb._pme",
             "kmsnb._pme_footer",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import kmsnb
-from kmsnb.errors import KmsAccessDeniedError, KmsError
+from kmsnb.errors import AliasExistsError, KmsAccessDeniedError, KmsError
 from kmsnb.kms.local import LocalKms
 
 pytestmark = [pytest.mark.unit]
@@ -133,3 +133,45 @@ def test_a_description_with_markup_is_escaped(local_kms: LocalKms) -> None:
     record = kmsnb.keys.create_key(description="<b>x</b>\x1b[2J", kms=local_kms)
     assert "<b>x</b>" not in record._repr_html_()
     assert "\x1b" not in str(record)
+
+
+def test_a_taken_alias_is_an_alias_exists_error_that_says_what_to_do(
+    local_kms: LocalKms, sales_key: str
+) -> None:
+    with pytest.raises(AliasExistsError) as caught:
+        kmsnb.keys.create_key(alias="sales", kms=local_kms)
+    error = caught.value
+    assert isinstance(error, ValueError)  # what create_key raised for it before
+    assert (error.alias_name, error.key_id) == ("alias/sales", sales_key)
+    assert str(error).endswith("kmsnb.keys.point_alias('alias/sales', KEY)")
+
+
+def test_create_alias_refuses_a_taken_one_and_moves_nothing(
+    local_kms: LocalKms, sales_key: str
+) -> None:
+    other = local_kms.create_key("other").key_id
+    with pytest.raises(AliasExistsError, match="it was not moved"):
+        kmsnb.keys.create_alias("sales", other, kms=local_kms)
+    assert local_kms.describe_key("alias/sales").key_id == sales_key
+    made = kmsnb.keys.create_alias("reports", other, kms=local_kms)
+    assert (made.alias_name, made.key_id) == ("alias/reports", other)
+    assert local_kms.describe_key("alias/reports").key_id == other
+
+
+def test_update_alias_moves_an_existing_one_only(local_kms: LocalKms, sales_key: str) -> None:
+    other = local_kms.create_key("other").key_id
+    assert kmsnb.keys.update_alias("sales", other, kms=local_kms).key_id == other
+    assert local_kms.describe_key("alias/sales").key_id == other
+    with pytest.raises(KmsAccessDeniedError) as caught:
+        kmsnb.keys.update_alias("nowhere", other, kms=local_kms)
+    assert caught.value.code == "Forbidden.AliasNotFound"
+
+
+def test_delete_alias_keeps_the_key(local_kms: LocalKms, sales_key: str) -> None:
+    assert kmsnb.keys.delete_alias("sales", kms=local_kms) == "alias/sales"
+    assert list(kmsnb.keys.list_aliases(kms=local_kms)) == []
+    assert local_kms.describe_key(sales_key).key_state == "Enabled"
+    with pytest.raises(KmsAccessDeniedError):
+        kmsnb.keys.delete_alias("sales", kms=local_kms)
+    with pytest.raises(ValueError, match="alias/NAME"):
+        kmsnb.keys.delete_alias("key-0123456789abcdef", kms=local_kms)
