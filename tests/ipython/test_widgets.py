@@ -90,6 +90,17 @@ def test_key_picker_lists_enabled_keys_and_sets_the_default(keys):
     assert picker._repr_mimebundle_() == {"text/plain": repr(picker)}  # no kernel here
 
 
+def test_a_default_key_set_by_its_bare_name_shows_its_alias_selected(keys):
+    """``sales`` means ``alias/sales`` everywhere a key is named, the widgets included."""
+    session.set_default_key("b")
+    assert KeyPicker().dropdown.value == "alias/b"
+
+
+def test_a_default_key_chosen_with_kms_use_and_a_bare_name_shows_its_alias(keys, shell):
+    shell.run("%kms use b")
+    assert KeyPicker().dropdown.value == "alias/b"
+
+
 def test_key_picker_refresh_sees_new_keys(keys, shell):
     picker = KeyPicker()
     shell.run("%kms create-key --alias c")
