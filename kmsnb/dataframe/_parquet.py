@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
-from kmsnb._context import check_encryption_context
-from kmsnb._defaults import resolve_key, resolve_kms
+from kmsnb._defaults import resolve_kms
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
 from kmsnb._pme_inspect import encryption_mode
 from kmsnb._whole_file_io import (
@@ -24,8 +23,6 @@ from kmsnb._whole_file_io import (
     decrypt_whole,
     local_path,
     open_input,
-    open_output,
-    write_whole_file,
 )
 from kmsnb.dataframe._checks import check_frame
 from kmsnb.envelope import inspect, open_decrypt_seekable
@@ -112,40 +109,24 @@ def to_parquet(
         KmsError: the KMS refused (a disabled or unknown key: ``KmsAccessDeniedError``).
         ImportError: ``columns`` given, but pyarrow lacks Parquet modular encryption.
     """
-    import pyarrow.parquet as pq
+    # Once in Arrow, a frame is written as kmsnb.arrow writes any table (whole file or
+    # column level): one writer for both, so the modes and their checks cannot drift.
+    from kmsnb import arrow
 
     df = check_frame(df)
-    key_id = resolve_key(key_id)
-    context = check_encryption_context(encryption_context) or {}
     table, write_kwargs = _to_arrow(df, pandas_kwargs)
-    kms = resolve_kms(kms)
-    if columns is None and not uniform:
-        write_whole_file(
-            path,
-            key_id,
-            kms=kms,
-            encryption_context=context,
-            content_type=CONTENT_TYPE_PARQUET,
-            overwrite=overwrite,
-            storage_options=storage_options,
-            serialize=lambda sink: pq.write_table(table, sink, **write_kwargs),
-        )
-        return
-    from kmsnb import _pme, _pme_io
-
-    _pme.check_support()
-    with _pme.translated_errors():
-        table, properties = _pme_io.prepare_write(
-            table,
-            _pme_io.leaf_paths(table, write_kwargs),
-            key_id,
-            kms=kms,
-            encryption_context=context,
-            columns=columns,
-            uniform=uniform,
-        )
-        with open_output(path, overwrite=overwrite, storage_options=storage_options) as out:
-            pq.write_table(table, out, encryption_properties=properties, **write_kwargs)
+    arrow.write_table(
+        table,
+        path,
+        key_id,
+        kms=kms,
+        columns=columns,
+        uniform=uniform,
+        encryption_context=encryption_context,
+        overwrite=overwrite,
+        storage_options=storage_options,
+        **write_kwargs,
+    )
 
 
 def read_parquet(
