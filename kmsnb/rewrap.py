@@ -147,31 +147,9 @@ def rewrap_file(
         if not writable:  # it can only be copied: refuse what a copy cannot do first
             _check_replaceable(target, status)
         old = read_header(source)
-        check_context_matches(expected, old.encryption_context)
-        context = dict(old.encryption_context)
-        with unwrap_data_key(  # the old key slot verified, too
-            kms,
-            old.wrapped_key,
-            old.encryption_context,
-            claimed_key_id=old.key_id,
-            allowed=allowed,
-            authenticate=old.verify_key_slot,
-        ) as data_key:
-            wrapped = kms.re_encrypt(
-                old.wrapped_key,
-                new_key_id,
-                source_encryption_context=context,
-                destination_encryption_context=context,
-            )
-            slot = {
-                "key_id": wrapped.key_id,
-                "key_version_id": wrapped.key_version_id,
-                "wrapped_key": wrapped.ciphertext_blob,
-            }
-            in_place = None
-            if writable and _in_one_block(old):
-                in_place = old.with_key_slot_in_place(data_key.plaintext, **slot)
-            new = in_place or old.with_key_slot(data_key.plaintext, **slot)
+        new, in_place = _new_headers(
+            old, new_key_id, kms, expected, allowed, in_place=writable and _in_one_block(old)
+        )
         if in_place is not None:
             _rewrite_key_slot(source.fileno(), old, in_place, target)
             return FileInfo.from_header(in_place, file_size=os.fstat(source.fileno()).st_size)
@@ -187,6 +165,43 @@ def rewrap_file(
             _copy(source, output, advance)
             file_size = output.tell()
     return FileInfo.from_header(new, file_size=file_size)
+
+
+def _new_headers(
+    old: Header,
+    new_key_id: str,
+    kms: KmsClient,
+    expected: Mapping[str, str] | None,
+    allowed: AllowedKeys | None,
+    *,
+    in_place: bool,
+) -> tuple[Header, Header | None]:
+    """The file's header under ``new_key_id``: the one a copy writes, and (when
+    ``in_place`` is asked and the new slot fits) the same-size one an in-place rewrite
+    writes, else ``None``. The old key slot is checked first, as every read checks it."""
+    check_context_matches(expected, old.encryption_context)
+    context = dict(old.encryption_context)
+    with unwrap_data_key(  # the old key slot verified, too
+        kms,
+        old.wrapped_key,
+        old.encryption_context,
+        claimed_key_id=old.key_id,
+        allowed=allowed,
+        authenticate=old.verify_key_slot,
+    ) as data_key:
+        wrapped = kms.re_encrypt(
+            old.wrapped_key,
+            new_key_id,
+            source_encryption_context=context,
+            destination_encryption_context=context,
+        )
+        slot = {
+            "key_id": wrapped.key_id,
+            "key_version_id": wrapped.key_version_id,
+            "wrapped_key": wrapped.ciphertext_blob,
+        }
+        same_size = old.with_key_slot_in_place(data_key.plaintext, **slot) if in_place else None
+        return same_size or old.with_key_slot(data_key.plaintext, **slot), same_size
 
 
 @contextlib.contextmanager
@@ -286,28 +301,7 @@ def _rewrap_object(
         size = source.seek(0, io.SEEK_END)
         source.seek(0)
         old = read_header(source)
-        check_context_matches(expected, old.encryption_context)
-        context = dict(old.encryption_context)
-        with unwrap_data_key(  # the old key slot verified, too
-            kms,
-            old.wrapped_key,
-            old.encryption_context,
-            claimed_key_id=old.key_id,
-            allowed=allowed,
-            authenticate=old.verify_key_slot,
-        ) as data_key:
-            wrapped = kms.re_encrypt(
-                old.wrapped_key,
-                new_key_id,
-                source_encryption_context=context,
-                destination_encryption_context=context,
-            )
-            new = old.with_key_slot(
-                data_key.plaintext,
-                key_id=wrapped.key_id,
-                key_version_id=wrapped.key_version_id,
-                wrapped_key=wrapped.ciphertext_blob,
-            )
+        new, _ = _new_headers(old, new_key_id, kms, expected, allowed, in_place=False)
         source.seek(old.size)
         name = url.rstrip("/").rsplit("/", 1)[-1]
         with (
