@@ -23,6 +23,10 @@ STAMP_BROWSER := $(VENV)/.kmsnb-browser
 VENV_LOWEST ?= .venv-lowest
 STAMP_LOWEST := $(VENV_LOWEST)/.kmsnb-lowest
 
+# The suite on every core, up to 4, a test file per worker (module-scoped servers start
+# once); the notebooks (8 s) run after it in one process.
+PARALLEL := -n auto --maxprocesses 4 --dist loadfile
+
 # uv: the project's environment is $(VENV); never download a Python (use $(PYTHON)'s).
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
@@ -70,7 +74,7 @@ typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
 test: lock-check lint typecheck
-	$(BIN)/pytest -p no:cacheprovider
+	$(BIN)/pytest -p no:cacheprovider $(PARALLEL)
 	$(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
 
@@ -95,8 +99,8 @@ $(STAMP_LOWEST): pyproject.toml | $(STAMP_UV)
 test-lowest: $(STAMP_LOWEST)
 	$(VENV_LOWEST)/bin/ruff check .
 	$(VENV_LOWEST)/bin/ruff format --check .
-	$(VENV_LOWEST)/bin/pytest -p no:cacheprovider -m "unit or integration or notebook" \
-		--ignore=tests/repo
+	$(VENV_LOWEST)/bin/pytest -p no:cacheprovider $(PARALLEL) \
+		-m "unit or integration or notebook" --ignore=tests/repo
 	$(VENV_LOWEST)/bin/pytest -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
 

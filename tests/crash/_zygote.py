@@ -16,12 +16,17 @@ Requests: ``{"kind": "cli", "argv": [...]}`` (``kmsnb ARGV``), ``{"kind": "frame
 "keystore", "kms_uri", "tag"}`` (``kmsnb key create --alias``, ``kmsnb key rotate`` in a
 loop, each acknowledged on stdout once it returned). Any request may add ``"log"`` (the
 child's stdout and stderr), ``"named_fallback"`` (act as without O_TMPFILE) and
-``"file_size_limit"`` (RLIMIT_FSIZE, for a disk that fills up).
+``"file_size_limit"`` (RLIMIT_FSIZE, for a disk that fills up). ``{"kind": "storage",
+"args": {...}}`` runs ``_storage_writer.write(**args)``; start that zygote with
+``_zygote.py s3fs _storage_writer`` so that its children find s3fs imported.
+
+Arguments name modules to import before the zygote says it is ready.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import resource
@@ -92,6 +97,10 @@ def _run(request: dict[str, Any]) -> int:
     if limit is not None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     kind = request["kind"]
+    if kind == "storage":
+        import _storage_writer  # preloaded, with s3fs, by the zygote's arguments
+
+        return _storage_writer.write(**request["args"])
     if kind == "cli":
         return kmsnb.cli.main(request["argv"])
     if kind == "keystore":
@@ -173,6 +182,8 @@ def _wait(
 
 
 def main() -> None:
+    for name in sys.argv[1:]:
+        importlib.import_module(name)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)

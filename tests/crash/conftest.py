@@ -15,7 +15,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,9 +146,9 @@ def temporary_files(folder: Path) -> list[str]:
 class Zygote:
     """Forks writers from a process that has imported everything (see ``_zygote.py``)."""
 
-    def __init__(self, environment: dict[str, str]) -> None:
+    def __init__(self, environment: dict[str, str], preload: Sequence[str] = ()) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, str(ZYGOTE)],
+            [sys.executable, str(ZYGOTE), *preload],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=environment,

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,13 +20,12 @@ from s3_server import moto_server, server_environment
 from kmsnb.storage import MIN_PART_SIZE
 
 from ._storage_writer import payload
-from .conftest import ROUNDS, Tally
+from .conftest import ROUNDS, Tally, Zygote
 
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
-WRITER = Path(__file__).with_name("_storage_writer.py")
 PART = MIN_PART_SIZE
-SIZE = 4 * PART + 300_000
+SIZE = 2 * PART + 300_000  # two whole parts and a short last one
 PARTS = SIZE // PART
 
 
@@ -38,6 +33,14 @@ PARTS = SIZE // PART
 def endpoint() -> Iterator[str]:
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def writers() -> Iterator[Zygote]:
+    """Forks the writers from a process that has imported s3fs (botocore takes a second)."""
+    forks = Zygote(server_environment(), preload=["s3fs", "_storage_writer"])
+    yield forks
+    forks.close()
 
 
 @pytest.fixture
@@ -61,27 +64,23 @@ def _object(s3: Any, bucket: str, key: str) -> bytes | None:
     return data
 
 
+def _request(endpoint: str, url: str, seed: int, mode: str) -> dict[str, Any]:
+    arguments = {"url": url, "endpoint": endpoint, "seed": seed, "size": SIZE}
+    return {"kind": "storage", "args": {**arguments, "part_size": PART, "mode": mode}}
+
+
 def _write_and_kill(
-    endpoint: str, url: str, seed: int, mode: str, rng: random.Random
+    writers: Zygote, endpoint: str, url: str, seed: int, mode: str, rng: random.Random
 ) -> tuple[bool, int]:
     """Run one writer; kill -9 it after a random number of parts plus a random delay.
 
     Returns whether it was killed, and its exit status."""
-    command = [sys.executable, str(WRITER), url, endpoint]
-    command += [str(seed), str(SIZE), str(PART), mode]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=server_environment(), text=True)
-    assert process.stdout is not None
-    wanted = rng.randint(0, PARTS)  # lines to see first: 0 = kill while it starts
-    for _ in range(wanted):
-        if not process.stdout.readline():
-            break
-    time.sleep(rng.uniform(0.0, 0.4))  # inside a part's upload, or at the commit
-    killed = process.poll() is None
-    if killed:
-        process.send_signal(signal.SIGKILL)
-    process.stdout.read()
-    status = process.wait()
-    return killed, status
+    request = _request(endpoint, url, seed, mode)
+    request["kill_after_lines"] = rng.randint(0, PARTS)  # 0: while it starts
+    request["kill_after_s"] = rng.uniform(0.0, 0.4)  # inside a part's upload, or the commit
+    request["signal"] = signal.SIGKILL
+    reply = writers.run(request)
+    return reply["killed"], reply["exit"]
 
 
 def _check(found: bytes | None, old: bytes | None, new: bytes, tally: Tally) -> None:
@@ -93,7 +92,7 @@ def _check(found: bytes | None, old: bytes | None, new: bytes, tally: Tally) -> 
 
 @pytest.mark.parametrize("mode", ["create", "overwrite"])
 def test_a_killed_upload_leaves_no_partial_object(
-    endpoint: str, s3: Any, tally: Tally, rng: random.Random, mode: str
+    writers: Zygote, endpoint: str, s3: Any, tally: Tally, rng: random.Random, mode: str
 ) -> None:
     """Each round has its own key: a kill right after the commit was sent may let the
     server complete the upload a moment later, which must not disturb the next round."""
@@ -109,7 +108,7 @@ def test_a_killed_upload_leaves_no_partial_object(
         new = payload(round_index, SIZE)
         expected[key] = (old, new)
         url = f"s3://{bucket}/{key}"
-        killed, status = _write_and_kill(endpoint, url, round_index, mode, rng)
+        killed, status = _write_and_kill(writers, endpoint, url, round_index, mode, rng)
         tally.rounds += 1
         tally.killed += killed
         found = _object(s3, bucket, key)
@@ -125,7 +124,5 @@ def test_a_killed_upload_leaves_no_partial_object(
     assert tally.killed >= ROUNDS // 2, f"only {tally.killed} of {ROUNDS} rounds were killed"
     # What the kills left (incomplete uploads) does not stop the next write to a key.
     key = "data-0.kms"
-    command = [sys.executable, str(WRITER), f"s3://{bucket}/{key}", endpoint]
-    command += ["99", str(SIZE), str(PART), "overwrite"]
-    subprocess.run(command, env=server_environment(), check=True, stdout=subprocess.DEVNULL)
+    assert writers.run(_request(endpoint, f"s3://{bucket}/{key}", 99, "overwrite"))["exit"] == 0
     assert _object(s3, bucket, key) == payload(99, SIZE)
