@@ -13,7 +13,9 @@ machine is shared and noisy; the method is in ``bench/_common.py``):
 The KMS is :class:`kmsnb.testing.InMemoryKms` (it counts its calls). Outputs go to
 ``/dev/shm`` when it exists, as in the anchors' primary run, so that disk write-back noise
 stays out; note that kmsnb fsyncs its output (atomic write) and plain pandas does not, which
-costs nothing on tmpfs and real time on a disk (try ``--dir`` on one).
+costs nothing on tmpfs and real time on a disk (try ``--dir`` on one). So the writes are
+also compared with plain pandas followed by an fsync of the file and its folder (``write
+plain + fsync``: the durability kmsnb gives), the baseline issue 16 sets (<= 1.05x on ext4).
 
 Run::
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import shutil
 import sys
@@ -86,6 +89,17 @@ def timed(action: Callable[[], Any], repeat: int) -> float:
     return best
 
 
+def _plain_and_fsync(df: pd.DataFrame, path: Path) -> None:
+    """Plain pandas, then what makes its file durable: fsync the file and its folder."""
+    df.to_parquet(path)
+    for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY | os.O_DIRECTORY)):
+        descriptor = os.open(target, flags)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
 def run_rounds(df: pd.DataFrame, folder: Path, rounds: int, repeat: int) -> list[dict[str, float]]:
     fake = InMemoryKms()
     fake.create_key(alias=MAIN_KEY)
@@ -95,6 +109,7 @@ def run_rounds(df: pd.DataFrame, folder: Path, rounds: int, repeat: int) -> list
     protect = {"user": PII_KEY}
     cases: dict[str, Callable[[], Any]] = {
         "write plain": lambda: df.to_parquet(plain),
+        "write plain + fsync": lambda: _plain_and_fsync(df, folder / "plain-fsync.parquet"),
         "write whole-file": lambda: df.kms.to_parquet(whole, MAIN_KEY, kms=kms, overwrite=True),
         "write column mode": lambda: df.kms.to_parquet(
             columns, MAIN_KEY, kms=kms, columns=protect, overwrite=True
@@ -179,6 +194,8 @@ def report(rounds: list[dict[str, float]], small: dict[str, tuple[int, float]]) 
     comparisons = [
         ("write whole-file", "write plain", TARGET),
         ("write column mode", "write plain", TARGET),
+        ("write whole-file", "write plain + fsync", STRETCH),
+        ("write column mode", "write plain + fsync", STRETCH),
         ("read whole-file", "read plain", TARGET),
         ("read column mode", "read plain", TARGET),
     ]
