@@ -20,6 +20,7 @@ __all__ = [
     "Rendered",
     "cell_text",
     "format_size",
+    "format_size_brief",
     "html_table",
     "text_table",
 ]
@@ -47,14 +48,21 @@ def format_size(size: int | None) -> str:
     """``1073741824`` as ``"1.0 GiB (1073741824 bytes)"``; small sizes in bytes only."""
     if size is None:
         return "unknown"
+    brief = format_size_brief(size)
+    return brief if size < 1024 else f"{brief} ({size} bytes)"
+
+
+def format_size_brief(size: int) -> str:
+    """``1536`` as ``"1.5 KiB"``, below 1 KiB ``"512 bytes"`` (``"1 byte"``): powers of
+    1024 up to PiB, as ``ls -h``; for a message that names no exact count."""
     if size < 1024:
-        return f"{size} bytes"
+        return f"{size} byte" + ("" if size == 1 else "s")
     scaled = float(size)
     unit = 0
     while scaled >= 1024 and unit < len(_SIZE_UNITS) - 1:
         scaled /= 1024
         unit += 1
-    return f"{scaled:.1f} {_SIZE_UNITS[unit]} ({size} bytes)"
+    return f"{scaled:.1f} {_SIZE_UNITS[unit]}"
 
 
 def _escaped(

@@ -16,7 +16,12 @@ KMS is the session's (``KMSNB_KMS``, ``%kms``) unless ``kms=`` names another.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from kmsnb._hints import naming_secret_and_kms
+from kmsnb.connection import connect, open_kms
+from kmsnb.kms._base import Kms
 from kmsnb.kms._secrets import MASK, Secret, SecretInfo, SecretsClient, SecretVersionInfo
 
 __all__ = [
@@ -35,11 +40,18 @@ __all__ = [
 ]
 
 
-def client(kms: object | None = None) -> SecretsClient:
+def client(kms: Kms | SecretsClient | str | None = None) -> SecretsClient:
     """The Secrets Manager client behind ``kms`` (default: the session's KMS).
 
+    Args:
+        kms: a KMS client, a KMS URI (``local:PATH``, ``http://HOST:PORT``,
+            ``aliyun:REGION``: :func:`kmsnb.connect`, which connects a client that the
+            caller closes), or ``None``: the session's KMS.
+
     Raises:
-        TypeError: that KMS has no Secrets Manager (a bare data-key KMS, a test fake).
+        TypeError: ``kms`` is not a KMS, or that KMS has no Secrets Manager (a bare
+            data-key KMS, a test fake).
+        ValueError, ImportError: as :func:`kmsnb.connect` does, for a URI.
     """
     if kms is None:
         from kmsnb import session
@@ -48,10 +60,32 @@ def client(kms: object | None = None) -> SecretsClient:
     # The data-key cache forwards what it does not know to the client it wraps.
     if isinstance(kms, SecretsClient):
         return kms
+    return _secrets_of(connect(kms))  # a URI connects; a wrong type is connect's TypeError
+
+
+def _secrets_of(kms: Kms) -> SecretsClient:
+    if isinstance(kms, SecretsClient):
+        return kms
     raise TypeError(
         f"the KMS {type(kms).__name__} has no Secrets Manager; use kmsnb.connect() "
         "(the emulator or Alibaba Cloud)"
     )
+
+
+@contextlib.contextmanager
+def _opened(kms: Kms | SecretsClient | str | None) -> Iterator[SecretsClient]:
+    """The Secrets Manager that a verb's ``kms=`` names, for one call.
+
+    The rule of every other verb (:func:`kmsnb.connection.open_kms`): ``None`` is the
+    session's KMS, a URI connects a client closed at the end, anything else that is no
+    KMS client is a ``TypeError`` worded as theirs. A client with Secrets Manager calls
+    but no data keys is used as it is.
+    """
+    if isinstance(kms, SecretsClient):
+        yield kms
+        return
+    with open_kms(kms) as opened:
+        yield _secrets_of(opened)
 
 
 def get(
@@ -59,7 +93,7 @@ def get(
     *,
     version_stage: str | None = None,
     version_id: str | None = None,
-    kms: object | None = None,
+    kms: Kms | SecretsClient | str | None = None,
 ) -> Secret:
     """Fetch a secret's value, masked: ``ACSCurrent`` unless a stage or version is named.
 
@@ -67,8 +101,7 @@ def get(
         KmsError: for example ``Forbidden.ResourceNotFound`` for an unknown secret, or
             ``Rejected.ResourceInDeleteWindow`` for one that is being deleted.
     """
-    secrets = client(kms)
-    with naming_secret_and_kms(name, secrets):
+    with _opened(kms) as secrets, naming_secret_and_kms(name, secrets):
         return secrets.get_secret_value(name, version_id=version_id, version_stage=version_stage)
 
 
@@ -78,33 +111,33 @@ def create(
     *,
     description: str = "",
     encryption_key_id: str | None = None,
-    kms: object | None = None,
+    kms: Kms | SecretsClient | str | None = None,
 ) -> SecretVersionInfo:
     """Create a secret holding ``value`` (``str``: text, ``bytes``: binary)."""
-    secrets = client(kms)
-    with naming_secret_and_kms(name, secrets):
+    with _opened(kms) as secrets, naming_secret_and_kms(name, secrets):
         return secrets.create_secret(
             name, value, description=description, encryption_key_id=encryption_key_id
         )
 
 
-def put(name: str, value: str | bytes, *, kms: object | None = None) -> SecretVersionInfo:
+def put(
+    name: str, value: str | bytes, *, kms: Kms | SecretsClient | str | None = None
+) -> SecretVersionInfo:
     """Store a new value of ``name``; it becomes ACSCurrent, the old one ACSPrevious."""
-    secrets = client(kms)
-    with naming_secret_and_kms(name, secrets):
+    with _opened(kms) as secrets, naming_secret_and_kms(name, secrets):
         return secrets.put_secret_value(name, value)
 
 
-def describe(name: str, *, kms: object | None = None) -> SecretInfo:
+def describe(name: str, *, kms: Kms | SecretsClient | str | None = None) -> SecretInfo:
     """A secret's metadata: type, dates, master key; never its value."""
-    secrets = client(kms)
-    with naming_secret_and_kms(name, secrets):
+    with _opened(kms) as secrets, naming_secret_and_kms(name, secrets):
         return secrets.describe_secret(name)
 
 
-def list_secrets(*, kms: object | None = None) -> list[SecretInfo]:
+def list_secrets(*, kms: Kms | SecretsClient | str | None = None) -> list[SecretInfo]:
     """Every secret's name and dates, those pending deletion included."""
-    return client(kms).list_secrets()
+    with _opened(kms) as secrets:
+        return secrets.list_secrets()
 
 
 def delete(
@@ -112,19 +145,17 @@ def delete(
     *,
     recovery_window_in_days: int | None = None,
     force: bool = False,
-    kms: object | None = None,
+    kms: Kms | SecretsClient | str | None = None,
 ) -> str | None:
     """Delete ``name`` after its recovery window (7-30 days, default 30), or now if
     ``force``; return the planned deletion time (None when deleted at once)."""
-    secrets = client(kms)
-    with naming_secret_and_kms(name, secrets):
+    with _opened(kms) as secrets, naming_secret_and_kms(name, secrets):
         return secrets.delete_secret(
             name, recovery_window_in_days=recovery_window_in_days, force=force
         )
 
 
-def restore(name: str, *, kms: object | None = None) -> None:
+def restore(name: str, *, kms: Kms | SecretsClient | str | None = None) -> None:
     """Cancel a deletion during the recovery window."""
-    secrets = client(kms)
-    with naming_secret_and_kms(name, secrets):
+    with _opened(kms) as secrets, naming_secret_and_kms(name, secrets):
         secrets.restore_secret(name)

@@ -13,7 +13,6 @@ from kmsnb.cli import EXIT_FAILURE, EXIT_UNSUPPORTED_STORAGE
 from kmsnb.errors import KmsError, UnsupportedStorageError
 
 __all__ = [
-    "format_size",
     "print_fields",
     "print_table",
     "report_error",
@@ -60,31 +59,20 @@ def _which(key: str | None, kms_location: str | None) -> str:
     return ", ".join(parts)
 
 
-def format_size(byte_count: int) -> str:
-    """``1536`` -> ``1.5 KiB``; below 1 KiB, ``512 bytes`` (powers of 1024, like ``ls -h``)."""
-    if byte_count < 1024:
-        return f"{byte_count} byte" + ("" if byte_count == 1 else "s")
-    value = float(byte_count)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f} {unit}"
-
-
 def print_fields(fields: Mapping[str, object]) -> None:
     """``name: value`` lines; what a file says is shown with control characters escaped.
 
     Byte counts (:data:`SIZE_FIELDS`) read ``1.5 MiB (1572864 bytes)``; ``--json`` keeps
     the plain number.
     """
+    from kmsnb._render import format_size
     from kmsnb._text import escape_control_characters, json_for_display
 
     width = max(len(name) for name in fields) + 1
     for name, value in fields.items():
         shown: object = json_for_display(value) if isinstance(value, dict) else value
         if name in SIZE_FIELDS and isinstance(value, int) and value >= 1024:
-            shown = f"{format_size(value)} ({value} bytes)"
+            shown = format_size(value)  # "1.5 MiB (1572864 bytes)", as a notebook shows it
         text = "-" if value is None else escape_control_characters(str(shown))
         print(f"{name + ':':<{width}} {text}")
 

@@ -26,6 +26,7 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports 
 if TYPE_CHECKING:
     from typing import Any, TypeAlias
 
+    from kmsnb.errors import NewKeystoreWarning
     from kmsnb.kms._base import KmsClient
 
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -254,8 +255,7 @@ def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
     kms, new_keystore = connect_noting_new_keystore(
         args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False)
     )
-    if new_keystore is not None:
-        print(f"kmsnb: note: {new_keystore}", file=sys.stderr)
+    note_new_keystore(new_keystore)
     args.kms_location = describe_kms(kms)
     try:
         yield kms
@@ -263,6 +263,16 @@ def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
         close = getattr(kms, "close", None)
         if callable(close):
             close()
+
+
+def note_new_keystore(notice: NewKeystoreWarning | None) -> None:
+    """Say on stderr, once per command, that opening a ``local:`` keystore created it.
+
+    Every command that opens a keystore says it this way (``--kms local:PATH``, ``emulator
+    serve --data``), since a mistyped path makes a new, empty keystore too.
+    """
+    if notice is not None:
+        print(f"kmsnb: note: {notice}", file=sys.stderr)
 
 
 # --- argument types -------------------------------------------------------------------

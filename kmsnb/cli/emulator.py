@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 from kmsnb.cli import EXIT_NOT_FOUND, EXIT_OK
-from kmsnb.cli._parser import add_command, add_group, connect
+from kmsnb.cli._parser import add_command, add_group, connect, note_new_keystore
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from kmsnb.cli._parser import Commands
     from kmsnb.emulator.clock import MovableClock
     from kmsnb.emulator.server import EmulatorCredentials
+    from kmsnb.emulator.store import KeyStore
 
 __all__ = ["add_clock_option", "add_commands"]
 
@@ -142,6 +143,7 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
 
     credentials = resolve_credentials()
     store = KeyStore(args.data)
+    _note_if_created(store)
     server = EmulatorServer(
         KmsService(store, clock=args.clock or time.time),
         host=args.host,
@@ -162,6 +164,16 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
     store.close()
     print("kmsnb emulator stopped", flush=True)
     return EXIT_OK
+
+
+def _note_if_created(store: KeyStore) -> None:
+    """The note every command gives when it opens a keystore that opening created (a
+    mistyped ``--data`` makes one), in the words of :class:`~kmsnb.errors.NewKeystoreWarning`
+    and at the absolute path, as ``kmsnb.connect("local:PATH")`` names it."""
+    if store.created:
+        from kmsnb.errors import NewKeystoreWarning
+
+        note_new_keystore(NewKeystoreWarning(str(store.path.absolute())))
 
 
 def _print_serving(
@@ -237,6 +249,7 @@ def _cmd_emulator_exec(args: argparse.Namespace) -> int:
     # A pair made for this run, never the user's cloud AccessKey (kmsnb.emulator.execute).
     credentials = resolve_credentials({})
     store = KeyStore(args.store)
+    _note_if_created(store)
     try:
         service = KmsService(store, clock=args.clock or time.time)
         server = EmulatorServer(

@@ -13,7 +13,7 @@ import contextlib
 import os
 
 from kmsnb.cli import EXIT_OK
-from kmsnb.cli._display import format_size, print_fields
+from kmsnb.cli._display import print_fields
 from kmsnb.cli._parser import (
     add_allowed_key_option,
     add_command,
@@ -247,8 +247,10 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
                 raise _wrong_length(args, writer.plaintext_size, expected)
         header = writer.header
     if args.output != STDIO:
+        from kmsnb._render import format_size_brief
+
         print(
-            f"encrypted {args.src} -> {args.output} ({format_size(writer.plaintext_size)}, "
+            f"encrypted {args.src} -> {args.output} ({format_size_brief(writer.plaintext_size)}, "
             f"master key {header.key_id})"
         )
     return EXIT_OK
@@ -292,14 +294,16 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
                 written = _decrypt_legacy(args, kms, Prefixed(head, source), output)
             else:
                 written = _decrypt_kmsnb(args, kms, Prefixed(head, source), output)
+    from kmsnb._render import format_size_brief
+
     if args.output != STDIO and legacy:
         print(
-            f"decrypted {args.src} -> {args.output} ({format_size(written)}, a tutorial "
+            f"decrypted {args.src} -> {args.output} ({format_size_brief(written)}, a tutorial "
             ".cipher file, AES-EAX)"
         )
         print(f"to move it to the kmsnb format: kmsnb convert {args.src} -o NEW")
     elif args.output != STDIO:
-        print(f"decrypted {args.src} -> {args.output} ({format_size(written)})")
+        print(f"decrypted {args.src} -> {args.output} ({format_size_brief(written)})")
     return EXIT_OK
 
 

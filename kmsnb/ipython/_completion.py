@@ -2,7 +2,9 @@
 
 A matcher of IPython's completer API (v2, ``IPCompleter.custom_matchers``). On a kmsnb
 magic's line it answers alone, so ``%kms use al<Tab>`` offers ``alias/...`` and not
-``%alias``. Key names come from the session's KMS (one ``ListAliases`` and one
+``%alias``, and ``%kms use zz<Tab>`` offers nothing rather than IPython's guesses; only
+where kmsnb completes a path and finds none does IPython's file completion still answer
+(it reads quoted paths). Key names come from the session's KMS (one ``ListAliases`` and one
 ``ListKeys``), kept for a few seconds so that pressing Tab again costs nothing; a KMS that
 fails to answer gives no key names, never an error.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from IPython.core.completer import (
@@ -112,6 +114,14 @@ def complete_magic_line(
     line: str, namespace: dict[str, Any] | None = None
 ) -> tuple[str, list[str]] | None:
     """(the word being completed, its completions) for a kmsnb magic's line; else None."""
+    found = _complete_line(line, namespace)
+    return None if found is None else found[:2]
+
+
+def _complete_line(
+    line: str, namespace: dict[str, Any] | None
+) -> tuple[str, list[str], bool] | None:
+    """:func:`complete_magic_line`, and whether the word is a path."""
     parts = line.split()
     if not parts:
         return None
@@ -129,7 +139,31 @@ def complete_magic_line(
             "%%encrypt" if cell else magic, words, previous, namespace or {}
         )
     found = candidates(word) if callable(candidates) else candidates
-    return word, [item for item in found if item.startswith(word)]
+    return word, [item for item in found if item.startswith(word)], candidates is _paths
+
+
+class _NothingToOffer:
+    """No completions, given as an answer that still silences IPython's other matchers.
+
+    IPython (9.18) honours a matcher's ``suppress`` only when ``has_any_completions`` finds
+    its result non-empty, and that asks ``len()``; an empty list would let ``%alias``, file
+    and Python names in on a kmsnb line. This has a length for that question, and is
+    otherwise empty: false to ``_arrange_and_extract``'s test, nothing to iterate for
+    ``completions()``. tests/ipython/test_help_and_completion.py checks it on a real shell.
+    """
+
+    def __len__(self) -> int:
+        return 1
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __iter__(self) -> Iterator[SimpleCompletion]:
+        return iter(())
+
+
+# Through Any: the completions of a SimpleMatcherResult are typed as a list or iterator.
+_NOTHING: Any = _NothingToOffer()
 
 
 def install_completer(shell: Any) -> None:
@@ -139,15 +173,27 @@ def install_completer(shell: Any) -> None:
         return
     uninstall_completer(shell)
 
+    # Where kmsnb completes a path and finds none, IPython's file matcher may still (a
+    # quoted path, which kmsnb's does not read); its id as IPython's decorator sets it.
+    file_matcher = getattr(completer.file_matcher, "matcher_identifier", "")
+
     def kmsnb_matcher(context: CompletionContext) -> SimpleMatcherResult:
-        found = complete_magic_line(context.text_until_cursor, shell.user_ns)
+        found = _complete_line(context.text_until_cursor, shell.user_ns)
         if found is None:
             return {"completions": []}
-        word, matches = found
+        word, matches, is_path = found
         completions = [SimpleCompletion(text=match, type="kmsnb") for match in matches]
-        # The fragment replaced is the whole word (IPython's token stops at "/"); when we
-        # have completions, no other matcher's guess ("%alias" for "al") is offered.
-        return {"completions": completions, "suppress": True, "matched_fragment": word}
+        # The fragment replaced is the whole word (IPython's token stops at "/"). The line
+        # is kmsnb's: no other matcher's guess ("%alias" for "al") is offered, even when
+        # kmsnb has nothing to offer.
+        result: SimpleMatcherResult = {
+            "completions": completions or _NOTHING,
+            "suppress": True,
+            "matched_fragment": word,
+        }
+        if is_path and not completions:
+            result["do_not_suppress"] = {file_matcher}
+        return result
 
     completer.custom_matchers.append(_MATCHER()(kmsnb_matcher))
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kmsnb._render import format_size_brief
 from kmsnb.cli import main
-from kmsnb.cli._display import format_size
 from kmsnb.kms._base import KmsClient
 
 from .conftest import Run
@@ -94,10 +94,11 @@ def test_output_directory_that_does_not_exist_is_an_error(
 @pytest.mark.parametrize(
     ("size", "shown"),
     [(0, "0 bytes"), (1, "1 byte"), (1023, "1023 bytes"), (1024, "1.0 KiB"),
-     (1536, "1.5 KiB"), (1073741824, "1.0 GiB"), (5 * 1024**5, "5120.0 TiB")],
+     (1536, "1.5 KiB"), (1073741824, "1.0 GiB"), (5 * 1024**5, "5.0 PiB")],
 )  # fmt: skip
 def test_format_size(size: int, shown: str) -> None:
-    assert shown == format_size(size)
+    """The CLI's messages use the notebook's size rule (kmsnb._render), brief form."""
+    assert shown == format_size_brief(size)
 
 
 def test_sizes_are_readable(run: Run, plain: Path, tmp_path: Path, key_id: str) -> None:

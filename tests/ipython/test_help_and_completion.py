@@ -125,9 +125,10 @@ def test_a_kms_that_fails_gives_no_key_names_and_no_error(shell, monkeypatch):
 
     monkeypatch.setattr(client, "list_aliases", unreachable)
     assert _completion.key_names() == []
-    # With nothing of its own to offer, IPython's matchers answer (it only lets a matcher
-    # that has completions silence the others).
+    # Nothing of kmsnb's to offer, and nothing of IPython's either (no %alias): the line is
+    # kmsnb's (issue 12).
     assert not [text for text in texts(shell, "%kms use al") if text.startswith("alias/")]
+    assert texts(shell, "%kms use al") == []
 
 
 def test_completion_of_paths_and_variables(shell, tmp_path):
@@ -144,6 +145,39 @@ def test_completion_of_paths_and_variables(shell, tmp_path):
         f"{tmp_path}/data/sales.parquet.kms"
     ]
     assert texts(shell, "%encrypt frame_one x --format c") == ["csv"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["%kms use zz", "%kms describe zz", "%kms zz", "%kms rotate --zz", "%encrypt zz",
+     "%encrypt zz_value out.kms -k zz", "%%encrypt out.kms --format zz", "%decrypt zz",
+     "%kms inspect zz"],
+)  # fmt: skip
+def test_a_kmsnb_line_with_nothing_to_offer_gets_nothing_from_ipython(
+    shell, tmp_path, monkeypatch, line
+):
+    """kmsnb owns its magics' lines (issue 12): no magic, Python name or file of IPython's
+    where kmsnb has no candidate, though each of those starts with ``zz``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zz_file.txt").write_bytes(b"")
+    shell.user_ns["zz_value"] = 1
+    shell.register_magic_function(lambda line: None, magic_name="zzmagic")
+    assert "zz_value" in texts(shell, "zz")  # what IPython itself would offer
+    assert "%zzmagic" in texts(shell, "%zz")
+    # Where kmsnb completes paths or variables, its own candidates, and nothing else.
+    own = {"%encrypt zz": ["zz_value"], "%decrypt zz": ["zz_file.txt"]}
+    own["%kms inspect zz"] = own["%decrypt zz"]
+    assert texts(shell, line) == own.get(line, [])
+
+
+def test_a_path_kmsnb_cannot_read_is_left_to_ipythons_file_completion(shell, tmp_path):
+    """Where kmsnb completes paths and finds none (a quoted path), IPython's file matcher
+    still answers, and nothing else of IPython's does."""
+    (tmp_path / "data").mkdir()
+    shell.user_ns["data_value"] = 1
+    offered = texts(shell, f'%decrypt "{tmp_path}/da')
+    assert offered
+    assert all(f"{tmp_path}/data" in text for text in offered), offered
 
 
 def test_other_lines_are_left_to_ipython(shell):

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from kmsnb._render import Rendered, cell_text, format_size, html_table, text_table
+from kmsnb._render import (
+    Rendered,
+    cell_text,
+    format_size,
+    format_size_brief,
+    html_table,
+    text_table,
+)
 
 pytestmark = [pytest.mark.unit]
 
@@ -41,6 +48,7 @@ def test_cells() -> None:
     [
         (None, "unknown"),
         (0, "0 bytes"),
+        (1, "1 byte"),
         (1023, "1023 bytes"),
         (1024, "1.0 KiB (1024 bytes)"),
         (1073741824, "1.0 GiB (1073741824 bytes)"),
@@ -48,6 +56,14 @@ def test_cells() -> None:
 )
 def test_sizes_are_readable(size: int | None, shown: str) -> None:
     assert shown == format_size(size)
+
+
+def test_the_exact_count_follows_the_brief_size() -> None:
+    """One rule (issue 12): the CLI's brief size is the notebook's, less the exact count."""
+    for size in (0, 1, 1023, 1024, 1536, 1024**3 + 1, 5 * 1024**5, 2 * 1024**6):
+        exact = "" if size < 1024 else f" ({size} bytes)"
+        assert format_size(size) == format_size_brief(size) + exact
+    assert format_size_brief(2 * 1024**6) == "2048.0 PiB"  # the largest unit
 
 
 class _Record(Rendered):
