@@ -32,6 +32,8 @@ from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
 
 _CSV_READ_SIZE = 1 << 20  # pandas asks for 256 KiB at a time; decrypt in bigger steps
+#: Bytes a cell counts for in the estimate that decides on a bar (a float, a pointer).
+_CELL_SIZE = 8
 
 
 def _check_csv_dtypes(df: pd.DataFrame) -> None:
@@ -79,8 +81,8 @@ def to_csv(
     Args:
         progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
-            frame's shallow memory size (``memory_usage(deep=False)``: strings count as
-            pointers), ``True`` always, ``False`` never. It counts the CSV bytes encrypted.
+            frame's cells at 8 bytes each (its shallow size: a string counts as a
+            pointer), ``True`` always, ``False`` never. It counts the CSV bytes encrypted.
         pandas_kwargs: as for ``DataFrame.to_csv`` (``index``, ``sep``, ``encoding``...).
         Others: as for :func:`to_parquet`.
 
@@ -97,8 +99,9 @@ def to_csv(
     key_id = resolve_key(key_id)
     context = check_encryption_context(encryption_context) or {}
     kms = resolve_kms(kms)
-    # Shallow: a deep count reads every string, as long as a part of the write itself.
-    estimate = int(df.memory_usage(index=True, deep=False).sum())
+    # Eight bytes a cell, as a shallow count (a string as its pointer) would say, without
+    # pandas' memory_usage (0.2 ms, as much as a small write; a deep one reads every string).
+    estimate = df.size * _CELL_SIZE
     with progress_bar(estimate, f"encrypt {progress_name(path)}", show=show) as advance:
         write_whole_file(
             path,
