@@ -16,7 +16,10 @@ from typing import Any, BinaryIO
 
 from kmsnb._context import check_encryption_context
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET, CONTENT_TYPE_TEXT
+from kmsnb._progress import check_progress, progress_bar
 from kmsnb._tables import Library, check_into, read
+from kmsnb._whole_file_io import progress_name, remaining_size
+from kmsnb._whole_file_read import plaintext_total
 from kmsnb.connection import open_kms
 from kmsnb.envelope import inspect, open_decrypt
 from kmsnb.kms._base import Kms
@@ -39,6 +42,7 @@ def load(
     allowed_keys: Iterable[str] | None = None,
     into: Library = "pandas",
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **options: Any,
 ) -> Any:
     """Decrypt the file ``path`` and return what :func:`kmsnb.save` saved.
@@ -57,6 +61,10 @@ def load(
             (a polars DataFrame), read by that library as its own Parquet reader reads;
             bytes and text come back as they are whatever it says.
         storage_options: for a URL ``path``, as in pandas.
+        progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
+            threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
+            plaintext size the header declares (else the payload's; column-level
+            Parquet: the file's size), ``True`` always, ``False`` never.
         options: passed to the reader: ``pandas.read_parquet`` / ``pandas.read_csv``; for
             Arrow and polars those of :func:`kmsnb.arrow.read_table`,
             :func:`kmsnb.polars.read_parquet` / ``read_csv``.
@@ -74,6 +82,7 @@ def load(
     """
     expected = check_encryption_context(encryption_context)
     library = check_into(into)
+    show = check_progress(progress)
     if isinstance(columns, str):
         raise TypeError(f"columns must be a list of names; write columns=[{columns!r}]")
     with _open_source(path, storage_options) as source, open_kms(kms) as client:
@@ -90,6 +99,8 @@ def load(
             "encryption_context": expected,
             "allowed_keys": allowed_keys,
         }
+        if content_type in (CONTENT_TYPE_PARQUET, CONTENT_TYPE_CSV):
+            common["progress"] = show
         if library != "pandas" and content_type in (CONTENT_TYPE_PARQUET, CONTENT_TYPE_CSV):
             return read(library, table, content_type, columns=columns, **common, **options)
         if content_type == CONTENT_TYPE_PARQUET:
@@ -112,9 +123,22 @@ def load(
                 f"columns= and reader options apply to Parquet and CSV; this file holds "
                 f"{content_type or 'bytes'}"
             )
-        with open_decrypt(source, **common) as reader:
-            data = reader.readall()
+        data = _read_all(source, common, show, f"load {progress_name(path)}")
     return data.decode("utf-8") if content_type == CONTENT_TYPE_TEXT else data
+
+
+def _read_all(source: BinaryIO, common: dict[str, Any], show: bool | None, label: str) -> bytes:
+    """The verified plaintext of ``source``, whole, with a bar counting it as it verifies."""
+    size = remaining_size(source)
+    with open_decrypt(source, **common) as reader:
+        parts: list[bytes] = []
+        with progress_bar(plaintext_total(reader.header, size), label, show=show) as advance:
+            # As readall does, with a count: only verified runs; an error, not data, if
+            # the file was altered or cut short.
+            while run := reader.read_verified():
+                parts.append(bytes(run))
+                advance(len(run))
+    return b"".join(parts)
 
 
 @contextlib.contextmanager

@@ -44,6 +44,8 @@ from kmsnb._pme_footer import (
     read_tail,
 )
 from kmsnb._pme_wrap import unwrap_dek
+from kmsnb._progress import progress_bar
+from kmsnb._whole_file_io import remaining_size
 from kmsnb.errors import FormatError, KmsError, KmsnbError, WrongKeyError
 from kmsnb.kms._base import Kms, WrappingKms, wipe
 
@@ -133,11 +135,15 @@ def read_columns(
     encryption_context: Mapping[str, str] | None,
     allowed_keys: Iterable[str] | None,
     read: Callable[[Any], T],
+    progress: bool | None = False,
+    label: str = "decrypt",
 ) -> T:
     """Check the file's context, then ``read(decryption_properties)``.
 
     ``target`` is what pyarrow reads (a local path, or ``source`` itself); ``source`` is a
-    seekable file at the start of the Parquet file.
+    seekable file at the start of the Parquet file. pyarrow reads and decrypts natively,
+    out of kmsnb's sight: a progress bar (as ``progress`` says) counts the file, whole,
+    once it is read.
 
     Raises:
         FormatError: plain Parquet, or malformed crypto metadata.
@@ -161,7 +167,11 @@ def read_columns(
             }
             check_file_context(context, tail, text)
             source.seek(start)
-            return read(properties)
+            size = remaining_size(source)
+            with progress_bar(size, label, show=progress) as advance:
+                result = read(properties)
+                advance(size)
+            return result
     except (KmsError, WrongKeyError) as error:
         raise _naming_columns(error, failures.master_key_id, tail, kms, allowed) from None
 

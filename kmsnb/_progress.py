@@ -1,25 +1,39 @@
-"""Progress bars for long file operations, shown only when they are worth it.
+"""Progress bars for long operations (files, streams, tables), shown only when they are
+worth it.
 
 ``tqdm`` is optional and imported on first use: ``tqdm.auto`` decides at import time
 whether it runs in a kernel (widget bar) or a terminal (text bar on stderr), so importing
 it when ``kmsnb`` is imported would decide too early and cost every user the import.
-Operations below the threshold, of unknown size, or without tqdm installed get a no-op.
+Operations below the threshold, of unknown size, or without tqdm installed get a no-op,
+:func:`ignore_progress`; :func:`counting_writer` and :func:`counting_reader` then hand back
+the file itself, so that a small operation pays one no-op call per step and nothing more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = [
     "DEFAULT_PROGRESS_THRESHOLD",
+    "Advance",
     "check_progress",
+    "counting_reader",
+    "counting_writer",
     "get_progress_threshold",
+    "ignore_progress",
     "progress_bar",
     "set_progress_threshold",
 ]
+
+#: What :func:`progress_bar` yields: called with each number of bytes processed.
+Advance = Callable[[int], None]
 
 #: Plaintext size from which a bar is shown: below it an operation takes well under a
 #: second, and a bar would only flicker.
@@ -47,8 +61,8 @@ def set_progress_threshold(size: int) -> None:
     _threshold = size
 
 
-def _ignore(count: int) -> None:
-    """The update function of a bar that is not shown."""
+def ignore_progress(count: int) -> None:
+    """The update function of a bar that is not shown (the default of ``advance=``)."""
 
 
 def _tqdm_class() -> Any:
@@ -79,7 +93,7 @@ def check_progress(progress: object) -> bool | None:
 @contextlib.contextmanager
 def progress_bar(
     total: int | None, description: str, *, show: bool | None = None
-) -> Iterator[Callable[[int], None]]:
+) -> Iterator[Advance]:
     """Yield a function to call with each number of bytes processed.
 
     A bar (``tqdm.auto``: a widget in Jupyter, text on stderr in a terminal) is shown,
@@ -87,19 +101,25 @@ def progress_bar(
     is known and at least the threshold (see :func:`set_progress_threshold`); otherwise
     the function does nothing. The bar disappears when the block ends.
 
+    ``total`` may be an estimate (a table's size in memory before it is written, the
+    payload's size of a file whose header declares none): when the block completes, the
+    bar's total becomes the count, so that it ends full (a notebook's bar left short of
+    its total turns red, as after an error, and stays).
+
     Args:
-        total: the number of bytes the operation will process, or ``None`` if unknown.
+        total: the number of bytes the operation will process (or about), or ``None`` if
+            unknown.
         description: a short label, shown left of the bar; never put data in it.
         show: the caller's ``progress=``: ``True`` always, ``False`` never, ``None`` by
             the threshold.
     """
     wanted = show if show is not None else total is not None and total >= _threshold
     if not wanted:
-        yield _ignore
+        yield ignore_progress
         return
     tqdm = _tqdm_class()
     if tqdm is None:
-        yield _ignore
+        yield ignore_progress
         return
     bar = tqdm(
         total=total,
@@ -111,5 +131,73 @@ def progress_bar(
     )
     try:
         yield bar.update
+        # Completed: what was counted is what there was, whatever the estimate said.
+        bar.total = bar.n
     finally:
         bar.close()
+
+
+class _CountingWriter(io.RawIOBase):
+    """Passes writes on to ``output`` and counts them; closing it leaves ``output`` open."""
+
+    def __init__(self, output: BinaryIO, advance: Advance) -> None:
+        super().__init__()
+        self._output = output
+        self._advance = advance
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        written = self._output.write(data)
+        self._advance(written)
+        return written
+
+    def tell(self) -> int:
+        return self._output.tell()
+
+    def flush(self) -> None:
+        self._output.flush()
+
+
+class _CountingReader(io.RawIOBase):
+    """Reads from ``source`` (seeking where it seeks) and counts what it gives; closing it
+    leaves ``source`` open."""
+
+    def __init__(self, source: BinaryIO, advance: Advance) -> None:
+        super().__init__()
+        self._source = source
+        self._advance = advance
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._source.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._source.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._source.tell()
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        count = cast(io.RawIOBase, self._source).readinto(buffer) or 0
+        self._advance(count)
+        return count
+
+
+def counting_writer(output: BinaryIO, advance: Advance) -> BinaryIO:
+    """``output``, with every byte written counted by ``advance``; ``output`` itself when
+    no bar is shown."""
+    if advance is ignore_progress:
+        return output
+    return cast(BinaryIO, _CountingWriter(output, advance))
+
+
+def counting_reader(source: BinaryIO, advance: Advance) -> BinaryIO:
+    """``source`` (which has ``readinto``), with every byte read counted by ``advance``;
+    ``source`` itself when no bar is shown."""
+    if advance is ignore_progress:
+        return source
+    return cast(BinaryIO, _CountingReader(source, advance))

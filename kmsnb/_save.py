@@ -148,8 +148,10 @@ def save(
             list of columns under ``key``.
         overwrite: replace an existing file; otherwise an object is created only if none
             is there (a conditional create, refereed by the store).
-        progress: a progress bar: ``None`` from the session's threshold, ``True`` always,
-            ``False`` never (bytes, str and file objects; a table shows none yet).
+        progress: a progress bar (``tqdm.auto``): ``None`` from the session's threshold
+            (:func:`kmsnb._progress.set_progress_threshold`), ``True`` always, ``False``
+            never. A table's is judged by its size in memory (as its library's writer
+            says: :func:`kmsnb.arrow.write_table`, :func:`kmsnb.dataframe.to_csv`...).
         options: passed to the writer: ``DataFrame.to_parquet``/``to_csv`` options
             (``index``, ``compression``, ``uniform=True``...); for Arrow and polars those of
             :func:`kmsnb.arrow.write_table`, :func:`kmsnb.polars.write_parquet`/``write_csv``.
@@ -189,7 +191,7 @@ def save(
         sink, name = cast(BinaryIO, output), _name(destination)
         if frame:
             content, shape, notes = _save_frame(
-                value, sink, name, key_id, client, context, format, columns, options
+                value, sink, name, key_id, client, context, format, columns, show, options
             )
             plaintext_size = None
         else:
@@ -227,13 +229,15 @@ def _name(destination: str) -> str:
 
 class _DigestingWriter(io.RawIOBase):
     """Passes bytes on to ``output``, counting and hashing them on the way: the receipt's
-    size and SHA-256, without reading the file (or fetching the object) back."""
+    size and SHA-256, without reading the file (or fetching the object) back. Its
+    ``name``, the destination's last component, is what a table writer's bar shows."""
 
-    def __init__(self, output: BinaryIO) -> None:
+    def __init__(self, output: BinaryIO, name: str) -> None:
         super().__init__()
         self._output = output
         self._digest = hashlib.sha256()
         self.size = 0
+        self.name = name
 
     def writable(self) -> bool:
         return True
@@ -260,7 +264,7 @@ def _digesting_output(
     destination: str, overwrite: bool, storage_options: Mapping[str, Any] | None
 ) -> Iterator[_DigestingWriter]:
     with open_output(destination, overwrite=overwrite, storage_options=storage_options) as raw:
-        yield _DigestingWriter(raw)
+        yield _DigestingWriter(raw, _name(destination))
 
 
 def _is_dataframe(value: object) -> bool:
@@ -286,12 +290,13 @@ def _save_frame(
     context: Mapping[str, str] | None,
     format: str | None,
     columns: Sequence[str] | Mapping[str, str] | None,
+    show: bool | None,
     options: dict[str, Any],
 ) -> tuple[Content, tuple[int, int], tuple[str, ...]]:
     chosen = _frame_format(name, format)
     shape = (int(frame.shape[0]), int(frame.shape[1]))
     # The output is already open (atomic, exclusive unless overwrite): the writers get it.
-    common: dict[str, Any] = {"kms": kms, "encryption_context": context}
+    common: dict[str, Any] = {"kms": kms, "encryption_context": context, "progress": show}
     if chosen == "parquet":
         write(frame, output, key_id, format="parquet", columns=columns, **common, **options)
         return "parquet", shape, ()

@@ -90,11 +90,13 @@ def write(
     kms: Kms,
     encryption_context: Mapping[str, str] | None,
     overwrite: bool = False,
+    progress: bool | None = None,
     **options: Any,
 ) -> None:
     """Encrypt ``table`` into ``path`` as Parquet (whole file, or column level with
     ``columns``/``uniform=True`` in ``options``) or CSV, with its own library's writer.
     ``path`` may be a binary file already open (``overwrite`` then means nothing).
+    ``progress`` is the writer's (a bar judged by the table's size in memory).
 
     Raises:
         TypeError: not a table of a known library.
@@ -106,6 +108,7 @@ def write(
         "kms": kms,
         "encryption_context": encryption_context,
         "overwrite": overwrite,
+        "progress": progress,
     }
     if format == "parquet":
         common["columns"] = columns
@@ -140,6 +143,7 @@ def read(
     kms: Kms,
     encryption_context: Mapping[str, str] | None,
     allowed_keys: Iterable[str] | None,
+    progress: bool | None = None,
     **options: Any,
 ) -> Any:
     """The table in ``source`` (Parquet, either mode, or CSV), as a table of ``into``:
@@ -154,6 +158,7 @@ def read(
         "kms": kms,
         "encryption_context": encryption_context,
         "allowed_keys": allowed_keys,
+        "progress": progress,
     }
     if into == "arrow":
         from kmsnb import arrow

@@ -18,12 +18,13 @@ import contextlib
 import ctypes
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kmsnb import storage
 from kmsnb._format.header import CONTENT_TYPE_BYTES, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
-from kmsnb.envelope import EncryptWriter, open_decrypt, open_encrypt
+from kmsnb._progress import Advance, ignore_progress
+from kmsnb.envelope import EncryptWriter, open_encrypt
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
 
@@ -37,10 +38,11 @@ __all__ = [
     "check_binary",
     "check_content_type",
     "content_type_for_name",
-    "decrypt_whole",
     "local_path",
     "open_input",
     "open_output",
+    "progress_name",
+    "remaining_size",
     "seekable",
     "write_from_memory",
     "write_plaintext",
@@ -49,9 +51,10 @@ __all__ = [
 
 #: Plaintext bytes held in memory before a write starts streaming (see the docstring).
 SIZED_WRITE_LIMIT = 64 * 1024 * 1024
+#: Plaintext bytes encrypted per call from memory: steps for a progress bar to count.
+_MEMORY_STEP_SIZE = 8 * 1024 * 1024
 
 PathOrFile = str | os.PathLike[str] | BinaryIO
-B = TypeVar("B")
 
 _CONTENT_NAMES = {CONTENT_TYPE_PARQUET: "Parquet", CONTENT_TYPE_CSV: "CSV"}
 _SUFFIX_CONTENT = {
@@ -140,6 +143,26 @@ def open_input(
         raise _wrong_type(path)
 
 
+def remaining_size(source: BinaryIO) -> int:
+    """Bytes from ``source``'s position to its end; the position is kept."""
+    start = source.tell()
+    end = source.seek(0, io.SEEK_END)
+    source.seek(start)
+    return end - start
+
+
+def progress_name(path: object) -> str:
+    """What a table's progress bar calls ``path``: its last component (or a file object's
+    name's), never data."""
+    name = path if isinstance(path, str | os.PathLike) else getattr(path, "name", None)
+    if not isinstance(name, str | os.PathLike):
+        return "table"
+    text = os.fspath(name)
+    if not isinstance(text, str):
+        return "table"
+    return text.rstrip("/").rsplit("/", 1)[-1] or "table"
+
+
 def seekable(source: BinaryIO) -> BinaryIO:
     """``source`` if it can seek, else its ciphertext read into memory."""
     can_seek = getattr(source, "seekable", None)
@@ -183,7 +206,8 @@ class PlaintextSink(io.RawIOBase):
     The first ``limit`` bytes wait in memory; if the serialiser finishes by then, the
     message is encrypted with its size known, else the encryptor starts (size unknown)
     and the rest streams. ``close()`` from a serialiser is harmless: only :meth:`finish`
-    writes the final chunk, and :meth:`abort` leaves the output unreadable.
+    writes the final chunk, and :meth:`abort` leaves the output unreadable. ``advance``
+    counts every byte written, all of which the encryptor gets.
     """
 
     def __init__(
@@ -195,6 +219,7 @@ class PlaintextSink(io.RawIOBase):
         encryption_context: Mapping[str, str] | None,
         content_type: str,
         limit: int | None = None,
+        advance: Advance = ignore_progress,
     ) -> None:
         super().__init__()
         self._output = output
@@ -210,6 +235,7 @@ class PlaintextSink(io.RawIOBase):
         self._held_size = 0
         self._writer: EncryptWriter | None = None
         self._position = 0
+        self._advance = advance
 
     def writable(self) -> bool:
         return True
@@ -228,6 +254,7 @@ class PlaintextSink(io.RawIOBase):
             if self._held_size > self._limit:
                 self._start(plaintext_size=None)
         self._position += size
+        self._advance(size)
         return size
 
     def _start(self, *, plaintext_size: int | None) -> None:
@@ -265,43 +292,6 @@ class PlaintextSink(io.RawIOBase):
         self._drop_held()
 
 
-def decrypt_whole(
-    source: BinaryIO,
-    *,
-    kms: Kms,
-    encryption_context: Mapping[str, str] | None,
-    allowed_keys: Iterable[str] | None,
-    allocate: Callable[[int], B],
-) -> tuple[B, int]:
-    """The verified plaintext of a whole-file kmsnb file, in one buffer from ``allocate``,
-    and its size.
-
-    The plaintext is never longer than the payload, so one allocation suffices; the buffer
-    is one byte longer, so that the end of the data shows. Give Arrow's
-    ``pyarrow.allocate_buffer`` where pyarrow is there: its pool reuses freed memory, where
-    a fresh ``bytearray`` this big costs more in page faults than the decryption does. The
-    buffer is freed, not zeroed: the table made from it holds the same data.
-    """
-    start = source.tell()
-    end = source.seek(0, io.SEEK_END)
-    source.seek(start)
-    reader = open_decrypt(
-        source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
-    )
-    with reader:
-        declared = reader.header.plaintext_size
-        capacity = declared if declared is not None else end - start - reader.header.size
-        buffer = allocate(capacity + 1)
-        view = memoryview(buffer).cast("B")  # type: ignore[arg-type]
-        filled = 0
-        while count := reader.readinto(view[filled:]):
-            filled += count
-            if filled == len(view):
-                raise AssertionError("kmsnb: internal error: plaintext longer than payload")
-    # readinto returned 0: the final chunk has verified.
-    return buffer, filled
-
-
 def write_plaintext(
     path: PathOrFile,
     key_id: str,
@@ -312,8 +302,10 @@ def write_plaintext(
     content_type: str,
     overwrite: bool,
     storage_options: Mapping[str, Any] | None,
+    advance: Advance = ignore_progress,
 ) -> None:
-    """Encrypt a plaintext already serialised in memory (its size known) into ``path``."""
+    """Encrypt a plaintext already serialised in memory (its size known) into ``path``,
+    in steps that ``advance`` counts."""
     with open_output(path, overwrite=overwrite, storage_options=storage_options) as output:
         writer = open_encrypt(
             output,
@@ -324,7 +316,10 @@ def write_plaintext(
             plaintext_size=len(plaintext),
         )
         try:
-            writer.write(plaintext)
+            for start in range(0, len(plaintext), _MEMORY_STEP_SIZE):
+                step = plaintext[start : start + _MEMORY_STEP_SIZE]
+                writer.write(step)
+                advance(len(step))
             writer.close()
         except BaseException:
             writer.abort()
@@ -341,6 +336,7 @@ def write_from_memory(
     overwrite: bool,
     storage_options: Mapping[str, Any] | None,
     serialize: Callable[[BinaryIO], None],
+    advance: Advance = ignore_progress,
 ) -> None:
     """As :func:`write_whole_file`, for a plaintext known to be small: serialised into
     memory first (the serialiser's writes then stay cheap, and the size is known), then
@@ -359,6 +355,7 @@ def write_from_memory(
                     content_type=content_type,
                     overwrite=overwrite,
                     storage_options=storage_options,
+                    advance=advance,
                 )
             finally:
                 _zero(view)
@@ -380,8 +377,10 @@ def write_whole_file(
     overwrite: bool,
     storage_options: Mapping[str, Any] | None,
     serialize: Callable[[BinaryIO], None],
+    advance: Advance = ignore_progress,
 ) -> None:
-    """Encrypt what ``serialize`` writes into one kmsnb file at ``path``."""
+    """Encrypt what ``serialize`` writes into one kmsnb file at ``path``; ``advance``
+    counts the plaintext bytes."""
     with open_output(path, overwrite=overwrite, storage_options=storage_options) as output:
         sink = PlaintextSink(
             output,
@@ -389,6 +388,7 @@ def write_whole_file(
             kms=kms,
             encryption_context=encryption_context,
             content_type=content_type,
+            advance=advance,
         )
         try:
             serialize(sink)  # type: ignore[arg-type]  # a binary file, as far as they care

@@ -18,7 +18,6 @@ the footer and those columns. CSV streams through the verifying reader into pyar
 from __future__ import annotations
 
 import ctypes
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, Literal
 
@@ -27,8 +26,10 @@ from kmsnb._context import check_encryption_context
 from kmsnb._defaults import resolve_key, resolve_kms
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
 from kmsnb._pme_inspect import encryption_mode
-from kmsnb._whole_file_io import PathOrFile
-from kmsnb.envelope import inspect, open_decrypt, open_decrypt_seekable
+from kmsnb._progress import Advance, check_progress, counting_writer, progress_bar
+from kmsnb._whole_file_io import PathOrFile, progress_name
+from kmsnb._whole_file_read import decrypt_whole, decrypting_seekable, decrypting_stream
+from kmsnb.envelope import inspect
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
 
@@ -79,6 +80,7 @@ def write_table(
     overwrite: bool = False,
     format: Format = "parquet",
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **write_options: Any,
 ) -> None:
     """Write ``table`` encrypted, as Parquet (whole file or column level) or CSV.
@@ -97,6 +99,10 @@ def write_table(
         overwrite: replace an existing file.
         format: ``"parquet"`` or ``"csv"`` (whole file only).
         storage_options: for fsspec URLs.
+        progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
+            threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
+            table's size in memory (``nbytes``), ``True`` always, ``False`` never. It
+            counts the bytes encrypted (column level: the bytes of the file written).
         write_options: for ``pyarrow.parquet.write_table`` (``compression``,
             ``row_group_size``...) or ``pyarrow.csv.write_csv`` (``write_options``).
 
@@ -108,6 +114,7 @@ def write_table(
     """
     table = _check_table(table)
     content_type = _CONTENT_TYPES[_check_format(format)]
+    show = check_progress(progress)
     for name in ("encryption_properties", "filesystem", "where"):
         if name in write_options:
             raise ValueError(f"{name} is not supported here; kmsnb sets it")
@@ -115,9 +122,44 @@ def write_table(
     context = check_encryption_context(encryption_context)
     kms = resolve_kms(kms)
     column_mode = columns is not None or uniform
+    if content_type == CONTENT_TYPE_CSV and column_mode:
+        raise ValueError("column-level encryption is for Parquet; CSV is whole-file only")
+    # nbytes is known without writing (the sum of the table's buffers): an estimate of
+    # what the writer produces, which the bar's total becomes once written.
+    with progress_bar(table.nbytes, f"encrypt {progress_name(path)}", show=show) as advance:
+        _write_table(
+            table,
+            path,
+            key,
+            kms=kms,
+            columns=columns,
+            uniform=uniform,
+            context=context,
+            overwrite=overwrite,
+            content_type=content_type,
+            storage_options=storage_options,
+            advance=advance,
+            write_options=write_options,
+        )
+
+
+def _write_table(
+    table: pa.Table,
+    path: PathOrFile,
+    key: str,
+    *,
+    kms: Kms,
+    columns: Sequence[str] | Mapping[str, str] | None,
+    uniform: bool,
+    context: Mapping[str, str] | None,
+    overwrite: bool,
+    content_type: str,
+    storage_options: Mapping[str, Any] | None,
+    advance: Advance,
+    write_options: dict[str, Any],
+) -> None:
+    column_mode = columns is not None or uniform
     if content_type == CONTENT_TYPE_CSV:
-        if column_mode:
-            raise ValueError("column-level encryption is for Parquet; CSV is whole-file only")
         _whole_file_io.write_whole_file(
             path,
             key,
@@ -127,6 +169,7 @@ def write_table(
             overwrite=overwrite,
             storage_options=storage_options,
             serialize=lambda sink: pa_csv.write_csv(table, sink, **write_options),
+            advance=advance,
         )
         return
     if not column_mode and table.nbytes <= _whole_file_io.SIZED_WRITE_LIMIT:
@@ -145,6 +188,7 @@ def write_table(
                 content_type=content_type,
                 overwrite=overwrite,
                 storage_options=storage_options,
+                advance=advance,
             )
         finally:
             # Zeroed in place like the sink's held pieces; memset, as it allocates nothing.
@@ -161,6 +205,7 @@ def write_table(
             overwrite=overwrite,
             storage_options=storage_options,
             serialize=lambda sink: pq.write_table(table, sink, **write_options),
+            advance=advance,
         )
         return
     from kmsnb import _pme, _pme_io
@@ -179,7 +224,10 @@ def write_table(
         with _whole_file_io.open_output(
             path, overwrite=overwrite, storage_options=storage_options
         ) as out:
-            pq.write_table(table, out, encryption_properties=properties, **write_options)
+            # Parquet modular encryption encrypts inside pyarrow: what the bar counts is
+            # the encrypted file as it is written.
+            sink = counting_writer(out, advance)
+            pq.write_table(table, sink, encryption_properties=properties, **write_options)
 
 
 def read_table(
@@ -190,6 +238,7 @@ def read_table(
     encryption_context: Mapping[str, str] | None = None,
     allowed_keys: Iterable[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **read_options: Any,
 ) -> pa.Table:
     """Read a table that :func:`write_table` (or ``df.kms.to_parquet``/``to_csv``) wrote.
@@ -204,6 +253,10 @@ def read_table(
         allowed_keys: the master keys the file, or every column key read, may be under;
             any other is a ``WrongKeyError`` before data is released.
         storage_options: for fsspec URLs.
+        progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
+            threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
+            plaintext size the header declares (else the payload's; column level: the
+            file's size), ``True`` always, ``False`` never.
         read_options: for ``pyarrow.parquet.read_table`` (``filters``...) or
             ``pyarrow.csv.read_csv`` (``parse_options``...).
 
@@ -215,6 +268,8 @@ def read_table(
     """
     if "decryption_properties" in read_options:
         raise ValueError("decryption_properties is not supported here; kmsnb sets them")
+    show = check_progress(progress)
+    label = f"decrypt {progress_name(path)}"
     kms = resolve_kms(kms)
     with _whole_file_io.open_input(path, storage_options=storage_options) as source:
         kind = encryption_mode(source)
@@ -238,6 +293,8 @@ def read_table(
                 read=lambda properties: pq.read_table(
                     target, columns=columns, decryption_properties=properties, **read_options
                 ),
+                progress=show,
+                label=label,
             )
         start = source.tell()
         content_type = inspect(source).content_type
@@ -250,24 +307,30 @@ def read_table(
                 encryption_context=encryption_context,
                 allowed_keys=allowed_keys,
                 read_options=read_options,
+                progress=show,
+                label=label,
             )
         _whole_file_io.check_content_type(content_type, CONTENT_TYPE_PARQUET, readers=_READERS)
         if columns is not None:
             # A projection reads the footer and its own column chunks: decrypt only
             # those chunks (docs/FORMAT.md, "Random access").
-            with open_decrypt_seekable(
+            with decrypting_seekable(
                 source,
                 kms=kms,
                 encryption_context=encryption_context,
                 allowed_keys=allowed_keys,
+                progress=show,
+                label=label,
             ) as reader:
                 return pq.read_table(reader, columns=columns, **read_options)
-        buffer, size = _whole_file_io.decrypt_whole(
+        buffer, size = decrypt_whole(
             source,
             kms=kms,
             encryption_context=encryption_context,
             allowed_keys=allowed_keys,
             allocate=pa.allocate_buffer,
+            progress=show,
+            label=label,
         )
         return pq.read_table(pa.BufferReader(buffer.slice(0, size)), **read_options)
 
@@ -280,15 +343,22 @@ def _read_csv(
     encryption_context: Mapping[str, str] | None,
     allowed_keys: Iterable[str] | None,
     read_options: dict[str, Any],
+    progress: bool | None,
+    label: str,
 ) -> pa.Table:
     if columns is not None:
         convert = read_options.pop("convert_options", None) or pa_csv.ConvertOptions()
         convert.include_columns = list(columns)
         read_options["convert_options"] = convert
-    reader = open_decrypt(
-        source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
-    )
-    with reader:
+    with decrypting_stream(
+        source,
+        kms=kms,
+        encryption_context=encryption_context,
+        allowed_keys=allowed_keys,
+        buffer_size=_CSV_READ_SIZE,
+        progress=progress,
+        label=label,
+    ) as plaintext:
         # pyarrow reads ahead on its own threads; every byte it gets has verified, and
         # an altered or truncated file is an error, not a table.
-        return pa_csv.read_csv(io.BufferedReader(reader, _CSV_READ_SIZE), **read_options)
+        return pa_csv.read_csv(plaintext, **read_options)

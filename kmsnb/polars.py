@@ -16,17 +16,18 @@ Parquet modular encryption, which only pyarrow writes: the frame goes through Ar
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from kmsnb import _whole_file_io
 from kmsnb._context import check_encryption_context
 from kmsnb._defaults import resolve_key, resolve_kms
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
 from kmsnb._pme_inspect import encryption_mode
-from kmsnb._whole_file_io import PathOrFile
-from kmsnb.envelope import inspect, open_decrypt, open_decrypt_seekable
+from kmsnb._progress import check_progress, progress_bar
+from kmsnb._whole_file_io import PathOrFile, progress_name
+from kmsnb._whole_file_read import decrypt_whole, decrypting_seekable, decrypting_stream
+from kmsnb.envelope import inspect
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
 
@@ -65,12 +66,16 @@ def write_parquet(
     encryption_context: Mapping[str, str] | None = None,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **write_options: Any,
 ) -> None:
     """Write ``df`` as encrypted Parquet, the whole file or column level.
 
     Args:
         df: a polars ``DataFrame``.
+        progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
+            threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by
+            ``df.estimated_size()``, ``True`` always, ``False`` never.
         write_options: whole file: for ``DataFrame.write_parquet`` (``compression``,
             ``statistics``...); column level: for ``pyarrow.parquet.write_table``.
         Others: as for :func:`kmsnb.arrow.write_table`.
@@ -81,6 +86,7 @@ def write_parquet(
         ImportError: column level without pyarrow (``kmsnb[arrow]``).
     """
     df = _check_frame(df)
+    show = check_progress(progress)
     if columns is not None or uniform:
         from kmsnb import arrow
 
@@ -94,6 +100,7 @@ def write_parquet(
             encryption_context=encryption_context,
             overwrite=overwrite,
             storage_options=storage_options,
+            progress=show,
             **write_options,
         )
         return
@@ -101,18 +108,23 @@ def write_parquet(
         raise ValueError("use_pyarrow and partition_by are not supported here")
     # polars writes Python files in small pieces: below the sized-write limit (the Parquet
     # is rarely larger than the frame) it writes into memory, natively, first.
-    small = df.estimated_size() <= _whole_file_io.SIZED_WRITE_LIMIT
+    estimate = int(df.estimated_size())
+    small = estimate <= _whole_file_io.SIZED_WRITE_LIMIT
     write = _whole_file_io.write_from_memory if small else _whole_file_io.write_whole_file
-    write(
-        path,
-        resolve_key(key),
-        kms=resolve_kms(kms),
-        encryption_context=check_encryption_context(encryption_context),
-        content_type=CONTENT_TYPE_PARQUET,
-        overwrite=overwrite,
-        storage_options=storage_options,
-        serialize=lambda sink: df.write_parquet(sink, **write_options),
-    )
+    key_id, client = resolve_key(key), resolve_kms(kms)
+    context = check_encryption_context(encryption_context)
+    with progress_bar(estimate, f"encrypt {progress_name(path)}", show=show) as advance:
+        write(
+            path,
+            key_id,
+            kms=client,
+            encryption_context=context,
+            content_type=CONTENT_TYPE_PARQUET,
+            overwrite=overwrite,
+            storage_options=storage_options,
+            serialize=lambda sink: df.write_parquet(sink, **write_options),
+            advance=advance,
+        )
 
 
 def write_csv(
@@ -124,6 +136,7 @@ def write_csv(
     encryption_context: Mapping[str, str] | None = None,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **write_options: Any,
 ) -> None:
     """Write ``df`` as encrypted CSV (whole file; lossy, as CSV is).
@@ -133,16 +146,22 @@ def write_csv(
         Others: as for :func:`write_parquet`.
     """
     df = _check_frame(df)
-    _whole_file_io.write_whole_file(
-        path,
-        resolve_key(key),
-        kms=resolve_kms(kms),
-        encryption_context=check_encryption_context(encryption_context),
-        content_type=CONTENT_TYPE_CSV,
-        overwrite=overwrite,
-        storage_options=storage_options,
-        serialize=lambda sink: df.write_csv(sink, **write_options),
-    )
+    show = check_progress(progress)
+    key_id, client = resolve_key(key), resolve_kms(kms)
+    context = check_encryption_context(encryption_context)
+    label = f"encrypt {progress_name(path)}"
+    with progress_bar(int(df.estimated_size()), label, show=show) as advance:
+        _whole_file_io.write_whole_file(
+            path,
+            key_id,
+            kms=client,
+            encryption_context=context,
+            content_type=CONTENT_TYPE_CSV,
+            overwrite=overwrite,
+            storage_options=storage_options,
+            serialize=lambda sink: df.write_csv(sink, **write_options),
+            advance=advance,
+        )
 
 
 def read_parquet(
@@ -153,6 +172,7 @@ def read_parquet(
     encryption_context: Mapping[str, str] | None = None,
     allowed_keys: Iterable[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **read_options: Any,
 ) -> pl.DataFrame:
     """Read a DataFrame that :func:`write_parquet` (or kmsnb's pandas or Arrow writer) wrote.
@@ -165,6 +185,8 @@ def read_parquet(
         FormatError, ContextMismatchError, WrongKeyError, KmsError, IntegrityError: as for
             :func:`kmsnb.arrow.read_table`.
     """
+    show = check_progress(progress)
+    label = f"decrypt {progress_name(path)}"
     kms = resolve_kms(kms)
     with _whole_file_io.open_input(path, storage_options=storage_options) as source:
         kind = encryption_mode(source)
@@ -182,24 +204,27 @@ def read_parquet(
                 columns=columns,
                 encryption_context=encryption_context,
                 allowed_keys=allowed_keys,
+                progress=show,
             )
             return _from_arrow(table, read_options)
         _check_content(source, CONTENT_TYPE_PARQUET)
         if columns is not None and _has_pyarrow():
             # polars reads a file object whole; pyarrow's reader fetches only the footer
             # and the columns' chunks, so only those are decrypted (and authenticated).
-            with open_decrypt_seekable(
+            with decrypting_seekable(
                 source,
                 kms=kms,
                 encryption_context=encryption_context,
                 allowed_keys=allowed_keys,
+                progress=show,
+                label=label,
             ) as reader:
                 return pl.read_parquet(
-                    cast(BinaryIO, reader), columns=list(columns), use_pyarrow=True, **read_options
+                    reader, columns=list(columns), use_pyarrow=True, **read_options
                 )
         selected = None if columns is None else list(columns)
         return pl.read_parquet(
-            _decrypt_to_memory(source, kms, encryption_context, allowed_keys),
+            _decrypt_to_memory(source, kms, encryption_context, allowed_keys, show, label),
             columns=selected,
             **read_options,
         )
@@ -212,6 +237,7 @@ def read_csv(
     encryption_context: Mapping[str, str] | None = None,
     allowed_keys: Iterable[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **read_options: Any,
 ) -> pl.DataFrame:
     """Read a DataFrame that :func:`write_csv` (or ``df.kms.to_csv``) wrote.
@@ -220,18 +246,24 @@ def read_csv(
         read_options: for ``pl.read_csv`` (``columns``, ``schema_overrides``...).
         Others: as for :func:`read_parquet`.
     """
+    show = check_progress(progress)
     kms = resolve_kms(kms)
     with _whole_file_io.open_input(path, storage_options=storage_options) as source:
         if encryption_mode(source) != "file":
             raise FormatError("this is a Parquet file, not encrypted CSV; use read_parquet")
         _check_content(source, CONTENT_TYPE_CSV)
-        reader = open_decrypt(
-            source, kms=kms, encryption_context=encryption_context, allowed_keys=allowed_keys
-        )
-        with reader:
+        with decrypting_stream(
+            source,
+            kms=kms,
+            encryption_context=encryption_context,
+            allowed_keys=allowed_keys,
+            buffer_size=_CSV_READ_SIZE,
+            progress=show,
+            label=f"decrypt {progress_name(path)}",
+        ) as plaintext:
             # polars reads a file object to its end before parsing: it sees only verified
             # bytes, and a truncated or altered file raises before any frame exists.
-            return pl.read_csv(io.BufferedReader(reader, _CSV_READ_SIZE), **read_options)
+            return pl.read_csv(plaintext, **read_options)
 
 
 def _check_content(source: BinaryIO, wanted: str) -> None:
@@ -246,6 +278,8 @@ def _decrypt_to_memory(
     kms: Kms,
     encryption_context: Mapping[str, str] | None,
     allowed_keys: Iterable[str] | None,
+    progress: bool | None,
+    label: str,
 ) -> Any:
     """The verified plaintext, as something polars reads: from Arrow's memory pool when
     pyarrow is there (it reuses freed memory, where a fresh buffer this big costs more in
@@ -253,20 +287,24 @@ def _decrypt_to_memory(
     if _has_pyarrow():
         import pyarrow as pa
 
-        buffer, size = _whole_file_io.decrypt_whole(
+        buffer, size = decrypt_whole(
             source,
             kms=kms,
             encryption_context=encryption_context,
             allowed_keys=allowed_keys,
             allocate=pa.allocate_buffer,
+            progress=progress,
+            label=label,
         )
         return pa.BufferReader(buffer.slice(0, size))
-    plain, size = _whole_file_io.decrypt_whole(
+    plain, size = decrypt_whole(
         source,
         kms=kms,
         encryption_context=encryption_context,
         allowed_keys=allowed_keys,
         allocate=bytearray,
+        progress=progress,
+        label=label,
     )
     return bytes(memoryview(plain)[:size])  # polars reads bytes in place, copies the rest
 

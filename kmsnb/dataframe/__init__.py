@@ -41,9 +41,10 @@ DataFrame, if the file was truncated or altered.
 The package, one job per module: ``_parquet`` (:func:`to_parquet`, :func:`read_parquet`),
 ``_csv`` (:func:`to_csv`, :func:`read_csv`), ``_accessor`` (``df.kms``) and ``_checks``
 (argument checks). What pandas, Arrow and polars share lives outside it, free of pandas:
-:mod:`kmsnb._whole_file_io` (the plaintext sink into the encryptor, decrypting a whole file,
-where the bytes go and come from, through :mod:`kmsnb.storage`) and :mod:`kmsnb._defaults`
-(the session's KMS and key when none is given).
+:mod:`kmsnb._whole_file_io` (the plaintext sink into the encryptor, where the bytes go and
+come from, through :mod:`kmsnb.storage`), :mod:`kmsnb._whole_file_read` (decrypting a whole
+file, with a progress bar, :mod:`kmsnb._progress`) and :mod:`kmsnb._defaults` (the session's
+KMS and key when none is given).
 """
 
 from __future__ import annotations

@@ -39,9 +39,11 @@ class KmsAccessor:
         uniform: bool = False,
         overwrite: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
         **pandas_kwargs: Any,
     ) -> None:
-        """Write the DataFrame as encrypted Parquet; see :func:`kmsnb.dataframe.to_parquet`."""
+        """Write the DataFrame as encrypted Parquet; see :func:`kmsnb.dataframe.to_parquet`
+        (``progress``: a bar, by the session's threshold unless ``True``/``False``)."""
         to_parquet(
             self._df,
             path,
@@ -52,6 +54,7 @@ class KmsAccessor:
             uniform=uniform,
             overwrite=overwrite,
             storage_options=storage_options,
+            progress=progress,
             **pandas_kwargs,
         )
 
@@ -64,9 +67,11 @@ class KmsAccessor:
         encryption_context: Mapping[str, str] | None = None,
         overwrite: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
         **pandas_kwargs: Any,
     ) -> None:
-        """Write the DataFrame as encrypted CSV (lossy); see :func:`kmsnb.dataframe.to_csv`."""
+        """Write the DataFrame as encrypted CSV (lossy); see :func:`kmsnb.dataframe.to_csv`
+        (``progress``: a bar, by the session's threshold unless ``True``/``False``)."""
         to_csv(
             self._df,
             path,
@@ -75,5 +80,6 @@ class KmsAccessor:
             encryption_context=encryption_context,
             overwrite=overwrite,
             storage_options=storage_options,
+            progress=progress,
             **pandas_kwargs,
         )

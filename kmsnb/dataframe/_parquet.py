@@ -17,15 +17,17 @@ import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 from kmsnb._defaults import resolve_kms
 from kmsnb._format.header import CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET
 from kmsnb._pme_inspect import encryption_mode
+from kmsnb._progress import check_progress
 from kmsnb._whole_file_io import (
     PathOrFile,
     check_content_type,
-    decrypt_whole,
     local_path,
     open_input,
+    progress_name,
 )
+from kmsnb._whole_file_read import decrypt_whole, decrypting_seekable
 from kmsnb.dataframe._checks import check_frame
-from kmsnb.envelope import inspect, open_decrypt_seekable
+from kmsnb.envelope import inspect
 from kmsnb.errors import FormatError
 from kmsnb.kms._base import Kms
 
@@ -78,6 +80,7 @@ def to_parquet(
     uniform: bool = False,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
     **pandas_kwargs: Any,
 ) -> None:
     """Write ``df`` as encrypted Parquet (also ``df.kms.to_parquet``).
@@ -99,6 +102,10 @@ def to_parquet(
             (``columns`` must be ``None``), for :func:`kmsnb.duckdb.read_parquet`.
         overwrite: replace an existing file.
         storage_options: for fsspec URLs, as in pandas.
+        progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
+            threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
+            Arrow table's size in memory, ``True`` always, ``False`` never (see
+            :func:`kmsnb.arrow.write_table`).
         pandas_kwargs: as for ``DataFrame.to_parquet`` (``index``, ``compression``,
             ``schema``) and, beyond them, ``pyarrow.parquet.write_table``.
 
@@ -114,6 +121,7 @@ def to_parquet(
     from kmsnb import arrow
 
     df = check_frame(df)
+    show = check_progress(progress)  # before the conversion, which may take a while
     table, write_kwargs = _to_arrow(df, pandas_kwargs)
     arrow.write_table(
         table,
@@ -125,6 +133,7 @@ def to_parquet(
         encryption_context=encryption_context,
         overwrite=overwrite,
         storage_options=storage_options,
+        progress=show,
         **write_kwargs,
     )
 
@@ -138,6 +147,7 @@ def read_parquet(
     storage_options: Mapping[str, Any] | None = None,
     mode: Literal["file", "columns"] | None = None,
     allowed_keys: Iterable[str] | None = None,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Read a DataFrame that :func:`to_parquet` wrote, in either mode.
@@ -158,6 +168,10 @@ def read_parquet(
         allowed_keys: the master keys (ids, aliases or ARNs, resolved through the KMS
             now) the file, or every column key read, may be under; ``None`` accepts the
             key the file names. Any other is a ``WrongKeyError`` before data is released.
+        progress: a progress bar (``tqdm.auto``): ``None`` shows one from the session's
+            threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
+            plaintext size the header declares (else the payload's; column level: the
+            file's size), ``True`` always, ``False`` never.
         kwargs: as for ``pandas.read_parquet`` (``filters``, ``dtype_backend``...).
 
     Raises:
@@ -173,6 +187,8 @@ def read_parquet(
         raise ValueError(f"mode must be 'file', 'columns' or None, not {mode!r}")
     if "decryption_properties" in kwargs:
         raise ValueError("decryption_properties is not supported here; kmsnb sets them")
+    show = check_progress(progress)
+    label = f"decrypt {progress_name(path)}"
     kms = resolve_kms(kms)
     with open_input(path, storage_options=storage_options) as source:
         found = encryption_mode(source)
@@ -197,6 +213,8 @@ def read_parquet(
                 read=lambda properties: pd.read_parquet(
                     target, columns=columns, decryption_properties=properties, **kwargs
                 ),
+                progress=show,
+                label=label,
             )
         start = source.tell()
         check_content_type(inspect(source).content_type, CONTENT_TYPE_PARQUET, readers=READERS)
@@ -204,11 +222,13 @@ def read_parquet(
         if columns is not None:
             # A projection reads the footer and its own column chunks: decrypt only
             # those chunks (docs/FORMAT.md, "Random access").
-            with open_decrypt_seekable(
+            with decrypting_seekable(
                 source,
                 kms=kms,
                 encryption_context=encryption_context,
                 allowed_keys=allowed_keys,
+                progress=show,
+                label=label,
             ) as reader:
                 return pd.read_parquet(reader, columns=columns, **kwargs)
         plaintext, size = decrypt_whole(
@@ -217,6 +237,8 @@ def read_parquet(
             encryption_context=encryption_context,
             allowed_keys=allowed_keys,
             allocate=pa.allocate_buffer,
+            progress=show,
+            label=label,
         )
         return pd.read_parquet(pa.BufferReader(plaintext.slice(0, size)), **kwargs)
 

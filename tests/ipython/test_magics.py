@@ -427,6 +427,29 @@ def test_progress_bar_without_tqdm_is_a_no_op(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_encrypt_and_decrypt_of_a_frame_follow_the_session_threshold(
+    shell, frame, local_kms, bars, tmp_path, suffix
+):
+    """A frame's bars are its writer's and reader's: none under the default threshold,
+    one each way, named after the file, once ``%config Kmsnb.progress_threshold = 0``."""
+    path = tmp_path / f"f.{suffix}.kms"
+    shell.run(f"%encrypt df {path}")
+    shell.run(f"%decrypt {path} -o back")
+    assert (len(bars), bars.lookups) == (0, 0)
+
+    shell.run("%config Kmsnb.progress_threshold = 0")
+    shell.run(f"%encrypt df {path} --overwrite")
+    shell.run(f"%decrypt {path} -o back")
+
+    size = len(decrypt_bytes(path.read_bytes(), kms=local_kms))
+    assert [(bar.desc, bar.n, bar.total, bar.closed) for bar in bars] == [
+        (f"encrypt {path.name}", size, size, True),
+        (f"decrypt {path.name}", size, size, True),
+    ]
+    assert shell.user_ns["back"].shape == frame.shape
+
+
 # -- one rule for naming keys ------------------------------------------------------------------
 
 

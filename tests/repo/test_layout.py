@@ -87,8 +87,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._key_check",
             "kmsnb.rewrap",
             "kmsnb.legacy",
-            # Whole-file tables: the encrypting sink, atomic outputs, seekable inputs.
+            # Whole-file tables: the encrypting sink, atomic outputs, seekable inputs ...
             "kmsnb._whole_file_io",
+            # ... and the verified plaintext as the table readers take it.
+            "kmsnb._whole_file_read",
         ),
     ),
     (
