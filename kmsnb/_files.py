@@ -123,19 +123,26 @@ def _resolve(destination: Path, *, overwrite: bool) -> tuple[Path, bool]:
         FileExistsError: a regular file is there and ``overwrite`` is false.
         IsADirectoryError, ValueError: a destination that is never written (see above).
     """
+    # lstat first: a new destination (the common case) costs one call, not stat and then
+    # lstat to tell a missing file from a dangling link.
     try:
-        status = os.stat(destination)
+        status = os.lstat(destination)
     except FileNotFoundError:
-        if os.path.islink(destination):
+        return destination, False
+    except OSError as error:
+        raise _naming(error, destination) from None
+    if stat.S_ISLNK(status.st_mode):
+        try:
+            status = os.stat(destination)
+        except FileNotFoundError:
             if not overwrite:
                 raise _exists(destination) from None
             raise ValueError(
                 f"{destination} is a symbolic link to a missing file "
                 f"({os.readlink(destination)}); kmsnb does not write through dangling links"
             ) from None
-        return destination, False
-    except OSError as error:
-        raise _naming(error, destination) from None
+        except OSError as error:
+            raise _naming(error, destination) from None
     kind = status.st_mode
     if stat.S_ISCHR(kind) or stat.S_ISFIFO(kind):
         return destination, True
@@ -149,11 +156,31 @@ def _resolve(destination: Path, *, overwrite: bool) -> tuple[Path, bool]:
     return Path(os.path.realpath(destination)), False
 
 
+_name_max: dict[str, int | None] = {}  # folder -> its PC_NAME_MAX (None: not known)
+_NAME_MAX_MEMORY = 1024  # folders remembered; beyond that, the memory starts again
+
+
+def _folder_name_max(directory: Path) -> int | None:
+    """The longest name ``directory`` holds, asked once per folder per process: a
+    ``pathconf`` per file was 2 us of a 4 KiB file's encryption (issue 16). A folder that
+    changes file system meanwhile only moves the refusal to the end (``linkat``, ENAMETOOLONG)."""
+    key = os.fspath(directory)
+    if key in _name_max:
+        return _name_max[key]
+    try:
+        limit: int | None = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return None  # not remembered: the folder may not exist yet
+    if len(_name_max) >= _NAME_MAX_MEMORY:
+        _name_max.clear()
+    _name_max[key] = limit
+    return limit
+
+
 def _check_name_length(target: Path, destination: Path) -> None:
     """Refuse a name the folder cannot hold now, rather than after all the work."""
-    try:
-        limit = os.pathconf(target.parent, "PC_NAME_MAX")
-    except (OSError, ValueError):
+    limit = _folder_name_max(target.parent)
+    if limit is None:
         return
     if len(os.fsencode(target.name)) > limit:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), os.fspath(destination))

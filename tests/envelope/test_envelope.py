@@ -482,3 +482,21 @@ def test_open_encrypt_enforces_the_declared_size(
         writer.write(b"x" * written)
     with pytest.raises(TruncatedError):
         kmsnb.decrypt_bytes(sink.getvalue(), kms=kms)
+
+
+def test_same_file_through_links_refused_and_bad_path_types(
+    tmp_path: Path, plain_file: Path, kms: InMemoryKms, key_id: str
+) -> None:
+    """The one-stat check (issue 16) still finds the same file through a symbolic or a
+    hard link, costs no KMS call, and still refuses bytes or a number as a path."""
+    symbolic, hard = tmp_path / "symbolic", tmp_path / "hard"
+    symbolic.symlink_to(plain_file)
+    os.link(plain_file, hard)
+    for destination in (symbolic, hard):
+        with pytest.raises(ValueError, match="both the source and the destination"):
+            kmsnb.encrypt_file(plain_file, destination, key_id, kms=kms, overwrite=True)
+    for bad in (os.fsencode(plain_file), 3):
+        with pytest.raises(TypeError):
+            kmsnb.encrypt_file(bad, tmp_path / "out", key_id, kms=kms)  # type: ignore[arg-type]
+    assert kms.calls["generate_data_key"] == 0
+    assert plain_file.read_bytes() == PLAINTEXT
