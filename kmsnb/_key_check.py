@@ -26,11 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmsnb._keynames import resolve_key_name
 from kmsnb.errors import IntegrityError, KmsAccessDeniedError, WrongKeyError
-from kmsnb.kms._base import DATA_KEY_SIZE, KeyInfo, Kms, UnwrappedKey, wipe
+from kmsnb.kms._base import DATA_KEY_SIZE, Kms, UnwrappedKey, wipe
+
+if TYPE_CHECKING:
+    from kmsnb.kms._info import KeyInfo
 
 __all__ = ["AllowedKeys", "resolve_allowed_keys", "unwrap_data_key"]
 

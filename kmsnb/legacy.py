@@ -28,9 +28,10 @@ from typing import BinaryIO
 
 from kmsnb._eax import TAG_SIZE, InvalidTag, eax_decrypt
 from kmsnb._files import atomic_output
-from kmsnb._format.header import MAGIC, MAX_WRAPPED_KEY_SIZE
+from kmsnb._format.header import MAX_WRAPPED_KEY_SIZE
 from kmsnb._key_check import resolve_allowed_keys, unwrap_data_key
 from kmsnb._keynames import resolve_key_name
+from kmsnb._legacy_sniff import looks_like_legacy
 from kmsnb.envelope import FileInfo, open_encrypt
 from kmsnb.errors import FormatError, IntegrityError
 from kmsnb.kms._base import Kms, KmsClient
@@ -53,9 +54,6 @@ StrPath = str | os.PathLike[str]
 MAX_LEGACY_FILE_SIZE = 2 * 1024**3
 MAX_NONCE_SIZE = 1024
 _LINE_NAMES = ("the wrapped data key", "the nonce", "the ciphertext", "the tag")
-_BASE64_TEXT = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n\t "
-)
 # An Alibaba CiphertextBlob starts with the id of the key version that made it (a UUID).
 _KEY_VERSION_ID_SIZE = 36
 
@@ -79,11 +77,6 @@ class LegacyEnvelope:
             "ciphertext_size": len(self.ciphertext),
             "tag_size": len(self.tag),
         }
-
-
-def looks_like_legacy(head: bytes) -> bool:
-    """Whether the first bytes of a file could start a tutorial file: base64 text, no magic."""
-    return bool(head) and not head.startswith(MAGIC[:1]) and set(head) <= _BASE64_TEXT
 
 
 def parse_legacy(data: bytes) -> LegacyEnvelope:

@@ -196,7 +196,8 @@ def _add_output_option(parser: argparse.ArgumentParser, metavar: str, into: str)
 
 
 def _is_legacy(head: bytes) -> bool:
-    from kmsnb.legacy import looks_like_legacy
+    # Not from kmsnb.legacy: a kmsnb file needs none of the legacy reader.
+    from kmsnb._legacy_sniff import looks_like_legacy
 
     return looks_like_legacy(head)
 

@@ -3,19 +3,16 @@
 from kmsnb.kms._base import (
     DATA_KEY_SIZE,
     MAX_WRAPPED_PLAINTEXT_SIZE,
-    AliasInfo,
     DataKey,
-    KeyInfo,
-    KeyVersionInfo,
     Kms,
     KmsClient,
     UnwrappedKey,
-    WrappedKey,
     WrappingKms,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from kmsnb.kms._info import AliasInfo, KeyInfo, KeyVersionInfo, WrappedKey
     from kmsnb.kms.caching import CacheStats, CachingKms
 
 __all__ = [
@@ -42,4 +39,9 @@ def __getattr__(name: str) -> object:
         from kmsnb.kms import caching
 
         return getattr(caching, name)
+    if name in ("AliasInfo", "KeyInfo", "KeyVersionInfo", "WrappedKey"):
+        # Dataclasses that encrypting and decrypting never build: kmsnb.kms._info.
+        from kmsnb.kms import _info
+
+        return getattr(_info, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,12 +10,14 @@ small key that kmsnb made itself (a Parquet key-encryption key).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol, TypeGuard, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeGuard, cast, runtime_checkable
 
 # wipe lives below kms/ and emulator/ so that neither imports the other for it; it stays
 # importable from here, where the key types that use it are.
 from kmsnb._wipe import wipe
+
+if TYPE_CHECKING:
+    from kmsnb.kms._info import AliasInfo, KeyInfo, KeyVersionInfo, WrappedKey
 
 __all__ = [
     "DATA_KEY_SIZE",
@@ -227,15 +229,6 @@ def for_message(kms: Kms, plaintext_size: int | None) -> Kms:
     return cast(SizeAwareKms, kms).sized(plaintext_size)
 
 
-@dataclass(frozen=True)
-class WrappedKey:
-    """A key wrapped by a master key, without its plaintext (Encrypt's or ReEncrypt's result)."""
-
-    key_id: str
-    key_version_id: str
-    ciphertext_blob: str
-
-
 @runtime_checkable
 class WrappingKms(Protocol):
     """A KMS that wraps small keys of the caller's: the API's Encrypt and Decrypt.
@@ -262,41 +255,6 @@ class WrappingKms(Protocol):
         """Unwrap what :meth:`encrypt` made: the bytes, and the master key the KMS's
         Decrypt answer names. The caller wipes the returned key."""
         ...
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """What DescribeKey says of a master key (the fields users look at)."""
-
-    key_id: str
-    arn: str
-    key_state: str  # Enabled, Disabled, PendingDeletion, PendingImport
-    description: str
-    creation_date: str
-    primary_key_version: str
-    key_spec: str = "Aliyun_AES_256"
-    key_usage: str = "ENCRYPT/DECRYPT"
-    deletion_date: str | None = None
-    automatic_rotation: str = "Disabled"
-    rotation_interval: str | None = None
-
-
-@dataclass(frozen=True)
-class AliasInfo:
-    """An alias (``alias/...``) and the key it points to."""
-
-    alias_name: str
-    key_id: str
-    alias_arn: str
-
-
-@dataclass(frozen=True)
-class KeyVersionInfo:
-    """One version of a master key."""
-
-    key_id: str
-    key_version_id: str
-    creation_date: str
 
 
 @runtime_checkable
@@ -343,3 +301,17 @@ class KmsClient(Kms, WrappingKms, Protocol):
         source_encryption_context: Mapping[str, str] | None = None,
         destination_encryption_context: Mapping[str, str] | None = None,
     ) -> WrappedKey: ...
+
+
+# The answers of key management and of Encrypt/ReEncrypt (dataclasses) live in
+# kmsnb.kms._info and are loaded when first named: a file's encryption or decryption
+# (GenerateDataKey, Decrypt) never builds one, and every dataclass costs start-up.
+_INFO_TYPES = frozenset({"AliasInfo", "KeyInfo", "KeyVersionInfo", "WrappedKey"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _INFO_TYPES:
+        from kmsnb.kms import _info
+
+        return getattr(_info, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

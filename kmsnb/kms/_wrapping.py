@@ -23,18 +23,18 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from kmsnb.errors import KmsError
 from kmsnb.kms._base import (
     MAX_WRAPPED_PLAINTEXT_SIZE,
     UnwrappedKey,
-    WrappedKey,
     canonical_context,
     wipe,
 )
-from kmsnb.kms._endpoint import is_loopback
+
+if TYPE_CHECKING:
+    from kmsnb.kms._info import WrappedKey
 
 __all__ = ["AliyunWrapping", "LocalWrapping", "WrappingCalls"]
 
@@ -76,6 +76,8 @@ class WrappingCalls:
         if context:
             params["EncryptionContext"] = context
         body = self._wrapping_call("Encrypt", params)
+        from kmsnb.kms._info import WrappedKey  # here: a file's encryption never wraps a key
+
         return WrappedKey(
             key_id=str(body["KeyId"]),
             key_version_id=str(body.get("KeyVersionId") or ""),
@@ -149,6 +151,10 @@ class AliyunWrapping(WrappingCalls):
     @property
     def kms_instance_id(self) -> str:
         """The region, or ``emulator`` for an emulator on this machine."""
+        from urllib.parse import urlsplit  # here, as ipaddress: a local KMS needs neither
+
+        from kmsnb.kms._endpoint import is_loopback
+
         host = urlsplit(self.endpoint).hostname or ""
         if is_loopback(host):
             return "emulator"

@@ -12,24 +12,18 @@ import binascii
 import json
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kmsnb._wipe import wipe
 from kmsnb.emulator import KeyStore, KmsService, ServiceError
 from kmsnb.errors import KmsAccessDeniedError, KmsError
-from kmsnb.kms._base import (
-    DATA_KEY_SIZE,
-    AliasInfo,
-    DataKey,
-    KeyInfo,
-    KeyVersionInfo,
-    UnwrappedKey,
-    WrappedKey,
-    canonical_context,
-)
+from kmsnb.kms._base import DATA_KEY_SIZE, DataKey, UnwrappedKey, canonical_context
 from kmsnb.kms._errors import error_from_response
 from kmsnb.kms._secret_calls import LocalSecrets
 from kmsnb.kms._wrapping import LocalWrapping
+
+if TYPE_CHECKING:
+    from kmsnb.kms._info import AliasInfo, KeyInfo, KeyVersionInfo, WrappedKey
 
 # error_from_response stays importable from here: it is how this backend maps errors.
 __all__ = ["LocalKms", "error_from_response"]
@@ -123,6 +117,8 @@ class LocalKms(LocalSecrets, LocalWrapping):
             **_context_param(destination_encryption_context, "DestinationEncryptionContext"),
         }
         body = self._call("ReEncrypt", params)
+        from kmsnb.kms._info import WrappedKey  # here: see kmsnb.kms._info
+
         return WrappedKey(body["KeyId"], body["KeyVersionId"], body["CiphertextBlob"])
 
     # -- key management --------------------------------------------------------------
@@ -172,6 +168,8 @@ class LocalKms(LocalSecrets, LocalWrapping):
             items = self._pages("ListAliases", {}, "Aliases", "Alias")
         else:
             items = self._pages("ListAliasesByKeyId", {"KeyId": key_id}, "Aliases", "Alias")
+        from kmsnb.kms._info import AliasInfo
+
         return [AliasInfo(i["AliasName"], i["KeyId"], i["AliasArn"]) for i in items]
 
     def create_key_version(self, key_id: str) -> KeyVersionInfo:
@@ -227,6 +225,8 @@ def _decode_key(encoded: str) -> bytearray:
 
 
 def _key_info(metadata: Mapping[str, Any]) -> KeyInfo:
+    from kmsnb.kms._info import KeyInfo
+
     return KeyInfo(
         key_id=metadata["KeyId"],
         arn=metadata["Arn"],
@@ -243,4 +243,6 @@ def _key_info(metadata: Mapping[str, Any]) -> KeyInfo:
 
 
 def _version_info(item: Mapping[str, str]) -> KeyVersionInfo:
+    from kmsnb.kms._info import KeyVersionInfo
+
     return KeyVersionInfo(item["KeyId"], item["KeyVersionId"], item["CreationDate"])

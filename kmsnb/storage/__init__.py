@@ -24,17 +24,9 @@ store library.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from kmsnb.storage._location import WRITABLE, Location, StoreKind, is_url, resolve
-from kmsnb.storage._open import DEFAULT_PART_SIZE, MIN_PART_SIZE, open_input, open_output
-from kmsnb.storage._options import (
-    CREDENTIAL_OPTIONS,
-    check_no_credentials,
-    parse_storage_options,
-)
-from kmsnb.storage._oss import endpoint_for, oss_settings
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: is_url alone need not import typing
 if TYPE_CHECKING:
     from kmsnb.storage._generations import (
         GENERATION_PREFIX,
@@ -47,29 +39,46 @@ if TYPE_CHECKING:
         start_generation,
         write_manifest,
     )
+    from kmsnb.storage._open import DEFAULT_PART_SIZE, MIN_PART_SIZE, open_input, open_output
+    from kmsnb.storage._options import (
+        CREDENTIAL_OPTIONS,
+        check_no_credentials,
+        parse_storage_options,
+    )
+    from kmsnb.storage._oss import endpoint_for, oss_settings
 
-#: Imported when first used: the generation helpers need uuid and shutil, which a CLI
-#: call on a local file never does (tests/cli/test_imports.py).
-_GENERATION_NAMES = frozenset(
-    {
-        "GENERATION_PREFIX",
-        "join",
-        "list_generations",
-        "new_generation",
-        "read_manifest_bytes",
-        "remove_generation",
-        "remove_unreferenced_generations",
-        "start_generation",
-        "write_manifest",
-    }
-)
+#: Imported when first used, as name -> its module in this package: the generation helpers
+#: need uuid and shutil, which a CLI call on a local file never does, and ``kmsnb encrypt``
+#: asks only whether a path is a URL before it opens a local file
+#: (tests/cli/test_imports.py).
+_LAZY = {
+    "CREDENTIAL_OPTIONS": "_options",
+    "DEFAULT_PART_SIZE": "_open",
+    "GENERATION_PREFIX": "_generations",
+    "MIN_PART_SIZE": "_open",
+    "check_no_credentials": "_options",
+    "endpoint_for": "_oss",
+    "join": "_generations",
+    "list_generations": "_generations",
+    "new_generation": "_generations",
+    "open_input": "_open",
+    "open_output": "_open",
+    "oss_settings": "_oss",
+    "parse_storage_options": "_options",
+    "read_manifest_bytes": "_generations",
+    "remove_generation": "_generations",
+    "remove_unreferenced_generations": "_generations",
+    "start_generation": "_generations",
+    "write_manifest": "_generations",
+}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _GENERATION_NAMES:
-        from kmsnb.storage import _generations
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return getattr(_generations, name)
+        return getattr(importlib.import_module(f"kmsnb.storage.{module}"), name)
     raise AttributeError(f"module 'kmsnb.storage' has no attribute {name!r}")
 
 

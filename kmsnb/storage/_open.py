@@ -31,7 +31,6 @@ How, per store (:data:`kmsnb.storage.WRITABLE` is the list):
 from __future__ import annotations
 
 import contextlib
-import datetime
 import io
 import os
 import threading
@@ -40,7 +39,6 @@ from typing import Any, BinaryIO, Final
 
 from kmsnb._files import STALE_AFTER_S, atomic_output
 from kmsnb.storage._location import Location, resolve
-from kmsnb.storage._oss import open_oss_input, open_oss_output
 
 __all__ = [
     "DEFAULT_PART_SIZE",
@@ -100,6 +98,8 @@ def open_output(
         with atomic_output(location.path, overwrite=overwrite, durable=durable) as output:
             yield output
     elif location.kind == "oss":
+        from kmsnb.storage._oss import open_oss_output  # here: a local file needs no OSS code
+
         with open_oss_output(
             location.path,
             overwrite=overwrite,
@@ -162,6 +162,8 @@ def _abort_stale_uploads(fs: Any, path: str) -> None:
         listed = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)
     except Exception:  # housekeeping must never stop the write
         return
+    import datetime  # here: only an S3 write cleans up uploads
+
     now = datetime.datetime.now(datetime.UTC)
     for upload in listed.get("Uploads", []):
         started = upload.get("Initiated")
@@ -220,6 +222,8 @@ def open_input(
     if location.kind == "local":
         return open(location.path, "rb")
     if location.kind == "oss":
+        from kmsnb.storage._oss import open_oss_input
+
         return open_oss_input(
             location.path,
             storage_options=location.storage_options,

@@ -50,6 +50,18 @@ NOT_FOR_A_LOCAL_FILE = frozenset({
 })  # fmt: skip
 
 
+#: kmsnb modules a ``local:`` encrypt or decrypt of a kmsnb file once imported and no longer
+#: does (issue 16 item 3, start-up): the legacy reader (AES-EAX, CMAC: a kmsnb file is told
+#: from a tutorial one by its first bytes, kmsnb._legacy_sniff), FileInfo and its HTML
+#: displays, the answers of key management (dataclasses), the OSS store and the endpoint
+#: rules of a network KMS (ipaddress comes with urllib.parse, which pathlib imports).
+NOT_FOR_A_KMSNB_FILE = frozenset({
+    "kmsnb.legacy", "kmsnb._eax", "cryptography.hazmat.primitives.cmac", "kmsnb._file_info",
+    "kmsnb._render", "html", "kmsnb.kms._info", "kmsnb.storage._oss", "kmsnb.kms._endpoint",
+    "datetime",
+})  # fmt: skip
+
+
 def _imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
     """The modules ``python -m kmsnb ARGS`` imports (it must succeed)."""
     completed = subprocess.run(
@@ -121,3 +133,5 @@ def test_encrypt_and_decrypt_import_nothing_heavy(tmp_path: Path, store: dict[st
         assert set() == _heavy(modules)
         assert {"kmsnb.envelope", "kmsnb.kms.local"} <= modules  # it did the work
         assert set() == _among(modules, NOT_FOR_A_LOCAL_FILE)
+        assert set() == _among(modules, NOT_FOR_A_KMSNB_FILE)
+        assert "kmsnb._legacy_sniff" in modules or modules is encrypt
