@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from kmsnb._sizes import format_size, format_size_brief
 from kmsnb._text import escape_control_characters
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
 
 _STYLE: Final = "border-collapse:collapse;text-align:left"
 _CELL: Final = "padding:2px 8px;text-align:left;vertical-align:top"
-_SIZE_UNITS: Final = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 Rows = Sequence[Sequence[str]]
 
@@ -42,27 +42,6 @@ def cell_text(value: object) -> str:
     else:
         text = str(value)
     return escape_control_characters(text)
-
-
-def format_size(size: int | None) -> str:
-    """``1073741824`` as ``"1.0 GiB (1073741824 bytes)"``; small sizes in bytes only."""
-    if size is None:
-        return "unknown"
-    brief = format_size_brief(size)
-    return brief if size < 1024 else f"{brief} ({size} bytes)"
-
-
-def format_size_brief(size: int) -> str:
-    """``1536`` as ``"1.5 KiB"``, below 1 KiB ``"512 bytes"`` (``"1 byte"``): powers of
-    1024 up to PiB, as ``ls -h``; for a message that names no exact count."""
-    if size < 1024:
-        return f"{size} byte" + ("" if size == 1 else "s")
-    scaled = float(size)
-    unit = 0
-    while scaled >= 1024 and unit < len(_SIZE_UNITS) - 1:
-        scaled /= 1024
-        unit += 1
-    return f"{scaled:.1f} {_SIZE_UNITS[unit]}"
 
 
 def _escaped(

@@ -65,7 +65,7 @@ def print_fields(fields: Mapping[str, object]) -> None:
     Byte counts (:data:`SIZE_FIELDS`) read ``1.5 MiB (1572864 bytes)``; ``--json`` keeps
     the plain number.
     """
-    from kmsnb._render import format_size
+    from kmsnb._sizes import format_size
     from kmsnb._text import escape_control_characters, json_for_display
 
     width = max(len(name) for name in fields) + 1

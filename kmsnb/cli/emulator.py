@@ -143,7 +143,6 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
 
     credentials = resolve_credentials()
     store = KeyStore(args.data)
-    _note_if_created(store)
     server = EmulatorServer(
         KmsService(store, clock=args.clock or time.time),
         host=args.host,
@@ -152,6 +151,7 @@ def _cmd_emulator_serve(args: argparse.Namespace) -> int:
         allow_remote=args.allow_remote,
         admin=EmulatorAdmin(args.clock),
     )
+    _note_if_created(store)  # after the server's checks: a refused host gets one error line
     import threading
 
     stop = threading.Event()

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 
+from kmsnb._sizes import format_size_brief
 from kmsnb.cli import EXIT_OK
 from kmsnb.cli._display import print_fields
 from kmsnb.cli._parser import (
@@ -248,8 +249,6 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
                 raise _wrong_length(args, writer.plaintext_size, expected)
         header = writer.header
     if args.output != STDIO:
-        from kmsnb._render import format_size_brief
-
         print(
             f"encrypted {args.src} -> {args.output} ({format_size_brief(writer.plaintext_size)}, "
             f"master key {header.key_id})"
@@ -295,8 +294,6 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
                 written = _decrypt_legacy(args, kms, Prefixed(head, source), output)
             else:
                 written = _decrypt_kmsnb(args, kms, Prefixed(head, source), output)
-    from kmsnb._render import format_size_brief
-
     if args.output != STDIO and legacy:
         print(
             f"decrypted {args.src} -> {args.output} ({format_size_brief(written)}, a tutorial "

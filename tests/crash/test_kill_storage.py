@@ -20,7 +20,7 @@ from s3_server import moto_server, server_environment
 from kmsnb.storage import MIN_PART_SIZE
 
 from ._storage_writer import payload
-from .conftest import ROUNDS, Tally, Zygote
+from .conftest import ROUNDS, KillDelays, Tally, Zygote
 
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
@@ -70,16 +70,19 @@ def _request(endpoint: str, url: str, seed: int, mode: str) -> dict[str, Any]:
 
 
 def _write_and_kill(
-    writers: Zygote, endpoint: str, url: str, seed: int, mode: str, rng: random.Random
-) -> tuple[bool, int]:
-    """Run one writer; kill -9 it after a random number of parts plus a random delay.
+    writers: Zygote, endpoint: str, url: str, seed: int, mode: str, rng: random.Random,
+    delays: KillDelays,
+) -> tuple[bool, int]:  # fmt: skip
+    """Run one writer; kill -9 it after a random number of parts plus a random delay
+    (inside a part's upload, or at the commit), which shrinks when a writer completes.
 
     Returns whether it was killed, and its exit status."""
     request = _request(endpoint, url, seed, mode)
     request["kill_after_lines"] = rng.randint(0, PARTS)  # 0: while it starts
-    request["kill_after_s"] = rng.uniform(0.0, 0.4)  # inside a part's upload, or the commit
+    request["kill_after_s"] = delays.next()
     request["signal"] = signal.SIGKILL
     reply = writers.run(request)
+    delays.record(completed=not reply["killed"])
     return reply["killed"], reply["exit"]
 
 
@@ -99,6 +102,7 @@ def test_a_killed_upload_leaves_no_partial_object(
     bucket = f"kmsnb-crash-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     expected: dict[str, tuple[bytes | None, bytes]] = {}
+    delays = KillDelays(rng, [0.35])  # from 0 to 0.4 s at first
     for round_index in range(ROUNDS):
         key = f"data-{round_index}.kms"
         old = None
@@ -108,7 +112,7 @@ def test_a_killed_upload_leaves_no_partial_object(
         new = payload(round_index, SIZE)
         expected[key] = (old, new)
         url = f"s3://{bucket}/{key}"
-        killed, status = _write_and_kill(writers, endpoint, url, round_index, mode, rng)
+        killed, status = _write_and_kill(writers, endpoint, url, round_index, mode, rng, delays)
         tally.rounds += 1
         tally.killed += killed
         found = _object(s3, bucket, key)

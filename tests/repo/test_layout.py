@@ -51,6 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._hints",
             # Text and HTML tables over _text only: records of every layer render with it.
             "kmsnb._render",
+            "kmsnb._sizes",
         ),
     ),
     (
@@ -61,6 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._temporary",
             "kmsnb._write_back",
             "kmsnb._eax",
+            "kmsnb._legacy_sniff",
             "kmsnb._thrift",
             "kmsnb._progress",
             # Where bytes live (local files, object stores): below the file operations.
