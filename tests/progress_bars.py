@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import kmsnb
+from kmsnb.kms import Kms
 
 
 class RecordingBar:
@@ -53,3 +57,8 @@ class BarRecorder(list[RecordingBar]):
         """The one bar made (an assertion error unless exactly one was)."""
         assert len(self) == 1, [bar.desc for bar in self]
         return self[0]
+
+
+def plaintext_size(path: Path, kms: Kms) -> int:
+    """How many plaintext bytes the kmsnb file at ``path`` holds (what a bar should count)."""
+    return len(kmsnb.decrypt_bytes(path.read_bytes(), kms=kms))

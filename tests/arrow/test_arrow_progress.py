@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from progress_bars import BarRecorder
+from progress_bars import BarRecorder, plaintext_size
 
 import kmsnb
 import kmsnb.arrow
@@ -31,10 +31,6 @@ def _table(rows: int = 20_000) -> pa.Table:
     return pa.table({"n": list(range(rows)), "s": [f"row {i}" for i in range(rows)]})
 
 
-def _plaintext_size(path: Path, kms: InMemoryKms) -> int:
-    return len(kmsnb.decrypt_bytes(path.read_bytes(), kms=kms))
-
-
 @pytest.mark.parametrize("streamed", [False, True], ids=["sized", "streamed"])
 @pytest.mark.parametrize("file_format", ["parquet", "csv"])
 def test_write_table_counts_the_bytes_it_encrypts(
@@ -55,7 +51,7 @@ def test_write_table_counts_the_bytes_it_encrypts(
 
     bar = bars.only
     assert (bar.desc, bar.initial_total, bar.closed) == (f"encrypt {path.name}", table.nbytes, True)
-    assert bar.n == bar.total == _plaintext_size(path, kms)
+    assert bar.n == bar.total == plaintext_size(path, kms)
     if streamed:
         assert bar.updates > 1  # it moved as the serialiser wrote, not once at the end
     assert kmsnb.arrow.read_table(path, kms=kms).equals(table)
@@ -134,7 +130,7 @@ def test_read_table_counts_the_plaintext_it_verifies(
 
     kmsnb.arrow.read_table(path, kms=kms, progress=True)
 
-    bar, size = bars.only, _plaintext_size(path, kms)
+    bar, size = bars.only, plaintext_size(path, kms)
     assert bar.initial_total == (size if not streamed else path.stat().st_size - info.header_size)
     assert (bar.desc, bar.n, bar.total, bar.closed) == ("decrypt t.parquet.kms", size, size, True)
 
@@ -148,7 +144,7 @@ def test_read_table_of_some_columns_counts_what_it_read(
 
     kmsnb.arrow.read_table(path, kms=kms, columns=["n"], progress=True)
 
-    bar, size = bars.only, _plaintext_size(path, kms)
+    bar, size = bars.only, plaintext_size(path, kms)
     assert bar.initial_total == size
     assert 0 < bar.n == bar.total < size
     assert bar.closed
@@ -166,7 +162,7 @@ def test_read_table_of_csv_and_of_column_mode(
     kmsnb.arrow.read_table(columns, kms=kms, progress=True)
 
     first, second = bars
-    assert first.n == first.total == _plaintext_size(csv, kms)
+    assert first.n == first.total == plaintext_size(csv, kms)
     assert second.n == second.total == columns.stat().st_size
     assert first.closed
     assert second.closed

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from progress_bars import BarRecorder
+from progress_bars import BarRecorder, plaintext_size
 
 import kmsnb
 import kmsnb.dataframe  # registers df.kms
@@ -24,10 +24,6 @@ KEY = "alias/main"
 
 def _frame(rows: int = 20_000) -> pd.DataFrame:
     return pd.DataFrame({"n": range(rows), "s": [f"row {i}" for i in range(rows)]})
-
-
-def _plaintext_size(path: Path, kms: InMemoryKms) -> int:
-    return len(kmsnb.decrypt_bytes(path.read_bytes(), kms=kms))
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["sized", "streamed"])
@@ -50,7 +46,7 @@ def test_writes_and_reads_count_their_bytes(
     write(path, KEY, kms=kms, progress=True, index=False)
     back = read(path, kms=kms, progress=True)
 
-    size = _plaintext_size(path, kms)
+    size = plaintext_size(path, kms)
     written, was_read = bars
     assert (written.desc, written.n, written.total) == (f"encrypt {path.name}", size, size)
     assert (was_read.desc, was_read.n, was_read.total) == (f"decrypt {path.name}", size, size)
@@ -134,7 +130,7 @@ def test_column_mode_and_projection(tmp_path: Path, kms: InMemoryKms, bars: BarR
 
     written, was_read, projected = bars
     assert written.n == written.total == was_read.n == was_read.total == columns.stat().st_size
-    assert 0 < projected.n == projected.total < _plaintext_size(whole, kms)
+    assert 0 < projected.n == projected.total < plaintext_size(whole, kms)
     assert all(bar.closed for bar in bars)
 
 
