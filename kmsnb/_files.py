@@ -60,8 +60,9 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from kmsnb._output import Output, naming
 from kmsnb._temporary import (
     STALE_AFTER_S,
     discard,
@@ -73,7 +74,6 @@ from kmsnb._temporary import (
     temporary_path,
     unregister,
 )
-from kmsnb._write_back import WRITE_BACK_STEP, start_write_back
 
 __all__ = [
     "STALE_AFTER_S",
@@ -103,12 +103,6 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _naming(error: OSError, destination: Path) -> OSError:
-    """The same error, naming the destination rather than a temporary file."""
-    renamed = type(error)(error.errno, error.strerror or str(error), os.fspath(destination))
-    return renamed
-
-
 # -- what the destination is -------------------------------------------------------------
 
 
@@ -130,7 +124,7 @@ def _resolve(destination: Path, *, overwrite: bool) -> tuple[Path, bool]:
     except FileNotFoundError:
         return destination, False
     except OSError as error:
-        raise _naming(error, destination) from None
+        raise naming(error, destination) from None
     if stat.S_ISLNK(status.st_mode):
         try:
             status = os.stat(destination)
@@ -142,7 +136,7 @@ def _resolve(destination: Path, *, overwrite: bool) -> tuple[Path, bool]:
                 f"({os.readlink(destination)}); kmsnb does not write through dangling links"
             ) from None
         except OSError as error:
-            raise _naming(error, destination) from None
+            raise naming(error, destination) from None
     kind = status.st_mode
     if stat.S_ISCHR(kind) or stat.S_ISFIFO(kind):
         return destination, True
@@ -184,42 +178,6 @@ def _check_name_length(target: Path, destination: Path) -> None:
         return
     if len(os.fsencode(target.name)) > limit:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), os.fspath(destination))
-
-
-# -- the file being written ----------------------------------------------------------------
-
-
-class _Output(io.BufferedWriter):
-    """A buffered file whose write errors (ENOSPC, EFBIG, EIO) name the destination.
-
-    With ``write_back``, the write-back of what was written is started every
-    :data:`~kmsnb._write_back.WRITE_BACK_STEP` bytes. The offsets assume
-    sequential writes, as every writer of kmsnb's makes; the hint is advisory either way.
-    """
-
-    def __init__(self, fd: int, destination: Path, *, write_back: bool = False) -> None:
-        super().__init__(io.FileIO(fd, "wb", closefd=True))
-        self.destination = destination
-        self._write_back = write_back
-        self._written = 0  # bytes accepted so far
-        self._handed_over = 0  # write-back was started for the bytes before this offset
-
-    def write(self, data: Any) -> int:
-        try:
-            count = super().write(data)
-        except OSError as error:
-            raise _naming(error, self.destination) from None
-        self._written += count
-        if self._write_back and self._written - self._handed_over >= WRITE_BACK_STEP:
-            start_write_back(self.fileno(), self._handed_over, self._written - self._handed_over)
-            self._handed_over = self._written
-        return count
-
-    def flush(self) -> None:
-        try:
-            super().flush()
-        except OSError as error:
-            raise _naming(error, self.destination) from None
 
 
 class _Folder:
@@ -368,8 +326,8 @@ def _write_through(destination: Path) -> Iterator[BinaryIO]:
     try:
         fd = os.open(destination, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
-        raise _naming(error, destination) from None
-    with _Output(fd, destination) as output:
+        raise naming(error, destination) from None
+    with Output(fd, destination) as output:
         yield output
 
 
@@ -414,8 +372,8 @@ def atomic_output(
             fd, named = open_named(directory)
             register(named)
     except OSError as error:
-        raise _naming(error, destination) from None
-    output = _Output(fd, destination, write_back=durable)
+        raise naming(error, destination) from None
+    output = Output(fd, destination, write_back=durable, behind=True)
     folder = _Folder(directory)
     try:
         yield output
@@ -425,12 +383,11 @@ def atomic_output(
                 os.fsync(fd)
             _publish(fd, named, folder, target, overwrite=overwrite, durable=durable)
         except OSError as error:
-            raise _naming(error, destination) from None
+            raise naming(error, destination) from None
     except BaseException:
         folder.close()
         # The error that stopped the write is the one to report, not one from closing.
-        with contextlib.suppress(OSError, ValueError):
-            output.close()
+        output.abandon()
         if named is not None:
             discard(named)
         raise

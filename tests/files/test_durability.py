@@ -19,6 +19,7 @@ import pytest
 
 import kmsnb
 import kmsnb._files as files
+import kmsnb._output as output_file
 import kmsnb._temporary as temporary
 import kmsnb._write_back as write_back
 from kmsnb._files import atomic_output
@@ -168,8 +169,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
         assert stat.S_ISREG(os.fstat(fd).st_mode)
         calls.append((offset, size))
 
-    monkeypatch.setattr(files, "WRITE_BACK_STEP", 65536)
-    monkeypatch.setattr(files, "start_write_back", record)
+    monkeypatch.setattr(output_file, "WRITE_BACK_STEP", 65536)
+    monkeypatch.setattr(output_file, "start_write_back", record)
     return calls
 
 

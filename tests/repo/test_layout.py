@@ -61,6 +61,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._files",
             "kmsnb._temporary",
             "kmsnb._write_back",
+            "kmsnb._write_behind",
+            "kmsnb._output",
             "kmsnb._eax",
             "kmsnb._legacy_sniff",
             "kmsnb._thrift",
