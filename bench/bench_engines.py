@@ -19,7 +19,8 @@ Issue 14, item 7:
 Method as in ``bench/bench_dataframe.py`` (whose 1 M rows x 10 mixed columns frame this
 reuses): the cases interleaved in a shuffled order each round, each timed as the best of
 ``--repeat`` runs, ratios taken within a round, the median of ``--rounds`` ratios reported
-with their range. The KMS is :class:`kmsnb.testing.InMemoryKms`; files go to ``/dev/shm``
+with their range; kmsnb's calls pass ``progress=False`` (the plain ones draw no bar). The
+KMS is :class:`kmsnb.testing.InMemoryKms`; files go to ``/dev/shm``
 when it exists (``--dir`` elsewhere).
 
 Run::
@@ -112,24 +113,29 @@ def run_rounds(
     frame.write_parquet(polars_plain)
     kmsnb.polars.write_parquet(frame, polars_kms, MAIN_KEY, kms=kms)
     cases: dict[str, Callable[[], Any]] = {
-        "kmsnb whole-file, all 10": lambda: kmsnb.read_parquet(whole, kms=kms),
+        "kmsnb whole-file, all 10": lambda: kmsnb.read_parquet(whole, kms=kms, progress=False),
         "kmsnb whole-file, 1 of 10 (seekable)": lambda: kmsnb.read_parquet(
-            whole, kms=kms, columns=[column]
+            whole, kms=kms, progress=False, columns=[column]
         ),
         "plain pandas, all 10": lambda: pd.read_parquet(plain),
         "plain pandas, 1 of 10": lambda: pd.read_parquet(plain, columns=[column]),
         "pyarrow write": lambda: pq.write_table(table, folder / "arrow-w.parquet"),
         "kmsnb.arrow write": lambda: kmsnb.arrow.write_table(
-            table, folder / "arrow-w.parquet.kms", MAIN_KEY, kms=kms, overwrite=True
+            table, folder / "arrow-w.parquet.kms", MAIN_KEY, kms=kms, progress=False, overwrite=True
         ),
         "pyarrow read": lambda: pq.read_table(arrow_plain),
-        "kmsnb.arrow read": lambda: kmsnb.arrow.read_table(arrow_kms, kms=kms),
+        "kmsnb.arrow read": lambda: kmsnb.arrow.read_table(arrow_kms, kms=kms, progress=False),
         "polars write": lambda: frame.write_parquet(folder / "polars-w.parquet"),
         "kmsnb.polars write": lambda: kmsnb.polars.write_parquet(
-            frame, folder / "polars-w.parquet.kms", MAIN_KEY, kms=kms, overwrite=True
+            frame,
+            folder / "polars-w.parquet.kms",
+            MAIN_KEY,
+            kms=kms,
+            progress=False,
+            overwrite=True,
         ),
         "polars read": lambda: pl.read_parquet(polars_plain),
-        "kmsnb.polars read": lambda: kmsnb.polars.read_parquet(polars_kms, kms=kms),
+        "kmsnb.polars read": lambda: kmsnb.polars.read_parquet(polars_kms, kms=kms, progress=False),
     }
     # Warm-up, and the check that each path returns the frame's own values.
     pd.testing.assert_frame_equal(df, cases["kmsnb whole-file, all 10"]())

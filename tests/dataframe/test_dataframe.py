@@ -127,6 +127,25 @@ def test_csv_round_trip_is_lossy_but_faithful_to_text(tmp_path: Path, kms: InMem
     pd.testing.assert_frame_equal(df, result)
 
 
+def test_csv_of_many_read_steps_round_trips(tmp_path: Path, kms: InMemoryKms) -> None:
+    """A CSV of a few MiB, not a whole number of anything: pandas' 256 KiB reads, the
+    128 KiB buffer before them and the reader's 1 MiB decryption steps all end mid-way;
+    the python engine (line by line, through the buffer) reads it too."""
+    rows = 90_001
+    df = pd.DataFrame(
+        {
+            "n": np.arange(rows),
+            "s": [f"row {i}, quoted" for i in range(rows)],
+            "x": np.linspace(0, 1, rows),
+        }
+    )
+    path = tmp_path / "big.csv.kms"
+    df.kms.to_csv(path, MAIN_KEY, kms=kms, index=False)
+    assert kmsnb.inspect(path).plaintext_size > 3 << 20
+    pd.testing.assert_frame_equal(df, kmsnb.read_csv(path, kms=kms))
+    pd.testing.assert_frame_equal(df, kmsnb.read_csv(path, kms=kms, engine="python"))
+
+
 def test_csv_loses_what_csv_cannot_hold(tmp_path: Path, kms: InMemoryKms) -> None:
     """The documented loss: categoricals and nullable dtypes come back re-inferred."""
     df = dtype_zoo()[["category", "Int64"]]
