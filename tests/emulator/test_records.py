@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kmsnb.emulator import KeyStore, KeyStoreMigrationError, KmsService
+from kmsnb.emulator import KeyStore, KeyStoreMigrationError, KmsService, _records
 from kmsnb.emulator._records import derive_mac_key, document_mac, read_write_id
 from kmsnb.emulator._state import KeyRecord, KeyVersionRecord, StoreState
 from kmsnb.kms.local import LocalKms
@@ -275,3 +278,45 @@ def test_the_records_compare_copy_and_show_themselves_as_dataclasses_did() -> No
     assert repr(StoreState()) == (
         "StoreState(keys={}, aliases={}, versions={}, generation=0, write_id='', secrets={})"
     )
+
+
+# The patterns the checks of ids and names replaced (they compiled at every start-up): each
+# check accepts exactly what its pattern matched.
+_PATTERNS = {
+    "write_id": r"[0-9a-f]{32}",
+    "version_id": r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    "alias": r"alias/[A-Za-z0-9_/-]{1,249}",
+    "write_id_member": r'"write_id":"([0-9a-f]{32})"',
+}
+# Near misses: the right characters and a few wrong ones (upper case, other digits, Unicode).
+_NEAR = st.text(alphabet='0123456789abcdefABCDEF-/_alias"\n:w_idrt\u0661\u00e9 ', max_size=60)
+
+
+def _near_version_id() -> st.SearchStrategy[str]:
+    hex_group = st.text(alphabet="0123456789abcdefA-", min_size=3, max_size=13)
+    return st.lists(hex_group, min_size=4, max_size=6).map("-".join)
+
+
+@given(st.one_of(_NEAR, _near_version_id(), st.uuids().map(str)))
+def test_the_id_checks_accept_what_their_patterns_matched(text: str) -> None:
+    assert _records._is_lower_hex(text, 32) == bool(re.fullmatch(_PATTERNS["write_id"], text))
+    assert _records._is_version_id(text) == bool(re.fullmatch(_PATTERNS["version_id"], text))
+
+
+_LONG_ALIASES = st.integers(247, 251).map(lambda size: "alias/" + "a" * size)
+
+
+@given(st.one_of(_NEAR.map("alias/".__add__), _NEAR, _LONG_ALIASES))
+def test_the_alias_check_accepts_what_its_pattern_matched(text: str) -> None:
+    assert _records._is_alias_name(text) == bool(re.fullmatch(_PATTERNS["alias"], text))
+
+
+_MEMBER = st.sampled_from([b"", b'"write_id":"', b'"write_id":'])
+_VALUE = st.one_of(_NEAR, st.uuids().map(lambda uuid: uuid.hex + '"'))
+
+
+@given(st.lists(st.tuples(st.binary(max_size=20), _MEMBER, _VALUE), max_size=4))
+def test_the_write_id_is_found_where_its_pattern_was(parts: list[tuple[bytes, bytes, str]]) -> None:
+    header = b"".join(noise + member + value.encode("utf-8") for noise, member, value in parts)
+    match = re.search(_PATTERNS["write_id_member"].encode(), header[:128])
+    assert read_write_id(header) == (match.group(1).decode() if match else None)
