@@ -1,4 +1,7 @@
-"""The keystore's records and their JSON form (``keystore.json``), authenticated.
+"""The keystore's records in their JSON form (``keystore.json``), authenticated.
+
+The records themselves (:class:`KeyRecord`, :class:`KeyVersionRecord`, :class:`StoreState`)
+are in :mod:`kmsnb.emulator._state`, and importable from here.
 
 The file is one JSON object::
 
