@@ -22,7 +22,8 @@ from kmsnb.kms.local import LocalKms
 pytestmark = pytest.mark.integration
 
 #: Modules only other calls need: key administration and aliases, key import, Secrets
-#: Manager, SM4, the HTTP server and its parts, faults, the admin and retry helpers.
+#: Manager, SM4, the HTTP server and its parts, faults, the admin and retry helpers, the
+#: table of error codes (only a refused call needs it).
 LAZY = frozenset({
     "kmsnb.emulator._keys", "kmsnb.emulator._aliases", "kmsnb.emulator._import",
     "kmsnb.emulator._secrets", "kmsnb.emulator._secret_admin", "kmsnb.emulator._secret_common",
@@ -30,7 +31,7 @@ LAZY = frozenset({
     "kmsnb.emulator._http", "kmsnb.emulator._dispatch", "kmsnb.emulator.auth",
     "kmsnb.emulator.faults", "kmsnb.emulator.execute", "kmsnb.emulator.admin",
     "kmsnb.kms._secrets", "kmsnb.kms._retry", "kmsnb.kms._info", "kmsnb.kms._emulator_admin",
-    "kmsnb.kms.caching", "kmsnb.kms.aliyun", "uuid", "platformdirs",
+    "kmsnb.kms.caching", "kmsnb.kms.aliyun", "kmsnb.kms._errors", "uuid", "platformdirs",
 })  # fmt: skip
 
 #: Run in the subprocess: the work, then what each module of the emulator and of the local
