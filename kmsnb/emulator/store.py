@@ -54,8 +54,8 @@ import base64
 import binascii
 import contextlib
 import os
-import threading
 import time
+from _thread import RLock  # threading.RLock's own class; importing threading costs start-up
 from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -171,7 +171,7 @@ class KeyStore:
         self._migrate = os.environ.get(MIGRATE_ENV) == "1" if migrate is None else migrate
         self._dir = StoreDirectory(self.path)
         self._state_path = self.path / _STATE_FILE
-        self._thread_lock = threading.RLock()
+        self._thread_lock = RLock()
         self._state: StoreState | None = None
         self._identity: FileIdentity | None = None
         self._checked_at = 0.0
