@@ -18,13 +18,15 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kmsnb.emulator._errors import invalid
-from kmsnb.emulator._sm4 import SM4GCM
+
+if TYPE_CHECKING:  # an SM4 key's cipher comes from the store, which imports it
+    from kmsnb.emulator._sm4 import SM4GCM
 
 __all__ = ["VERSION_ID_SIZE", "associated_data", "open_blob", "seal", "split_blob"]
 

@@ -10,11 +10,9 @@ version that could not be saved would encrypt data no one could decrypt later.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from kmsnb.emulator._errors import ServiceError, alias_not_found, key_not_found
 from kmsnb.emulator._records import KeyRecord, StoreState
@@ -67,9 +65,11 @@ ALIAS_RULE: StateRule = {PENDING_DELETION: _STATE_MODIFIED_FAILED}
 MODIFY_RULE: StateRule = {PENDING_DELETION: "Rejected.PendingDeletion"}
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Per-region quotas (``docs/kms-api.md``, "Quotas"); tests raise them to create many keys."""
+class Limits(NamedTuple):
+    """Per-region quotas (``docs/kms-api.md``, "Quotas"); tests raise them to create many keys.
+
+    A named tuple, not a dataclass: ``dataclasses`` costs every ``local:`` KMS its import.
+    """
 
     keys: int = 200
     aliases: int = 300
@@ -181,7 +181,7 @@ class Engine:
         for version_id in key.version_ids:
             record = state.versions.get(version_id)
             if record is not None:
-                state.versions[version_id] = dataclasses.replace(record, wrapped_material=b"")
+                state.versions[version_id] = record._replace(wrapped_material=b"")
         key.material_expire_time = None
         if key.key_state != PENDING_DELETION:
             key.key_state = PENDING_IMPORT

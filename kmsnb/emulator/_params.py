@@ -40,7 +40,8 @@ MAX_ENCRYPTION_CONTEXT_SIZE = 65536
 #: ``\u00e9`` (6 characters for 2 bytes) and ``\"``, and for spaces after separators.
 MAX_CONTEXT_PARAMETER_LENGTH = 4 * MAX_ENCRYPTION_CONTEXT_SIZE
 
-_INTERVAL = re.compile(r"(\d{1,12})([dhms])")
+# Compiled at its first use (re caches it), not at import: few calls take a duration.
+_INTERVAL = r"(\d{1,12})([dhms])"
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
@@ -162,7 +163,7 @@ class Params:
         value = self.optional(name)
         if value is None:
             return None
-        match = _INTERVAL.fullmatch(value.strip())
+        match = re.fullmatch(_INTERVAL, value.strip())
         if match is None:
             raise invalid(name)
         seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]

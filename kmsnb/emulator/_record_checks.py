@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 from typing import Any
 
 __all__ = [
@@ -28,6 +27,9 @@ __all__ = [
 ]
 
 MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: what strftime can show
+# Finite floats lie strictly between the infinities, and NaN compares with nothing: the test
+# math.isfinite makes, without importing math for it (start-up).
+_INFINITY = float("inf")
 MAX_TEXT = 8192
 MAX_TAG_COUNT = 1000
 #: DKMSInstanceId of a key or a secret: recorded as sent, within this bound.
@@ -45,7 +47,7 @@ def is_int(value: Any) -> bool:
 def time_value(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MalformedKeyStore(f"{where} is not a time")
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not -_INFINITY < value < _INFINITY:
         raise MalformedKeyStore(f"{where} is not a time")
     if not 0 <= value <= MAX_TIME:  # an int compares without conversion, however large
         raise MalformedKeyStore(f"{where} is not a time")

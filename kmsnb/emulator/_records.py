@@ -1,4 +1,7 @@
-"""The keystore's records and their JSON form (``keystore.json``), authenticated.
+"""The keystore's records in their JSON form (``keystore.json``), authenticated.
+
+The records themselves (:class:`KeyRecord`, :class:`KeyVersionRecord`, :class:`StoreState`)
+are in :mod:`kmsnb.emulator._state`, and importable from here.
 
 The file is one JSON object::
 
@@ -38,23 +41,18 @@ meets a surprise.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import hmac
 import importlib
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kmsnb.emulator import _record_checks as check
 from kmsnb.emulator._record_checks import MalformedKeyStore
-
-if TYPE_CHECKING:  # the module itself is imported for a keystore with secrets only
-    from kmsnb.emulator._secret_records import SecretRecord
+from kmsnb.emulator._state import KEY_FIELDS, KeyRecord, KeyVersionRecord, StoreState
 
 __all__ = [
     "FORMAT",
@@ -79,14 +77,21 @@ FORMAT_V1 = "kmsnb-emulator-keystore/1"
 MAC_KEY_SIZE = 32
 _MAC_INFO = b"kmsnb emulator keystore.json v2 mac"
 _HEADER_SIZE = 128
-_WRITE_ID = re.compile(rb'"write_id":"([0-9a-f]{32})"')
-_WRITE_ID_TEXT = re.compile(r"[0-9a-f]{32}")
-_VERSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_ALIAS_NAME = re.compile(r"alias/[A-Za-z0-9_/-]{1,249}")
+_WRITE_ID_MEMBER = b'"write_id":"'
+_WRITE_ID_SIZE = 32
+# The checks of ids and names test characters against these sets rather than with regular
+# expressions, whose compilation would be most of this module's import (start-up).
+_LOWER_HEX = frozenset("0123456789abcdef")
+_ALIAS_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/-")
+_ALIAS_PREFIX = "alias/"
+_MAX_ALIAS_SUFFIX = 249
+# A version id: lower-case hex in groups of 8-4-4-4-12, as str(uuid.uuid4()) writes it.
+_VERSION_ID_DASHES = (8, 13, 18, 23)
+_VERSION_ID_SIZE = 36
 _ROOT_CHECK_SIZE = 12 + 16
 # nonce || AES-GCM(material) || tag, per key spec; an imported key's emptied version has none.
 _WRAPPED_SIZES = {"Aliyun_AES_256": 12 + 32 + 16, "Aliyun_SM4": 12 + 16 + 16}
-_MATERIAL_CHECK = re.compile(r"[0-9a-f]{32}")  # kmsnb.emulator._import: a GCM tag, in hex
+_MATERIAL_CHECK_SIZE = 32  # kmsnb.emulator._import: a GCM tag, in hex
 _MAX_INTERVAL = 10**10
 _KEY_STATES = frozenset({"Enabled", "Disabled", "PendingDeletion", "PendingImport"})
 _CHOICES: dict[str, frozenset[str]] = {
@@ -104,81 +109,9 @@ _MEMBERS_V2 = _MEMBERS_V1_SECRETS | {"mac"}
 _VERSION_FIELDS = frozenset({"version_id", "key_id", "creation_time", "wrapped_material"})
 
 
-@dataclass(frozen=True)
-class KeyVersionRecord:
-    """One version of a master key; immutable once created."""
-
-    version_id: str
-    key_id: str
-    creation_time: float
-    wrapped_material: bytes
-
-
-@dataclass
-class KeyRecord:
-    """A master key's metadata. Mutated only on a transaction's private copy."""
-
-    key_id: str
-    description: str
-    key_state: str
-    creation_time: float
-    key_spec: str = "Aliyun_AES_256"
-    key_usage: str = "ENCRYPT/DECRYPT"
-    origin: str = "Aliyun_KMS"
-    protection_level: str = "SOFTWARE"
-    creator_type: str = "User"
-    deletion_time: float | None = None
-    primary_version_id: str = ""
-    version_ids: list[str] = field(default_factory=list)
-    # None means automatic rotation is off.
-    rotation_interval: int | None = None
-    last_rotation_time: float = 0.0
-    tags: dict[str, str] = field(default_factory=dict)
-    # -- KMS-instance keys and imported (Origin=EXTERNAL) key material ------------------------
-    dkms_instance_id: str = ""
-    # When imported material stops working (None: never); kmsnb.emulator._import.
-    material_expire_time: float | None = None
-    # A check value of the imported material, so that only the same material can come back.
-    material_check: str = ""
-
-    def copy(self) -> KeyRecord:
-        return dataclasses.replace(self, version_ids=list(self.version_ids), tags=dict(self.tags))
-
-
-_KEY_FIELDS = frozenset(f.name for f in dataclasses.fields(KeyRecord))
+_KEY_FIELDS = frozenset(KEY_FIELDS)
 # Format 1 (kmsnb 0.1) keys lack the fields of key import; a development build wrote them.
 _KEY_FIELDS_V1 = _KEY_FIELDS - {"dkms_instance_id", "material_expire_time", "material_check"}
-
-
-@dataclass
-class StoreState:
-    """Everything the keystore holds. Snapshots are shared: treat them as read-only."""
-
-    keys: dict[str, KeyRecord] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, KeyVersionRecord] = field(default_factory=dict)
-    generation: int = 0
-    write_id: str = ""
-    secrets: dict[str, SecretRecord] = field(default_factory=dict)  # Secrets Manager
-
-    def copy(self) -> StoreState:
-        """A copy that a transaction may mutate without disturbing readers of this one."""
-        return StoreState(
-            keys={key_id: key.copy() for key_id, key in self.keys.items()},
-            aliases=dict(self.aliases),
-            versions=dict(self.versions),  # version records are frozen: share them
-            generation=self.generation,
-            write_id=self.write_id,
-            secrets={name: secret.copy() for name, secret in self.secrets.items()},
-        )
-
-    def remove_key(self, key_id: str) -> None:
-        """Forget a key with its versions (and so their material) and its aliases."""
-        key = self.keys.pop(key_id)
-        for version_id in key.version_ids:
-            self.versions.pop(version_id, None)
-        for alias_name in [name for name, target in self.aliases.items() if target == key_id]:
-            del self.aliases[alias_name]
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -193,9 +126,17 @@ def derive_mac_key(root_key: bytearray) -> bytearray:
 
 def document_mac(mac_key: bytearray, document: Mapping[str, Any]) -> bytes:
     """HMAC-SHA-256 of the canonical JSON of ``document`` without its ``mac``."""
+    return _mac(mac_key, document).finalize()
+
+
+def _mac(mac_key: bytearray, document: Mapping[str, Any]) -> hmac.HMAC:
+    # cryptography's HMAC, not the standard library's: the hashes are loaded already (for
+    # HKDF), and hmac/hashlib would load OpenSSL a second time (_hashlib). Same bytes.
     members = {name: value for name, value in document.items() if name != "mac"}
     canonical = json.dumps(members, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-    return hmac.digest(mac_key, canonical.encode("ascii"), "sha256")
+    mac = hmac.HMAC(mac_key, hashes.SHA256())
+    mac.update(canonical.encode("ascii"))
+    return mac
 
 
 def encode_state(state: StoreState, root_key_check: bytes, mac_key: bytearray) -> bytes:
@@ -204,7 +145,7 @@ def encode_state(state: StoreState, root_key_check: bytes, mac_key: bytearray) -
         "write_id": state.write_id,
         "generation": state.generation,
         "root_key_check": _b64(root_key_check),
-        "keys": [dataclasses.asdict(key) for key in state.keys.values()],
+        "keys": [key.to_json() for key in state.keys.values()],
         "aliases": state.aliases,
         "versions": [
             {
@@ -224,8 +165,7 @@ def encode_state(state: StoreState, root_key_check: bytes, mac_key: bytearray) -
 # --- reading -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(NamedTuple):
     """``keystore.json`` parsed, and not yet trusted: check the root key, then the MAC."""
 
     format: str
@@ -259,10 +199,14 @@ def mac_matches(document: Document, mac_key: bytearray) -> bool:
     if document.mac is None:
         return False
     try:
-        expected = document_mac(mac_key, document.members)
+        mac = _mac(mac_key, document.members)
     except (ValueError, RecursionError):  # NaN, or nested too deeply to canonicalise
         return False
-    return hmac.compare_digest(expected, document.mac)
+    try:
+        mac.verify(document.mac)  # in constant time
+    except InvalidSignature:
+        return False
+    return True
 
 
 def decode_state(document: Document) -> StoreState:
@@ -273,7 +217,7 @@ def decode_state(document: Document) -> StoreState:
     """
     members = document.members
     write_id = members["write_id"]
-    if not isinstance(write_id, str) or _WRITE_ID_TEXT.fullmatch(write_id) is None:
+    if not isinstance(write_id, str) or not _is_lower_hex(write_id, _WRITE_ID_SIZE):
         raise MalformedKeyStore("write_id is not 32 hex digits")
     generation = members["generation"]
     if not check.is_int(generation) or not 0 <= generation < 2**63:
@@ -320,7 +264,7 @@ def _key(item: Any, where: str, fields: tuple[frozenset[str], ...]) -> KeyRecord
     if interval is not None and (not check.is_int(interval) or not 1 <= interval <= _MAX_INTERVAL):
         raise MalformedKeyStore(f"{where}.rotation_interval is not a duration")
     material_check = check.text(item.get("material_check", ""), f"{where}.material_check", 32)
-    if material_check and _MATERIAL_CHECK.fullmatch(material_check) is None:
+    if material_check and not _is_lower_hex(material_check, _MATERIAL_CHECK_SIZE):
         raise MalformedKeyStore(f"{where}.material_check is not a check value")
     return KeyRecord(
         key_id=check.text(item["key_id"], f"{where}.key_id", 256, allow_empty=False),
@@ -358,7 +302,7 @@ def _version(item: Any, where: str) -> KeyVersionRecord:
     if not isinstance(item, dict) or set(item) != _VERSION_FIELDS:
         raise MalformedKeyStore(f"{where} does not have the fields of a key version")
     version_id = item["version_id"]
-    if not isinstance(version_id, str) or _VERSION_ID.fullmatch(version_id) is None:
+    if not isinstance(version_id, str) or not _is_version_id(version_id):
         raise MalformedKeyStore(f"{where}.version_id is not a version id")
     return KeyVersionRecord(
         version_id=version_id,
@@ -375,7 +319,7 @@ def _aliases(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise MalformedKeyStore("aliases is not an object")
     for name, key_id in value.items():
-        if _ALIAS_NAME.fullmatch(name) is None:
+        if not _is_alias_name(name):
             raise MalformedKeyStore("an alias name is not valid")
         check.text(key_id, f"aliases[{name!r}]", 256, allow_empty=False)
     return dict(value)
@@ -444,5 +388,32 @@ def _b64(data: bytes) -> str:
 
 def read_write_id(header: bytes) -> str | None:
     """The ``write_id`` found in the first bytes of a keystore file, if any."""
-    match = _WRITE_ID.search(header[:_HEADER_SIZE])
-    return match.group(1).decode("ascii") if match else None
+    header = header[:_HEADER_SIZE]
+    # The first occurrence of the member followed by 32 hex digits and a quote.
+    start = header.find(_WRITE_ID_MEMBER)
+    while start >= 0:
+        value = header[start + len(_WRITE_ID_MEMBER) :][: _WRITE_ID_SIZE + 1]
+        text = value[:_WRITE_ID_SIZE].decode("ascii", errors="replace")
+        if value[_WRITE_ID_SIZE:] == b'"' and _is_lower_hex(text, _WRITE_ID_SIZE):
+            return text
+        start = header.find(_WRITE_ID_MEMBER, start + 1)
+    return None
+
+
+def _is_lower_hex(text: str, size: int) -> bool:
+    return len(text) == size and _LOWER_HEX.issuperset(text)
+
+
+def _is_version_id(text: str) -> bool:
+    if len(text) != _VERSION_ID_SIZE or any(text[i] != "-" for i in _VERSION_ID_DASHES):
+        return False
+    return _LOWER_HEX.issuperset(text.replace("-", "", 4))
+
+
+def _is_alias_name(text: str) -> bool:
+    suffix = text.removeprefix(_ALIAS_PREFIX)
+    return (
+        text.startswith(_ALIAS_PREFIX)
+        and 1 <= len(suffix) <= _MAX_ALIAS_SUFFIX
+        and _ALIAS_CHARACTERS.issuperset(suffix)
+    )

@@ -54,10 +54,11 @@ import base64
 import binascii
 import contextlib
 import os
-import threading
 import time
+from _thread import RLock  # threading.RLock's own class; importing threading costs start-up
 from collections.abc import Container, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -85,7 +86,9 @@ from kmsnb.emulator._records import (
     parse_document,
     read_write_id,
 )
-from kmsnb.emulator._sm4 import SM4_KEY_SIZE, SM4GCM
+
+if TYPE_CHECKING:  # imported by the first SM4 key version: most keystores have none
+    from kmsnb.emulator._sm4 import SM4GCM
 
 __all__ = [
     "DIR_ENV",
@@ -107,6 +110,8 @@ MIGRATE_ENV = "KMSNB_EMULATOR_MIGRATE"
 
 ROOT_KEY_SIZE = 32
 MATERIAL_SIZE = 32
+# An Aliyun_SM4 key's material: kmsnb.emulator._sm4.SM4_KEY_SIZE (a test keeps them equal).
+SM4_MATERIAL_SIZE = 16
 NONCE_SIZE = 12
 _TAG_SIZE = 16
 _STATE_FILE = "keystore.json"
@@ -166,7 +171,7 @@ class KeyStore:
         self._migrate = os.environ.get(MIGRATE_ENV) == "1" if migrate is None else migrate
         self._dir = StoreDirectory(self.path)
         self._state_path = self.path / _STATE_FILE
-        self._thread_lock = threading.RLock()
+        self._thread_lock = RLock()
         self._state: StoreState | None = None
         self._identity: FileIdentity | None = None
         self._checked_at = 0.0
@@ -250,7 +255,7 @@ class KeyStore:
         ``material`` stores given material instead (imported, Origin=EXTERNAL); with the
         ``version_id`` of an existing version it gives that version its material back.
         """
-        size = SM4_KEY_SIZE if state.keys[key_id].key_spec == "Aliyun_SM4" else MATERIAL_SIZE
+        size = SM4_MATERIAL_SIZE if state.keys[key_id].key_spec == "Aliyun_SM4" else MATERIAL_SIZE
         if material is not None and len(material) != size:
             raise ValueError(f"key material for this key is {size} bytes")
         import uuid  # only writes need it (it imports platform)
@@ -281,7 +286,7 @@ class KeyStore:
                 version.wrapped_material[:NONCE_SIZE],
                 version.wrapped_material[NONCE_SIZE:],
             )
-            if len(sealed) - _TAG_SIZE not in (MATERIAL_SIZE, SM4_KEY_SIZE):
+            if len(sealed) - _TAG_SIZE not in (MATERIAL_SIZE, SM4_MATERIAL_SIZE):
                 raise KeyStoreError(
                     f"key version {version.version_id} has no key material (it was deleted, "
                     "or the keystore is corrupted)"
@@ -296,9 +301,13 @@ class KeyStore:
                 ) from None
             # The cipher keeps its own copy of the key (OpenSSL cleanses it when the cipher
             # is freed); ours is wiped at once rather than kept as a second copy.
-            cipher: AESGCM | SM4GCM = (
-                AESGCM(material) if len(material) == MATERIAL_SIZE else SM4GCM(material)
-            )
+            cipher: AESGCM | SM4GCM
+            if len(material) == MATERIAL_SIZE:
+                cipher = AESGCM(material)
+            else:
+                from kmsnb.emulator._sm4 import SM4GCM  # here: see the top
+
+                cipher = SM4GCM(material)
             wipe(material)
             self._aeads[version.version_id] = cipher
             return cipher

@@ -111,7 +111,9 @@ def error_from_response(
 
 
 # Transport errors quote the request URL, whose query holds encryption contexts and blobs.
-_QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
+# The patterns here are compiled at their first use (re caches them): only the network
+# backend's failures need them, and a local KMS imports this module too.
+_QUERY_IN_TEXT = r"\?[^\s'\")]*"
 
 
 def error_from_sdk(
@@ -143,7 +145,7 @@ def error_from_sdk(
         return credentials_missing(location, str(cause)), False
     if isinstance(exc, sdk.UnretryableException) and not isinstance(cause, sdk.TeaException):
         # No response, or one that is not JSON (an HTML page from a proxy).
-        reason = _QUERY_IN_TEXT.sub("?...", f"{type(cause).__name__}: {cause}")
+        reason = re.sub(_QUERY_IN_TEXT, "?...", f"{type(cause).__name__}: {cause}")
         unreachable = KmsUnavailableError(f"could not reach {location}: {reason}")
         return unreachable, sent_before_failing(exc, sdk.unsent_errors)
     if not isinstance(cause, sdk.TeaException):
@@ -160,7 +162,7 @@ def error_from_sdk(
 
 
 # alibabacloud_credentials names each provider of its chain that failed, then its reason.
-_FAILED_PROVIDER = re.compile(r"'(\w+)CredentialsProvider: ")
+_FAILED_PROVIDER = r"'(\w+)CredentialsProvider: "
 # What kmsnb names the default chain's providers in the message.
 _PROVIDER_NAMES = {
     "EnvironmentVariable": "ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET",
@@ -181,7 +183,7 @@ def credentials_missing(location: str, reason: str) -> KmsAccessDeniedError:
     paths at length (the SDK's own records of them are kept off stderr, see
     :mod:`kmsnb.kms._sdk_logs`).
     """
-    tried = [_PROVIDER_NAMES.get(name, name) for name in _FAILED_PROVIDER.findall(reason)]
+    tried = [_PROVIDER_NAMES.get(name, name) for name in re.findall(_FAILED_PROVIDER, reason)]
     looked = f" (looked at: {', '.join(tried)})" if tried else ""
     return KmsAccessDeniedError(
         f"found no Alibaba Cloud credentials to call {location}{looked}; no request was sent",

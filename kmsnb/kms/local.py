@@ -18,15 +18,26 @@ from kmsnb._wipe import wipe
 from kmsnb.emulator import KeyStore, KmsService, ServiceError
 from kmsnb.errors import KmsAccessDeniedError, KmsError
 from kmsnb.kms._base import DATA_KEY_SIZE, DataKey, UnwrappedKey, canonical_context
-from kmsnb.kms._errors import error_from_response
 from kmsnb.kms._secret_calls import LocalSecrets
 from kmsnb.kms._wrapping import LocalWrapping
 
 if TYPE_CHECKING:
+    from kmsnb.kms._errors import error_from_response
     from kmsnb.kms._info import AliasInfo, KeyInfo, KeyVersionInfo, WrappedKey
 
 # error_from_response stays importable from here: it is how this backend maps errors.
 __all__ = ["LocalKms", "error_from_response"]
+
+
+def __getattr__(name: str) -> Any:
+    # error_from_response is imported at its first use (start-up): only a refused call needs
+    # the error table.
+    if name == "error_from_response":
+        from kmsnb.kms._errors import error_from_response
+
+        return error_from_response
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _PAGE_SIZE: Final = 100
 
@@ -187,6 +198,8 @@ class LocalKms(LocalSecrets, LocalWrapping):
         except ServiceError as exc:
             # The in-process engine has no request id; make one so errors look alike.
             import uuid  # here, not at the top: it imports platform
+
+            from kmsnb.kms._errors import error_from_response  # here: see __getattr__
 
             request_id = str(uuid.uuid4())
             raise error_from_response(

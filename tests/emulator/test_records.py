@@ -3,14 +3,26 @@ and nothing the service accepts is something the strict decoding would later ref
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kmsnb.emulator import KeyStore, KeyStoreMigrationError, KmsService
+from kmsnb.emulator import KeyStore, KeyStoreMigrationError, KmsService, _records
+from kmsnb.emulator._records import derive_mac_key, document_mac, read_write_id
+from kmsnb.emulator._state import KeyRecord, KeyVersionRecord, StoreState
+from kmsnb.kms.local import LocalKms
 
 from .conftest import DAY, ErrorExpectation, FakeClock, import_material
 
@@ -170,3 +182,141 @@ def test_a_purged_master_key_leaves_its_secrets_readable_as_records(
     reopened.close()
     with service_error("Forbidden.KeyNotFound", 404):
         service.call("GetSecretValue", {"SecretName": "orphan"})
+
+
+# --- a keystore written before the records were plain classes (issue 16 item 3) -----------------
+
+KEYSTORE_2 = Path(__file__).parent / "keystore_2"
+
+
+def _stdlib_mac(root_key: bytes, document: dict[str, Any]) -> bytes:
+    """The format's MAC by the standard library's HMAC, a second implementation."""
+    mac_key = HKDF(
+        hashes.SHA256(), 32, salt=None, info=b"kmsnb emulator keystore.json v2 mac"
+    ).derive(root_key)
+    members = {name: value for name, value in document.items() if name != "mac"}
+    canonical = json.dumps(members, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hmac.digest(mac_key, canonical.encode("ascii"), hashlib.sha256)
+
+
+def test_the_mac_of_a_stored_keystore_is_the_same_bytes() -> None:
+    """document_mac (cryptography's HMAC) gives the MAC the file holds, as stdlib hmac does."""
+    root_key = base64.b64decode((KEYSTORE_2 / "root.key").read_bytes().strip())
+    document = json.loads((KEYSTORE_2 / "keystore.json").read_bytes())
+    stored = base64.b64decode(document["mac"])
+    assert stored == _stdlib_mac(root_key, document)
+    assert stored == document_mac(derive_mac_key(bytearray(root_key)), document)
+
+
+def test_a_keystore_written_before_the_plain_records_still_opens(tmp_path: Path) -> None:
+    """Every kind of record it holds decodes, and its data keys and secret come back."""
+    path = tmp_path / "format-2"
+    path.mkdir(mode=0o700)
+    for name in ("root.key", "keystore.json"):
+        shutil.copy(KEYSTORE_2 / name, path / name)
+        (path / name).chmod(0o600)
+    expected = json.loads((KEYSTORE_2 / "expected.json").read_text())
+    before = (path / "keystore.json").read_bytes()
+    with LocalKms(path) as kms:
+        for name in ("aes", "sm4"):
+            unwrapped = kms.decrypt_data_key(expected[name]["ciphertext_blob"], expected["context"])
+            assert (
+                base64.b64encode(bytes(unwrapped.plaintext)).decode() == expected[name]["plaintext"]
+            )
+            assert unwrapped.key_id == expected[name]["key_id"]
+        assert kms.describe_key("alias/format-2").key_id == expected["aes"]["key_id"]
+        assert len(kms.list_key_versions(expected["aes"]["key_id"])) == 2
+        secret = expected["secret"]
+        assert kms.get_secret_value(secret["name"]).reveal() == secret["value"]
+    assert before == (path / "keystore.json").read_bytes()  # read, not rewritten
+    assert read_write_id(before) == json.loads(before)["write_id"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b'{"format":"f","write_id":"' + b"a" * 32 + b'"', "a" * 32),
+        (b'{"write_id":"' + b"A" * 32 + b'"', None),  # upper case is not what is written
+        (b'{"write_id":"' + b"a" * 31 + b'"', None),
+        (b'{"write_id":"' + b"a" * 33 + b'"', None),
+        (b'{"write_id":"x","write_id":"' + b"0" * 32 + b'"', "0" * 32),  # the first match
+        (b" " * 100 + b'{"write_id":"' + b"a" * 32 + b'"', None),  # beyond the header
+        (b"", None),
+    ],
+)
+def test_the_write_id_is_read_from_the_head_of_the_file(
+    header: bytes, expected: str | None
+) -> None:
+    assert read_write_id(header) == expected
+
+
+def test_the_records_compare_copy_and_show_themselves_as_dataclasses_did() -> None:
+    """Equality field by field (mutable ones unhashable), copies that own their lists."""
+    key = KeyRecord("k", "d", "Enabled", 1.0, version_ids=["v"], tags={"t": "x"})
+    copied = key.copy()
+    assert copied == key
+    assert copied is not key
+    copied.version_ids.append("w")
+    copied.tags["u"] = "y"
+    assert (key.version_ids, key.tags) == (["v"], {"t": "x"})
+    assert copied != key
+    assert KeyRecord("k", "d", "Enabled", 1.0).version_ids == []
+    assert (
+        KeyRecord("k", "d", "Enabled", 1.0).version_ids
+        is not KeyRecord("k", "d", "Enabled", 1.0).version_ids
+    )
+    assert repr(key).startswith("KeyRecord(key_id='k', description='d', key_state='Enabled', ")
+    with pytest.raises(TypeError):
+        hash(key)
+    with pytest.raises(AttributeError):
+        key.not_a_field = 1  # type: ignore[attr-defined]
+    version = KeyVersionRecord("v", "k", 1.0, b"sealed")
+    with pytest.raises(AttributeError):
+        version.key_id = "other"  # type: ignore[misc]
+    assert StoreState(keys={"k": key}) == StoreState(keys={"k": key.copy()})
+    assert StoreState() != StoreState(generation=1)
+    assert repr(StoreState()) == (
+        "StoreState(keys={}, aliases={}, versions={}, generation=0, write_id='', secrets={})"
+    )
+
+
+# The patterns the checks of ids and names replaced (they compiled at every start-up): each
+# check accepts exactly what its pattern matched.
+_PATTERNS = {
+    "write_id": r"[0-9a-f]{32}",
+    "version_id": r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    "alias": r"alias/[A-Za-z0-9_/-]{1,249}",
+    "write_id_member": r'"write_id":"([0-9a-f]{32})"',
+}
+# Near misses: the right characters and a few wrong ones (upper case, other digits, Unicode).
+_NEAR = st.text(alphabet='0123456789abcdefABCDEF-/_alias"\n:w_idrt\u0661\u00e9 ', max_size=60)
+
+
+def _near_version_id() -> st.SearchStrategy[str]:
+    hex_group = st.text(alphabet="0123456789abcdefA-", min_size=3, max_size=13)
+    return st.lists(hex_group, min_size=4, max_size=6).map("-".join)
+
+
+@given(st.one_of(_NEAR, _near_version_id(), st.uuids().map(str)))
+def test_the_id_checks_accept_what_their_patterns_matched(text: str) -> None:
+    assert _records._is_lower_hex(text, 32) == bool(re.fullmatch(_PATTERNS["write_id"], text))
+    assert _records._is_version_id(text) == bool(re.fullmatch(_PATTERNS["version_id"], text))
+
+
+_LONG_ALIASES = st.integers(247, 251).map(lambda size: "alias/" + "a" * size)
+
+
+@given(st.one_of(_NEAR.map("alias/".__add__), _NEAR, _LONG_ALIASES))
+def test_the_alias_check_accepts_what_its_pattern_matched(text: str) -> None:
+    assert _records._is_alias_name(text) == bool(re.fullmatch(_PATTERNS["alias"], text))
+
+
+_MEMBER = st.sampled_from([b"", b'"write_id":"', b'"write_id":'])
+_VALUE = st.one_of(_NEAR, st.uuids().map(lambda uuid: uuid.hex + '"'))
+
+
+@given(st.lists(st.tuples(st.binary(max_size=20), _MEMBER, _VALUE), max_size=4))
+def test_the_write_id_is_found_where_its_pattern_was(parts: list[tuple[bytes, bytes, str]]) -> None:
+    header = b"".join(noise + member + value.encode("utf-8") for noise, member, value in parts)
+    match = re.search(_PATTERNS["write_id_member"].encode(), header[:128])
+    assert read_write_id(header) == (match.group(1).decode() if match else None)

@@ -26,6 +26,7 @@ from kmsnb.emulator import (
 )
 from kmsnb.emulator import store as store_module
 from kmsnb.emulator._keystore_dir import StoreDirectory
+from kmsnb.emulator._sm4 import SM4_KEY_SIZE
 
 pytestmark = pytest.mark.unit
 
@@ -273,3 +274,8 @@ def test_processes_share_a_store(store: KeyStore) -> None:
     service = KmsService(store, limits=Limits(keys=1000))
     assert created == set(store.snapshot().keys)
     round_trip(service, created.pop())
+
+
+def test_the_store_knows_the_size_of_sm4_material() -> None:
+    """The store sizes SM4 material without importing the SM4 module (start-up)."""
+    assert store_module.SM4_MATERIAL_SIZE == SM4_KEY_SIZE
