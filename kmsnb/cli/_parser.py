@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
     Handler: TypeAlias = Callable[[argparse.Namespace], int]
+    Builder: TypeAlias = Callable[[Commands, str, str], argparse.ArgumentParser]
 
 __all__ = [
     "HelpFormatter",
@@ -38,9 +39,12 @@ __all__ = [
     "add_allowed_key_option",
     "add_command",
     "add_context_option",
+    "add_elsewhere",
     "add_group",
     "add_key_option",
     "add_no_fsync_option",
+    "build_command",
+    "build_group",
     "connect",
     "exact_size",
     "key_name",
@@ -137,14 +141,19 @@ def add_group(
 
     ``add_commands`` adds the group's commands, when the group is chosen.
     """
+    _lazy(commands).add_lazy(
+        name, help, functools.partial(build_group, commands, name, help, add_commands)
+    )
 
-    def build() -> argparse.ArgumentParser:
-        group = commands.add_parser(name, description=help, formatter_class=HelpFormatter)
-        group.set_defaults(parser=group)
-        add_commands(subcommands(group))
-        return group
 
-    _lazy(commands).add_lazy(name, help, build)
+def build_group(
+    commands: Commands, name: str, help: str, add_commands: Callable[[Commands], None]
+) -> argparse.ArgumentParser:
+    """The parser of the group ``name`` that :func:`add_group` adds (built now)."""
+    group = commands.add_parser(name, description=help, formatter_class=HelpFormatter)
+    group.set_defaults(parser=group)
+    add_commands(subcommands(group))
+    return group
 
 
 def add_command(
@@ -160,17 +169,37 @@ def add_command(
 
     ``arguments`` adds its arguments to its parser, when the command is chosen.
     """
-
-    def build() -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            name, description=description or help, formatter_class=HelpFormatter
-        )
-        parser.set_defaults(handler=_run_command(handler), parser=parser)
-        if arguments is not None:
-            arguments(parser)
-        return parser
-
+    build = functools.partial(
+        build_command, commands, name, handler, help, description, arguments=arguments
+    )
     _lazy(commands).add_lazy(name, help, build)
+
+
+def build_command(
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help: str,
+    description: str | None = None,
+    *,
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.ArgumentParser:
+    """The parser of the command ``name`` that :func:`add_command` adds (built now)."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, description=description or help, formatter_class=HelpFormatter
+    )
+    parser.set_defaults(handler=_run_command(handler), parser=parser)
+    if arguments is not None:
+        arguments(parser)
+    return parser
+
+
+def add_elsewhere(commands: Commands, name: str, help: str, build: Builder) -> None:
+    """Add ``name``, listed with ``help``, whose parser ``build(commands, name, help)``
+    makes when it is chosen: the top-level commands, whose modules (:mod:`kmsnb.cli.files`,
+    ...) are imported only then, so that ``kmsnb encrypt`` imports none of the others and
+    ``kmsnb --help`` none at all (start-up)."""
+    _lazy(commands).add_lazy(name, help, functools.partial(build, commands, name, help))
 
 
 def _lazy(commands: Commands) -> LazyCommands:
