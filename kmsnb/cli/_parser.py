@@ -219,18 +219,21 @@ class _Terminated(BaseException):
 @contextlib.contextmanager
 def _terminate_on_signals() -> Iterator[None]:
     import signal
-    import threading
 
     def handle(signum: int, frame: object) -> None:
         raise _Terminated(signum)
 
     previous = {}
-    # Only the main thread may set handlers, and a host's own handler stays in charge.
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    for name in ("SIGTERM", "SIGHUP") if in_main_thread else ():
+    # A host's own handler stays in charge. Only the main thread may set handlers: in
+    # another, signal.signal raises ValueError (asked rather than threading, which a CLI
+    # call need not import: start-up).
+    for name in ("SIGTERM", "SIGHUP"):
         signum = getattr(signal, name, None)
         if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
-            previous[signum] = signal.signal(signum, handle)
+            try:
+                previous[signum] = signal.signal(signum, handle)
+            except ValueError:
+                break
     try:
         yield
     finally:
