@@ -5,9 +5,10 @@ the commands with their help lines (:data:`_COMMANDS`); each command's parser is
 a ``build_command`` function in a module of its own, only when it is chosen —
 :mod:`kmsnb.cli.files` (encrypt, decrypt, inspect, rewrap, convert), :mod:`kmsnb.cli.keys`
 (``key ...``, ``alias ...``), :mod:`kmsnb.cli.emulator` (``emulator ...``),
-:mod:`kmsnb.cli.secrets` (``secret ...``). Parser pieces shared by the
-groups live in :mod:`kmsnb.cli._parser`, stdin/stdout handling in :mod:`kmsnb.cli._stdio`,
-what is printed (tables, sizes, errors and their hints) in :mod:`kmsnb.cli._display`.
+:mod:`kmsnb.cli.secrets` (``secret ...``). Parser pieces shared by the groups live in
+:mod:`kmsnb.cli._parser`, the wrapper that runs a command and its KMS in
+:mod:`kmsnb.cli._run`, stdin/stdout handling in :mod:`kmsnb.cli._stdio`, what is printed
+(tables, sizes, errors and their hints) in :mod:`kmsnb.cli._display`.
 
 Start-up is part of the interface: those modules import only argparse and the standard
 library at the top, and each command imports what it needs when it runs, so ``kmsnb
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from kmsnb.cli._parser import Builder, Commands
 
 __all__ = [
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         args.parser.print_usage(sys.stderr)
         return EXIT_USAGE
-    return handler(args)  # kmsnb.cli._parser.add_command wraps it: errors become statuses
+    return handler(args)  # kmsnb.cli._run.run_command wraps it: errors become statuses
 
 
 def _escape_unencodable_output() -> None:

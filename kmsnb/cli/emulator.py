@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from types import FrameType
 
 from kmsnb.cli import EXIT_NOT_FOUND, EXIT_OK
-from kmsnb.cli._parser import add_command, build_group, connect, note_new_keystore
+from kmsnb.cli._parser import add_command, build_group
+from kmsnb.cli._run import connect, note_new_keystore
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:

@@ -21,10 +21,10 @@ from kmsnb.cli._parser import (
     add_key_option,
     add_no_fsync_option,
     add_storage_option,
-    connect,
     exact_size,
     size,
 )
+from kmsnb.cli._run import connect
 from kmsnb.cli._stdio import (
     STDIO,
     Prefixed,

@@ -12,13 +12,8 @@ import sys
 
 from kmsnb.cli import EXIT_OK
 from kmsnb.cli._display import print_fields, print_table
-from kmsnb.cli._parser import (
-    add_command,
-    add_key_option,
-    build_group,
-    connect,
-    key_name,
-)
+from kmsnb.cli._parser import add_command, add_key_option, build_group, key_name
+from kmsnb.cli._run import connect
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:

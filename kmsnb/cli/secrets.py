@@ -14,7 +14,8 @@ import argparse
 import sys
 
 from kmsnb.cli import EXIT_OK
-from kmsnb.cli._parser import add_command, add_key_option, build_group, connect
+from kmsnb.cli._parser import add_command, add_key_option, build_group
+from kmsnb.cli._run import connect
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
