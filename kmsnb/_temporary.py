@@ -154,9 +154,8 @@ def open_named(directory: Path) -> tuple[int, Path]:
 
 # -- named temporary files and termination signals ---------------------------------------
 
-# signal and threading are imported by the functions that use them: only a named
-# temporary file needs them, and most writes make none (start-up). _thread's lock is
-# threading.Lock itself.
+# signal is imported by the functions that use it: only a named temporary file needs it,
+# and most writes make none (start-up). _thread's lock is threading.Lock itself.
 _live: set[Path] = set()
 _live_lock = _thread.allocate_lock()
 _installed: dict[int, Any] = {}
@@ -166,12 +165,6 @@ def _signals() -> tuple[int, ...]:
     import signal
 
     return tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def register(path: Path) -> None:
@@ -197,13 +190,15 @@ def discard(path: Path) -> None:
     unregister(path)
 
 
+# Only the main thread may set handlers: in another, signal.signal raises ValueError (asked
+# rather than threading, which a write need not import: start-up).
+
+
 def _install_handlers() -> None:
     import signal
 
-    # Only the main thread may set handlers, and only the default disposition is taken
-    # over: a host program's own handler (or SIG_IGN) stays in charge.
-    if not _in_main_thread():
-        return
+    # Only the default disposition is taken over: a host program's own handler (or
+    # SIG_IGN) stays in charge. Outside the main thread, nothing is installed.
     for signum in _signals():
         with contextlib.suppress(ValueError, OSError):
             if signal.getsignal(signum) == signal.SIG_DFL:
@@ -214,12 +209,14 @@ def _install_handlers() -> None:
 def _restore_handlers() -> None:
     import signal
 
-    if not _in_main_thread():
-        return
     for signum in list(_installed):
-        with contextlib.suppress(ValueError, OSError):
+        try:
             if signal.getsignal(signum) is _remove_and_die:
                 signal.signal(signum, _installed[signum])
+        except ValueError:
+            return  # not the main thread: the handlers stay until a restore there
+        except OSError:
+            pass
         del _installed[signum]
 
 
