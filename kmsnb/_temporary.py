@@ -47,8 +47,10 @@ SWEEP_INTERVAL_S = 1.0
 _SWEPT_MEMORY = 1024  # folders remembered; beyond that, the expired ones are forgotten
 _PREFIX = ".kmsnb-tmp."
 _MARK = "kmsnb-tmp"  # in every temporary name, today's and 0.1's
-_TEMPORARY = re.compile(r"\.kmsnb-tmp\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}")
-_LEGACY_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.kmsnb-tmp")  # kmsnb 0.1's mkstemp names
+# Patterns, compiled (and cached) by re at their first use: a sweep of a folder with no
+# temporary file in it needs neither (start-up).
+_TEMPORARY = r"\.kmsnb-tmp\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}"
+_LEGACY_TEMPORARY = r"\..+\.[a-z0-9_]{8}\.kmsnb-tmp"  # kmsnb 0.1's mkstemp names
 
 
 @functools.cache
@@ -81,11 +83,14 @@ def _host_name() -> str:
 
 def is_temporary_name(name: str) -> bool:
     """Whether ``name`` is one kmsnb gives its temporary files (today's or 0.1's)."""
-    return _TEMPORARY.fullmatch(name) is not None or _LEGACY_TEMPORARY.fullmatch(name) is not None
+    return (
+        re.fullmatch(_TEMPORARY, name) is not None
+        or re.fullmatch(_LEGACY_TEMPORARY, name) is not None
+    )
 
 
 def _is_stale(name: str, status: os.stat_result) -> bool:
-    found = _TEMPORARY.fullmatch(name)
+    found = re.fullmatch(_TEMPORARY, name)
     if found is not None and found.group(1) == _host_tag():
         pid = int(found.group(2))
         if pid == os.getpid():
