@@ -195,15 +195,13 @@ def discard(path: Path) -> None:
     unregister(path)
 
 
-# Only the main thread may set handlers: in another, signal.signal raises ValueError (asked
-# rather than threading, which a write need not import: start-up).
-
-
 def _install_handlers() -> None:
     import signal
 
     # Only the default disposition is taken over: a host program's own handler (or
-    # SIG_IGN) stays in charge. Outside the main thread, nothing is installed.
+    # SIG_IGN) stays in charge. Only the main thread may set handlers: in another,
+    # signal.signal raises ValueError and nothing is installed (signal is asked rather than
+    # threading, which a write need not import: start-up).
     for signum in _signals():
         with contextlib.suppress(ValueError, OSError):
             if signal.getsignal(signum) == signal.SIG_DFL:
