@@ -15,24 +15,12 @@ Save a value and load it back (a pandas or polars DataFrame, a pyarrow Table, by
 
 import sys
 
-from kmsnb._version import __version__
-from kmsnb.errors import (
-    ContextMismatchError,
-    FormatError,
-    IntegrityError,
-    KmsAccessDeniedError,
-    KmsError,
-    KmsnbError,
-    KmsUnavailableError,
-    TruncatedError,
-    WrongKeyError,
-)
-
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     from kmsnb import connection, secrets
     from kmsnb._inspect import inspect
     from kmsnb._pme_inspect import ParquetColumn, ParquetInfo
+    from kmsnb._version import __version__
     from kmsnb.connection import connect
     from kmsnb.dataframe import read_csv, read_parquet
     from kmsnb.envelope import (
@@ -47,6 +35,17 @@ if TYPE_CHECKING:
         open_decrypt,
         open_decrypt_seekable,
         open_encrypt,
+    )
+    from kmsnb.errors import (
+        ContextMismatchError,
+        FormatError,
+        IntegrityError,
+        KmsAccessDeniedError,
+        KmsError,
+        KmsnbError,
+        KmsUnavailableError,
+        TruncatedError,
+        WrongKeyError,
     )
 
 __all__ = [
@@ -86,9 +85,19 @@ __all__ = [
 ]
 
 # Loaded on first use, so that `import kmsnb` pulls in neither pandas nor a KMS backend,
-# nor the envelope's cryptography (`kmsnb --help` needs none of it): public name -> the
-# module that defines it.
+# nor the envelope's cryptography, nor even the exceptions (`kmsnb --help` needs none of
+# it): public name -> the module that defines it.
 _LAZY = {
+    "__version__": "kmsnb._version",
+    "ContextMismatchError": "kmsnb.errors",
+    "FormatError": "kmsnb.errors",
+    "IntegrityError": "kmsnb.errors",
+    "KmsAccessDeniedError": "kmsnb.errors",
+    "KmsError": "kmsnb.errors",
+    "KmsnbError": "kmsnb.errors",
+    "KmsUnavailableError": "kmsnb.errors",
+    "TruncatedError": "kmsnb.errors",
+    "WrongKeyError": "kmsnb.errors",
     "DecryptReader": "kmsnb.envelope",
     "EncryptWriter": "kmsnb.envelope",
     "FileInfo": "kmsnb.envelope",
@@ -112,8 +121,9 @@ _LAZY = {
 }
 
 
-# Submodules loaded on first use, so that `kmsnb.secrets.get(...)` works after `import kmsnb`.
-_LAZY_MODULES = frozenset({"connection", "keys", "secrets"})
+# Submodules loaded on first use, so that `kmsnb.secrets.get(...)` works after `import kmsnb`
+# (and `kmsnb.errors.KmsError`, which `import kmsnb` once loaded).
+_LAZY_MODULES = frozenset({"connection", "errors", "keys", "secrets"})
 
 
 def __getattr__(name: str) -> object:

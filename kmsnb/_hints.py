@@ -9,7 +9,6 @@ says what went wrong and, for a KMS error, which key and which KMS); it says wha
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Literal
 
@@ -270,6 +269,8 @@ def _naming(what: str, kms: object) -> Iterator[None]:
         where = kms_location(kms)
         if where in error.message:
             raise
+        import copy  # here: only a failure is renamed, and copy costs start-up
+
         named = copy.copy(error)
         named.message = f"{error.message.rstrip('.')}: {what} in {where}"
         named.args = (named.message,)

@@ -24,8 +24,10 @@ KEY_NAMING_HELP: Final = (
     "(write alias/NAME for an alias that looks like a key id)"
 )
 
-_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_KMS3_KEY_ID: Final = re.compile(r"key-[a-z0-9]{16,}")
+# Patterns, compiled (and cached) by re at their first use: an alias/NAME needs neither
+# (start-up).
+_UUID: Final = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+_KMS3_KEY_ID: Final = r"key-[a-z0-9]{16,}"
 _ARN_PREFIX: Final = "acs:kms:"
 
 
@@ -51,8 +53,8 @@ def resolve_key_name(name: str) -> str:
     if (
         name.startswith(ALIAS_PREFIX)
         or name.startswith(_ARN_PREFIX)
-        or _UUID.fullmatch(name)
-        or _KMS3_KEY_ID.fullmatch(name)
+        or re.fullmatch(_UUID, name)
+        or re.fullmatch(_KMS3_KEY_ID, name)
     ):
         return name
     return ALIAS_PREFIX + name

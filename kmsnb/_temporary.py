@@ -17,13 +17,12 @@ the last second left.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
-import hashlib
+import functools
 import os
 import re
-import signal
 import stat
-import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -48,17 +47,27 @@ SWEEP_INTERVAL_S = 1.0
 _SWEPT_MEMORY = 1024  # folders remembered; beyond that, the expired ones are forgotten
 _PREFIX = ".kmsnb-tmp."
 _MARK = "kmsnb-tmp"  # in every temporary name, today's and 0.1's
-_TEMPORARY = re.compile(r"\.kmsnb-tmp\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}")
-_LEGACY_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.kmsnb-tmp")  # kmsnb 0.1's mkstemp names
+# Patterns, compiled (and cached) by re at their first use: a sweep of a folder with no
+# temporary file in it needs neither (start-up).
+_TEMPORARY = r"\.kmsnb-tmp\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}"
+_LEGACY_TEMPORARY = r"\..+\.[a-z0-9_]{8}\.kmsnb-tmp"  # kmsnb 0.1's mkstemp names
 
 
+@functools.cache
 def _host_tag() -> str:
-    """Who may judge a temporary file's PID: this host and PID namespace."""
+    """Who may judge a temporary file's PID: this host and PID namespace (worked out at
+    the first temporary name or sweep that needs it: most writes need neither)."""
+    # cryptography's SHA-256, not hashlib's: a kmsnb write has loaded it for HKDF already,
+    # and hashlib would load OpenSSL a second time (start-up). The same digest.
+    from cryptography.hazmat.primitives import hashes
+
     try:
         namespace = str(os.stat("/proc/self/ns/pid").st_ino)
     except OSError:
         namespace = ""
-    return hashlib.sha256(f"{_host_name()}\0{namespace}".encode()).hexdigest()[:8]
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(f"{_host_name()}\0{namespace}".encode())
+    return digest.finalize().hex()[:8]
 
 
 def _host_name() -> str:
@@ -72,17 +81,17 @@ def _host_name() -> str:
     return socket.gethostname()
 
 
-_HOST = _host_tag()
-
-
 def is_temporary_name(name: str) -> bool:
     """Whether ``name`` is one kmsnb gives its temporary files (today's or 0.1's)."""
-    return _TEMPORARY.fullmatch(name) is not None or _LEGACY_TEMPORARY.fullmatch(name) is not None
+    return (
+        re.fullmatch(_TEMPORARY, name) is not None
+        or re.fullmatch(_LEGACY_TEMPORARY, name) is not None
+    )
 
 
 def _is_stale(name: str, status: os.stat_result) -> bool:
-    found = _TEMPORARY.fullmatch(name)
-    if found is not None and found.group(1) == _HOST:
+    found = re.fullmatch(_TEMPORARY, name)
+    if found is not None and found.group(1) == _host_tag():
         pid = int(found.group(2))
         if pid == os.getpid():
             return False  # another thread of ours is writing it
@@ -134,7 +143,7 @@ def sweep_stale_temporaries(directory: Path) -> None:
 
 def temporary_path(directory: Path) -> Path:
     """A fresh temporary name in ``directory`` (not created)."""
-    return directory / f"{_PREFIX}{_HOST}.{os.getpid()}.{os.urandom(4).hex()}"
+    return directory / f"{_PREFIX}{_host_tag()}.{os.getpid()}.{os.urandom(4).hex()}"
 
 
 def open_named(directory: Path) -> tuple[int, Path]:
@@ -150,10 +159,17 @@ def open_named(directory: Path) -> tuple[int, Path]:
 
 # -- named temporary files and termination signals ---------------------------------------
 
+# signal is imported by the functions that use it: only a named temporary file needs it,
+# and most writes make none (start-up). _thread's lock is threading.Lock itself.
 _live: set[Path] = set()
-_live_lock = threading.Lock()
+_live_lock = _thread.allocate_lock()
 _installed: dict[int, Any] = {}
-_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _signals() -> tuple[int, ...]:
+    import signal
+
+    return tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def register(path: Path) -> None:
@@ -180,11 +196,13 @@ def discard(path: Path) -> None:
 
 
 def _install_handlers() -> None:
-    # Only the main thread may set handlers, and only the default disposition is taken
-    # over: a host program's own handler (or SIG_IGN) stays in charge.
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in _SIGNALS:
+    import signal
+
+    # Only the default disposition is taken over: a host program's own handler (or
+    # SIG_IGN) stays in charge. Only the main thread may set handlers: in another,
+    # signal.signal raises ValueError and nothing is installed (signal is asked rather than
+    # threading, which a write need not import: start-up).
+    for signum in _signals():
         with contextlib.suppress(ValueError, OSError):
             if signal.getsignal(signum) == signal.SIG_DFL:
                 signal.signal(signum, _remove_and_die)
@@ -192,17 +210,23 @@ def _install_handlers() -> None:
 
 
 def _restore_handlers() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
+    import signal
+
     for signum in list(_installed):
-        with contextlib.suppress(ValueError, OSError):
+        try:
             if signal.getsignal(signum) is _remove_and_die:
                 signal.signal(signum, _installed[signum])
+        except ValueError:
+            return  # not the main thread: the handlers stay until a restore there
+        except OSError:
+            pass
         del _installed[signum]
 
 
 def _remove_and_die(signum: int, frame: FrameType | None) -> None:
     """Remove the named temporary files, then die of ``signum`` as the default would."""
+    import signal
+
     for path in list(_live):
         with contextlib.suppress(OSError):
             os.unlink(path)

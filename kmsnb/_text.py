@@ -20,10 +20,12 @@ __all__ = [
     "json_for_display",
 ]
 
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Patterns, compiled (and cached) by re at their first use (start-up): printable ASCII,
+# the common case, is told apart without them.
+_CONTROL: Final = "[\x00-\x1f\x7f-\x9f]"
 # What json.dumps(ensure_ascii=False) leaves raw: it escapes C0 itself, and the newlines
 # of indented output are structure, not text.
-_LEFT_RAW_BY_JSON: Final = re.compile("[\x7f-\x9f]")
+_LEFT_RAW_BY_JSON: Final = "[\x7f-\x9f]"
 
 
 def check_no_control_characters(value: str, what: str) -> None:
@@ -32,7 +34,9 @@ def check_no_control_characters(value: str, what: str) -> None:
     Raises:
         ValueError: naming ``what``, the character and its position (never the raw text).
     """
-    found = _CONTROL.search(value)
+    if value.isascii() and value.isprintable():
+        return  # the control characters of ASCII are exactly its unprintable ones
+    found = re.search(_CONTROL, value)
     if found is not None:
         raise ValueError(
             f"{what} holds the control character U+{ord(found.group()):04X} at position "
@@ -53,7 +57,7 @@ def check_context_has_no_control_characters(encryption_context: Mapping[str, str
 
 def escape_control_characters(text: str) -> str:
     """``text`` with each C0, DEL and C1 control character shown as ``\\xNN``."""
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    return re.sub(_CONTROL, lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def json_for_display(value: object, *, indent: int | None = None) -> str:
@@ -65,4 +69,4 @@ def json_for_display(value: object, *, indent: int | None = None) -> str:
     import json  # here: only what is displayed as JSON needs it
 
     encoded = json.dumps(value, indent=indent, ensure_ascii=False)
-    return _LEFT_RAW_BY_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", encoded)
+    return re.sub(_LEFT_RAW_BY_JSON, lambda found: f"\\u{ord(found.group()):04x}", encoded)

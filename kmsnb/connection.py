@@ -28,10 +28,8 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar, overload
-from urllib.parse import urlsplit
 
 from kmsnb._hints import kms_location
 from kmsnb.errors import NewKeystoreWarning
@@ -57,13 +55,14 @@ _ACCEPTED_FORMS = (
     "local:PATH, http://HOST:PORT (an emulator server), aliyun:REGION, "
     "https://kms.REGION.aliyuncs.com"
 )
-_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
-_SERVICE_HOST = re.compile(r"kms(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.aliyuncs\.com")
+# Patterns, not compiled ones: re compiles (and caches) them at their first use, and a
+# local: URI, the CLI's common case, needs none of them (start-up).
+_REGION = r"[a-z0-9]+(?:-[a-z0-9]+)+"
+_SERVICE_HOST = r"kms(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.aliyuncs\.com"
 # USER[:PASSWORD]@ at the start of a URI or after its "//": never shown.
-_USER_INFO = re.compile(r"(^|//)[^/?#]*@")
+_USER_INFO = r"(^|//)[^/?#]*@"
 
 
-@dataclass(frozen=True)
 class KmsUri:
     """A parsed KMS URI: which backend, and where.
 
@@ -77,10 +76,54 @@ class KmsUri:
             public endpoint.
     """
 
+    # A plain class, not a dataclass: importing dataclasses cost a CLI call more than its
+    # work (start-up). Frozen, compared, hashed and shown as the dataclass it was.
+    __slots__ = ("endpoint", "kind", "region_id", "store_path")
+    __match_args__ = ("kind", "store_path", "region_id", "endpoint")  # the fields, in order
+
     kind: Literal["local", "sdk"]
-    store_path: Path | None = None
-    region_id: str | None = None
-    endpoint: str | None = None
+    store_path: Path | None
+    region_id: str | None
+    endpoint: str | None
+
+    def __init__(
+        self,
+        kind: Literal["local", "sdk"],
+        store_path: Path | None = None,
+        region_id: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        for name, value in zip(
+            self.__match_args__, (kind, store_path, region_id, endpoint), strict=True
+        ):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.kind, self.store_path, self.region_id, self.endpoint)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KmsUri) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self.__match_args__, self._fields(), strict=True)
+        )
+        return f"{type(self).__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type[KmsUri], tuple[object, ...]]:
+        return (type(self), self._fields())
 
     def pinned(self) -> str:
         """The URI as another process must be given it to reach the same KMS: a ``local:``
@@ -107,7 +150,7 @@ def default_kms_uri() -> str:
 
 def _redacted(uri: str) -> str:
     """``uri`` as error messages may quote it: without its user info, which may be a secret."""
-    return _USER_INFO.sub(r"\1***@", uri, count=1)
+    return re.sub(_USER_INFO, r"\1***@", uri, count=1)
 
 
 def parse_kms_uri(uri: str) -> KmsUri:
@@ -126,10 +169,12 @@ def parse_kms_uri(uri: str) -> KmsUri:
         return KmsUri("local", store_path=Path(rest) if rest else None)
     shown = _redacted(uri)
     if scheme == "aliyun":
-        if not _REGION.fullmatch(rest):
+        if not re.fullmatch(_REGION, rest):
             raise ValueError(f"not a region in KMS URI {shown!r}; expected aliyun:REGION")
         return KmsUri("sdk", region_id=rest)
     if scheme in ("http", "https"):
+        from urllib.parse import urlsplit  # here: a local: URI needs no URL parsing
+
         parts = urlsplit(uri)
         if "@" in parts.netloc:
             raise ValueError(
@@ -139,7 +184,7 @@ def parse_kms_uri(uri: str) -> KmsUri:
             )
         if not parts.hostname or parts.path not in ("", "/") or parts.query:
             raise ValueError(f"not a KMS endpoint: {shown!r}; accepted forms: {_ACCEPTED_FORMS}")
-        service = _SERVICE_HOST.fullmatch(parts.hostname)
+        service = re.fullmatch(_SERVICE_HOST, parts.hostname)
         region_id = service.group("region") if service and scheme == "https" else None
         return KmsUri("sdk", region_id=region_id, endpoint=f"{scheme}://{parts.netloc}")
     raise ValueError(f"unrecognized KMS URI {shown!r}; accepted forms: {_ACCEPTED_FORMS}")

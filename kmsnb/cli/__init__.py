@@ -1,12 +1,14 @@
 """The ``kmsnb`` command line: the entry point and its exit statuses.
 
-Layout: :func:`build_parser` makes the top-level parser with the global options; each
-command group adds its subparsers with an ``add_commands`` function in a module of its
-own — :mod:`kmsnb.cli.files` (encrypt, decrypt, inspect, rewrap, convert),
-:mod:`kmsnb.cli.keys` (``key ...``, ``alias ...``), :mod:`kmsnb.cli.emulator`
-(``emulator ...``), :mod:`kmsnb.cli.secrets` (``secret ...``). Parser pieces shared by the
-groups live in :mod:`kmsnb.cli._parser`, stdin/stdout handling in :mod:`kmsnb.cli._stdio`,
-what is printed (tables, sizes, errors and their hints) in :mod:`kmsnb.cli._display`.
+Layout: :func:`build_parser` makes the top-level parser with the global options and lists
+the commands with their help lines (:data:`_COMMANDS`); each command's parser is built, by
+a ``build_command`` function in a module of its own, only when it is chosen —
+:mod:`kmsnb.cli.files` (encrypt, decrypt, inspect, rewrap, convert), :mod:`kmsnb.cli.keys`
+(``key ...``, ``alias ...``), :mod:`kmsnb.cli.emulator` (``emulator ...``),
+:mod:`kmsnb.cli.secrets` (``secret ...``). Parser pieces shared by the groups live in
+:mod:`kmsnb.cli._parser`, the wrapper that runs a command and its KMS in
+:mod:`kmsnb.cli._run`, stdin/stdout handling in :mod:`kmsnb.cli._stdio`, what is printed
+(tables, sizes, errors and their hints) in :mod:`kmsnb.cli._display`.
 
 Start-up is part of the interface: those modules import only argparse and the standard
 library at the top, and each command imports what it needs when it runs, so ``kmsnb
@@ -26,7 +28,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from kmsnb.cli._parser import Builder, Commands
 
 __all__ = [
     "EXIT_FAILURE",
@@ -59,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         args.parser.print_usage(sys.stderr)
         return EXIT_USAGE
-    return handler(args)  # kmsnb.cli._parser.add_command wraps it: errors become statuses
+    return handler(args)  # kmsnb.cli._run.run_command wraps it: errors become statuses
 
 
 def _escape_unencodable_output() -> None:
@@ -95,8 +102,7 @@ class _VersionAction(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kmsnb`` parser (cheap: no command's module is imported, no subparser built)."""
-    from kmsnb.cli import emulator, files, keys, secrets
-    from kmsnb.cli._parser import HelpFormatter, subcommands
+    from kmsnb.cli._parser import HelpFormatter, add_elsewhere, subcommands
 
     parser = argparse.ArgumentParser(
         prog="kmsnb",
@@ -119,8 +125,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(parser=parser)
     commands = subcommands(parser)  # each command's parser is built when it is chosen
-    files.add_commands(commands)  # encrypt, decrypt, inspect, rewrap, convert
-    keys.add_commands(commands)  # key ..., alias ...
-    emulator.add_commands(commands)  # emulator serve | exec | advance
-    secrets.add_commands(commands)  # secret ...
+    for name, help, build in _COMMANDS:
+        add_elsewhere(commands, name, help, build)
     return parser
+
+
+# Each module of commands is imported only when one of its commands is chosen (start-up):
+# `kmsnb encrypt` imports kmsnb.cli.files alone, `kmsnb --help` none of them.
+
+
+def _files(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    from kmsnb.cli import files
+
+    return files.build_command(commands, name, help)
+
+
+def _keys(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    from kmsnb.cli import keys
+
+    return keys.build_command(commands, name, help)
+
+
+def _emulator(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    from kmsnb.cli import emulator
+
+    return emulator.build_command(commands, name, help)
+
+
+def _secrets(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    from kmsnb.cli import secrets
+
+    return secrets.build_command(commands, name, help)
+
+
+#: The commands ``kmsnb --help`` lists, in its order: name, help line, and the module
+#: function that builds the command's parser when it is chosen.
+_COMMANDS: tuple[tuple[str, str, Builder], ...] = (
+    ("encrypt", "encrypt a file under a KMS master key", _files),
+    ("decrypt", "decrypt a kmsnb file (or a tutorial .cipher file)", _files),
+    ("inspect", "show what an encrypted file's header says, without the KMS", _files),
+    ("rewrap", "move a file to another master key without re-encrypting its data", _files),
+    ("convert", "rewrite a tutorial .cipher file as a kmsnb file", _files),
+    ("key", "manage master keys (CMKs)", _keys),
+    ("alias", "manage aliases (alias/NAME) of master keys", _keys),
+    ("emulator", "run the local KMS emulator", _emulator),
+    ("secret", "manage secrets (Secrets Manager) without showing them", _secrets),
+)

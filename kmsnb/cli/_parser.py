@@ -1,36 +1,28 @@
-"""Parser pieces every command group shares, and the wrapper that runs a command.
+"""Parser pieces every command group shares.
 
 Each command is a small ``cmd_*(args) -> int`` function, added with :func:`add_command`,
-which wraps it: failures become ``kmsnb: error: ...`` plus a hint (exit 1,
-:func:`kmsnb.cli._display.report_error`), Ctrl-C exit 130 without a traceback, and SIGTERM
-or SIGHUP (``timeout``, ``docker stop``, a closed terminal) stop it as Ctrl-C does: the
-partial output is discarded and the status is 128 + the signal's number. A group run bare
-prints its usage.
+which wraps it in :func:`kmsnb.cli._run.run_command` (errors become statuses) when its
+parser is built. A group run bare prints its usage.
 
-Only the standard library is imported here; :func:`connect` imports the KMS backend the
-URI names when a command runs.
+Only argparse and the standard library are imported here: ``kmsnb --help`` imports this
+module and no other of kmsnb.cli but the package.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-
-from kmsnb.cli import EXIT_FAILURE, EXIT_INTERRUPTED
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any, TypeAlias
-
-    from kmsnb.errors import NewKeystoreWarning
-    from kmsnb.kms._base import KmsClient
 
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
     Handler: TypeAlias = Callable[[argparse.Namespace], int]
+    Builder: TypeAlias = Callable[[Commands, str, str], argparse.ArgumentParser]
 
 __all__ = [
     "HelpFormatter",
@@ -38,10 +30,12 @@ __all__ = [
     "add_allowed_key_option",
     "add_command",
     "add_context_option",
+    "add_elsewhere",
     "add_group",
     "add_key_option",
     "add_no_fsync_option",
-    "connect",
+    "build_command",
+    "build_group",
     "exact_size",
     "key_name",
     "size",
@@ -137,14 +131,19 @@ def add_group(
 
     ``add_commands`` adds the group's commands, when the group is chosen.
     """
+    _lazy(commands).add_lazy(
+        name, help, functools.partial(build_group, commands, name, help, add_commands)
+    )
 
-    def build() -> argparse.ArgumentParser:
-        group = commands.add_parser(name, description=help, formatter_class=HelpFormatter)
-        group.set_defaults(parser=group)
-        add_commands(subcommands(group))
-        return group
 
-    _lazy(commands).add_lazy(name, help, build)
+def build_group(
+    commands: Commands, name: str, help: str, add_commands: Callable[[Commands], None]
+) -> argparse.ArgumentParser:
+    """The parser of the group ``name`` that :func:`add_group` adds (built now)."""
+    group = commands.add_parser(name, description=help, formatter_class=HelpFormatter)
+    group.set_defaults(parser=group)
+    add_commands(subcommands(group))
+    return group
 
 
 def add_command(
@@ -156,123 +155,50 @@ def add_command(
     *,
     arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> None:
-    """Add ``name``, run by ``handler`` inside :func:`_run_command`'s error handling.
+    """Add ``name``, run by ``handler`` inside :func:`~kmsnb.cli._run.run_command`'s error
+    handling.
 
     ``arguments`` adds its arguments to its parser, when the command is chosen.
     """
-
-    def build() -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            name, description=description or help, formatter_class=HelpFormatter
-        )
-        parser.set_defaults(handler=_run_command(handler), parser=parser)
-        if arguments is not None:
-            arguments(parser)
-        return parser
-
+    build = functools.partial(
+        build_command, commands, name, handler, help, description, arguments=arguments
+    )
     _lazy(commands).add_lazy(name, help, build)
+
+
+def build_command(
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help: str,
+    description: str | None = None,
+    *,
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.ArgumentParser:
+    """The parser of the command ``name`` that :func:`add_command` adds (built now)."""
+    from kmsnb.cli._run import run_command  # here: `kmsnb --help` runs no command
+
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, description=description or help, formatter_class=HelpFormatter
+    )
+    parser.set_defaults(handler=run_command(handler), parser=parser)
+    if arguments is not None:
+        arguments(parser)
+    return parser
+
+
+def add_elsewhere(commands: Commands, name: str, help: str, build: Builder) -> None:
+    """Add ``name``, listed with ``help``, whose parser ``build(commands, name, help)``
+    makes when it is chosen: the top-level commands, whose modules (:mod:`kmsnb.cli.files`,
+    ...) are imported only then, so that ``kmsnb encrypt`` imports none of the others and
+    ``kmsnb --help`` none at all (start-up)."""
+    _lazy(commands).add_lazy(name, help, functools.partial(build, commands, name, help))
 
 
 def _lazy(commands: Commands) -> LazyCommands:
     if not isinstance(commands, LazyCommands):
         raise AssertionError("kmsnb: internal error: commands made without subcommands()")
     return commands
-
-
-class _Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C, so partial outputs are removed."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _terminate_on_signals() -> Iterator[None]:
-    import signal
-    import threading
-
-    def handle(signum: int, frame: object) -> None:
-        raise _Terminated(signum)
-
-    previous = {}
-    # Only the main thread may set handlers, and a host's own handler stays in charge.
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    for name in ("SIGTERM", "SIGHUP") if in_main_thread else ():
-        signum = getattr(signal, name, None)
-        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
-            previous[signum] = signal.signal(signum, handle)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _run_command(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        from kmsnb.errors import KmsnbError
-
-        try:
-            with _terminate_on_signals():
-                return handler(args)
-        except KeyboardInterrupt:
-            print("kmsnb: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except _Terminated as terminated:
-            import signal
-
-            name = signal.Signals(terminated.signum).name
-            print(f"kmsnb: stopped by {name}", file=sys.stderr)
-            return 128 + terminated.signum
-        except BrokenPipeError:
-            from kmsnb.cli._stdio import discard_stdout
-
-            discard_stdout()  # the reader went away (| head); say nothing more
-            return EXIT_FAILURE
-        except (KmsnbError, ValueError, OSError, ImportError) as error:
-            from kmsnb.cli._display import report_error
-
-            return report_error(
-                error,
-                key=getattr(args, "key", None),
-                kms_location=getattr(args, "kms_location", None),
-            )
-
-    return run
-
-
-@contextlib.contextmanager
-def connect(args: argparse.Namespace) -> Iterator[KmsClient]:
-    """The KMS that ``--kms`` (else ``$KMSNB_KMS``, else the local emulator) names.
-
-    Its location is kept on ``args`` so that an error can say which KMS answered. A
-    keystore that opening it created is said once on stderr (a mistyped path makes one).
-    """
-    from kmsnb.connection import connect_noting_new_keystore, describe_kms
-
-    kms, new_keystore = connect_noting_new_keystore(
-        args.kms, allow_insecure_http=getattr(args, "allow_insecure_http", False)
-    )
-    note_new_keystore(new_keystore)
-    args.kms_location = describe_kms(kms)
-    try:
-        yield kms
-    finally:
-        close = getattr(kms, "close", None)
-        if callable(close):
-            close()
-
-
-def note_new_keystore(notice: NewKeystoreWarning | None) -> None:
-    """Say on stderr, once per command, that opening a ``local:`` keystore created it.
-
-    Every command that opens a keystore says it this way (``--kms local:PATH``, ``emulator
-    serve --data``), since a mistyped path makes a new, empty keystore too.
-    """
-    if notice is not None:
-        print(f"kmsnb: note: {notice}", file=sys.stderr)
 
 
 # --- argument types -------------------------------------------------------------------

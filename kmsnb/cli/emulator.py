@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from types import FrameType
 
 from kmsnb.cli import EXIT_NOT_FOUND, EXIT_OK
-from kmsnb.cli._parser import add_command, add_group, connect, note_new_keystore
+from kmsnb.cli._parser import add_command, build_group
+from kmsnb.cli._run import connect, note_new_keystore
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
@@ -28,12 +29,14 @@ if TYPE_CHECKING:
     from kmsnb.emulator.server import EmulatorCredentials
     from kmsnb.emulator.store import KeyStore
 
-__all__ = ["add_clock_option", "add_commands"]
+__all__ = ["add_clock_option", "build_command"]
 
 
-def add_commands(commands: Commands) -> None:
-    """Add the ``emulator`` group: ``serve``, ``exec`` and ``advance``."""
-    add_group(commands, "emulator", "run the local KMS emulator", _add_emulator_commands)
+def build_command(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    """The parser of the group ``emulator``, listed with ``help`` in :mod:`kmsnb.cli`'s table of
+    commands."""
+    add_commands = {"emulator": _add_emulator_commands}[name]
+    return build_group(commands, name, help, add_commands)
 
 
 def _add_emulator_commands(emulator: Commands) -> None:

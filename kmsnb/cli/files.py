@@ -13,19 +13,18 @@ import contextlib
 import os
 
 from kmsnb._sizes import format_size_brief
-from kmsnb.cli import EXIT_OK
+from kmsnb.cli import EXIT_OK, _parser
 from kmsnb.cli._display import print_fields
 from kmsnb.cli._parser import (
     add_allowed_key_option,
-    add_command,
     add_context_option,
     add_key_option,
     add_no_fsync_option,
     add_storage_option,
-    connect,
     exact_size,
     size,
 )
+from kmsnb.cli._run import connect
 from kmsnb.cli._stdio import (
     STDIO,
     Prefixed,
@@ -40,69 +39,24 @@ from kmsnb.cli._stdio import (
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, BinaryIO
 
     from kmsnb.cli._parser import Commands
     from kmsnb.errors import KmsnbError
     from kmsnb.kms._base import KmsClient
 
-__all__ = ["add_commands"]
+__all__ = ["build_command"]
 
 #: The name ``-o DIR/`` gives an encrypted file: the source's plus this.
 ENCRYPTED_SUFFIX = ".kms"
 
 
-def add_commands(commands: Commands) -> None:
-    """Add ``encrypt``, ``decrypt``, ``inspect``, ``rewrap`` and ``convert``."""
-    add_command(
-        commands,
-        "encrypt",
-        _cmd_encrypt,
-        "encrypt a file under a KMS master key",
-        "Encrypt SRC into DST under the master key KEY. A fresh data key from the KMS "
-        "encrypts the data locally; only its wrapped form is stored. '-' is stdin/stdout. "
-        "From a pipe, kmsnb cannot tell a finished stream from a producer that died: "
-        "'producer | kmsnb encrypt -' makes a shorter, valid file, with status 0, if the "
-        "producer is killed. Pass --expect-size N to refuse any other length.",
-        arguments=_encrypt_arguments,
-    )
-    add_command(
-        commands,
-        "decrypt",
-        _cmd_decrypt,
-        "decrypt a kmsnb file (or a tutorial .cipher file)",
-        "Decrypt SRC into DST. DST appears only once every byte has been authenticated; "
-        "with -o - (stdout) verified data streams out, and a later failure leaves what "
-        "was written. Also reads the four-line .cipher files of Alibaba Cloud's "
-        "envelope-encryption tutorial.",
-        arguments=_decrypt_arguments,
-    )
-    add_command(
-        commands,
-        "inspect",
-        _cmd_inspect,
-        "show what an encrypted file's header says, without the KMS",
-        "Show what an encrypted file reveals: a kmsnb file's header, a tutorial .cipher "
-        "file, or a column-encrypted Parquet file's keys (with --with-kms, also its schema "
-        "and which columns need which master key, even when the footer is encrypted).",
-        arguments=_inspect_arguments,
-    )
-    add_command(
-        commands,
-        "rewrap",
-        _cmd_rewrap,
-        "move a file to another master key without re-encrypting its data",
-        arguments=_rewrap_arguments,
-    )
-    add_command(
-        commands,
-        "convert",
-        _cmd_convert,
-        "rewrite a tutorial .cipher file as a kmsnb file",
-        "Decrypt a file made by Alibaba Cloud's envelope-encryption tutorial (four base64 "
-        "lines, AES-EAX) and encrypt it as a kmsnb file, by default under the same master key.",
-        arguments=_convert_arguments,
-    )
+def build_command(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    """The parser of ``name`` (encrypt, decrypt, inspect, rewrap or convert), listed with
+    ``help`` in :mod:`kmsnb.cli`'s table of commands."""
+    handler, description, arguments = _COMMANDS[name]
+    return _parser.build_command(commands, name, handler, help, description, arguments=arguments)
 
 
 def _encrypt_arguments(encrypt: argparse.ArgumentParser) -> None:
@@ -447,3 +401,46 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         )
     print(f"converted {args.src} -> {args.output} (master key {info.key_id})")
     return EXIT_OK
+
+
+#: Each command's handler, description (``None``: its help line) and arguments.
+_COMMANDS: dict[
+    str,
+    tuple[
+        Callable[[argparse.Namespace], int],
+        str | None,
+        Callable[[argparse.ArgumentParser], None],
+    ],
+] = {
+    "encrypt": (
+        _cmd_encrypt,
+        "Encrypt SRC into DST under the master key KEY. A fresh data key from the KMS "
+        "encrypts the data locally; only its wrapped form is stored. '-' is stdin/stdout. "
+        "From a pipe, kmsnb cannot tell a finished stream from a producer that died: "
+        "'producer | kmsnb encrypt -' makes a shorter, valid file, with status 0, if the "
+        "producer is killed. Pass --expect-size N to refuse any other length.",
+        _encrypt_arguments,
+    ),
+    "decrypt": (
+        _cmd_decrypt,
+        "Decrypt SRC into DST. DST appears only once every byte has been authenticated; "
+        "with -o - (stdout) verified data streams out, and a later failure leaves what "
+        "was written. Also reads the four-line .cipher files of Alibaba Cloud's "
+        "envelope-encryption tutorial.",
+        _decrypt_arguments,
+    ),
+    "inspect": (
+        _cmd_inspect,
+        "Show what an encrypted file reveals: a kmsnb file's header, a tutorial .cipher "
+        "file, or a column-encrypted Parquet file's keys (with --with-kms, also its schema "
+        "and which columns need which master key, even when the footer is encrypted).",
+        _inspect_arguments,
+    ),
+    "rewrap": (_cmd_rewrap, None, _rewrap_arguments),
+    "convert": (
+        _cmd_convert,
+        "Decrypt a file made by Alibaba Cloud's envelope-encryption tutorial (four base64 "
+        "lines, AES-EAX) and encrypt it as a kmsnb file, by default under the same master key.",
+        _convert_arguments,
+    ),
+}

@@ -12,29 +12,25 @@ import sys
 
 from kmsnb.cli import EXIT_OK
 from kmsnb.cli._display import print_fields, print_table
-from kmsnb.cli._parser import (
-    add_command,
-    add_group,
-    add_key_option,
-    connect,
-    key_name,
-)
+from kmsnb.cli._parser import add_command, add_key_option, build_group, key_name
+from kmsnb.cli._run import connect
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     from kmsnb.cli._parser import Commands
 
-__all__ = ["add_commands"]
+__all__ = ["build_command"]
 
 _ALIAS_HELP = (
     "alias/NAME; the prefix may be omitted, unless NAME looks like a key id (key-... or a UUID)"
 )
 
 
-def add_commands(commands: Commands) -> None:
-    """Add the ``key`` and ``alias`` command groups (master-key management)."""
-    add_group(commands, "key", "manage master keys (CMKs)", _add_key_commands)
-    add_group(commands, "alias", "manage aliases (alias/NAME) of master keys", _add_alias_commands)
+def build_command(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    """The parser of the group ``key`` or ``alias``, listed with ``help`` in
+    :mod:`kmsnb.cli`'s table of commands."""
+    add_commands = {"key": _add_key_commands, "alias": _add_alias_commands}[name]
+    return build_group(commands, name, help, add_commands)
 
 
 def _add_key_commands(key: Commands) -> None:

@@ -14,23 +14,21 @@ import argparse
 import sys
 
 from kmsnb.cli import EXIT_OK
-from kmsnb.cli._parser import add_command, add_group, add_key_option, connect
+from kmsnb.cli._parser import add_command, add_key_option, build_group
+from kmsnb.cli._run import connect
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `kmsnb --help` never imports typing
 if TYPE_CHECKING:
     from kmsnb.cli._parser import Commands
 
-__all__ = ["add_commands"]
+__all__ = ["build_command"]
 
 
-def add_commands(commands: Commands) -> None:
-    """Add the ``secret`` command group."""
-    add_group(
-        commands,
-        "secret",
-        "manage secrets (Secrets Manager) without showing them",
-        _add_secret_commands,
-    )
+def build_command(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    """The parser of the group ``secret``, listed with ``help`` in :mod:`kmsnb.cli`'s table of
+    commands."""
+    add_commands = {"secret": _add_secret_commands}[name]
+    return build_group(commands, name, help, add_commands)
 
 
 def _add_secret_commands(secret: Commands) -> None:

@@ -14,15 +14,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from kmsnb.errors import UnsupportedStorageError
 
 __all__ = ["WRITABLE", "Location", "StoreKind", "is_url", "resolve"]
 
-#: ``protocol://`` at the start, optionally chained (``simplecache::s3://``).
-_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*(::[A-Za-z0-9+.\-]+)*://")
+#: ``protocol://`` at the start, optionally chained (``simplecache::s3://``); compiled (and
+#: cached) by re at its first use.
+_URL: Final = r"^[A-Za-z][A-Za-z0-9+.\-]*(::[A-Za-z0-9+.\-]+)*://"
 
 StoreKind = Literal["local", "s3", "oss", "memory", "fsspec"]
 
@@ -47,7 +47,6 @@ _EXTRA_FOR: Final = {"s3": "kmsnb[s3]", "s3a": "kmsnb[s3]", "oss": "kmsnb[oss]"}
 _S3FS_FLOOR: Final = (2025, 7)
 
 
-@dataclass(frozen=True)
 class Location:
     """A resolved destination or source.
 
@@ -59,11 +58,57 @@ class Location:
         storage_options: the caller's options for the store (empty for local paths).
     """
 
+    # A plain class, not a dataclass: importing dataclasses cost a CLI call more than its
+    # work (start-up). Frozen, compared and shown as the dataclass it was (the options are
+    # left out of the repr: they may name a profile or an endpoint).
+    __slots__ = ("kind", "path", "protocol", "storage_options", "url")
+    __match_args__ = ("url", "kind", "protocol", "path", "storage_options")  # in order
+
     url: str
     kind: StoreKind
     protocol: str
     path: str
-    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    storage_options: Mapping[str, Any]
+
+    def __init__(
+        self,
+        url: str,
+        kind: StoreKind,
+        protocol: str,
+        path: str,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        options = {} if storage_options is None else storage_options
+        for name, value in zip(
+            self.__match_args__, (url, kind, protocol, path, options), strict=True
+        ):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.url, self.kind, self.protocol, self.path, self.storage_options)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Location) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(url={self.url!r}, kind={self.kind!r}, "
+            f"protocol={self.protocol!r}, path={self.path!r})"
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type[Location], tuple[object, ...]]:
+        return (type(self), self._fields())
 
     @property
     def is_local(self) -> bool:
@@ -72,7 +117,8 @@ class Location:
 
 def is_url(path: object) -> bool:
     """Whether ``path`` is an fsspec URL (``s3://...``, ``oss://...``, ``memory://...``)."""
-    return isinstance(path, str) and _URL.match(path) is not None
+    # "://" first: a local path has none, and then the pattern need not even be compiled.
+    return isinstance(path, str) and "://" in path and re.match(_URL, path) is not None
 
 
 def resolve(

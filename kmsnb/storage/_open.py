@@ -30,10 +30,10 @@ How, per store (:data:`kmsnb.storage.WRITABLE` is the list):
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import io
 import os
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, Final
 
@@ -56,7 +56,8 @@ MIN_PART_SIZE: Final = 5 * 1024 * 1024
 #: to abort it: the same bound as for local temporary files.
 STALE_UPLOAD_AFTER_S: float = STALE_AFTER_S
 
-_MEMORY_WRITES = threading.Lock()
+# threading.Lock itself, from _thread: a local write need not import threading (start-up).
+_MEMORY_WRITES = _thread.allocate_lock()
 
 
 def _exists_error(url: str) -> FileExistsError:

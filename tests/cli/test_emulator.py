@@ -1,5 +1,5 @@
 """``kmsnb emulator serve`` and ``exec`` say a keystore that opening created, as every
-other command does (issue 12: one rule, ``kmsnb.cli._parser.note_new_keystore``).
+other command does (issue 12: one rule, ``kmsnb.cli._run.note_new_keystore``).
 
 The server runs in a child process on 127.0.0.1 with a free port (``--port 0``), stopped
 with SIGTERM as ``docker stop`` would.

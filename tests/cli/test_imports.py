@@ -3,11 +3,14 @@
 Not a timer: ``bench/bench_startup.py`` measures the time. These tests run ``python -m
 kmsnb`` under ``PYTHONPROFILEIMPORTTIME`` (``-X importtime``), collect every module the
 call imported, and assert that none of the heavy families is among them for ``--help``,
-``--version``, ``encrypt`` and ``decrypt`` against a ``local:`` emulator store.
+``--version``, ``encrypt`` and ``decrypt`` against a ``local:`` emulator store. Where a
+module is still imported by another part of the path, the edges of the graph (which kmsnb
+module ran which ``import``, cached or not) show that the CLI's own modules need it not.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +63,87 @@ NOT_FOR_A_KMSNB_FILE = frozenset({
     "kmsnb._render", "html", "kmsnb.kms._info", "kmsnb.storage._oss", "kmsnb.kms._endpoint",
     "datetime",
 })  # fmt: skip
+
+
+#: The modules of the command line and of what it calls before and around the format: the
+#: CLI, the KMS URI grammar, storage locations, atomic files, key names, hints, the key
+#: check and the KMS interface; every module of the packages in CLI_PACKAGES too.
+CLI_PATH = frozenset({
+    "kmsnb", "kmsnb.connection", "kmsnb._files", "kmsnb._temporary", "kmsnb._write_back",
+    "kmsnb._keynames", "kmsnb._text", "kmsnb._hints", "kmsnb._context", "kmsnb._key_check",
+    "kmsnb.kms", "kmsnb.kms._base", "kmsnb.errors", "kmsnb._sizes", "kmsnb._legacy_sniff",
+})  # fmt: skip
+CLI_PACKAGES = frozenset({"kmsnb.cli", "kmsnb.storage"})
+
+#: What those modules no longer import at all on a ``local:`` encrypt or decrypt (issue 16
+#: item 3, start-up), though other modules of the path may, today: dataclasses (with
+#: inspect, dis, ast), copy, hashlib (OpenSSL a second time: cryptography's SHA-256 serves),
+#: urllib.parse (only an http(s):// KMS URI is parsed as a URL), threading (signal.signal
+#: itself says when it is not the main thread).
+NOT_FROM_THE_CLI_PATH = frozenset({
+    "dataclasses", "copy", "hashlib", "urllib", "threading",
+})  # fmt: skip
+
+#: The modules of kmsnb.cli that each call needs: a command imports its own module alone
+#: (the parsers of the others are listed by kmsnb.cli without importing them), and
+#: ``--help`` imports none of them, nor the exceptions, nor what runs a command.
+CLI_MODULES = frozenset({
+    "kmsnb.cli.files", "kmsnb.cli.keys", "kmsnb.cli.emulator", "kmsnb.cli.secrets",
+    "kmsnb.cli._run", "kmsnb.cli._stdio", "kmsnb.cli._display",
+})  # fmt: skip
+NEEDED_BY = {
+    "--help": frozenset(),
+    "--version": frozenset(),
+    "encrypt": frozenset({"kmsnb.cli.files", "kmsnb.cli._run", "kmsnb.cli._stdio",
+                          "kmsnb.cli._display"}),
+    "decrypt": frozenset({"kmsnb.cli.files", "kmsnb.cli._run", "kmsnb.cli._stdio",
+                          "kmsnb.cli._display"}),
+}  # fmt: skip
+
+#: Runs kmsnb.cli.main with every ``import`` statement recorded as an edge (importing
+#: module, imported name), cached imports too; the edges and the modules loaded go to the
+#: file $KMSNB_TEST_EDGES.
+_TRACE_IMPORTS = """
+import builtins, json, os, sys
+edges = set()
+real_import = builtins.__import__
+def tracing_import(name, globals=None, locals=None, fromlist=(), level=0):
+    importer = (globals or {}).get("__name__") or ""
+    if importer.startswith("kmsnb") and level == 0:
+        edges.add((importer, name))
+        edges.update((importer, f"{name}.{item}") for item in fromlist or () if item != "*")
+    return real_import(name, globals, locals, fromlist, level)
+builtins.__import__ = tracing_import
+from kmsnb.cli import main
+try:
+    status = main(sys.argv[1:])
+finally:
+    with open(os.environ["KMSNB_TEST_EDGES"], "w") as file:
+        json.dump({"edges": sorted(edges), "modules": sorted(sys.modules)}, file)
+sys.exit(status)
+"""
+
+
+def _edges(
+    tmp_path: Path, *args: str, env: dict[str, str]
+) -> tuple[set[tuple[str, str]], set[str]]:
+    """Which kmsnb module imported what during ``kmsnb ARGS`` (it must succeed), and the
+    modules loaded at its end."""
+    record = tmp_path / "edges.json"
+    completed = subprocess.run(
+        [sys.executable, "-c", _TRACE_IMPORTS, *args],
+        capture_output=True,
+        timeout=120,
+        env={**env, "KMSNB_TEST_EDGES": str(record)},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode(errors="replace")
+    recorded = json.loads(record.read_text())
+    return {(importer, name) for importer, name in recorded["edges"]}, set(recorded["modules"])
+
+
+def _on_the_cli_path(module: str) -> bool:
+    return module in CLI_PATH or bool(_among({module}, CLI_PACKAGES))
 
 
 def _imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
@@ -135,3 +219,50 @@ def test_encrypt_and_decrypt_import_nothing_heavy(tmp_path: Path, store: dict[st
         assert set() == _among(modules, NOT_FOR_A_LOCAL_FILE)
         assert set() == _among(modules, NOT_FOR_A_KMSNB_FILE)
         assert "kmsnb._legacy_sniff" in modules or modules is encrypt
+
+
+def _key(store: dict[str, str]) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "kmsnb", "key", "create", "--alias", "imports"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=store,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
+def test_the_cli_path_imports_no_dataclasses_and_only_its_own_command(
+    tmp_path: Path, store: dict[str, str], overwrite: bool
+) -> None:
+    """The edges of the import graph of --help, --version, encrypt and decrypt (with a new
+    DST, which takes a named temporary file, and over an existing one): no module of the
+    CLI path imports what it made lazy, and kmsnb.cli imports only the chosen command's
+    module."""
+    key = _key(store)
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(os.urandom(4096))
+    encrypted, back = tmp_path / "plain.bin.kms", tmp_path / "back.bin"
+    if overwrite:
+        encrypted.write_bytes(b"old")
+        back.write_bytes(b"old")
+    again = ["--overwrite"] if overwrite else []
+    calls = {
+        "--help": ["--help"],
+        "--version": ["--version"],
+        "encrypt": ["encrypt", str(plain), "-o", str(encrypted), "-k", key, *again],
+        "decrypt": ["decrypt", str(encrypted), "-o", str(back), *again],
+    }
+    for name, args in calls.items():
+        edges, imported = _edges(tmp_path, *args, env=store)
+        from_cli_path = {
+            (importer, module)
+            for importer, module in edges
+            if _on_the_cli_path(importer) and _among({module}, NOT_FROM_THE_CLI_PATH)
+        }
+        assert set() == from_cli_path, name
+        assert NEEDED_BY[name] == _among(imported, CLI_MODULES), name
+        if name.startswith("--"):
+            assert set() == _among(imported, frozenset({"kmsnb.errors", "contextlib"})), name
+    assert back.read_bytes() == plain.read_bytes()

@@ -249,7 +249,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def _leftover(folder: Path, pid: int) -> Path:
     """A temporary file as a killed writer (``pid``, gone) leaves it."""
-    path = folder / f".kmsnb-tmp.{temporary._HOST}.{pid}.0badf00d"
+    path = folder / f".kmsnb-tmp.{temporary._host_tag()}.{pid}.0badf00d"
     path.write_bytes(b"plaintext of a killed writer")
     return path
 

@@ -310,7 +310,7 @@ def test_permission_errors_name_the_destination(kms: InMemoryKms, key_id: str) -
 
 
 def _temporary(folder: Path, pid: int, *, host: str | None = None, age_s: float = 0) -> Path:
-    path = folder / f".kmsnb-tmp.{host or temporary._HOST}.{pid}.0123abcd"
+    path = folder / f".kmsnb-tmp.{host or temporary._host_tag()}.{pid}.0123abcd"
     path.write_bytes(b"plaintext left by a killed writer")
     if age_s:
         old = time.time() - age_s
@@ -330,7 +330,7 @@ def test_stale_temporary_files_are_swept_on_the_next_write(tmp_path: Path) -> No
     for path, age in ((legacy_old, 2 * files.STALE_AFTER_S), (legacy_new, 0.0)):
         path.write_bytes(b"plaintext")
         os.utime(path, (time.time() - age, time.time() - age))
-    not_a_file = tmp_path / f".kmsnb-tmp.{temporary._HOST}.{_dead_pid()}.99999999"
+    not_a_file = tmp_path / f".kmsnb-tmp.{temporary._host_tag()}.{_dead_pid()}.99999999"
     not_a_file.mkdir()
     user_file = tmp_path / "notes.kmsnb-tmp"
     user_file.write_text("mine")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kmsnb.cli import _parser, build_parser, main
+from kmsnb.cli import _run, build_parser, main
 from kmsnb.connection import connect
 from kmsnb.kms.aliyun import AliyunKms
 
@@ -75,7 +75,7 @@ def test_the_cli_opt_in(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--kms", REMOTE, "key", "list"]) == 1
     assert "--allow-insecure-http" in capsys.readouterr().err
     args = build_parser().parse_args(["--allow-insecure-http", "--kms", REMOTE, "key", "list"])
-    with _parser.connect(args) as kms:  # no request: only constructing the client
+    with _run.connect(args) as kms:  # no request: only constructing the client
         assert isinstance(kms, AliyunKms)
 
 
