@@ -15,6 +15,7 @@ __all__ = [
     "CHUNK_SIZE",
     "COMMITMENT_SIZE",
     "DEFAULT_BUFFER_SIZE",
+    "DEFAULT_CACHE_SIZE",
     "ENCRYPTED_CHUNK_SIZE",
     "KEY_SIZE",
     "PAYLOAD_PREFIX_SIZE",
@@ -44,6 +45,12 @@ ZEROS = bytes(CHUNK_SIZE)
 #: Plaintext bytes handled per step: 64 chunks. The anchors' measurements put the sweet
 #: spot of a Python read/encrypt/write loop between 64 KiB and 1 MiB.
 DEFAULT_BUFFER_SIZE = 64 * CHUNK_SIZE
+
+#: Decrypted plaintext the seekable reader keeps for re-reads (64 chunks). Parquet readers
+#: come back to the chunks at the edges of column chunks and to the footer; more buys
+#: little. Here, not in :mod:`kmsnb._format.seekable`, so that a default argument of
+#: :func:`kmsnb.envelope.open_decrypt_seekable` does not load that module.
+DEFAULT_CACHE_SIZE = 64 * CHUNK_SIZE
 
 
 def encrypted_payload_size(plaintext_size: int) -> int:
