@@ -169,11 +169,14 @@ def bound_section(
     )
 
 
+_SHA256 = hashes.SHA256()
+
+
 def bound_digest(bound: bytes) -> bytes:
     """SHA-256 of the bound section: the payload's Cobblestone ``context``, and the first
     input of the slot MAC. With ``cryptography``'s hash, which HKDF loads anyway: the
     standard ``hashlib`` would load OpenSSL a second time (``_hashlib``, issue 16)."""
-    digest = hashes.Hash(hashes.SHA256())
+    digest = hashes.Hash(_SHA256)
     digest.update(bound)
     return digest.finalize()
 
@@ -260,7 +263,11 @@ _INTEGERS = {fmt: struct.Struct(fmt) for fmt in (">B", ">H", ">I", ">Q")}
 
 
 class FieldCursor:
-    """Reads bounded fields from a header; every overrun is a FormatError."""
+    """Reads bounded fields from a header; every overrun is a FormatError.
+
+    A header is a dozen fields read once per file opened, so each read is one call, with
+    the bound checks inline (issue 16: small files).
+    """
 
     __slots__ = ("data", "position")
 
@@ -268,36 +275,46 @@ class FieldCursor:
         self.data = data
         self.position = position
 
-    def _end(self, size: int, what: str) -> int:
-        end = self.position + size
-        if end > len(self.data):
-            raise FormatError(f"malformed header: {what} runs past the end of the header")
-        return end
-
     def take(self, size: int, what: str) -> bytes:
-        end = self._end(size, what)
-        chunk = self.data[self.position : end]
+        start = self.position
+        end = start + size
+        if end > len(self.data):
+            raise _overrun(what)
         self.position = end
-        return chunk
+        return self.data[start:end]
 
     def integer(self, fmt: str, what: str) -> int:
         unpacker = _INTEGERS.get(fmt) or struct.Struct(fmt)
-        end = self._end(unpacker.size, what)
-        (value,) = unpacker.unpack_from(self.data, self.position)
+        start = self.position
+        end = start + unpacker.size
+        if end > len(self.data):
+            raise _overrun(what)
         self.position = end
-        return int(value)
+        return int(unpacker.unpack_from(self.data, start)[0])
 
     def text(self, length_fmt: str, limit: int, what: str, *, allow_empty: bool = True) -> str:
-        length = self.integer(length_fmt, f"the length of {what}")
+        unpacker = _INTEGERS.get(length_fmt) or struct.Struct(length_fmt)
+        data = self.data
+        start = self.position + unpacker.size
+        if start > len(data):
+            raise _overrun(f"the length of {what}")
+        length = int(unpacker.unpack_from(data, self.position)[0])
         if length > limit:
             raise FormatError(f"malformed header: {what} is {length} bytes, over its {limit} limit")
         if length == 0 and not allow_empty:
             raise FormatError(f"malformed header: {what} is empty")
-        raw = self.take(length, what)
+        end = start + length
+        if end > len(data):
+            raise _overrun(what)
+        self.position = end
         try:
-            return raw.decode("utf-8")
+            return str(data[start:end], "utf-8")
         except UnicodeDecodeError:
             raise FormatError(f"malformed header: {what} is not valid UTF-8") from None
+
+
+def _overrun(what: str) -> FormatError:
+    return FormatError(f"malformed header: {what} runs past the end of the header")
 
 
 def decode_context(encoded: bytes) -> dict[str, str]:
