@@ -272,14 +272,15 @@ def open_decrypt_seekable(
             "fileobj cannot seek; read it sequentially with open_decrypt instead"
         )
     fileobj, kms = _check_readable(fileobj, kms)
+    # Imported here (start-up, see _LAZY), and before the data key is unwrapped.
+    from kmsnb._format.seekable import SeekableDecryptReader
+
     header, key, verified = _unwrap_data_key(
         fileobj,
         kms=kms,
         encryption_context=encryption_context,
         allowed=resolve_allowed_keys(kms, allowed_keys),
     )
-    from kmsnb._format.seekable import SeekableDecryptReader  # start-up: see _LAZY
-
     with key:
         return SeekableDecryptReader(
             fileobj, header, key.plaintext, cache_size=cache_size, verified_slot=verified
