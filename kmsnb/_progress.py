@@ -30,6 +30,7 @@ __all__ = [
     "ignore_progress",
     "progress_bar",
     "set_progress_threshold",
+    "wants_bar",
 ]
 
 #: What :func:`progress_bar` yields: called with each number of bytes processed.
@@ -90,6 +91,12 @@ def check_progress(progress: object) -> bool | None:
     return progress
 
 
+def wants_bar(total: int | None, show: bool | None) -> bool:
+    """Whether :func:`progress_bar` shows a bar for ``total`` and ``show`` (if tqdm is
+    installed): a small file's caller can then skip the bar, and its label, altogether."""
+    return show if show is not None else total is not None and total >= _threshold
+
+
 @contextlib.contextmanager
 def progress_bar(
     total: int | None, description: str, *, show: bool | None = None
@@ -113,8 +120,7 @@ def progress_bar(
         show: the caller's ``progress=``: ``True`` always, ``False`` never, ``None`` by
             the threshold.
     """
-    wanted = show if show is not None else total is not None and total >= _threshold
-    if not wanted:
+    if not wants_bar(total, show):
         yield ignore_progress
         return
     tqdm = _tqdm_class()

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, BinaryIO
 from kmsnb._context import check_context_matches, check_encryption_context
 from kmsnb._format.header import (
     CONTENT_TYPE_BYTES,
+    BoundSection,
     Header,
     VerifiedKeySlot,
-    bound_section,
     read_header,
-    serialize_header,
+    seal_header,
 )
-from kmsnb._format.seekable import DEFAULT_CACHE_SIZE, SeekableDecryptReader
+from kmsnb._format.payload import DEFAULT_CACHE_SIZE
 from kmsnb._format.stream import (
     DEFAULT_BUFFER_SIZE,
     DecryptReader,
@@ -56,13 +56,16 @@ StrPath = str | os.PathLike[str]
 if TYPE_CHECKING:
     from kmsnb._file_info import FileInfo
     from kmsnb._file_ops import decrypt_file, encrypt_file, inspect
+    from kmsnb._format.seekable import SeekableDecryptReader
 
 # Loaded on first use, as name -> module: the file operations (and inspect) live in
 # kmsnb._file_ops, which builds on the streams here, so that module can import this one;
-# FileInfo (a dataclass with its displays) in kmsnb._file_info, which a stream's
-# reader or writer (kmsnb encrypt, kmsnb decrypt) never needs.
+# FileInfo (a dataclass with its displays) in kmsnb._file_info, and the seekable reader
+# (with its AES-GCM and the standard hmac), which a stream's reader or writer (kmsnb
+# encrypt, kmsnb decrypt) never needs.
 _LAZY = {
     "FileInfo": "kmsnb._file_info",
+    "SeekableDecryptReader": "kmsnb._format.seekable",
     "decrypt_file": "kmsnb._file_ops",
     "encrypt_file": "kmsnb._file_ops",
     "inspect": "kmsnb._file_ops",
@@ -150,21 +153,19 @@ def open_encrypt(
     if not callable(getattr(fileobj, "write", None)):
         raise TypeError("fileobj must be a binary file open for writing")
     context = check_encryption_context(encryption_context) or {}
-    # Check the fields first, so a bad argument costs no KMS call.
-    bound_section(
+    # The fields are checked (and encoded) first, so a bad argument costs no KMS call.
+    bound = BoundSection(
         content_type=content_type, encryption_context=context, plaintext_size=plaintext_size
     )
     with naming_key_and_kms(key_id, kms):
         data_key = for_message(kms, plaintext_size).generate_data_key(key_id, context)
     try:
-        header = serialize_header(
+        header = seal_header(
+            bound,
             data_key=data_key.plaintext,
             key_id=data_key.key_id,
             key_version_id=data_key.key_version_id,
             wrapped_key=data_key.ciphertext_blob,
-            encryption_context=context,
-            content_type=content_type,
-            plaintext_size=plaintext_size,
         )
         return EncryptWriter(fileobj, header, data_key.plaintext, buffer_size=buffer_size)
     finally:
@@ -271,6 +272,9 @@ def open_decrypt_seekable(
             "fileobj cannot seek; read it sequentially with open_decrypt instead"
         )
     fileobj, kms = _check_readable(fileobj, kms)
+    # Imported here (start-up, see _LAZY), and before the data key is unwrapped.
+    from kmsnb._format.seekable import SeekableDecryptReader
+
     header, key, verified = _unwrap_data_key(
         fileobj,
         kms=kms,

@@ -41,10 +41,8 @@ this module assembles, authenticates and parses whole headers.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
 from kmsnb._format.header_fields import (
@@ -69,11 +67,15 @@ from kmsnb._format.header_fields import (
     SLOT_MAC_SIZE,
     UNKNOWN_SIZE,
     WRITER_RESERVED_SIZE,
+    BoundSection,
     FieldCursor,
+    bound_digest,
     bound_section,
+    check_prefix,
     decode_context,
     encode_context,
     parse_reserved,
+    read_exactly,
     writer_reserved_size,
 )
 from kmsnb._format.key_slot import (
@@ -83,6 +85,7 @@ from kmsnb._format.key_slot import (
     slot_mac,
     verify_key_slot,
 )
+from kmsnb._format.record import FrozenRecord
 from kmsnb.errors import FormatError, TruncatedError
 
 # The constants and field encodings live in header_fields; the ones other modules use are
@@ -100,36 +103,82 @@ __all__ = [
     "MAX_WRAPPED_KEY_SIZE",
     "MIN_HEADER_SIZE",
     "WRITER_RESERVED_SIZE",
+    "BoundSection",
     "Header",
     "VerifiedKeySlot",
     "bound_section",
     "encode_context",
     "parse_header",
     "read_header",
+    "seal_header",
     "serialize_header",
 ]
 
+_INIT = object.__setattr__  # past FrozenRecord's __setattr__, which refuses every write
+_U32 = struct.Struct(">I")
 
-@dataclass(frozen=True)
-class Header:
+
+class Header(FrozenRecord):
     """The parsed header of a kmsnb v1 file.
 
     ``raw`` is the exact bytes read or written; ``bound`` the part the payload is bound to.
     ``reserved_size`` is the size of the reserved field's zeros, ``None`` when the header
-    has no reserved field.
+    has no reserved field. Immutable; equal when every field but ``raw`` and ``bound`` is;
+    the ``repr`` leaves out ``slot_mac``, ``raw`` and ``bound``.
     """
+
+    __match_args__ = (
+        "key_id", "key_version_id", "wrapped_key", "encryption_context", "content_type",
+        "plaintext_size", "algorithm", "slot_mac", "reserved_size", "raw", "bound",
+    )  # fmt: skip
+    _FIELDS = __match_args__
+    _COMPARED = _FIELDS[:9]
+    _SHOWN = (*_FIELDS[:7], "reserved_size")
+    # Two caches, valid since nothing changes: the payload context (a SHA-256 that the
+    # writer, the reader and the slot check each want) and the key slot's encoded fields.
+    __slots__ = (*_FIELDS, "_payload_context", "_slot")
 
     key_id: str
     key_version_id: str
     wrapped_key: str
     encryption_context: Mapping[str, str]
-    content_type: str = CONTENT_TYPE_BYTES
-    plaintext_size: int | None = None
-    algorithm: int = ALGORITHM_COBBLESTONE_256
-    slot_mac: bytes = field(default=b"", repr=False)
-    reserved_size: int | None = None
-    raw: bytes = field(default=b"", repr=False, compare=False)
-    bound: bytes = field(default=b"", repr=False, compare=False)
+    content_type: str
+    plaintext_size: int | None
+    algorithm: int
+    slot_mac: bytes
+    reserved_size: int | None
+    raw: bytes
+    bound: bytes
+    _payload_context: bytes | None
+    _slot: bytes | None
+
+    def __init__(
+        self,
+        key_id: str,
+        key_version_id: str,
+        wrapped_key: str,
+        encryption_context: Mapping[str, str],
+        content_type: str = CONTENT_TYPE_BYTES,
+        plaintext_size: int | None = None,
+        algorithm: int = ALGORITHM_COBBLESTONE_256,
+        slot_mac: bytes = b"",
+        reserved_size: int | None = None,
+        raw: bytes = b"",
+        bound: bytes = b"",
+    ) -> None:
+        _INIT(self, "key_id", key_id)
+        _INIT(self, "key_version_id", key_version_id)
+        _INIT(self, "wrapped_key", wrapped_key)
+        _INIT(self, "encryption_context", encryption_context)
+        _INIT(self, "content_type", content_type)
+        _INIT(self, "plaintext_size", plaintext_size)
+        _INIT(self, "algorithm", algorithm)
+        _INIT(self, "slot_mac", slot_mac)
+        _INIT(self, "reserved_size", reserved_size)
+        _INIT(self, "raw", raw)
+        _INIT(self, "bound", bound)
+        _INIT(self, "_payload_context", None)
+        _INIT(self, "_slot", None)
 
     @property
     def size(self) -> int:
@@ -144,7 +193,21 @@ class Header:
     @property
     def payload_context(self) -> bytes:
         """The Cobblestone ``context`` that binds the payload to the bound section."""
-        return hashlib.sha256(self.bound).digest()
+        context = self._payload_context
+        if context is None:
+            context = bound_digest(self.bound)
+            _INIT(self, "_payload_context", context)
+        return context
+
+    @property
+    def key_slot_fields(self) -> bytes:
+        """The key slot's three fields, encoded (what ``slot_mac`` covers, after the
+        payload context)."""
+        slot = self._slot
+        if slot is None:
+            slot = slot_fields(self.key_id, self.key_version_id, self.wrapped_key)
+            _INIT(self, "_slot", slot)
+        return slot
 
     @property
     def algorithm_name(self) -> str:
@@ -184,11 +247,7 @@ class Header:
         """This header with another key slot (after a rewrap); the bound section is kept,
         and a writer's reserved field is added (the header's size may change)."""
         check_writable_key_slot(key_id, key_version_id)
-        slot = slot_fields(key_id, key_version_id, wrapped_key)
-        reserved = writer_reserved_size(len(slot))
-        return _assemble(
-            self.bound, data_key, (key_id, key_version_id, wrapped_key), reserved, self
-        )
+        return _seal(self, data_key, (key_id, key_version_id, wrapped_key), "writer")
 
     def with_key_slot_in_place(
         self, data_key: bytes | bytearray, *, key_id: str, key_version_id: str, wrapped_key: str
@@ -201,51 +260,84 @@ class Header:
         """
         check_writable_key_slot(key_id, key_version_id)
         room = self.size - self.key_slot_offset
-        needed = len(slot_fields(key_id, key_version_id, wrapped_key)) + SLOT_MAC_SIZE
+        slot = slot_fields(key_id, key_version_id, wrapped_key)
+        needed = len(slot) + SLOT_MAC_SIZE
         if needed == room:
             reserved: int | None = None
         elif needed + RESERVED_PREFIX.size <= room:
             reserved = room - needed - RESERVED_PREFIX.size
         else:
             return None
-        new = _assemble(self.bound, data_key, (key_id, key_version_id, wrapped_key), reserved, self)
+        new = _assemble(self, data_key, (key_id, key_version_id, wrapped_key), slot, reserved)
         if new.size != self.size:
             raise AssertionError("kmsnb: internal error: an in-place key slot changed size")
         return new
 
 
 def _assemble(
-    bound: bytes,
+    template: Header | BoundSection,
     data_key: bytes | bytearray,
     key_slot: tuple[str, str, str],
+    slot: bytes,
     reserved_size: int | None,
-    template: Header,
 ) -> Header:
-    """Join the bound section and a freshly authenticated key slot into a header."""
-    key_id, key_version_id, wrapped_key = key_slot
-    slot = slot_fields(key_id, key_version_id, wrapped_key)
-    mac = slot_mac(data_key, hashlib.sha256(bound).digest(), slot, reserved_size)
+    """Join the bound section of ``template`` and a freshly authenticated key slot into a
+    header (the one place a header's bytes are put together)."""
+    bound, digest = template.bound, template.payload_context
+    mac = slot_mac(data_key, digest, slot, reserved_size)
     reserved = b""
     if reserved_size is not None:
         if len(slot) + len(mac) + RESERVED_PREFIX.size + reserved_size > MAX_KEY_SLOT_SIZE:
             raise ValueError(f"the key slot leaves no room for {reserved_size} reserved bytes")
         reserved = RESERVED_PREFIX.pack(reserved_size) + bytes(reserved_size)
-    header_size = PREFIX.size + len(bound) - len(MAGIC) - 1 + len(slot) + len(mac) + len(reserved)
-    raw = MAGIC + bound[len(MAGIC) : len(MAGIC) + 1] + struct.pack(">I", header_size)
-    raw += bound[len(MAGIC) + 1 :] + slot + mac + reserved
-    return Header(
-        key_id=key_id,
-        key_version_id=key_version_id,
-        wrapped_key=wrapped_key,
-        encryption_context=dict(template.encryption_context),
-        content_type=template.content_type,
-        plaintext_size=template.plaintext_size,
-        algorithm=template.algorithm,
-        slot_mac=mac,
-        reserved_size=reserved_size,
-        raw=raw,
-        bound=bound,
+    size = PREFIX.size + len(bound) - len(MAGIC) - 1 + len(slot) + len(mac) + len(reserved)
+    after_version = len(MAGIC) + 1
+    raw = b"".join(
+        (bound[:after_version], _U32.pack(size), bound[after_version:], slot, mac, reserved)
     )
+    context = dict(template.encryption_context)
+    fields = (template.content_type, template.plaintext_size, template.algorithm)
+    header = Header(*key_slot, context, *fields, mac, reserved_size, raw, bound)
+    _INIT(header, "_payload_context", digest)
+    _INIT(header, "_slot", slot)
+    return header
+
+
+def seal_header(
+    bound: BoundSection,
+    *,
+    data_key: bytes | bytearray,
+    key_id: str,
+    key_version_id: str,
+    wrapped_key: str,
+    reserved_size: int | Literal["writer"] | None = "writer",
+) -> Header:
+    """The header of ``bound`` with this key slot: :func:`serialize_header` in two steps,
+    the first (making ``bound``) before the KMS call.
+
+    Raises:
+        TypeError, ValueError: a key slot field has the wrong type or exceeds its bound,
+            or a key id holds a control character.
+    """
+    check_writable_key_slot(key_id, key_version_id)
+    return _seal(bound, data_key, (key_id, key_version_id, wrapped_key), reserved_size)
+
+
+def _seal(
+    bound: Header | BoundSection,
+    data_key: bytes | bytearray,
+    key_slot: tuple[str, str, str],
+    reserved_size: int | Literal["writer"] | None,
+) -> Header:
+    # The order of the checks is what it was when the slot was encoded twice.
+    if reserved_size == "writer":
+        slot = slot_fields(*key_slot)
+        reserved_size = writer_reserved_size(len(slot))
+    else:
+        if reserved_size is not None and not 0 <= reserved_size <= MAX_KEY_SLOT_SIZE:
+            raise ValueError(f"reserved_size must be 0..{MAX_KEY_SLOT_SIZE} or None")
+        slot = slot_fields(*key_slot)
+    return _assemble(bound, data_key, key_slot, slot, reserved_size)
 
 
 def serialize_header(
@@ -270,36 +362,12 @@ def serialize_header(
             id or the encryption context holds a control character.
     """
     check_writable_key_slot(key_id, key_version_id)
-    bound = bound_section(
+    bound = BoundSection(
         content_type=content_type,
         encryption_context=encryption_context,
         plaintext_size=plaintext_size,
     )
-    template = Header(
-        key_id=key_id,
-        key_version_id=key_version_id,
-        wrapped_key=wrapped_key,
-        encryption_context=dict(encryption_context),
-        content_type=content_type,
-        plaintext_size=plaintext_size,
-    )
-    if reserved_size == "writer":
-        reserved_size = writer_reserved_size(len(slot_fields(key_id, key_version_id, wrapped_key)))
-    elif reserved_size is not None and not 0 <= reserved_size <= MAX_KEY_SLOT_SIZE:
-        raise ValueError(f"reserved_size must be 0..{MAX_KEY_SLOT_SIZE} or None")
-    key_slot = (key_id, key_version_id, wrapped_key)
-    return _assemble(bound, data_key, key_slot, reserved_size, template)
-
-
-def _read_exactly(source: BinaryIO, size: int) -> bytes:
-    data = source.read(size)
-    # Some file objects return short reads before EOF; keep reading until we have it all.
-    while data is not None and 0 < len(data) < size:
-        more = source.read(size - len(data))
-        if not more:
-            break
-        data += more
-    return data or b""
+    return _seal(bound, data_key, (key_id, key_version_id, wrapped_key), reserved_size)
 
 
 def read_header(source: BinaryIO) -> Header:
@@ -310,39 +378,14 @@ def read_header(source: BinaryIO) -> Header:
     Raises:
         FormatError: not a kmsnb file, an unsupported version, or a malformed header.
     """
-    prefix = _read_exactly(source, PREFIX.size)
-    header_size = _check_prefix(prefix)
-    rest = _read_exactly(source, header_size - PREFIX.size)
+    prefix = read_exactly(source, PREFIX.size)
+    header_size = check_prefix(prefix)
+    rest = read_exactly(source, header_size - PREFIX.size)
     if len(rest) != header_size - PREFIX.size:
         raise TruncatedError(
             "the file ends inside its header; it was truncated", offset=len(prefix) + len(rest)
         )
-    return parse_header(prefix + rest)
-
-
-def _check_prefix(prefix: bytes) -> int:
-    """Check magic, version and the declared header size; return the size."""
-    if not prefix:
-        raise FormatError("not a kmsnb file (it is empty)")
-    if len(prefix) < len(MAGIC) or prefix[: len(MAGIC)] != MAGIC:
-        if prefix[: len(MAGIC)] == MAGIC[: len(prefix)]:
-            raise TruncatedError("the file ends inside its header; it was truncated", offset=0)
-        raise FormatError("not a kmsnb file (bad magic number)")
-    if len(prefix) < PREFIX.size:
-        raise TruncatedError(
-            "the file ends inside its header; it was truncated", offset=len(prefix)
-        )
-    _, version, header_size = PREFIX.unpack(prefix)
-    if version != FORMAT_VERSION:
-        raise FormatError(
-            f"unsupported kmsnb format version {version}; this kmsnb reads version "
-            f"{FORMAT_VERSION} (upgrade kmsnb to read newer files)"
-        )
-    if not MIN_HEADER_SIZE <= header_size <= MAX_HEADER_SIZE:
-        raise FormatError(
-            f"the header declares {header_size} bytes, outside {MIN_HEADER_SIZE}..{MAX_HEADER_SIZE}"
-        )
-    return int(header_size)
+    return _parse_fields(prefix + rest)
 
 
 def parse_header(raw: bytes) -> Header:
@@ -351,9 +394,14 @@ def parse_header(raw: bytes) -> Header:
     Raises:
         FormatError: the bytes are not a well-formed v1 header.
     """
-    header_size = _check_prefix(raw[: PREFIX.size])
+    header_size = check_prefix(raw[: PREFIX.size])
     if header_size != len(raw):
         raise FormatError("malformed header: its declared size does not match its contents")
+    return _parse_fields(raw)
+
+
+def _parse_fields(raw: bytes) -> Header:
+    """Parse what follows a checked prefix, ``raw`` being exactly the declared size."""
     cursor = FieldCursor(raw, PREFIX.size)
     algorithm = cursor.integer(">B", "the algorithm")
     if algorithm not in ALGORITHM_NAMES:
@@ -376,18 +424,22 @@ def parse_header(raw: bytes) -> Header:
     wrapped_key = cursor.text(">H", MAX_WRAPPED_KEY_SIZE, "the wrapped key", allow_empty=False)
     if not wrapped_key.isascii():
         raise FormatError("malformed header: the wrapped key is not ASCII")
+    slot_mac_offset = cursor.position
     slot_mac = cursor.take(SLOT_MAC_SIZE, "the key slot MAC")
     reserved_size = parse_reserved(cursor, key_slot_offset=key_slot_offset)
-    return Header(
-        key_id=key_id,
-        key_version_id=key_version_id,
-        wrapped_key=wrapped_key,
-        encryption_context=encryption_context,
-        content_type=content_type,
-        plaintext_size=None if plaintext_size == UNKNOWN_SIZE else plaintext_size,
-        algorithm=algorithm,
-        slot_mac=slot_mac,
-        reserved_size=reserved_size,
-        raw=bytes(raw),
-        bound=bytes(bound),
+    header = Header(
+        key_id,
+        key_version_id,
+        wrapped_key,
+        encryption_context,
+        content_type,
+        None if plaintext_size == UNKNOWN_SIZE else plaintext_size,
+        algorithm,
+        bytes(slot_mac),
+        reserved_size,
+        bytes(raw),
+        bytes(bound),
     )
+    # The slot's fields as they are in the file: what encoding the parsed ones would give.
+    _INIT(header, "_slot", header.raw[key_slot_offset:slot_mac_offset])
+    return header

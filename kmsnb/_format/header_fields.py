@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from typing import BinaryIO
+
+from cryptography.hazmat.primitives import hashes
 
 from kmsnb._text import check_context_has_no_control_characters
-from kmsnb.errors import FormatError
+from kmsnb.errors import FormatError, TruncatedError
 
 __all__ = [
     "ALGORITHM_COBBLESTONE_256",
@@ -38,12 +41,16 @@ __all__ = [
     "SLOT_MAC_SIZE",
     "UNKNOWN_SIZE",
     "WRITER_RESERVED_SIZE",
+    "BoundSection",
     "FieldCursor",
+    "bound_digest",
     "bound_section",
+    "check_prefix",
     "decode_context",
     "encode_context",
     "encode_text",
     "parse_reserved",
+    "read_exactly",
     "writer_reserved_size",
 ]
 
@@ -162,37 +169,152 @@ def bound_section(
     )
 
 
+_SHA256 = hashes.SHA256()
+
+
+def bound_digest(bound: bytes) -> bytes:
+    """SHA-256 of the bound section: the payload's Cobblestone ``context``, and the first
+    input of the slot MAC. With ``cryptography``'s hash, which HKDF loads anyway: the
+    standard ``hashlib`` would load OpenSSL a second time (``_hashlib``, issue 16)."""
+    digest = hashes.Hash(_SHA256)
+    digest.update(bound)
+    return digest.finalize()
+
+
+class BoundSection:
+    """A header's bound section, checked, encoded and hashed, waiting for its key slot.
+
+    Made before the KMS is asked for a data key, so that a bad argument costs no KMS call
+    (``TypeError``, ``ValueError``: as :func:`bound_section`); ``seal_header``
+    (:mod:`kmsnb._format.header`) adds the key slot. The section is encoded and hashed
+    once; ``bound`` and ``payload_context`` are what the header will hold.
+    """
+
+    __slots__ = (
+        "algorithm",
+        "bound",
+        "content_type",
+        "encryption_context",
+        "payload_context",
+        "plaintext_size",
+    )
+
+    def __init__(
+        self,
+        *,
+        content_type: str,
+        encryption_context: Mapping[str, str],
+        plaintext_size: int | None,
+    ) -> None:
+        self.bound = bound_section(
+            content_type=content_type,
+            encryption_context=encryption_context,
+            plaintext_size=plaintext_size,
+        )
+        self.payload_context = bound_digest(self.bound)
+        self.content_type = content_type
+        # A copy: the header's fields must stay what was encoded.
+        self.encryption_context = dict(encryption_context)
+        self.plaintext_size = plaintext_size
+        self.algorithm = ALGORITHM_COBBLESTONE_256
+
+    def __repr__(self) -> str:
+        return f"<BoundSection of {len(self.bound)} bytes, {self.content_type!r}>"
+
+
+def read_exactly(source: BinaryIO, size: int) -> bytes:
+    data = source.read(size)
+    # Some file objects return short reads before EOF; keep reading until we have it all.
+    while data is not None and 0 < len(data) < size:
+        more = source.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data or b""
+
+
+def check_prefix(prefix: bytes) -> int:
+    """Check magic, version and the declared header size; return the size."""
+    if not prefix:
+        raise FormatError("not a kmsnb file (it is empty)")
+    if len(prefix) < len(MAGIC) or prefix[: len(MAGIC)] != MAGIC:
+        if prefix[: len(MAGIC)] == MAGIC[: len(prefix)]:
+            raise TruncatedError("the file ends inside its header; it was truncated", offset=0)
+        raise FormatError("not a kmsnb file (bad magic number)")
+    if len(prefix) < PREFIX.size:
+        raise TruncatedError(
+            "the file ends inside its header; it was truncated", offset=len(prefix)
+        )
+    _, version, header_size = PREFIX.unpack(prefix)
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"unsupported kmsnb format version {version}; this kmsnb reads version "
+            f"{FORMAT_VERSION} (upgrade kmsnb to read newer files)"
+        )
+    if not MIN_HEADER_SIZE <= header_size <= MAX_HEADER_SIZE:
+        raise FormatError(
+            f"the header declares {header_size} bytes, outside {MIN_HEADER_SIZE}..{MAX_HEADER_SIZE}"
+        )
+    return int(header_size)
+
+
+#: The integer fields' formats, made once: a header has a dozen of them to read.
+_INTEGERS = {fmt: struct.Struct(fmt) for fmt in (">B", ">H", ">I", ">Q")}
+
+
 class FieldCursor:
-    """Reads bounded fields from a header; every overrun is a FormatError."""
+    """Reads bounded fields from a header; every overrun is a FormatError.
+
+    A header is a dozen fields read once per file opened, so each read is one call, with
+    the bound checks inline (issue 16: small files).
+    """
+
+    __slots__ = ("data", "position")
 
     def __init__(self, data: bytes, position: int) -> None:
         self.data = data
         self.position = position
 
     def take(self, size: int, what: str) -> bytes:
-        end = self.position + size
+        start = self.position
+        end = start + size
         if end > len(self.data):
-            raise FormatError(f"malformed header: {what} runs past the end of the header")
-        chunk = self.data[self.position : end]
+            raise _overrun(what)
         self.position = end
-        return chunk
+        return self.data[start:end]
 
     def integer(self, fmt: str, what: str) -> int:
-        unpacker = struct.Struct(fmt)
-        (value,) = unpacker.unpack(self.take(unpacker.size, what))
-        return int(value)
+        unpacker = _INTEGERS.get(fmt) or struct.Struct(fmt)
+        start = self.position
+        end = start + unpacker.size
+        if end > len(self.data):
+            raise _overrun(what)
+        self.position = end
+        return int(unpacker.unpack_from(self.data, start)[0])
 
     def text(self, length_fmt: str, limit: int, what: str, *, allow_empty: bool = True) -> str:
-        length = self.integer(length_fmt, f"the length of {what}")
+        unpacker = _INTEGERS.get(length_fmt) or struct.Struct(length_fmt)
+        data = self.data
+        start = self.position + unpacker.size
+        if start > len(data):
+            raise _overrun(f"the length of {what}")
+        length = int(unpacker.unpack_from(data, self.position)[0])
         if length > limit:
             raise FormatError(f"malformed header: {what} is {length} bytes, over its {limit} limit")
         if length == 0 and not allow_empty:
             raise FormatError(f"malformed header: {what} is empty")
-        raw = self.take(length, what)
+        end = start + length
+        if end > len(data):
+            raise _overrun(what)
+        self.position = end
         try:
-            return raw.decode("utf-8")
+            return str(data[start:end], "utf-8")
         except UnicodeDecodeError:
             raise FormatError(f"malformed header: {what} is not valid UTF-8") from None
+
+
+def _overrun(what: str) -> FormatError:
+    return FormatError(f"malformed header: {what} runs past the end of the header")
 
 
 def decode_context(encoded: bytes) -> dict[str, str]:

@@ -8,12 +8,12 @@ authenticates it (docs/FORMAT.md, "Rewrapping in place"). Kept apart from
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from typing import TYPE_CHECKING
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kmsnb._format.header_fields import (
@@ -24,6 +24,7 @@ from kmsnb._format.header_fields import (
     encode_text,
 )
 from kmsnb._text import check_no_control_characters
+from kmsnb._wipe import wipe
 from kmsnb.errors import IntegrityError
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 _SLOT_KEY_INFO = b"kmsnb/v1 key slot"
+_SLOT_KEY_SIZE = 32
+_SHA256 = hashes.SHA256()
 
 # Only verify_key_slot uses it, so no caller can make a proof without the check.
 _PROOF_SEAL = object()
@@ -75,14 +78,15 @@ def verify_key_slot(header: Header, data_key: bytes | bytearray) -> VerifiedKeyS
     Raises:
         IntegrityError: the key slot was altered, or the data key is not this file's.
     """
-    slot = slot_fields(header.key_id, header.key_version_id, header.wrapped_key)
-    expected = slot_mac(data_key, header.payload_context, slot, header.reserved_size)
-    if not hmac.compare_digest(expected, header.slot_mac):
+    mac = _slot_hmac(data_key, header.payload_context, header.key_slot_fields, header.reserved_size)
+    try:
+        mac.verify(bytes(header.slot_mac))  # in constant time
+    except InvalidSignature:
         raise IntegrityError(
             "the key slot failed authentication; the header was altered, or the data "
             "key does not belong to this file",
             offset=0,
-        )
+        ) from None
     return VerifiedKeySlot(header, data_key, _seal=_PROOF_SEAL)
 
 
@@ -112,13 +116,26 @@ def slot_fields(key_id: str, key_version_id: str, wrapped_key: str) -> bytes:
 def slot_mac(
     data_key: bytes | bytearray, bound_digest: bytes, slot: bytes, reserved_size: int | None
 ) -> bytes:
-    slot_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SLOT_KEY_INFO).derive(
-        bytes(data_key)
-    )
-    mac = hmac.new(slot_key, bound_digest, hashlib.sha256)
+    return _slot_hmac(data_key, bound_digest, slot, reserved_size).finalize()
+
+
+def _slot_hmac(
+    data_key: bytes | bytearray, bound_digest: bytes, slot: bytes, reserved_size: int | None
+) -> HMAC:
+    """The slot MAC, fed and not yet finished. ``cryptography``'s HMAC, not the standard
+    ``hmac``, which would load OpenSSL a second time (``_hashlib``, issue 16)."""
+    slot_key = bytearray(_SLOT_KEY_SIZE)
+    try:
+        HKDF(algorithm=_SHA256, length=_SLOT_KEY_SIZE, salt=None, info=_SLOT_KEY_INFO).derive_into(
+            data_key, slot_key
+        )
+        mac = HMAC(slot_key, _SHA256)
+    finally:
+        wipe(slot_key)  # HMAC keeps its own copy
+    mac.update(bound_digest)
     mac.update(slot)
     # The reserved field's length is authenticated, so header_size is too; without a
     # reserved field the MAC is what it was before there was one.
     if reserved_size is not None:
         mac.update(RESERVED_PREFIX.pack(reserved_size))
-    return mac.digest()
+    return mac

@@ -15,6 +15,7 @@ __all__ = [
     "CHUNK_SIZE",
     "COMMITMENT_SIZE",
     "DEFAULT_BUFFER_SIZE",
+    "DEFAULT_CACHE_SIZE",
     "ENCRYPTED_CHUNK_SIZE",
     "KEY_SIZE",
     "PAYLOAD_PREFIX_SIZE",
@@ -22,6 +23,8 @@ __all__ = [
     "TAG_SIZE",
     "ZEROS",
     "check_data_key",
+    "decrypt_buffer_sizes",
+    "encrypt_buffer_size",
     "encrypted_payload_size",
     "plaintext_size_for_payload",
     "read_into",
@@ -44,6 +47,12 @@ ZEROS = bytes(CHUNK_SIZE)
 #: Plaintext bytes handled per step: 64 chunks. The anchors' measurements put the sweet
 #: spot of a Python read/encrypt/write loop between 64 KiB and 1 MiB.
 DEFAULT_BUFFER_SIZE = 64 * CHUNK_SIZE
+
+#: Decrypted plaintext the seekable reader keeps for re-reads (64 chunks). Parquet readers
+#: come back to the chunks at the edges of column chunks and to the footer; more buys
+#: little. Here, not in :mod:`kmsnb._format.seekable`, so that a default argument of
+#: :func:`kmsnb.envelope.open_decrypt_seekable` does not load that module.
+DEFAULT_CACHE_SIZE = 64 * CHUNK_SIZE
 
 
 def encrypted_payload_size(plaintext_size: int) -> int:
@@ -90,6 +99,38 @@ def step_for_message(buffer_size: int, plaintext_size: int | None) -> int:
         return step
     # Every message ends with a short chunk, so it has plaintext_size // CS + 1 of them.
     return min(step, (plaintext_size // CHUNK_SIZE + 1) * CHUNK_SIZE)
+
+
+def encrypt_buffer_size(step: int, plaintext_size: int | None) -> int:
+    """Room for what Cobblestone's ``update_into`` makes of ``step`` plaintext bytes: the
+    salt and commitment on the first call, and every chunk the step completes.
+
+    A message of declared size completes no more chunks than it has (the writer refuses
+    more bytes before encrypting them); one under a chunk completes none, its only chunk
+    being the final one, which ``finalize`` returns. Cobblestone refuses (ValueError) a
+    buffer too small for what it would write, so the bound is checked, never overrun.
+    """
+    size = step + PAYLOAD_PREFIX_SIZE + TAG_SIZE * (step // CHUNK_SIZE + 2)
+    if plaintext_size is None:
+        return size
+    return min(size, PAYLOAD_PREFIX_SIZE + plaintext_size // CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE)
+
+
+def decrypt_buffer_sizes(step: int, plaintext_size: int | None) -> tuple[int, int]:
+    """The ciphertext a sequential reader reads per block, and the plaintext one block can
+    make: ``step`` in whole chunks, or less for a message of declared size that fits.
+
+    Such a message is read in one block of exactly its payload after the prefix (a byte
+    more, or the end, comes with the next read), and its full chunks are all ``update_into``
+    can release: the final chunk comes from ``finalize``, and the reader never feeds more
+    than the declared payload. A 4 KiB file then zeroes 4 KiB of buffers, not 48 (issue 16).
+    """
+    chunk_count = step // CHUNK_SIZE
+    ciphertext, plaintext = chunk_count * ENCRYPTED_CHUNK_SIZE, chunk_count * CHUNK_SIZE
+    if plaintext_size is None:
+        return ciphertext, plaintext
+    rest = encrypted_payload_size(plaintext_size) - PAYLOAD_PREFIX_SIZE
+    return min(ciphertext, rest), min(plaintext, plaintext_size // CHUNK_SIZE * CHUNK_SIZE)
 
 
 def check_data_key(key: bytes | bytearray) -> None:

@@ -36,6 +36,7 @@ from kmsnb._format.header import Header, VerifiedKeySlot
 from kmsnb._format.payload import (
     CHUNK_SIZE,
     COMMITMENT_SIZE,
+    DEFAULT_CACHE_SIZE,
     ENCRYPTED_CHUNK_SIZE,
     KEY_SIZE,
     PAYLOAD_PREFIX_SIZE,
@@ -55,10 +56,6 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["DEFAULT_CACHE_SIZE", "SeekableDecryptReader"]
-
-#: Decrypted plaintext kept for re-reads (64 chunks). Parquet readers come back to the
-#: chunks at the edges of column chunks and to the footer; more buys little.
-DEFAULT_CACHE_SIZE = 64 * CHUNK_SIZE
 
 # C2SP's HKDF-Expand info prefix for Cobblestone-256, and the size of what it derives.
 _INFO_PREFIX = b"c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\x00"

@@ -27,6 +27,7 @@ from kmsnb._format.payload import (
     PAYLOAD_PREFIX_SIZE,
     ZEROS,
     check_data_key,
+    decrypt_buffer_sizes,
     encrypted_payload_size,
     read_into,
     step_for_message,
@@ -89,9 +90,10 @@ class DecryptReader(io.RawIOBase):
             key, header.payload_context
         )
         self._payload_start = stream_position(source)
-        chunk_count = step_for_message(buffer_size, header.plaintext_size) // CHUNK_SIZE
-        self._in = bytearray(chunk_count * ENCRYPTED_CHUNK_SIZE)
-        self._out = (bytearray(chunk_count * CHUNK_SIZE), bytearray(chunk_count * CHUNK_SIZE))
+        step = step_for_message(buffer_size, header.plaintext_size)
+        ciphertext_size, plaintext_size = decrypt_buffer_sizes(step, header.plaintext_size)
+        self._in = bytearray(ciphertext_size)
+        self._out = (bytearray(plaintext_size), bytearray(plaintext_size))
         self._out_written = [0, 0]  # how much of each may hold plaintext: what to zero
         self._scratch_index = 0  # the buffer the next block is decrypted into
         self._pending = memoryview(b"")

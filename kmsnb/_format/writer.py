@@ -15,11 +15,9 @@ from cryptography.cobblestone import Cobblestone256Encryptor
 
 from kmsnb._format.header import Header
 from kmsnb._format.payload import (
-    CHUNK_SIZE,
     DEFAULT_BUFFER_SIZE,
-    PAYLOAD_PREFIX_SIZE,
-    TAG_SIZE,
     check_data_key,
+    encrypt_buffer_size,
     step_for_message,
 )
 
@@ -58,11 +56,7 @@ class EncryptWriter(io.RawIOBase):
         self._encryptor: Cobblestone256Encryptor | None = Cobblestone256Encryptor(
             key, header.payload_context
         )
-        # Cobblestone's update_into wants room for every chunk it may complete plus the
-        # salt and commitment on the first call.
-        self._out = bytearray(
-            self._step + PAYLOAD_PREFIX_SIZE + TAG_SIZE * (self._step // CHUNK_SIZE + 2)
-        )
+        self._out = bytearray(encrypt_buffer_size(self._step, header.plaintext_size))
         self._plaintext_size = 0
         self._declared_size = header.plaintext_size
         sink.write(header.raw)

@@ -74,9 +74,13 @@ def test_buffers_are_no_larger_than_the_message(size: int, buffer_size: int) -> 
         assert len(writer._out) < chunks * CS + PAYLOAD_PREFIX_SIZE + 16 * (chunks + 3)
         writer.write(_plaintext(size))
     reader = kmsnb.open_decrypt(io.BytesIO(sink.getvalue()), kms=_KMS, buffer_size=buffer_size)
+    # A message that fits in a step is read in one block of its payload, and only its full
+    # chunks come out of that block (the final one comes from finalize): no more buffer.
+    payload_rest = encrypted_payload_size(size) - PAYLOAD_PREFIX_SIZE
+    full_chunks = size // CS * CS
     with reader:
-        assert len(reader._in) == chunks * ENCRYPTED_CHUNK_SIZE
-        assert [len(buffer) for buffer in reader._out] == [chunks * CS, chunks * CS]
+        assert len(reader._in) == min(chunks * ENCRYPTED_CHUNK_SIZE, payload_rest)
+        assert [len(buffer) for buffer in reader._out] == [min(chunks * CS, full_chunks)] * 2
         assert reader.read() == _plaintext(size)
 
 
@@ -153,3 +157,38 @@ def test_a_truncated_small_file_is_refused(tmp_path: Path) -> None:
     for altered, expected in ((message[:-1], "ends 1 bytes early"), (message + b"x", "follows")):
         with pytest.raises(kmsnb.errors.TruncatedError, match=expected):
             kmsnb.decrypt_bytes(altered, kms=_KMS)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, CS - 1, CS, CS + 1], ids=lambda size: f"size-{size}")
+def test_a_message_read_in_one_block_still_sees_its_end(size: int) -> None:
+    """A message read in one block of exactly its payload: a byte more, or a byte less,
+    is still refused, and its buffers hold only its full chunks."""
+    sink = io.BytesIO()
+    with kmsnb.open_encrypt(sink, _KEY_ID, kms=_KMS, plaintext_size=size) as writer:
+        # The salt, the commitment and the full chunks: the final one comes from finalize.
+        assert len(writer._out) == PAYLOAD_PREFIX_SIZE + size // CS * ENCRYPTED_CHUNK_SIZE
+        writer.write(_plaintext(size))
+    message = sink.getvalue()
+    with kmsnb.open_decrypt(io.BytesIO(message), kms=_KMS) as reader:
+        assert len(reader._in) == encrypted_payload_size(size) - PAYLOAD_PREFIX_SIZE
+        assert [len(buffer) for buffer in reader._out] == [size // CS * CS] * 2
+        assert reader.read() == _plaintext(size)
+    with pytest.raises(kmsnb.errors.TruncatedError, match="follows the final chunk"):
+        kmsnb.decrypt_bytes(message + b"x", kms=_KMS)
+    with pytest.raises(kmsnb.errors.TruncatedError, match="ends 1 bytes early"):
+        kmsnb.decrypt_bytes(message[:-1], kms=_KMS)
+
+
+@pytest.mark.parametrize("size", [0, 4096], ids=lambda size: f"size-{size}")
+def test_a_source_longer_than_its_size_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """encrypt_file reads a file of known size with a buffer of that size and a byte: a
+    file that grew after its size was taken (here: said to be one byte shorter, or empty)
+    is still caught, and nothing is written."""
+    source, encrypted = tmp_path / "p", tmp_path / "p.kms"
+    source.write_bytes(_plaintext(size + 1))
+    monkeypatch.setattr("kmsnb._file_ops.regular_file_size", lambda fileobj: size)
+    with pytest.raises(kmsnb.errors.KmsnbError, match="changed size while it was read"):
+        kmsnb.encrypt_file(source, encrypted, _KEY_ID, kms=_KMS)
+    assert not encrypted.exists()

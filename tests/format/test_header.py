@@ -5,7 +5,6 @@ Each check names the docs/FORMAT.md section it follows ("Header", "Decoding").
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import struct
@@ -231,7 +230,10 @@ def test_key_slot_verifies_only_under_its_data_key() -> None:
 )
 def test_key_slot_mac_covers_every_slot_field(change: dict[str, Any]) -> None:
     """Changing any key-slot field, the MAC, or the bound section fails the slot check."""
-    tampered = dataclasses.replace(parse_header(_header().raw), **change)
+    parsed = parse_header(_header().raw)
+    # Header is immutable (no dataclass: start-up), so a changed one is built anew.
+    fields = {name: getattr(parsed, name) for name in Header.__match_args__}
+    tampered = Header(**{**fields, **change})
     with pytest.raises(IntegrityError):
         tampered.verify_key_slot(DATA_KEY)
 

@@ -60,3 +60,22 @@ def test_the_counting_wrappers_count_and_leave_the_file_open(bars: BarRecorder) 
         reader.close()
     assert (output.getvalue(), output.closed, source.closed) == (b"abc", False, False)
     assert (bars.only.n, bars.only.updates) == (6, 2)
+
+
+@pytest.mark.parametrize(
+    ("total", "show"),
+    [
+        (None, None),
+        (10, None),
+        (_progress.DEFAULT_PROGRESS_THRESHOLD, None),
+        (10, True),
+        (10**9, False),
+    ],
+)
+def test_wants_bar_says_what_progress_bar_does(
+    bars: BarRecorder, total: int | None, show: bool | None
+) -> None:
+    """``wants_bar`` (which lets a small file skip its bar's label) is progress_bar's rule."""
+    with _progress.progress_bar(total, "x", show=show):
+        pass
+    assert _progress.wants_bar(total, show) == (len(bars) == 1)
