@@ -1,5 +1,5 @@
 """A recording stand-in for tqdm, for the tests of ``progress=`` (the ``bars`` fixture in
-``conftest.py`` puts it in place of ``tqdm.auto.tqdm``)."""
+``conftest.py`` puts it in place of ``tqdm.autonotebook.tqdm``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from kmsnb.kms import Kms
 
 
 class RecordingBar:
-    """A stand-in for ``tqdm.auto.tqdm`` that remembers what it was told (no output).
+    """A stand-in for ``tqdm.autonotebook.tqdm`` that remembers what it was told (no output).
 
     ``fail_after``: raise ``KeyboardInterrupt`` (as a Ctrl-C would) once the count reaches
     it, to stop an operation mid-way where its bar is advanced.

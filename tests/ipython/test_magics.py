@@ -420,7 +420,7 @@ def test_progress_bar_only_above_the_threshold(capsys):
 
 
 def test_progress_bar_without_tqdm_is_a_no_op(monkeypatch, capsys):
-    monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
+    monkeypatch.setitem(__import__("sys").modules, "tqdm.autonotebook", None)
     _progress.set_progress_threshold(0)
     with _progress.progress_bar(2048, "big") as advance:
         advance(2048)

@@ -1,5 +1,5 @@
 """``progress=`` on the file operations (issue 12): ``None`` follows the session's
-threshold, ``True``/``False`` force it; the bar is ``tqdm.auto``'s."""
+threshold, ``True``/``False`` force it; the bar is ``tqdm.autonotebook``'s."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_encrypt_and_decrypt_file_follow_progress(
     source = tmp_path / "plain.bin"
     source.write_bytes(b"p" * 50_000)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tqdm.auto's notice outside a kernel
+        warnings.simplefilter("ignore")  # tqdm.autonotebook's notices
         kmsnb.encrypt_file(source, tmp_path / "c.kms", key_id, kms=kms, progress=progress)
         assert shown == _bar_shown(capsys, "encrypt plain.bin")
         kmsnb.decrypt_file(tmp_path / "c.kms", tmp_path / "out", kms=kms, progress=progress)

@@ -5,6 +5,8 @@ is shown (they hand back the file itself)."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
 from progress_bars import BarRecorder
@@ -79,3 +81,20 @@ def test_wants_bar_says_what_progress_bar_does(
     with _progress.progress_bar(total, "x", show=show):
         pass
     assert _progress.wants_bar(total, show) == (len(bars) == 1)
+
+
+def test_a_bar_in_a_script_is_tqdms_text_bar_without_asyncio() -> None:
+    """Outside a kernel the bar is tqdm's own text bar, and drawing it imports no
+    ``asyncio`` (``tqdm.auto`` would, for an async mixin kmsnb does not use)."""
+    code = (
+        "import sys, kmsnb._progress as p\n"
+        "with p.progress_bar(10, 'x', show=True) as advance: advance(10)\n"
+        "import tqdm.std\n"
+        "assert p._tqdm_class() is tqdm.std.tqdm, p._tqdm_class()\n"
+        "assert 'asyncio' not in sys.modules\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "x:   0%" in completed.stderr  # a text bar on stderr (not left when done)

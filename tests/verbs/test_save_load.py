@@ -253,7 +253,7 @@ def test_progress_can_be_forced(
     tmp_path: Path, kms: InMemoryKms, key_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tqdm.auto's notice outside a kernel
+        warnings.simplefilter("ignore")  # tqdm.autonotebook's notices
         kmsnb.save(b"x" * 4096, tmp_path / "p.kms", key_id, kms=kms, progress=True)
     assert "save p.kms" in capsys.readouterr().err  # tqdm's text bar, on stderr
     kmsnb.save(b"x" * 4096, tmp_path / "q.kms", key_id, kms=kms, progress=None)
