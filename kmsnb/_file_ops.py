@@ -182,7 +182,7 @@ def encrypt_file(
             is for scratch outputs: after a power cut or a kernel crash ``dst`` may be
             missing, empty or short (and a replaced file lost); everything else holds.
             An object store holds the object durably once it has it, either way.
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), ``True`` always,
             ``False`` never.
         storage_options: for whichever of ``src`` and ``dst`` is a URL, as in pandas

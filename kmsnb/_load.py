@@ -61,7 +61,7 @@ def load(
             (a polars DataFrame), read by that library as its own Parquet reader reads;
             bytes and text come back as they are whatever it says.
         storage_options: for a URL ``path``, as in pandas.
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
             plaintext size the header declares (else the payload's; column-level
             Parquet: the file's size), ``True`` always, ``False`` never.

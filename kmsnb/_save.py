@@ -148,7 +148,7 @@ def save(
             list of columns under ``key``.
         overwrite: replace an existing file; otherwise an object is created only if none
             is there (a conditional create, refereed by the store).
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` from the session's threshold
+        progress: a progress bar (``tqdm``): ``None`` from the session's threshold
             (:func:`kmsnb._progress.set_progress_threshold`), ``True`` always, ``False``
             never. A table's is judged by its size in memory (as its library's writer
             says: :func:`kmsnb.arrow.write_table`, :func:`kmsnb.dataframe.to_csv`...).

@@ -101,7 +101,7 @@ def write_table(
         overwrite: replace an existing file.
         format: ``"parquet"`` or ``"csv"`` (whole file only).
         storage_options: for fsspec URLs.
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
             table's size in memory (``nbytes``), ``True`` always, ``False`` never. It
             counts the bytes encrypted (column level: the bytes of the file written).
@@ -255,7 +255,7 @@ def read_table(
         allowed_keys: the master keys the file, or every column key read, may be under;
             any other is a ``WrongKeyError`` before data is released.
         storage_options: for fsspec URLs.
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
             plaintext size the header declares (else the payload's; column level: the
             file's size), ``True`` always, ``False`` never.

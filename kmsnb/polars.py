@@ -73,7 +73,7 @@ def write_parquet(
 
     Args:
         df: a polars ``DataFrame``.
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by
             ``df.estimated_size()``, ``True`` always, ``False`` never.
         write_options: whole file: for ``DataFrame.write_parquet`` (``compression``,

@@ -83,7 +83,7 @@ def to_csv(
     Prefer :func:`to_parquet` to round-trip a DataFrame.
 
     Args:
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
             frame's cells at 8 bytes each (its shallow size: a string counts as a
             pointer), ``True`` always, ``False`` never. It counts the CSV bytes encrypted.

@@ -102,7 +102,7 @@ def to_parquet(
             (``columns`` must be ``None``), for :func:`kmsnb.duckdb.read_parquet`.
         overwrite: replace an existing file.
         storage_options: for fsspec URLs, as in pandas.
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
             Arrow table's size in memory, ``True`` always, ``False`` never (see
             :func:`kmsnb.arrow.write_table`).
@@ -168,7 +168,7 @@ def read_parquet(
         allowed_keys: the master keys (ids, aliases or ARNs, resolved through the KMS
             now) the file, or every column key read, may be under; ``None`` accepts the
             key the file names. Any other is a ``WrongKeyError`` before data is released.
-        progress: a progress bar (``tqdm``: a widget in Jupyter, text elsewhere): ``None`` shows one from the session's
+        progress: a progress bar (``tqdm``): ``None`` shows one from the session's
             threshold (:func:`kmsnb._progress.set_progress_threshold`), judged by the
             plaintext size the header declares (else the payload's; column level: the
             file's size), ``True`` always, ``False`` never.
