@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kmsnb._keynames import resolve_key_name
+from kmsnb._record import FrozenRecord
 from kmsnb.errors import IntegrityError, KmsAccessDeniedError, WrongKeyError
 from kmsnb.kms._base import DATA_KEY_SIZE, Kms, UnwrappedKey, wipe
 
@@ -37,41 +38,22 @@ if TYPE_CHECKING:
 __all__ = ["AllowedKeys", "resolve_allowed_keys", "unwrap_data_key"]
 
 
-class AllowedKeys:
+class AllowedKeys(FrozenRecord):
     """``allowed_keys`` resolved through the KMS: each entry as given, with its key id.
 
     Secret-free and picklable, so that a Dask task can carry it to a worker.
     """
 
-    # A plain class, not a dataclass: importing dataclasses cost a CLI call more than its
+    # A FrozenRecord, not a dataclass: importing dataclasses cost a CLI call more than its
     # work (start-up). Frozen, compared, hashed and shown as the dataclass it was.
-    __slots__ = ("entries",)
     __match_args__ = ("entries",)
+    _FIELDS = _COMPARED = _SHOWN = __match_args__
+    __slots__ = __match_args__
 
     entries: tuple[tuple[str, str], ...]  # (entry as given, the key id it resolved to)
 
     def __init__(self, entries: tuple[tuple[str, str], ...]) -> None:
         object.__setattr__(self, "entries", entries)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AllowedKeys) or other.__class__ is not self.__class__:
-            return NotImplemented
-        return self.entries == other.entries
-
-    def __hash__(self) -> int:
-        return hash((self.entries,))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}(entries={self.entries!r})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[type[AllowedKeys], tuple[object, ...]]:
-        return (type(self), (self.entries,))
 
     @property
     def key_ids(self) -> frozenset[str]:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal, TypeVar, overload
 
 from kmsnb._hints import kms_location
+from kmsnb._record import FrozenRecord
 from kmsnb.errors import NewKeystoreWarning
 from kmsnb.kms._base import Kms, KmsClient
 
@@ -63,7 +64,7 @@ _SERVICE_HOST = r"kms(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.aliyuncs\.com"
 _USER_INFO = r"(^|//)[^/?#]*@"
 
 
-class KmsUri:
+class KmsUri(FrozenRecord):
     """A parsed KMS URI: which backend, and where.
 
     Attributes:
@@ -76,10 +77,11 @@ class KmsUri:
             public endpoint.
     """
 
-    # A plain class, not a dataclass: importing dataclasses cost a CLI call more than its
+    # A FrozenRecord, not a dataclass: importing dataclasses cost a CLI call more than its
     # work (start-up). Frozen, compared, hashed and shown as the dataclass it was.
-    __slots__ = ("endpoint", "kind", "region_id", "store_path")
     __match_args__ = ("kind", "store_path", "region_id", "endpoint")  # the fields, in order
+    _FIELDS = _COMPARED = _SHOWN = __match_args__
+    __slots__ = __match_args__
 
     kind: Literal["local", "sdk"]
     store_path: Path | None
@@ -93,37 +95,8 @@ class KmsUri:
         region_id: str | None = None,
         endpoint: str | None = None,
     ) -> None:
-        for name, value in zip(
-            self.__match_args__, (kind, store_path, region_id, endpoint), strict=True
-        ):
+        for name, value in zip(self._FIELDS, (kind, store_path, region_id, endpoint), strict=True):
             object.__setattr__(self, name, value)
-
-    def _fields(self) -> tuple[object, ...]:
-        return (self.kind, self.store_path, self.region_id, self.endpoint)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, KmsUri) or other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{name}={value!r}"
-            for name, value in zip(self.__match_args__, self._fields(), strict=True)
-        )
-        return f"{type(self).__qualname__}({shown})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[type[KmsUri], tuple[object, ...]]:
-        return (type(self), self._fields())
 
     def pinned(self) -> str:
         """The URI as another process must be given it to reach the same KMS: a ``local:``

@@ -85,7 +85,7 @@ from kmsnb._format.key_slot import (
     slot_mac,
     verify_key_slot,
 )
-from kmsnb._format.record import FrozenRecord
+from kmsnb._record import FrozenRecord
 from kmsnb.errors import FormatError, TruncatedError
 
 # The constants and field encodings live in header_fields; the ones other modules use are

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+from kmsnb._record import FrozenRecord
 from kmsnb.errors import UnsupportedStorageError
 
 __all__ = ["WRITABLE", "Location", "StoreKind", "is_url", "resolve"]
@@ -47,7 +48,7 @@ _EXTRA_FOR: Final = {"s3": "kmsnb[s3]", "s3a": "kmsnb[s3]", "oss": "kmsnb[oss]"}
 _S3FS_FLOOR: Final = (2025, 7)
 
 
-class Location:
+class Location(FrozenRecord):
     """A resolved destination or source.
 
     Attributes:
@@ -58,11 +59,13 @@ class Location:
         storage_options: the caller's options for the store (empty for local paths).
     """
 
-    # A plain class, not a dataclass: importing dataclasses cost a CLI call more than its
+    # A FrozenRecord, not a dataclass: importing dataclasses cost a CLI call more than its
     # work (start-up). Frozen, compared and shown as the dataclass it was (the options are
     # left out of the repr: they may name a profile or an endpoint).
-    __slots__ = ("kind", "path", "protocol", "storage_options", "url")
     __match_args__ = ("url", "kind", "protocol", "path", "storage_options")  # in order
+    _FIELDS = _COMPARED = __match_args__
+    _SHOWN = _FIELDS[:4]
+    __slots__ = __match_args__
 
     url: str
     kind: StoreKind
@@ -79,36 +82,8 @@ class Location:
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         options = {} if storage_options is None else storage_options
-        for name, value in zip(
-            self.__match_args__, (url, kind, protocol, path, options), strict=True
-        ):
+        for name, value in zip(self._FIELDS, (url, kind, protocol, path, options), strict=True):
             object.__setattr__(self, name, value)
-
-    def _fields(self) -> tuple[object, ...]:
-        return (self.url, self.kind, self.protocol, self.path, self.storage_options)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Location) or other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(url={self.url!r}, kind={self.kind!r}, "
-            f"protocol={self.protocol!r}, path={self.path!r})"
-        )
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[type[Location], tuple[object, ...]]:
-        return (type(self), self._fields())
 
     @property
     def is_local(self) -> bool:

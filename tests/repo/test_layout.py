@@ -52,6 +52,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             # Text and HTML tables over _text only: records of every layer render with it.
             "kmsnb._render",
             "kmsnb._sizes",
+            # The immutable record that replaced frozen dataclasses (start-up).
+            "kmsnb._record",
         ),
     ),
     (

@@ -6,7 +6,9 @@ imported (issue 16). :class:`FrozenRecord` gives a subclass the behaviour a
 ``@dataclass(frozen=True)`` had: assignment and deletion refused, equality over the fields
 that count, a ``repr`` of the fields that may be shown, copies and pickles through the
 constructor. The subclass lists its fields and writes its own ``__init__``, which sets
-them with ``object.__setattr__``.
+them with ``object.__setattr__``. Every frozen record of the layers above the KMS
+backends is one (the file header, the KMS URI, a storage location, the allowed keys); the
+emulator, which may import nothing of kmsnb's but the KMS interface, has its own.
 """
 
 from __future__ import annotations

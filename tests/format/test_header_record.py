@@ -1,6 +1,6 @@
 """``Header`` as a record: what the frozen dataclass it was gave, kept without dataclasses.
 
-``kmsnb._format.record.FrozenRecord`` replaced ``@dataclass(frozen=True)`` (start-up, issue
+``kmsnb._record.FrozenRecord`` replaced ``@dataclass(frozen=True)`` (start-up, issue
 16); these tests pin the behaviour callers relied on: immutability, equality over every
 field but ``raw`` and ``bound``, a ``repr`` without the MAC or the bytes, copies and
 pickles, and the two caches (payload context, key slot fields) agreeing with a fresh
