@@ -115,7 +115,10 @@ class Output(io.BufferedWriter):
 
         self.flush()  # the background thread writes from the descriptor's offset on
         self._sent = self._written
-        self._behind = BackgroundWriter(self.fileno(), self._sent_by_thread)
+        self._may_go_behind = False
+        # No thread to be had (a process at its limit): go on writing in this one.
+        with contextlib.suppress(RuntimeError):
+            self._behind = BackgroundWriter(self.fileno(), self._sent_by_thread)
 
     def _sent_by_thread(self, size: int) -> None:
         self._sent += size

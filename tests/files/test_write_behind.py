@@ -231,3 +231,21 @@ def test_a_seek_goes_back_to_writing_in_the_callers_thread(
         output.write(bytes(1_000_000))  # no new thread after a seek
         assert _threads_alive() == []
     assert destination.read_bytes() == b"head" + bytes(2_000_000 - 4)
+
+
+def test_without_a_thread_to_be_had_the_output_is_written_in_the_callers_thread(
+    tmp_path: Path, early: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process at its thread limit (``can't start new thread``) still gets its output."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    destination = tmp_path / "out.bin"
+    data = random.Random(11).randbytes(1_000_000)
+    with atomic_output(destination, overwrite=False) as output:
+        for start in range(0, len(data), 100_000):
+            output.write(data[start : start + 100_000])
+    assert destination.read_bytes() == data
+    assert early  # the write-back went on from the caller's thread
