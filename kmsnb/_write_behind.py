@@ -30,16 +30,16 @@ passed :data:`kmsnb._files.WRITE_BEHIND_AFTER` bytes.
 
 from __future__ import annotations
 
+import _thread
 import os
 import queue
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["SLOT_COUNT", "SLOT_SIZE", "BackgroundWriter"]
+__all__ = ["SLOT_COUNT", "SLOT_SIZE", "BackgroundWriter", "running_count"]
 
 #: Bytes per slot: the size of the cipher's steps (1 MiB), so a step is one ``write``.
 SLOT_SIZE = 1 << 20
@@ -49,6 +49,20 @@ SLOT_COUNT = 4
 
 _STOP = None  # what tells the thread to end, after the slots queued before it
 
+_running = 0  # writer threads not yet ended (running_count)
+_running_lock = _thread.allocate_lock()
+
+
+def running_count() -> int:
+    """How many writer threads have started and not yet ended (for tests and diagnostics)."""
+    return _running
+
+
+def _count_running(change: int) -> None:
+    global _running
+    with _running_lock:
+        _running += change
+
 
 class BackgroundWriter:
     """Writes to the descriptor ``fd``, in order, from a thread of its own.
@@ -56,6 +70,12 @@ class BackgroundWriter:
     ``wrote(size)`` is called by the thread after each slot is on its way (the
     descriptor's early write-back is started from there). The descriptor stays the
     caller's: it is written at its current offset and never closed here.
+
+    The thread is a bare ``_thread`` one, not a :class:`threading.Thread`: the CLI turns
+    SIGTERM and SIGHUP into an exception raised wherever the main thread is, and a
+    ``Thread`` object's end runs a weak-reference callback of ``threading``'s there, where
+    Python ignores (prints and drops) any exception: the signal was lost, and the command
+    went on (seen in ``tests/crash``). Joining is a lock the thread releases as it ends.
     """
 
     def __init__(
@@ -78,8 +98,14 @@ class BackgroundWriter:
         self._error: BaseException | None = None
         self._abandoned = False
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="kmsnb-write-behind", daemon=True)
-        self._thread.start()
+        self._ended = _thread.allocate_lock()
+        self._ended.acquire()  # released by the thread as its last act
+        _count_running(+1)
+        try:
+            _thread.start_new_thread(self._run_then_end, ())
+        except BaseException:
+            _count_running(-1)
+            raise
 
     def write(self, data: ReadableBuffer) -> None:
         """Queue ``data`` (copied); raises the thread's error, if it met one."""
@@ -129,11 +155,19 @@ class BackgroundWriter:
         if not self._stopped:
             self._stopped = True
             self._full.put(_STOP)
-            self._thread.join()
+            self._ended.acquire()  # the thread's end
+            self._ended.release()
 
     def _raise_error(self) -> None:
         if self._error is not None:
             raise self._error
+
+    def _run_then_end(self) -> None:
+        try:
+            self._run()
+        finally:
+            _count_running(-1)
+            self._ended.release()
 
     def _run(self) -> None:
         while (item := self._full.get()) is not _STOP:

@@ -14,16 +14,15 @@ from pathlib import Path
 import pytest
 
 import kmsnb._output as output_file
+import kmsnb._write_behind as write_behind
 from kmsnb._files import atomic_output
 from kmsnb._write_behind import BackgroundWriter
 
 pytestmark = pytest.mark.unit
 
-THREAD_NAME = "kmsnb-write-behind"
 
-
-def _threads_alive() -> list[str]:
-    return [thread.name for thread in threading.enumerate() if thread.name == THREAD_NAME]
+def _threads_alive() -> int:
+    return write_behind.running_count()
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ def test_the_bytes_arrive_whole_and_in_order(descriptor: tuple[int, Path]) -> No
     assert path.read_bytes() == expected
     assert sum(sent) == len(expected)
     assert all(size <= 4096 for size in sent)
-    assert _threads_alive() == []
+    assert _threads_alive() == 0
 
 
 def test_an_error_of_the_thread_is_raised_by_the_next_call_and_every_one_after(
@@ -100,7 +99,7 @@ def test_an_error_of_the_thread_is_raised_by_the_next_call_and_every_one_after(
         writer.close()
     assert calls == [1000, 1000]  # nothing was written after the failure
     assert path.stat().st_size == 1000
-    assert _threads_alive() == []
+    assert _threads_alive() == 0
 
 
 def test_abandon_writes_nothing_more(descriptor: tuple[int, Path]) -> None:
@@ -122,7 +121,7 @@ def test_abandon_writes_nothing_more(descriptor: tuple[int, Path]) -> None:
     abandoning.join(timeout=10)
     assert not abandoning.is_alive()
     assert path.stat().st_size == 100
-    assert _threads_alive() == []
+    assert _threads_alive() == 0
 
 
 # -- an output written behind ----------------------------------------------------------------
@@ -143,15 +142,15 @@ def test_a_large_output_is_written_behind_byte_for_byte(
 ) -> None:
     destination = tmp_path / "out.bin"
     data = random.Random(3).randbytes(3_000_000)
-    threads_during: list[str] = []
+    threads_during = 0
     with atomic_output(destination, overwrite=False) as output:
         for start in range(0, len(data), 10_000):
             output.write(data[start : start + 10_000])
             assert output.tell() == min(start + 10_000, len(data))
         threads_during = _threads_alive()
-    assert threads_during == [THREAD_NAME]
+    assert threads_during == 1
     assert destination.read_bytes() == data
-    assert _threads_alive() == []
+    assert _threads_alive() == 0
     # The write-back still covers the file from its start, in contiguous steps.
     offsets = [offset for offset, _ in early]
     assert [0] + [offset + size for offset, size in early[:-1]] == offsets
@@ -172,7 +171,7 @@ def test_a_scratch_output_is_written_behind_without_write_back(
 def test_no_thread_for_a_small_output(tmp_path: Path, early: list[tuple[int, int]]) -> None:
     with atomic_output(tmp_path / "small.bin", overwrite=False) as output:
         output.write(bytes(65535))
-        assert _threads_alive() == []
+        assert _threads_alive() == 0
     assert (tmp_path / "small.bin").stat().st_size == 65535
 
 
@@ -193,27 +192,27 @@ def test_a_failed_write_behind_names_the_destination_and_leaves_nothing(
     assert raised.value.errno == errno.ENOSPC
     assert raised.value.filename == os.fspath(destination)
     assert os.listdir(tmp_path) == []
-    assert _threads_alive() == []
+    assert _threads_alive() == 0
 
 
 def test_an_interrupted_write_behind_stops_its_thread_and_leaves_nothing(
     tmp_path: Path, early: list[tuple[int, int]]
 ) -> None:
     destination = tmp_path / "out.bin"
-    alive: list[str] = []
+    alive: list[int] = []
 
     def write_then_interrupt() -> None:
         with atomic_output(destination, overwrite=False) as output:
             output.write(bytes(1_000_000))
             output.write(bytes(1_000_000))  # past WRITE_BEHIND_AFTER: this one goes behind
-            alive.extend(_threads_alive())
+            alive.append(_threads_alive())
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         write_then_interrupt()
-    assert alive == [THREAD_NAME]
+    assert alive == [1]
     assert os.listdir(tmp_path) == []
-    assert _threads_alive() == []
+    assert _threads_alive() == 0
 
 
 def test_a_seek_goes_back_to_writing_in_the_callers_thread(
@@ -223,13 +222,13 @@ def test_a_seek_goes_back_to_writing_in_the_callers_thread(
     with atomic_output(destination, overwrite=False) as output:
         output.write(bytes(500_000))
         output.write(bytes(500_000))
-        assert _threads_alive() == [THREAD_NAME]
+        assert _threads_alive() == 1
         output.seek(0)
-        assert _threads_alive() == []
+        assert _threads_alive() == 0
         output.write(b"head")
         output.seek(0, os.SEEK_END)
         output.write(bytes(1_000_000))  # no new thread after a seek
-        assert _threads_alive() == []
+        assert _threads_alive() == 0
     assert destination.read_bytes() == b"head" + bytes(2_000_000 - 4)
 
 
@@ -238,10 +237,10 @@ def test_without_a_thread_to_be_had_the_output_is_written_in_the_callers_thread(
 ) -> None:
     """A process at its thread limit (``can't start new thread``) still gets its output."""
 
-    def refuse(self: threading.Thread) -> None:
+    def refuse(function: object, arguments: object) -> int:
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(write_behind._thread, "start_new_thread", refuse)
     destination = tmp_path / "out.bin"
     data = random.Random(11).randbytes(1_000_000)
     with atomic_output(destination, overwrite=False) as output:
