@@ -143,11 +143,15 @@ def test_a_large_output_is_written_behind_byte_for_byte(
     destination = tmp_path / "out.bin"
     data = random.Random(3).randbytes(3_000_000)
     threads_during = 0
+    thread_objects = threading.active_count()
     with atomic_output(destination, overwrite=False) as output:
         for start in range(0, len(data), 10_000):
             output.write(data[start : start + 10_000])
             assert output.tell() == min(start + 10_000, len(data))
         threads_during = _threads_alive()
+        # A bare thread, no threading.Thread: the end of one runs a weak-reference callback
+        # in the main thread, where a SIGTERM's exception would be dropped (see the module).
+        assert threading.active_count() == thread_objects
     assert threads_during == 1
     assert destination.read_bytes() == data
     assert _threads_alive() == 0
