@@ -198,14 +198,7 @@ def test_help_and_version_import_no_command_module(flag: str, store: dict[str, s
 
 def test_encrypt_and_decrypt_import_nothing_heavy(tmp_path: Path, store: dict[str, str]) -> None:
     """A round trip with a ``local:`` KMS: the format, the emulator, nothing heavy."""
-    key = subprocess.run(
-        [sys.executable, "-m", "kmsnb", "key", "create", "--alias", "imports"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=store,
-        check=True,
-    ).stdout.strip()
+    key = _key(store)
     plain = tmp_path / "plain.bin"
     plain.write_bytes(os.urandom(4096))
     encrypted = tmp_path / "plain.bin.kms"
