@@ -224,33 +224,30 @@ def _link_fd(fd: int, folder: _Folder, name: str) -> None:
     os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder.fileno(), follow_symlinks=True)
 
 
-def _link_anonymous(fd: int, folder: _Folder) -> Path:
-    """Give the anonymous file ``fd`` a temporary name."""
+def _link_anonymous(fd: int, folder: _Folder, claimed: list[Path]) -> None:
+    """Give the anonymous file ``fd`` a temporary name, appended to ``claimed`` (and
+    registered) before it exists, as :func:`kmsnb._temporary.open_named` does."""
     while True:
         path = temporary_path(folder.path)
+        claimed.append(path)
+        register(path)
         try:
             _link_fd(fd, folder, path.name)
-            return path
-        except FileExistsError:
-            continue
+            return
+        except FileExistsError:  # 32 random bits collided; draw again
+            claimed.pop()
+            unregister(path)
 
 
-def _copy_to_named(fd: int, directory: Path, *, durable: bool) -> Path:
+def _copy_to_named(fd: int, directory: Path, claimed: list[Path], *, durable: bool) -> None:
     """Copy the anonymous file ``fd`` to a named temporary one, for file systems that
-    cannot link it; the copy is registered for removal like any named temporary file."""
-    out_fd, path = open_named(directory)
-    register(path)
-    try:
-        with io.FileIO(out_fd, "wb", closefd=True) as copy:
-            os.lseek(fd, 0, os.SEEK_SET)
-            while block := os.read(fd, _COPY_SIZE):
-                copy.write(block)
-            if durable:
-                os.fsync(copy.fileno())
-    except BaseException:
-        discard(path)
-        raise
-    return path
+    cannot link it; its path is appended to ``claimed`` before it exists."""
+    with io.FileIO(open_named(directory, claimed), "wb", closefd=True) as copy:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while block := os.read(fd, _COPY_SIZE):
+            copy.write(block)
+        if durable:
+            os.fsync(copy.fileno())
 
 
 def _rename_exclusive(source: Path, destination: Path) -> None:
@@ -304,21 +301,27 @@ def _publish(
         except OSError as error:
             if error.errno not in _NO_LINKS:
                 raise
-        named = _copy_to_named(fd, target.parent, durable=durable)
-    else:
-        try:
-            named = _link_anonymous(fd, folder)
-            register(named)
-        except OSError as error:
-            if error.errno not in _NO_LINKS:
-                raise
-            named = _copy_to_named(fd, target.parent, durable=durable)
+    # Through a temporary name, noted in ``claimed`` before it exists: whatever stops the
+    # publishing (a signal's exception included) removes every temporary file it made.
+    claimed: list[Path] = []
     try:
-        _publish_named(named, target, overwrite=overwrite)
+        linked = False
+        if overwrite:
+            try:
+                _link_anonymous(fd, folder, claimed)
+                linked = True
+            except OSError as error:
+                if error.errno not in _NO_LINKS:
+                    raise
+        if not linked:
+            _copy_to_named(fd, target.parent, claimed, durable=durable)
+        _publish_named(claimed[-1], target, overwrite=overwrite)
     except BaseException:
-        discard(named)
+        for path in claimed:
+            discard(path)
         raise
-    unregister(named)
+    for path in claimed:
+        unregister(path)
 
 
 @contextlib.contextmanager
@@ -369,8 +372,9 @@ def atomic_output(
     try:
         fd = _open_anonymous(directory)
         if fd is None:
-            fd, named = open_named(directory)
-            register(named)
+            claimed: list[Path] = []
+            fd = open_named(directory, claimed)
+            named = claimed[-1]
     except OSError as error:
         raise naming(error, destination) from None
     output = Output(fd, destination, write_back=durable, behind=True)

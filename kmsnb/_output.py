@@ -46,12 +46,10 @@ class Output(io.BufferedWriter):
     ) -> None:
         super().__init__(io.FileIO(fd, "wb", closefd=True))
         self.destination = destination
-        self._write_back = write_back
         self._may_go_behind = behind
         self._behind: _write_behind.BackgroundWriter | None = None
         self._written = 0  # bytes accepted so far
-        self._sent = 0  # bytes the background thread has written (from its start)
-        self._handed_over = 0  # write-back was started for the bytes before this offset
+        self._write_back_cursor = _WriteBackCursor(fd, enabled=write_back)
 
     def write(self, data: Any) -> int:
         if self._behind is None and self._may_go_behind and self._written >= WRITE_BEHIND_AFTER:
@@ -68,7 +66,7 @@ class Output(io.BufferedWriter):
             raise naming(error, self.destination) from None
         self._written += count
         if self._behind is None:
-            self._start_write_back(self._written)
+            self._write_back_cursor.reach(self._written)
         return count
 
     def tell(self) -> int:
@@ -114,15 +112,10 @@ class Output(io.BufferedWriter):
         from kmsnb._write_behind import BackgroundWriter  # large outputs only (start-up)
 
         self.flush()  # the background thread writes from the descriptor's offset on
-        self._sent = self._written
         self._may_go_behind = False
         # No thread to be had (a process at its limit): go on writing in this one.
         with contextlib.suppress(RuntimeError):
-            self._behind = BackgroundWriter(self.fileno(), self._sent_by_thread)
-
-    def _sent_by_thread(self, size: int) -> None:
-        self._sent += size
-        self._start_write_back(self._sent)
+            self._behind = BackgroundWriter(self.fileno(), self._write_back_cursor.advance)
 
     def _stop_behind(self) -> None:
         """Back to writing in the caller's thread (for a seek or truncate)."""
@@ -134,7 +127,28 @@ class Output(io.BufferedWriter):
             except OSError as error:
                 raise naming(error, self.destination) from None
 
-    def _start_write_back(self, written: int) -> None:
-        if self._write_back and written - self._handed_over >= WRITE_BACK_STEP:
-            start_write_back(self.fileno(), self._handed_over, written - self._handed_over)
+
+class _WriteBackCursor:
+    """How far one output is written, and where its early write-back stands.
+
+    Its own object, not the output's: the background thread calls :meth:`advance`, and
+    holding the output from there would keep a lost writer alive (see
+    :mod:`kmsnb._write_behind`, "Signals").
+    """
+
+    def __init__(self, fd: int, *, enabled: bool) -> None:
+        self._fd = fd
+        self._enabled = enabled
+        self._written = 0  # bytes known to be written, from the file's start
+        self._handed_over = 0  # write-back was started for the bytes before this offset
+
+    def advance(self, size: int) -> None:
+        """``size`` more bytes were written (the background thread's report)."""
+        self.reach(self._written + size)
+
+    def reach(self, written: int) -> None:
+        """The first ``written`` bytes are written: start the write-back of a step."""
+        self._written = written
+        if self._enabled and written - self._handed_over >= WRITE_BACK_STEP:
+            start_write_back(self._fd, self._handed_over, written - self._handed_over)
             self._handed_over = written

@@ -146,15 +146,23 @@ def temporary_path(directory: Path) -> Path:
     return directory / f"{_PREFIX}{_host_tag()}.{os.getpid()}.{os.urandom(4).hex()}"
 
 
-def open_named(directory: Path) -> tuple[int, Path]:
-    """Create a temporary file (0600, exclusively) in ``directory``; return it open."""
+def open_named(directory: Path, claimed: list[Path]) -> int:
+    """Create a temporary file (0600, exclusively) in ``directory``; return it open.
+
+    Its path is appended to ``claimed`` and registered (:func:`register`) before the file
+    exists: whatever stops the caller, a signal's exception included, finds in
+    ``claimed`` every file there is to :func:`discard`.
+    """
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     while True:
         path = temporary_path(directory)
+        claimed.append(path)
+        register(path)
         try:
-            return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600), path
-        except FileExistsError:
-            continue  # 32 random bits collided; draw again
+            return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileExistsError:  # 32 random bits collided; draw again
+            claimed.pop()
+            unregister(path)
 
 
 # -- named temporary files and termination signals ---------------------------------------

@@ -26,13 +26,26 @@ reaches a slot.
 
 Small outputs never get a thread: :mod:`kmsnb._files` starts one only once an output has
 passed :data:`kmsnb._files.WRITE_BEHIND_AFTER` bytes.
+
+**Signals.** The CLI turns SIGTERM and SIGHUP into an exception, and Ctrl-C is one: Python
+raises it in the caller's thread wherever that thread is, between two steps of any
+Python function. A lock taken by a Python function (``queue.Queue``'s, a
+``threading.Condition``'s) can be left taken by it, and the next call that needs the lock
+waits forever (a ``kmsnb decrypt`` stopped by SIGTERM hung so, once in CI). So the
+caller's side uses only what acts in one C call, ``_queue.SimpleQueue`` and a bare lock,
+and never waits twice for one event; the thread, which no signal interrupts, does the
+rest. A writer lost half-made (the exception came between starting the thread and
+keeping the writer) ends its thread on its own: the thread holds the writer only by a
+weak reference and looks, while it has nothing to do, whether the writer still exists.
+``tests/files/test_write_behind_signals.py`` raises an exception at every such point.
 """
 
 from __future__ import annotations
 
 import _thread
+import _weakref
 import os
-import queue
+from _queue import Empty, SimpleQueue
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -46,22 +59,43 @@ SLOT_SIZE = 1 << 20
 #: Slots in the pool: one being filled, one being written, and two in reserve for the
 #: moments when the disk (or the cipher) is the slower one. More gained nothing here.
 SLOT_COUNT = 4
+#: Seconds an idle thread waits before it looks whether its writer still exists.
+IDLE_CHECK_S = 0.25
 
 _STOP = None  # what tells the thread to end, after the slots queued before it
+_LockType = type(_thread.allocate_lock())
 
-_running = 0  # writer threads not yet ended (running_count)
-_running_lock = _thread.allocate_lock()
+# What the caller queues for the thread: a slot and its size; a lock, released when the
+# thread reaches it (drain); or _STOP.
+_Item = tuple[bytearray, int] | _thread.LockType | None
+
+# The end-locks of the threads not yet ended (running_count). A set's add and discard are
+# each one C call: no lock of our own that a signal could leave taken.
+_running: set[_thread.LockType] = set()
 
 
 def running_count() -> int:
     """How many writer threads have started and not yet ended (for tests and diagnostics)."""
-    return _running
+    return len(_running)
 
 
-def _count_running(change: int) -> None:
-    global _running
-    with _running_lock:
-        _running += change
+class _LostWriterError(OSError):
+    """The thread ended because its writer was gone with slots still to come."""
+
+
+class _Shared:
+    """What the caller and the thread both hold: the queues and the thread's outcome."""
+
+    def __init__(self, fd: int, wrote: Callable[[int], None]) -> None:
+        self.fd = fd
+        self.wrote = wrote
+        self.free: SimpleQueue[bytearray] = SimpleQueue()
+        self.full: SimpleQueue[_Item] = SimpleQueue()  # in order
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.ended = False  # set by the thread just before it releases end_lock
+        self.end_lock = _thread.allocate_lock()
+        self.end_lock.acquire()
 
 
 class BackgroundWriter:
@@ -71,11 +105,10 @@ class BackgroundWriter:
     descriptor's early write-back is started from there). The descriptor stays the
     caller's: it is written at its current offset and never closed here.
 
-    The thread is a bare ``_thread`` one, not a :class:`threading.Thread`: the CLI turns
-    SIGTERM and SIGHUP into an exception raised wherever the main thread is, and a
-    ``Thread`` object's end runs a weak-reference callback of ``threading``'s there, where
-    Python ignores (prints and drops) any exception: the signal was lost, and the command
-    went on (seen in ``tests/crash``). Joining is a lock the thread releases as it ends.
+    The thread is a bare ``_thread`` one, not a :class:`threading.Thread`: a ``Thread``
+    object's end runs a weak-reference callback of ``threading``'s in the caller's thread,
+    where Python ignores (prints and drops) any exception, a SIGTERM's included: the
+    signal was lost, and the command went on (seen in ``tests/crash``).
     """
 
     def __init__(
@@ -86,26 +119,14 @@ class BackgroundWriter:
         slot_size: int = SLOT_SIZE,
         slot_count: int = SLOT_COUNT,
     ) -> None:
-        self._fd = fd
-        self._wrote = wrote
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        shared = self._shared = _Shared(fd, wrote)
         for _ in range(slot_count):
-            self._free.put(bytearray(slot_size))
-        # A Queue (not a SimpleQueue) for its join(): drain() waits for the queued slots.
-        self._full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+            shared.free.put(bytearray(slot_size))
         self._slot: bytearray | None = None
         self._filled = 0
-        self._error: BaseException | None = None
-        self._abandoned = False
-        self._stopped = False
-        self._ended = _thread.allocate_lock()
-        self._ended.acquire()  # released by the thread as its last act
-        _count_running(+1)
-        try:
-            _thread.start_new_thread(self._run_then_end, ())
-        except BaseException:
-            _count_running(-1)
-            raise
+        self._stop_sent = False
+        _thread.start_new_thread(_serve, (_weakref.ref(self), shared))
+        _running.add(shared.end_lock)
 
     def write(self, data: ReadableBuffer) -> None:
         """Queue ``data`` (copied); raises the thread's error, if it met one."""
@@ -116,7 +137,7 @@ class BackgroundWriter:
         view = view.cast("B")
         while view:
             if self._slot is None:
-                self._slot = self._free.get()  # the thread frees every slot, failed or not
+                self._slot = self._shared.free.get()  # the thread frees every slot it takes
                 self._filled = 0
             count = min(len(view), len(self._slot) - self._filled)
             self._slot[self._filled : self._filled + count] = view[:count]
@@ -130,7 +151,14 @@ class BackgroundWriter:
         raises the thread's error, if it met one."""
         if self._slot is not None:
             self._queue_slot()
-        self._full.join()
+        shared = self._shared
+        reached = _thread.allocate_lock()
+        reached.acquire()
+        shared.full.put(reached)
+        # The thread releases it once the slots before it are written, or as it ends (it
+        # sets ``ended`` first): a thread that ended never leaves a drain waiting.
+        if not shared.ended:
+            reached.acquire()
         self._raise_error()
 
     def close(self) -> None:
@@ -142,46 +170,74 @@ class BackgroundWriter:
 
     def abandon(self) -> None:
         """End the thread, writing nothing more: for an output that will not be kept."""
-        self._abandoned = True
+        self._shared.abandoned = True
         self._slot = None
         self._stop()
 
     def _queue_slot(self) -> None:
         assert self._slot is not None
-        self._full.put((self._slot, self._filled))
+        self._shared.full.put((self._slot, self._filled))
         self._slot = None
 
     def _stop(self) -> None:
-        if not self._stopped:
-            self._stopped = True
-            self._full.put(_STOP)
-            self._ended.acquire()  # the thread's end
-            self._ended.release()
+        shared = self._shared
+        if not self._stop_sent:
+            shared.full.put(_STOP)  # a second one, after a signal in between, is never read
+            self._stop_sent = True
+        # Waits at most once: the thread sets ``ended`` before it releases the lock, so a
+        # wait that a signal cut short after it got the lock is never repeated.
+        if not shared.ended:
+            shared.end_lock.acquire()
+            shared.end_lock.release()
 
     def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
+        if self._shared.error is not None:
+            raise self._shared.error
 
-    def _run_then_end(self) -> None:
-        try:
-            self._run()
-        finally:
-            _count_running(-1)
-            self._ended.release()
 
-    def _run(self) -> None:
-        while (item := self._full.get()) is not _STOP:
+def _serve(writer: _weakref.ReferenceType[BackgroundWriter], shared: _Shared) -> None:
+    """The thread: write the queued slots in order until told to stop, or until the
+    writer is gone (nothing more can come)."""
+    try:
+        while True:
+            try:
+                item = shared.full.get(timeout=IDLE_CHECK_S)
+            except Empty:
+                if writer() is None:  # lost (see the module), or being finalized
+                    shared.error = _LostWriterError("the writer of this output was lost")
+                    return
+                continue
+            if item is _STOP:
+                return
+            if isinstance(item, _LockType):
+                item.release()  # a drain waits for it
+                continue
             slot, size = item
-            if self._error is None and not self._abandoned:
+            if shared.error is None and not shared.abandoned:
                 try:
-                    self._write_all(memoryview(slot)[:size])
-                    self._wrote(size)
+                    _write_all(shared.fd, memoryview(slot)[:size])
+                    shared.wrote(size)
                 except BaseException as error:  # handed to the caller's thread, raised there
-                    self._error = error
-            self._free.put(slot)
-            self._full.task_done()
-        self._full.task_done()
+                    shared.error = error
+            shared.free.put(slot)
+    finally:
+        _running.discard(shared.end_lock)
+        shared.ended = True
+        shared.end_lock.release()
+        _release_waiting_drains(shared.full)
 
-    def _write_all(self, view: memoryview) -> None:
-        while view:
-            view = view[os.write(self._fd, view) :]
+
+def _release_waiting_drains(full: SimpleQueue[_Item]) -> None:
+    """After the thread's end: a drain queued meanwhile must not wait for it."""
+    while True:
+        try:
+            item = full.get_nowait()
+        except Empty:
+            return
+        if isinstance(item, _LockType):
+            item.release()
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
