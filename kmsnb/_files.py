@@ -361,25 +361,28 @@ def atomic_output(
     destination = Path(path)
     target, through = _resolve(destination, overwrite=overwrite)
     if through:
-        with _write_through(destination) as output:
-            yield output
+        with _write_through(destination) as through_output:
+            yield through_output
         return
     directory = target.parent
     _check_name_length(target, destination)
     if sweep:
         sweep_if_due(directory)
+    # Everything from the opening on is inside the try: an exception at any point (a
+    # signal's included) leaves no file (tests/files/test_write_behind_signals.py).
+    claimed: list[Path] = []  # a named temporary file, where there is no anonymous one
     named: Path | None = None
-    try:
-        fd = _open_anonymous(directory)
-        if fd is None:
-            claimed: list[Path] = []
-            fd = open_named(directory, claimed)
-            named = claimed[-1]
-    except OSError as error:
-        raise naming(error, destination) from None
-    output = Output(fd, destination, write_back=durable, behind=True)
+    output: Output | None = None
     folder = _Folder(directory)
     try:
+        try:
+            fd = _open_anonymous(directory)
+            if fd is None:
+                fd = open_named(directory, claimed)
+                named = claimed[-1]
+        except OSError as error:
+            raise naming(error, destination) from None
+        output = Output(fd, destination, write_back=durable, behind=True)
         yield output
         output.flush()
         try:
@@ -391,9 +394,13 @@ def atomic_output(
     except BaseException:
         folder.close()
         # The error that stopped the write is the one to report, not one from closing.
-        output.abandon()
-        if named is not None:
-            discard(named)
+        # Without an Output (stopped while making it) the descriptor is left to its
+        # FileIO, if one was made, or to the process's end: closing it here could close
+        # another file that got its number meanwhile.
+        if output is not None:
+            output.abandon()
+        for path in claimed:
+            discard(path)
         raise
     output.close()  # the anonymous file's descriptor stays open until it has its name
     if named is not None:

@@ -116,9 +116,17 @@ def _every_point(scenario: Callable[[], None], check: Callable[[Injection], None
         point += 1
 
 
+@pytest.fixture(params=["anonymous", "named"])
+def temporary_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An anonymous file (O_TMPFILE), or a named temporary one as where there is none."""
+    if request.param == "named":
+        monkeypatch.setattr(files, "_open_anonymous", lambda directory: None)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("durable", [True, False], ids=["durable", "scratch"])
 def test_a_new_output_is_whole_or_absent_after_an_exception_at_any_point(
-    tmp_path: Path, durable: bool
+    tmp_path: Path, durable: bool, temporary_kind: str
 ) -> None:
     destination = tmp_path / "out.bin"
     whole = PIECE * PIECE_COUNT
@@ -137,7 +145,7 @@ def test_a_new_output_is_whole_or_absent_after_an_exception_at_any_point(
 
 
 def test_a_replaced_file_is_the_old_or_the_new_after_an_exception_at_any_point(
-    tmp_path: Path,
+    tmp_path: Path, temporary_kind: str
 ) -> None:
     destination = tmp_path / "out.bin"
     old, new = b"the old file", PIECE * PIECE_COUNT
