@@ -79,9 +79,11 @@ CLI_PACKAGES = frozenset({"kmsnb.cli", "kmsnb.storage"})
 #: item 3, start-up), though other modules of the path may, today: dataclasses (with
 #: inspect, dis, ast), copy, hashlib (OpenSSL a second time: cryptography's SHA-256 serves),
 #: urllib.parse (only an http(s):// KMS URI is parsed as a URL), threading (signal.signal
-#: itself says when it is not the main thread).
+#: itself says when it is not the main thread), importlib (kmsnb.storage's lazy names are
+#: imported by ``__import__``; ``python -m`` imports importlib itself, so only the edge is
+#: checked).
 NOT_FROM_THE_CLI_PATH = frozenset({
-    "dataclasses", "copy", "hashlib", "urllib", "threading",
+    "dataclasses", "copy", "hashlib", "urllib", "threading", "importlib",
 })  # fmt: skip
 
 #: The modules of kmsnb.cli that each call needs: a command imports its own module alone
