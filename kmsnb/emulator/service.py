@@ -173,5 +173,5 @@ class KmsService:
             return handler(self._engine, Params(params))
         except OSError as exc:  # the store turns its own into KeyStoreErrors: a last net
             raise KeyStoreError(
-                f"the keystore {self.store.path} failed: {exc.strerror or type(exc).__name__}"
+                f"the keystore {self.store.directory} failed: {exc.strerror or type(exc).__name__}"
             ) from None
