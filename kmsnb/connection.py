@@ -28,13 +28,17 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
 from kmsnb._hints import kms_location
 from kmsnb._record import FrozenRecord
 from kmsnb.errors import NewKeystoreWarning
 from kmsnb.kms._base import Kms, KmsClient
+
+if TYPE_CHECKING:
+    # Imported where a Path is made: pathlib, with the urllib.parse and ipaddress it
+    # imports, costs a local: CLI call more start-up than its work, and connect() needs none.
+    from pathlib import Path
 
 __all__ = [
     "KMS_URI_ENV",
@@ -126,6 +130,12 @@ def _redacted(uri: str) -> str:
     return re.sub(_USER_INFO, r"\1***@", uri, count=1)
 
 
+def _scheme_and_rest(uri: str) -> tuple[str, str]:
+    """The scheme of a stripped URI, lowercased, and what follows its colon."""
+    scheme, _, rest = uri.partition(":")
+    return scheme.lower(), rest
+
+
 def parse_kms_uri(uri: str) -> KmsUri:
     """Parse a KMS URI (the forms in the module docstring) without connecting.
 
@@ -136,9 +146,10 @@ def parse_kms_uri(uri: str) -> KmsUri:
     if not isinstance(uri, str):
         raise TypeError(f"a KMS URI must be str, not {type(uri).__name__}")
     uri = uri.strip()
-    scheme, _, rest = uri.partition(":")
-    scheme = scheme.lower()
+    scheme, rest = _scheme_and_rest(uri)
     if scheme == "local":
+        from pathlib import Path
+
         return KmsUri("local", store_path=Path(rest) if rest else None)
     shown = _redacted(uri)
     if scheme == "aliyun":
@@ -209,16 +220,20 @@ def connect(kms: Kms | str | None = None, *, allow_insecure_http: bool = False) 
             "generate_data_key and decrypt_data_key) or a KMS URI such as 'local:PATH' "
             f"or 'aliyun:REGION', not {type(kms).__name__}"
         )
-    parsed = parse_kms_uri(kms)
-    if parsed.kind == "local":
+    scheme, rest = _scheme_and_rest(kms.strip())
+    if scheme == "local":
+        # The path as it is, not parse_kms_uri's KmsUri: that holds a Path, which the
+        # keystore makes for itself only when asked (start-up: no pathlib).
         from kmsnb.kms.local import LocalKms
 
-        local = LocalKms(parsed.store_path)
+        local = LocalKms(rest or None)
         if local.created_keystore:
             # A warning, not an attribute to read: a script or a test sees it too, and
             # `-W error::kmsnb.errors.NewKeystoreWarning` makes a mistyped path fatal in CI.
-            warnings.warn(NewKeystoreWarning(str(parsed.pinned()[len("local:") :])), stacklevel=2)
+            pinned = parse_kms_uri(kms).pinned()
+            warnings.warn(NewKeystoreWarning(pinned[len("local:") :]), stacklevel=2)
         return local
+    parsed = parse_kms_uri(kms)
     from kmsnb.kms.aliyun import AliyunKms
 
     return AliyunKms(

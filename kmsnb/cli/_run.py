@@ -40,7 +40,13 @@ class _Terminated(BaseException):
 
 @contextlib.contextmanager
 def _terminate_on_signals() -> Iterator[None]:
-    import signal
+    # _signal, the C module under signal: signal builds its enums when imported (start-up)
+    # and a handler needs only the numbers. signal is imported to name one that stopped us.
+    # mypy has no stub for _signal; signal's functions are the same ones.
+    if TYPE_CHECKING:
+        import signal
+    else:
+        import _signal as signal
 
     def handle(signum: int, frame: object) -> None:
         raise _Terminated(signum)

@@ -27,7 +27,7 @@ import fcntl
 import os
 import stat
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kmsnb.emulator._keystore_errors import (
     KeyStoreCorruptedError,
@@ -36,10 +36,21 @@ from kmsnb.emulator._keystore_errors import (
     from_os_error,
 )
 
-__all__ = ["FileIdentity", "StoreDirectory"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "DIR_ENV",
+    "FileIdentity",
+    "StoreDirectory",
+    "default_store_dir",
+    "spelled_as_a_path",
+]
 
 FileIdentity = tuple[int, int, int, int]
 
+#: The default keystore directory, when set (kmsnb.emulator.store re-exports it).
+DIR_ENV = "KMSNB_EMULATOR_DIR"
 LOCK_FILE = "lock"
 ROOT_KEY_FILE = "root.key"
 TEMP_SUFFIX = ".tmp"
@@ -52,6 +63,27 @@ _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK})
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
+def default_store_dir() -> Path:
+    """Return the keystore directory: ``$KMSNB_EMULATOR_DIR``, else the user data dir."""
+    from pathlib import Path  # here: a local: CLI call with a path needs no pathlib
+
+    configured = os.environ.get(DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs  # here: it imports tempfile, and an explicit store needs neither
+
+    return Path(platformdirs.user_data_dir("kmsnb")) / "emulator"
+
+
+def spelled_as_a_path(path: str) -> str:
+    """``path`` as ``str(pathlib.Path(path))`` spells it: no empty or ``.`` parts, no
+    trailing slash, so that messages and the parent directory read as a Path's did. ``..``
+    stays, as in a Path: resolving it in the string would be wrong past a symbolic link."""
+    slashes = len(path) - len(path.lstrip("/"))
+    root = "//" if slashes == 2 else "/" if slashes else ""  # POSIX keeps exactly two
+    return root + "/".join(part for part in path.split("/") if part not in ("", ".")) or "."
+
+
 class StoreDirectory:
     """The keystore's directory, created (mode 0700) if missing; see the module docstring.
 
@@ -61,12 +93,17 @@ class StoreDirectory:
         KeyStoreError: it cannot be created or opened.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        # A string spelled as a Path would be (``~`` expanded), not a Path: pathlib (with
+        # the urllib.parse and ipaddress it imports) costs a local: CLI call more start-up
+        # than its work.
+        self.path = path = spelled_as_a_path(os.path.expanduser(os.fspath(path)))
+        parent = os.path.dirname(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
             with contextlib.suppress(FileExistsError):
-                path.mkdir(mode=0o700)
+                os.mkdir(path, mode=0o700)
         except OSError as exc:
             raise from_os_error(exc, path, "create", store=path) from None
         self._fd = -1
@@ -95,7 +132,11 @@ class StoreDirectory:
         self._fd = fd
 
     def __repr__(self) -> str:
-        return f"StoreDirectory({str(self.path)!r})"
+        return f"StoreDirectory({self.path!r})"
+
+    def file(self, name: str) -> str:
+        """The path of file ``name``, for messages."""
+        return os.path.join(self.path, name)
 
     def close(self) -> None:
         if self._lock_fd >= 0 and self._lock_pid == os.getpid():
@@ -128,10 +169,10 @@ class StoreDirectory:
             with os.fdopen(fd, "rb") as file:
                 data = file.read(max_size + (0 if head_only else 1))
         except OSError as exc:
-            raise from_os_error(exc, self.path / name, "read", store=self.path) from None
+            raise from_os_error(exc, self.file(name), "read", store=self.path) from None
         if len(data) > max_size and not head_only:
             raise KeyStoreCorruptedError(
-                f"{self.path / name} is larger than a keystore file can be ({max_size} bytes); "
+                f"{self.file(name)} is larger than a keystore file can be ({max_size} bytes); "
                 "restore it from a backup"
             )
         return data
@@ -143,11 +184,11 @@ class StoreDirectory:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise from_os_error(exc, self.path / name, "read", store=self.path) from None
+            raise from_os_error(exc, self.file(name), "read", store=self.path) from None
         return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _open_file(self, name: str, flags: int, mode: int = 0o600) -> int | None:
-        path = self.path / name
+        path = self.file(name)
         try:
             fd = os.open(name, flags | _NOFOLLOW, mode, dir_fd=self._dir_fd())
         except FileNotFoundError:
@@ -177,7 +218,7 @@ class StoreDirectory:
         """
         if self.read_only:
             raise KeyStoreReadOnlyError(
-                f"cannot write {self.path / name}: the keystore {self.path} is read-only; "
+                f"cannot write {self.file(name)}: the keystore {self.path} is read-only; "
                 "it can decrypt and list, but changes need a writable keystore"
             )
         dir_fd = self._dir_fd()
@@ -199,7 +240,7 @@ class StoreDirectory:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp, dir_fd=dir_fd)
-            raise from_os_error(exc, self.path / name, "write", store=self.path) from None
+            raise from_os_error(exc, self.file(name), "write", store=self.path) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp, dir_fd=dir_fd)
@@ -260,7 +301,7 @@ class StoreDirectory:
         return self._lock_fd
 
 
-def _symlink(path: Path) -> KeyStoreUnsafeError:
+def _symlink(path: str) -> KeyStoreUnsafeError:
     return KeyStoreUnsafeError(
         f"{path} is a symbolic link; kmsnb follows no link in a keystore: replace it with "
         "the file or directory itself"
@@ -268,7 +309,7 @@ def _symlink(path: Path) -> KeyStoreUnsafeError:
 
 
 def _check_safe(
-    st: os.stat_result, path: Path, forbidden: int, *, want: Callable[[int], bool]
+    st: os.stat_result, path: str, forbidden: int, *, want: Callable[[int], bool]
 ) -> None:
     if not want(st.st_mode):
         kind = "a directory" if want is stat.S_ISDIR else "a regular file"

@@ -8,7 +8,6 @@ Every message names the file or directory concerned and says what to do; none sa
 from __future__ import annotations
 
 import errno
-from pathlib import Path
 
 from kmsnb.errors import KmsnbError
 
@@ -56,7 +55,7 @@ _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def from_os_error(exc: OSError, path: Path, doing: str, *, store: Path) -> KeyStoreError:
+def from_os_error(exc: OSError, path: str, doing: str, *, store: str) -> KeyStoreError:
     """The keystore error for ``exc``, raised while ``doing`` (``"write"``) ``path`` of
     the keystore in directory ``store``."""
     reason = exc.strerror or type(exc).__name__

@@ -41,7 +41,6 @@ meets a surprise.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -242,7 +241,9 @@ def decode_state(document: Document) -> StoreState:
 
 def _secret_records() -> Any:
     # Imported when secrets are met: keys alone (what `kmsnb encrypt` reads) skip its types.
-    return importlib.import_module("kmsnb.emulator._secret_records")
+    from kmsnb.emulator import _secret_records
+
+    return _secret_records
 
 
 def _items(value: Any, name: str) -> list[tuple[Any, str]]:

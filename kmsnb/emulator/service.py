@@ -14,7 +14,7 @@ key-state matrix and lazy deletion and rotation in :mod:`._engine`.
 
 from __future__ import annotations
 
-import importlib
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -91,7 +91,11 @@ def _handler(action: str) -> _Handler | None:
     if where is None:
         return None
     module, function = where
-    handler: _Handler = getattr(importlib.import_module(f"kmsnb.emulator.{module}"), function)
+    # importlib.import_module's work without the importlib package, one module fewer for
+    # every call (start-up): __import__ returns the top package, sys.modules the module.
+    qualified = f"kmsnb.emulator.{module}"
+    __import__(qualified)
+    handler: _Handler = getattr(sys.modules[qualified], function)
     return handler
 
 
@@ -169,5 +173,5 @@ class KmsService:
             return handler(self._engine, Params(params))
         except OSError as exc:  # the store turns its own into KeyStoreErrors: a last net
             raise KeyStoreError(
-                f"the keystore {self.store.path} failed: {exc.strerror or type(exc).__name__}"
+                f"the keystore {self.store.directory} failed: {exc.strerror or type(exc).__name__}"
             ) from None

@@ -25,8 +25,7 @@ Layout of the directory (created mode 0700; every file mode 0600):
 The directory and its files are checked before use, as ssh checks its keys: owned by this
 user, not writable by others, ``root.key`` readable by no one else, no symbolic links
 (:mod:`kmsnb.emulator._keystore_dir`). Every problem is a :class:`KeyStoreError` subclass
-naming the file: unsafe, corrupted (which includes a file changed outside kmsnb), read-only,
-full.
+naming the file: unsafe, corrupted (a file changed outside kmsnb too), read-only, full.
 
 **Keystores written by kmsnb 0.1** (format 1) have no MAC, so their contents cannot be
 told from an edited copy. They are refused with :class:`KeyStoreMigrationError` until their
@@ -57,14 +56,19 @@ import os
 import time
 from _thread import RLock  # threading.RLock's own class; importing threading costs start-up
 from collections.abc import Container, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kmsnb._wipe import wipe
-from kmsnb.emulator._keystore_dir import ROOT_KEY_FILE, FileIdentity, StoreDirectory
+from kmsnb.emulator._keystore_dir import (
+    DIR_ENV,
+    ROOT_KEY_FILE,
+    FileIdentity,
+    StoreDirectory,
+    default_store_dir,
+)
 from kmsnb.emulator._keystore_errors import (
     KeyStoreCorruptedError,
     KeyStoreError,
@@ -87,7 +91,9 @@ from kmsnb.emulator._records import (
     read_write_id,
 )
 
-if TYPE_CHECKING:  # imported by the first SM4 key version: most keystores have none
+if TYPE_CHECKING:  # SM4GCM: imported by the first SM4 key version (most keystores have none)
+    from pathlib import Path
+
     from kmsnb.emulator._sm4 import SM4GCM
 
 __all__ = [
@@ -104,7 +110,6 @@ __all__ = [
     "default_store_dir",
 ]
 
-DIR_ENV = "KMSNB_EMULATOR_DIR"
 ROOT_KEY_ENV = "KMSNB_EMULATOR_ROOT_KEY"
 MIGRATE_ENV = "KMSNB_EMULATOR_MIGRATE"
 
@@ -127,16 +132,6 @@ _RECHECK_SECONDS = 1.0
 _ROOT_CHECK_AAD = b"kmsnb emulator root key check"
 
 
-def default_store_dir() -> Path:
-    """Return the keystore directory: ``$KMSNB_EMULATOR_DIR``, else the user data dir."""
-    configured = os.environ.get(DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    import platformdirs  # here: it imports tempfile, and an explicit store needs neither
-
-    return Path(platformdirs.user_data_dir("kmsnb")) / "emulator"
-
-
 class KeyStore:
     """A directory of master keys shared safely by threads and processes.
 
@@ -155,7 +150,7 @@ class KeyStore:
         KeyStoreError: another failure, naming the file.
 
     Attributes:
-        path: the directory.
+        path, directory: the directory, as a :class:`~pathlib.Path` and as its string.
         created: True when opening found no keystore there (no keys, no root key) and
             started one.
     """
@@ -167,10 +162,10 @@ class KeyStore:
         root_key: bytes | None = None,
         migrate: bool | None = None,
     ) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_store_dir()
+        self._dir = StoreDirectory(default_store_dir() if path is None else path)
+        self.directory = self._dir.path
         self._migrate = os.environ.get(MIGRATE_ENV) == "1" if migrate is None else migrate
-        self._dir = StoreDirectory(self.path)
-        self._state_path = self.path / _STATE_FILE
+        self._state_path = self._dir.file(_STATE_FILE)
         self._thread_lock = RLock()
         self._state: StoreState | None = None
         self._identity: FileIdentity | None = None
@@ -202,7 +197,14 @@ class KeyStore:
                 self._write(upgraded)
 
     def __repr__(self) -> str:
-        return f"KeyStore({str(self.path)!r})"
+        return f"KeyStore({self.directory!r})"
+
+    @property
+    def path(self) -> Path:
+        """The directory, a Path made when asked for (start-up: messages use the string)."""
+        from pathlib import Path
+
+        return Path(self.directory)
 
     @property
     def read_only(self) -> bool:
@@ -228,7 +230,7 @@ class KeyStore:
         with self._thread_lock, self._file_lock(exclusive=True):
             if self._dir.read_only:
                 raise KeyStoreReadOnlyError(
-                    f"the keystore {self.path} is read-only; it can decrypt and list, but "
+                    f"the keystore {self.directory} is read-only; it can decrypt and list, but "
                     "changes need a writable keystore"
                 )
             import uuid  # only writes need it (it imports platform)
@@ -371,7 +373,7 @@ class KeyStore:
         except (InvalidTag, ValueError):
             raise KeyStoreCorruptedError(
                 f"the root key does not open the keystore {self._state_path}: check "
-                f"{ROOT_KEY_ENV} or {self.path / ROOT_KEY_FILE} (or the file is damaged)"
+                f"{ROOT_KEY_ENV} or {self._dir.file(ROOT_KEY_FILE)} (or the file is damaged)"
             ) from None
 
     def _check_migration(self) -> None:
@@ -413,7 +415,7 @@ class KeyStore:
         from_env = os.environ.get(ROOT_KEY_ENV)
         if from_env:
             return _decode_root_key(from_env.encode("utf-8", "replace"), source=ROOT_KEY_ENV)
-        path = self.path / ROOT_KEY_FILE
+        path = self._dir.file(ROOT_KEY_FILE)
         stored = self._dir.read(ROOT_KEY_FILE, max_size=_MAX_ROOT_KEY_FILE_SIZE)
         if stored is not None:
             try:
@@ -422,7 +424,7 @@ class KeyStore:
                 raise KeyStoreCorruptedError(str(exc)) from None
         if self._dir.read_only:
             raise KeyStoreReadOnlyError(
-                f"the keystore {self.path} is read-only and has no {ROOT_KEY_FILE}; "
+                f"the keystore {self.directory} is read-only and has no {ROOT_KEY_FILE}; "
                 f"set {ROOT_KEY_ENV}, or open it writable once"
             )
         root = bytearray(os.urandom(ROOT_KEY_SIZE))

@@ -63,10 +63,10 @@ class LocalKms(LocalSecrets, LocalWrapping):
         if service is not None and path is not None:
             raise ValueError("pass either a keystore path or a service, not both")
         self._service = service if service is not None else KmsService(KeyStore(path))
-        self.location = f"local emulator at {self._service.store.path}"
+        self.location = f"local emulator at {self._service.store.directory}"
 
     def __repr__(self) -> str:
-        return f"LocalKms({str(self._service.store.path)!r})"
+        return f"LocalKms({self._service.store.directory!r})"
 
     @property
     def created_keystore(self) -> bool:

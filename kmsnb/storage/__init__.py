@@ -24,6 +24,8 @@ store library.
 
 from __future__ import annotations
 
+import sys
+
 from kmsnb.storage._location import WRITABLE, Location, StoreKind, is_url, resolve
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: is_url alone need not import typing
@@ -76,9 +78,11 @@ _LAZY = {
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is not None:
-        import importlib
-
-        return getattr(importlib.import_module(f"kmsnb.storage.{module}"), name)
+        # importlib.import_module's work without the importlib package (start-up: a
+        # decrypt comes here): __import__ returns the top package, sys.modules the module.
+        qualified = f"kmsnb.storage.{module}"
+        __import__(qualified)
+        return getattr(sys.modules[qualified], name)
     raise AttributeError(f"module 'kmsnb.storage' has no attribute {name!r}")
 
 

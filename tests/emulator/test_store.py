@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import stat
@@ -25,7 +26,7 @@ from kmsnb.emulator import (
     default_store_dir,
 )
 from kmsnb.emulator import store as store_module
-from kmsnb.emulator._keystore_dir import StoreDirectory
+from kmsnb.emulator._keystore_dir import StoreDirectory, spelled_as_a_path
 from kmsnb.emulator._sm4 import SM4_KEY_SIZE
 
 pytestmark = pytest.mark.unit
@@ -50,6 +51,22 @@ def test_default_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("KMSNB_EMULATOR_DIR", str(tmp_path / "here"))
     assert tmp_path / "here" == default_store_dir()
     assert tmp_path / "here" == KeyStore().path
+
+
+def test_the_directory_is_spelled_as_a_path_and_given_as_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The keystore keeps its directory as a string (start-up: no pathlib) spelled as
+    ``str(Path(...))`` spells it, ``~`` expanded, and ``path`` is that Path."""
+    parts = ["", "/", "//", ".", "..", "a", "~"]
+    grid = {"".join(p) for p in itertools.product(parts, repeat=4)} - {""}
+    assert {p: str(Path(p)) for p in grid} == {p: spelled_as_a_path(p) for p in grid}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for given, expected in [("rel//ks/.", "rel/ks"), ("~/ks/", f"{tmp_path}/home/ks")]:
+        store = KeyStore(given)
+        assert (expected, Path(expected)) == (store.directory, store.path)
+        assert f"KeyStore({expected!r})" == repr(store)
 
 
 def test_default_dir_is_the_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
