@@ -17,12 +17,12 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from kmsnb._format.header import CONTENT_TYPE_BYTES, read_header
 from kmsnb._format.payload import encrypted_payload_size
 from kmsnb._format.stream import DEFAULT_BUFFER_SIZE, EncryptWriter
+from kmsnb._path_text import as_path_text
 from kmsnb._progress import check_progress, progress_bar, wants_bar
 from kmsnb.envelope import FileInfo, open_decrypt, open_encrypt
 from kmsnb.errors import KmsnbError
@@ -58,7 +58,7 @@ def _check_paths(
         if str(src).rstrip("/") == str(dst).rstrip("/"):
             raise ValueError(f"{src} is both the source and the destination")
     elif _same_local_file(src, dst):
-        raise ValueError(f"{Path(src)} is both the source and the destination")
+        raise ValueError(f"{as_path_text(src)} is both the source and the destination")
     return (
         storage_options if src_is_url else None,
         storage_options if dst_is_url else None,
@@ -67,18 +67,6 @@ def _check_paths(
 
 #: What ``Path.exists`` (Python 3.11) takes for "not there" rather than an error.
 _MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
-
-
-def _local_path(path: StrPath) -> str:
-    """``path`` as a string; ``TypeError`` for what ``Path`` refuses (bytes, a number,
-    which ``open`` would take for a descriptor)."""
-    text = os.fspath(path)
-    if not isinstance(text, str):
-        raise TypeError(
-            "argument should be a str or an os.PathLike object where __fspath__ returns "
-            f"a str, not {type(text).__name__!r}"
-        )
-    return text
 
 
 def _stat_if_exists(path: str) -> os.stat_result | None:
@@ -99,7 +87,7 @@ def _same_local_file(src: StrPath, dst: StrPath) -> bool:
     The destination is looked at first: a new one (the common case) costs one ``stat``,
     where ``exists`` twice and then ``samefile`` cost four (issue 16).
     """
-    source_path, destination_path = _local_path(src), _local_path(dst)
+    source_path, destination_path = as_path_text(src), as_path_text(dst)
     destination = _stat_if_exists(destination_path)
     if destination is None:
         return False
@@ -109,7 +97,9 @@ def _same_local_file(src: StrPath, dst: StrPath) -> bool:
 
 def _display_name(path: StrPath) -> str:
     """The last component of a path or URL, for a progress bar."""
-    return Path(path).name if not is_url(path) else str(path).rstrip("/").rsplit("/", 1)[-1]
+    if is_url(path):
+        return str(path).rstrip("/").rsplit("/", 1)[-1]
+    return os.path.basename(as_path_text(path))
 
 
 def _bar_label(verb: str, path: StrPath, total: int | None, show: bool | None) -> str:

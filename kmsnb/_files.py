@@ -59,10 +59,10 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 from kmsnb._output import Output, naming
+from kmsnb._path_text import as_path_text
 from kmsnb._temporary import (
     STALE_AFTER_S,
     discard,
@@ -89,7 +89,7 @@ _COPY_SIZE = 1 << 20
 _HAS_PROC_FD = os.path.isdir("/proc/self/fd")
 
 
-def fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
     """Make a rename in ``directory`` durable (a no-op where directories can't be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -106,11 +106,11 @@ def fsync_directory(directory: Path) -> None:
 # -- what the destination is -------------------------------------------------------------
 
 
-def _exists(destination: Path) -> FileExistsError:
+def _exists(destination: str) -> FileExistsError:
     return FileExistsError(f"{destination} exists; pass overwrite=True to replace it")
 
 
-def _resolve(destination: Path, *, overwrite: bool) -> tuple[Path, bool]:
+def _resolve(destination: str, *, overwrite: bool) -> tuple[str, bool]:
     """Return the file to replace or create, and whether to write through it instead.
 
     Raises:
@@ -147,43 +147,42 @@ def _resolve(destination: Path, *, overwrite: bool) -> tuple[Path, bool]:
         raise ValueError(f"{destination} is {what}; kmsnb writes only files and pipes")
     if not overwrite:
         raise _exists(destination)
-    return Path(os.path.realpath(destination)), False
+    return os.path.realpath(destination), False
 
 
 _name_max: dict[str, int | None] = {}  # folder -> its PC_NAME_MAX (None: not known)
 _NAME_MAX_MEMORY = 1024  # folders remembered; beyond that, the memory starts again
 
 
-def _folder_name_max(directory: Path) -> int | None:
+def _folder_name_max(directory: str) -> int | None:
     """The longest name ``directory`` holds, asked once per folder per process: a
     ``pathconf`` per file was 2 us of a 4 KiB file's encryption (issue 16). A folder that
     changes file system meanwhile only moves the refusal to the end (``linkat``, ENAMETOOLONG)."""
-    key = os.fspath(directory)
-    if key in _name_max:
-        return _name_max[key]
+    if directory in _name_max:
+        return _name_max[directory]
     try:
         limit: int | None = os.pathconf(directory, "PC_NAME_MAX")
     except (OSError, ValueError):
         return None  # not remembered: the folder may not exist yet
     if len(_name_max) >= _NAME_MAX_MEMORY:
         _name_max.clear()
-    _name_max[key] = limit
+    _name_max[directory] = limit
     return limit
 
 
-def _check_name_length(target: Path, destination: Path) -> None:
+def _check_name_length(directory: str, name: str, destination: str) -> None:
     """Refuse a name the folder cannot hold now, rather than after all the work."""
-    limit = _folder_name_max(target.parent)
+    limit = _folder_name_max(directory)
     if limit is None:
         return
-    if len(os.fsencode(target.name)) > limit:
-        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), os.fspath(destination))
+    if len(os.fsencode(name)) > limit:
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), destination)
 
 
 class _Folder:
     """The destination's folder, opened once for ``linkat`` and for its fsync."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
 
@@ -205,7 +204,7 @@ class _Folder:
             self._fd = None
 
 
-def _open_anonymous(directory: Path) -> int | None:
+def _open_anonymous(directory: str) -> int | None:
     """An unnamed file in ``directory``, or ``None`` where there is no such thing."""
     if not hasattr(os, "O_TMPFILE") or not _HAS_PROC_FD:
         return None
@@ -224,7 +223,7 @@ def _link_fd(fd: int, folder: _Folder, name: str) -> None:
     os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder.fileno(), follow_symlinks=True)
 
 
-def _link_anonymous(fd: int, folder: _Folder, claimed: list[Path]) -> None:
+def _link_anonymous(fd: int, folder: _Folder, claimed: list[str]) -> None:
     """Give the anonymous file ``fd`` a temporary name, appended to ``claimed`` (and
     registered) before it exists, as :func:`kmsnb._temporary.open_named` does."""
     while True:
@@ -232,14 +231,14 @@ def _link_anonymous(fd: int, folder: _Folder, claimed: list[Path]) -> None:
         claimed.append(path)
         register(path)
         try:
-            _link_fd(fd, folder, path.name)
+            _link_fd(fd, folder, os.path.basename(path))
             return
         except FileExistsError:  # 32 random bits collided; draw again
             claimed.pop()
             unregister(path)
 
 
-def _copy_to_named(fd: int, directory: Path, claimed: list[Path], *, durable: bool) -> None:
+def _copy_to_named(fd: int, directory: str, claimed: list[str], *, durable: bool) -> None:
     """Copy the anonymous file ``fd`` to a named temporary one, for file systems that
     cannot link it; its path is appended to ``claimed`` before it exists."""
     with io.FileIO(open_named(directory, claimed), "wb", closefd=True) as copy:
@@ -250,7 +249,7 @@ def _copy_to_named(fd: int, directory: Path, claimed: list[Path], *, durable: bo
             os.fsync(copy.fileno())
 
 
-def _rename_exclusive(source: Path, destination: Path) -> None:
+def _rename_exclusive(source: str, destination: str) -> None:
     """``rename`` that refuses an existing destination (renameat2 RENAME_NOREPLACE)."""
     if sys.platform.startswith("linux"):
         import ctypes
@@ -273,7 +272,7 @@ def _rename_exclusive(source: Path, destination: Path) -> None:
     os.rename(source, destination)
 
 
-def _publish_named(path: Path, target: Path, *, overwrite: bool) -> None:
+def _publish_named(path: str, target: str, *, overwrite: bool) -> None:
     if overwrite:
         os.replace(path, target)
         return
@@ -288,7 +287,7 @@ def _publish_named(path: Path, target: Path, *, overwrite: bool) -> None:
 
 
 def _publish(
-    fd: int, named: Path | None, folder: _Folder, target: Path, *, overwrite: bool, durable: bool
+    fd: int, named: str | None, folder: _Folder, target: str, *, overwrite: bool, durable: bool
 ) -> None:
     """Give the complete file its name; a named temporary one is gone afterwards."""
     if named is not None:
@@ -296,14 +295,14 @@ def _publish(
         return
     if not overwrite:
         try:
-            _link_fd(fd, folder, target.name)
+            _link_fd(fd, folder, os.path.basename(target))
             return
         except OSError as error:
             if error.errno not in _NO_LINKS:
                 raise
     # Through a temporary name, noted in ``claimed`` before it exists: whatever stops the
     # publishing (a signal's exception included) removes every temporary file it made.
-    claimed: list[Path] = []
+    claimed: list[str] = []
     try:
         linked = False
         if overwrite:
@@ -314,7 +313,7 @@ def _publish(
                 if error.errno not in _NO_LINKS:
                     raise
         if not linked:
-            _copy_to_named(fd, target.parent, claimed, durable=durable)
+            _copy_to_named(fd, folder.path, claimed, durable=durable)
         _publish_named(claimed[-1], target, overwrite=overwrite)
     except BaseException:
         for path in claimed:
@@ -325,7 +324,7 @@ def _publish(
 
 
 @contextlib.contextmanager
-def _write_through(destination: Path) -> Iterator[BinaryIO]:
+def _write_through(destination: str) -> Iterator[BinaryIO]:
     try:
         fd = os.open(destination, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
@@ -358,20 +357,21 @@ def atomic_output(
             or a dangling symbolic link.
         OSError: the folder is missing, read-only, full...; it names ``path``.
     """
-    destination = Path(path)
+    destination = as_path_text(path)
     target, through = _resolve(destination, overwrite=overwrite)
     if through:
         with _write_through(destination) as through_output:
             yield through_output
         return
-    directory = target.parent
-    _check_name_length(target, destination)
+    directory, name = os.path.split(target)  # spelled as a Path's: parent and name
+    directory = directory or "."
+    _check_name_length(directory, name, destination)
     if sweep:
         sweep_if_due(directory)
     # Everything from the opening on is inside the try: an exception at any point (a
     # signal's included) leaves no file (tests/files/test_write_behind_signals.py).
-    claimed: list[Path] = []  # a named temporary file, where there is no anonymous one
-    named: Path | None = None
+    claimed: list[str] = []  # a named temporary file, where there is no anonymous one
+    named: str | None = None
     output: Output | None = None
     folder = _Folder(directory)
     try:

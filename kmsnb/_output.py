@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kmsnb._write_back import WRITE_BACK_STEP, start_write_back
@@ -24,7 +23,7 @@ __all__ = ["WRITE_BEHIND_AFTER", "Output", "naming"]
 WRITE_BEHIND_AFTER = 4 << 20
 
 
-def naming(error: OSError, destination: Path) -> OSError:
+def naming(error: OSError, destination: str | os.PathLike[str]) -> OSError:
     """The same error, naming the destination rather than a temporary file."""
     renamed = type(error)(error.errno, error.strerror or str(error), os.fspath(destination))
     return renamed
@@ -42,7 +41,12 @@ class Output(io.BufferedWriter):
     """
 
     def __init__(
-        self, fd: int, destination: Path, *, write_back: bool = False, behind: bool = False
+        self,
+        fd: int,
+        destination: str | os.PathLike[str],
+        *,
+        write_back: bool = False,
+        behind: bool = False,
     ) -> None:
         super().__init__(io.FileIO(fd, "wb", closefd=True))
         self.destination = destination

@@ -24,7 +24,6 @@ import os
 import re
 import stat
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -108,7 +107,7 @@ def _is_stale(name: str, status: os.stat_result) -> bool:
 _swept: dict[str, float] = {}  # folder -> time.monotonic() of this process's last sweep
 
 
-def sweep_if_due(directory: Path) -> None:
+def sweep_if_due(directory: str) -> None:
     """:func:`sweep_stale_temporaries`, unless this process swept ``directory`` less than
     :data:`SWEEP_INTERVAL_S` ago (see the module's docstring)."""
     key = os.fspath(directory)
@@ -124,7 +123,7 @@ def sweep_if_due(directory: Path) -> None:
     _swept[key] = now
 
 
-def sweep_stale_temporaries(directory: Path) -> None:
+def sweep_stale_temporaries(directory: str | os.PathLike[str]) -> None:
     """Remove kmsnb's temporary files in ``directory`` left by processes that died."""
     try:
         entries = list(os.scandir(directory))
@@ -141,12 +140,12 @@ def sweep_stale_temporaries(directory: Path) -> None:
                 os.unlink(entry.path)
 
 
-def temporary_path(directory: Path) -> Path:
+def temporary_path(directory: str) -> str:
     """A fresh temporary name in ``directory`` (not created)."""
-    return directory / f"{_PREFIX}{_host_tag()}.{os.getpid()}.{os.urandom(4).hex()}"
+    return os.path.join(directory, f"{_PREFIX}{_host_tag()}.{os.getpid()}.{os.urandom(4).hex()}")
 
 
-def open_named(directory: Path, claimed: list[Path]) -> int:
+def open_named(directory: str, claimed: list[str]) -> int:
     """Create a temporary file (0600, exclusively) in ``directory``; return it open.
 
     Its path is appended to ``claimed`` and registered (:func:`register`) before the file
@@ -169,7 +168,7 @@ def open_named(directory: Path, claimed: list[Path]) -> int:
 
 # signal is imported by the functions that use it: only a named temporary file needs it,
 # and most writes make none (start-up). _thread's lock is threading.Lock itself.
-_live: set[Path] = set()
+_live: set[str] = set()
 _live_lock = _thread.allocate_lock()
 _installed: dict[int, Any] = {}
 
@@ -180,7 +179,7 @@ def _signals() -> tuple[int, ...]:
     return tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def register(path: Path) -> None:
+def register(path: str) -> None:
     """Remove ``path`` if SIGTERM or SIGHUP ends the process before :func:`unregister`."""
     with _live_lock:
         _live.add(path)
@@ -188,7 +187,7 @@ def register(path: Path) -> None:
             _install_handlers()
 
 
-def unregister(path: Path) -> None:
+def unregister(path: str) -> None:
     """``path`` is gone or has become the output: stop watching it."""
     with _live_lock:
         _live.discard(path)
@@ -196,7 +195,7 @@ def unregister(path: Path) -> None:
             _restore_handlers()
 
 
-def discard(path: Path) -> None:
+def discard(path: str) -> None:
     """Remove the temporary file ``path`` (after an error) and stop watching it."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

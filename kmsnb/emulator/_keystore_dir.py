@@ -29,6 +29,7 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from kmsnb._path_text import spelled_as_a_path
 from kmsnb.emulator._keystore_errors import (
     KeyStoreCorruptedError,
     KeyStoreReadOnlyError,
@@ -44,7 +45,6 @@ __all__ = [
     "FileIdentity",
     "StoreDirectory",
     "default_store_dir",
-    "spelled_as_a_path",
 ]
 
 FileIdentity = tuple[int, int, int, int]
@@ -73,15 +73,6 @@ def default_store_dir() -> Path:
     import platformdirs  # here: it imports tempfile, and an explicit store needs neither
 
     return Path(platformdirs.user_data_dir("kmsnb")) / "emulator"
-
-
-def spelled_as_a_path(path: str) -> str:
-    """``path`` as ``str(pathlib.Path(path))`` spells it: no empty or ``.`` parts, no
-    trailing slash, so that messages and the parent directory read as a Path's did. ``..``
-    stays, as in a Path: resolving it in the string would be wrong past a symbolic link."""
-    slashes = len(path) - len(path.lstrip("/"))
-    root = "//" if slashes == 2 else "/" if slashes else ""  # POSIX keeps exactly two
-    return root + "/".join(part for part in path.split("/") if part not in ("", ".")) or "."
 
 
 class StoreDirectory:

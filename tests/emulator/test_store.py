@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 import stat
@@ -26,7 +25,7 @@ from kmsnb.emulator import (
     default_store_dir,
 )
 from kmsnb.emulator import store as store_module
-from kmsnb.emulator._keystore_dir import StoreDirectory, spelled_as_a_path
+from kmsnb.emulator._keystore_dir import StoreDirectory
 from kmsnb.emulator._sm4 import SM4_KEY_SIZE
 
 pytestmark = pytest.mark.unit
@@ -57,10 +56,8 @@ def test_the_directory_is_spelled_as_a_path_and_given_as_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The keystore keeps its directory as a string (start-up: no pathlib) spelled as
-    ``str(Path(...))`` spells it, ``~`` expanded, and ``path`` is that Path."""
-    parts = ["", "/", "//", ".", "..", "a", "~"]
-    grid = {"".join(p) for p in itertools.product(parts, repeat=4)} - {""}
-    assert {p: str(Path(p)) for p in grid} == {p: spelled_as_a_path(p) for p in grid}
+    ``str(Path(...))`` spells it (kmsnb._path_text), ``~`` expanded, and ``path`` is that
+    Path."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     for given, expected in [("rel//ks/.", "rel/ks"), ("~/ks/", f"{tmp_path}/home/ks")]:

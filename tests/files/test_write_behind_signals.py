@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,12 +52,35 @@ def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(output_file, "WRITE_BACK_STEP", 524288)
 
 
-def _threads() -> int:
-    """Threads of this process, from the kernel: a bare thread that nothing counts shows."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except FileNotFoundError:  # not Linux: the module's own count
-        return threading.active_count() + write_behind.running_count()
+class _StartedThreads:
+    """The threads the writer starts, seen from outside its own count: each start of a
+    bare thread is wrapped, and a thread is done once its function has returned. (The
+    process's thread count would do, but a test worker's other threads come and go.)"""
+
+    def __init__(self, start: Callable[..., int]) -> None:
+        self._start = start
+        self.running: set[object] = set()
+        self.count = 0  # started so far
+
+    def start_new_thread(self, function: Callable[..., object], arguments: tuple[Any, ...]) -> int:
+        token = object()
+
+        def run(*given: Any) -> None:
+            try:
+                function(*given)
+            finally:
+                self.running.discard(token)
+
+        self.running.add(token)
+        self.count += 1
+        return self._start(run, arguments)
+
+
+@pytest.fixture(autouse=True)
+def started(monkeypatch: pytest.MonkeyPatch) -> _StartedThreads:
+    threads = _StartedThreads(write_behind._thread.start_new_thread)
+    monkeypatch.setattr(write_behind._thread, "start_new_thread", threads.start_new_thread)
+    return threads
 
 
 def _write(destination: Path, *, overwrite: bool, durable: bool) -> None:
@@ -94,24 +118,26 @@ def _run_stopped_at(point: int, scenario: Callable[[], None]) -> Injection:
     return injection
 
 
-def _wait_for_threads(at_most: int, where: object) -> None:
+def _wait_for_threads(started: _StartedThreads, where: object) -> None:
     deadline = time.monotonic() + THREAD_END_S
-    while _threads() > at_most and time.monotonic() < deadline:
+    while started.running and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _threads() <= at_most, f"a thread outlived the exception at {where}"
+    assert not started.running, f"a thread outlived the exception at {where}"
     assert write_behind.running_count() == 0, where
 
 
-def _every_point(scenario: Callable[[], None], check: Callable[[Injection], None]) -> int:
+def _every_point(
+    scenario: Callable[[], None], check: Callable[[Injection], None], started: _StartedThreads
+) -> int:
     """Run ``scenario`` stopped at each point in turn, then once whole; ``check`` after
     each run. Returns how many points there were."""
-    threads = _threads()
     point = 1
     while True:
         injection = _run_stopped_at(point, scenario)
-        _wait_for_threads(threads, injection.where)
+        _wait_for_threads(started, injection.where)
         check(injection)
         if not injection.fired:
+            assert started.running == set()
             return injection.points
         point += 1
 
@@ -126,7 +152,7 @@ def temporary_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("durable", [True, False], ids=["durable", "scratch"])
 def test_a_new_output_is_whole_or_absent_after_an_exception_at_any_point(
-    tmp_path: Path, durable: bool, temporary_kind: str
+    tmp_path: Path, durable: bool, temporary_kind: str, started: _StartedThreads
 ) -> None:
     destination = tmp_path / "out.bin"
     whole = PIECE * PIECE_COUNT
@@ -140,12 +166,17 @@ def test_a_new_output_is_whole_or_absent_after_an_exception_at_any_point(
         else:
             assert injection.fired
 
-    points = _every_point(lambda: _write(destination, overwrite=False, durable=durable), check)
-    assert points > 100  # the write behind, the write-back and the naming were all walked
+    points = _every_point(
+        lambda: _write(destination, overwrite=False, durable=durable), check, started
+    )
+    assert points > 100
+    # The write behind, the write-back and the naming were all walked, and nearly every
+    # run wrote behind, from a thread of its own.
+    assert started.count > 100
 
 
 def test_a_replaced_file_is_the_old_or_the_new_after_an_exception_at_any_point(
-    tmp_path: Path, temporary_kind: str
+    tmp_path: Path, temporary_kind: str, started: _StartedThreads
 ) -> None:
     destination = tmp_path / "out.bin"
     old, new = b"the old file", PIECE * PIECE_COUNT
@@ -156,12 +187,13 @@ def test_a_replaced_file_is_the_old_or_the_new_after_an_exception_at_any_point(
         destination.write_bytes(old)
 
     destination.write_bytes(old)
-    points = _every_point(lambda: _write(destination, overwrite=True, durable=True), check)
+    points = _every_point(lambda: _write(destination, overwrite=True, durable=True), check, started)
     assert points > 100
+    assert started.count > 100  # nearly every run wrote behind, from a thread of its own
 
 
 def test_a_decrypted_file_is_whole_or_absent_after_an_exception_at_any_point(
-    tmp_path: Path,
+    tmp_path: Path, started: _StartedThreads
 ) -> None:
     """What hung in CI: ``decrypt_file`` of a large file, stopped in its output."""
     kms = InMemoryKms()
@@ -178,5 +210,6 @@ def test_a_decrypted_file_is_whole_or_absent_after_an_exception_at_any_point(
             assert injection.fired
         assert sorted(os.listdir(tmp_path)) == ["in.kms"], injection.where
 
-    points = _every_point(lambda: kmsnb.decrypt_file(source, destination, kms=kms), check)
+    points = _every_point(lambda: kmsnb.decrypt_file(source, destination, kms=kms), check, started)
     assert points > 100
+    assert started.count > 100  # nearly every run wrote behind, from a thread of its own

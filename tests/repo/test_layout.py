@@ -54,6 +54,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "kmsnb._sizes",
             # The immutable record that replaced frozen dataclasses (start-up).
             "kmsnb._record",
+            # Paths as strings spelled as pathlib would (start-up, a small file's work).
+            "kmsnb._path_text",
         ),
     ),
     (
