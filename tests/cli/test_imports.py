@@ -41,10 +41,13 @@ HEAVY = frozenset({
 #: (``platformdirs``, which imports ``tempfile`` and ``random``), and what a temporary name
 #: needed (``socket``, ``secrets``). ``shutil`` (with bz2 and lzma) came from argparse's
 #: default formatter. The network stack (``ssl``, ``http``, ``email``, ``asyncio``) belongs
-#: to the Alibaba SDK alone.
+#: to the Alibaba SDK alone. ``pathlib`` (with ``urllib.parse``, ``ipaddress`` and
+#: ``fnmatch``) went when paths became strings (kmsnb._path_text), ``signal`` when the CLI's
+#: handlers took ``_signal`` and only a named temporary file needs the rest.
 NOT_FOR_A_LOCAL_FILE = frozenset({
     "uuid", "platform", "platformdirs", "tempfile", "random", "secrets", "socket",
     "selectors", "shutil", "bz2", "lzma", "bcrypt", "ssl", "http", "email", "asyncio",
+    "pathlib", "urllib", "ipaddress", "fnmatch", "signal",
     "cryptography.hazmat.primitives.serialization",
     "cryptography.hazmat.primitives.asymmetric",
     "kmsnb.emulator._import", "kmsnb.emulator._secrets", "kmsnb.emulator._secret_admin",
