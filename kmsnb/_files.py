@@ -65,13 +65,12 @@ from kmsnb._output import Output, naming
 from kmsnb._path_text import as_path_text
 from kmsnb._temporary import (
     STALE_AFTER_S,
+    claim_temporary,
     discard,
     is_temporary_name,
     open_named,
-    register,
     sweep_if_due,
     sweep_stale_temporaries,
-    temporary_path,
     unregister,
 )
 
@@ -224,18 +223,9 @@ def _link_fd(fd: int, folder: _Folder, name: str) -> None:
 
 
 def _link_anonymous(fd: int, folder: _Folder, claimed: list[str]) -> None:
-    """Give the anonymous file ``fd`` a temporary name, appended to ``claimed`` (and
-    registered) before it exists, as :func:`kmsnb._temporary.open_named` does."""
-    while True:
-        path = temporary_path(folder.path)
-        claimed.append(path)
-        register(path)
-        try:
-            _link_fd(fd, folder, os.path.basename(path))
-            return
-        except FileExistsError:  # 32 random bits collided; draw again
-            claimed.pop()
-            unregister(path)
+    """Give the anonymous file ``fd`` a temporary name, in ``claimed`` before it exists
+    (:func:`kmsnb._temporary.claim_temporary`)."""
+    claim_temporary(folder.path, claimed, lambda path: _link_fd(fd, folder, os.path.basename(path)))
 
 
 def _copy_to_named(fd: int, directory: str, claimed: list[str], *, durable: bool) -> None:

@@ -24,12 +24,14 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "STALE_AFTER_S",
     "SWEEP_INTERVAL_S",
+    "claim_temporary",
     "discard",
     "is_temporary_name",
     "open_named",
@@ -38,6 +40,8 @@ __all__ = [
     "temporary_path",
     "unregister",
 ]
+
+_T = TypeVar("_T")
 
 #: Temporary files of an unknown or foreign owner are swept once untouched this long.
 STALE_AFTER_S = 3600.0
@@ -145,23 +149,31 @@ def temporary_path(directory: str) -> str:
     return os.path.join(directory, f"{_PREFIX}{_host_tag()}.{os.getpid()}.{os.urandom(4).hex()}")
 
 
-def open_named(directory: str, claimed: list[str]) -> int:
-    """Create a temporary file (0600, exclusively) in ``directory``; return it open.
+def claim_temporary(directory: str, claimed: list[str], create: Callable[[str], _T]) -> _T:
+    """``create(path)`` for a fresh temporary ``path`` in ``directory``; its result.
 
-    Its path is appended to ``claimed`` and registered (:func:`register`) before the file
-    exists: whatever stops the caller, a signal's exception included, finds in
-    ``claimed`` every file there is to :func:`discard`.
+    The path is appended to ``claimed`` and registered (:func:`register`) before
+    ``create`` makes the file: whatever stops the caller, a signal's exception included,
+    finds in ``claimed`` every file there is to :func:`discard`. ``create`` raises
+    ``FileExistsError`` when the name is taken (32 random bits collided): another is drawn.
     """
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     while True:
         path = temporary_path(directory)
         claimed.append(path)
         register(path)
         try:
-            return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
-        except FileExistsError:  # 32 random bits collided; draw again
+            return create(path)
+        except FileExistsError:
             claimed.pop()
             unregister(path)
+
+
+def open_named(directory: str, claimed: list[str]) -> int:
+    """Create a temporary file (0600, exclusively) in ``directory``; return it open. Its
+    path is in ``claimed`` before the file exists (:func:`claim_temporary`)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    return claim_temporary(directory, claimed, lambda path: os.open(path, flags, 0o600))
 
 
 # -- named temporary files and termination signals ---------------------------------------
