@@ -25,8 +25,8 @@ import re
 import stat
 import time
 from collections.abc import Callable
-from types import FrameType
-from typing import Any, TypeVar
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 __all__ = [
     "STALE_AFTER_S",
@@ -178,16 +178,25 @@ def open_named(directory: str, claimed: list[str]) -> int:
 
 # -- named temporary files and termination signals ---------------------------------------
 
-# signal is imported by the functions that use it: only a named temporary file needs it,
-# and most writes make none (start-up). _thread's lock is threading.Lock itself.
+# The handlers use _signal, the C module under signal, imported when a name is first
+# registered: signal builds its enums when imported (1.3 ms of a CLI call's start-up) and a
+# handler needs only the numbers. mypy has no stub for _signal; signal's functions are the
+# same ones. _thread's lock is threading.Lock itself.
 _live: set[str] = set()
 _live_lock = _thread.allocate_lock()
 _installed: dict[int, Any] = {}
 
 
-def _signals() -> tuple[int, ...]:
-    import signal
+def _signal_module() -> ModuleType:
+    if TYPE_CHECKING:
+        import signal
+    else:
+        import _signal as signal
+    return signal
 
+
+def _signals() -> tuple[int, ...]:
+    signal = _signal_module()
     return tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -215,7 +224,7 @@ def discard(path: str) -> None:
 
 
 def _install_handlers() -> None:
-    import signal
+    signal = _signal_module()
 
     # Only the default disposition is taken over: a host program's own handler (or
     # SIG_IGN) stays in charge. Only the main thread may set handlers: in another,
@@ -229,7 +238,7 @@ def _install_handlers() -> None:
 
 
 def _restore_handlers() -> None:
-    import signal
+    signal = _signal_module()
 
     for signum in list(_installed):
         try:
@@ -244,7 +253,7 @@ def _restore_handlers() -> None:
 
 def _remove_and_die(signum: int, frame: FrameType | None) -> None:
     """Remove the named temporary files, then die of ``signum`` as the default would."""
-    import signal
+    signal = _signal_module()
 
     for path in list(_live):
         with contextlib.suppress(OSError):
