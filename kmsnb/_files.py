@@ -124,7 +124,8 @@ def _resolve(destination: str, *, overwrite: bool) -> tuple[str, bool]:
         return destination, False
     except OSError as error:
         raise naming(error, destination) from None
-    if stat.S_ISLNK(status.st_mode):
+    through_a_link = stat.S_ISLNK(status.st_mode)
+    if through_a_link:
         try:
             status = os.stat(destination)
         except FileNotFoundError:
@@ -146,7 +147,10 @@ def _resolve(destination: str, *, overwrite: bool) -> tuple[str, bool]:
         raise ValueError(f"{destination} is {what}; kmsnb writes only files and pipes")
     if not overwrite:
         raise _exists(destination)
-    return os.path.realpath(destination), False
+    # A link is kept and its target replaced. Otherwise the name itself is replaced, in the
+    # folder it names (through linked folders or not, the same one): realpath's lstat of
+    # every component was a tenth of a 4 KiB decrypt_file's overwrite (issue 16).
+    return (os.path.realpath(destination) if through_a_link else destination), False
 
 
 _name_max: dict[str, int | None] = {}  # folder -> its PC_NAME_MAX (None: not known)

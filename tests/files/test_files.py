@@ -171,6 +171,32 @@ def test_a_symbolic_link_is_followed_and_kept(
     assert target.read_bytes() == PLAINTEXT
 
 
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_an_overwrite_through_a_linked_folder_replaces_the_file_in_the_real_one(
+    tmp_path: Path,
+    encrypted_file: Path,
+    kms: InMemoryKms,
+    monkeypatch: pytest.MonkeyPatch,
+    relative: bool,
+) -> None:
+    """The name itself is replaced (not resolved first): in the folder it names, whichever
+    way it is spelled, leaving the links as they were and no temporary file behind."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "out.bin").write_bytes(b"old")
+    (tmp_path / "via").symlink_to("real")
+    monkeypatch.chdir(tmp_path)
+    destination = Path("via/out.bin") if relative else tmp_path / "via" / "out.bin"
+    kmsnb.decrypt_file(encrypted_file, destination, kms=kms, overwrite=True)
+    assert (tmp_path / "via").is_symlink()
+    assert not (real / "out.bin").is_symlink()
+    assert (real / "out.bin").read_bytes() == PLAINTEXT
+    assert sorted(os.listdir(real)) == ["out.bin"]
+    (tmp_path / "out.bin").write_bytes(b"old")
+    kmsnb.decrypt_file(encrypted_file, "out.bin", kms=kms, overwrite=True)  # a bare name
+    assert (tmp_path / "out.bin").read_bytes() == PLAINTEXT
+
+
 def test_refused_destinations_cost_no_kms_call(
     tmp_path: Path, plain_file: Path, encrypted_file: Path, kms: InMemoryKms, key_id: str
 ) -> None:
