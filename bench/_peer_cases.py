@@ -5,10 +5,12 @@
 runs CASE once on one file (or, with ``--many``, on every file of the folder ``--src``
 into the folder ``--dst``) and prints one ``BENCH-RESULT`` line: the seconds of the work
 alone (imports and key set-up are done before the clock starts), the plaintext bytes
-handled and the child's memory (see ``bench/_common.py``). ``--state`` holds each peer's
-key material, made by its first encrypt run and read by its decrypt runs: a raw AES key
-for the Cobblestone loop and the AWS Encryption SDK, a Tink keyset, an age identity, and
-the keystore of kmsnb's local emulator (in process). Nothing leaves the machine.
+handled, the CPU time the work took in user space and in the kernel (``getrusage``, the
+child's own threads included) and the child's memory (see ``bench/_common.py``).
+``--state`` holds each peer's key material, made by its first encrypt run and read by
+its decrypt runs: a raw AES key for the Cobblestone loop and the AWS Encryption SDK, a
+Tink keyset, an age identity, and the keystore of kmsnb's local emulator (in process).
+Nothing leaves the machine.
 
 Every case leaves its output fsynced, except ``copy`` and kmsnb's ``*_nofsync`` cases
 (``durable=False``). The peers' outputs are fsynced after their library has written them
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -291,16 +294,20 @@ def main() -> int:
     warm_page_cache(args.dst.parent, sum(src.stat().st_size for src, _ in pairs) + 16 * MIB)
     gc.collect()
     before = memory_snapshot()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     for src, dst in pairs:
         run(src, dst)
     seconds = time.perf_counter() - start
+    used = resource.getrusage(resource.RUSAGE_SELF)
     after = memory_snapshot()
     emit_result(
         {
             "case": args.case,
             "seconds": seconds,
             "files": len(pairs),
+            "user_s": used.ru_utime - usage.ru_utime,
+            "sys_s": used.ru_stime - usage.ru_stime,
             "rss_after_imports_kib": before["rss_kib"],
             "maxrss_kib": after["maxrss_kib"],
             "hwm_kib": after["hwm_kib"],

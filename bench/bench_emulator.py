@@ -12,7 +12,10 @@ through the official SDK of its cloud:
 
 Each round runs every case once in a shuffled (seeded) order; a ratio is taken within a
 round (kmsnb's pairs/s over moto's) and the table gives the medians and ranges of the
-rounds. Goals: HTTP >= 2.5x moto, in process >= 30x moto.
+rounds. Goals: HTTP >= 2.5x moto, in process >= 30x moto. Over HTTP, a last table splits
+a pair's CPU time between the client (this process: the official SDK, kmsnb's
+``AliyunKms`` over it, or boto3) and the server (the child process, from ``/proc`` on
+Linux): the client and the server take turns, so a pair costs about the sum.
 
 Usage (needs the ``bench`` extra, which has moto)::
 
@@ -65,6 +68,30 @@ def pairs_per_second(action: Callable[[int], None], pair_count: int) -> float:
     return pair_count / (time.perf_counter() - started)
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux ``/proc``; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def over_http(
+    action: Callable[[int], None], pair_count: int, server_pid: int, cpu: list[float | None]
+) -> float:
+    """:func:`pairs_per_second`, appending to ``cpu`` the CPU microseconds a pair cost the
+    client (this process: the SDK) and the server (its child process)."""
+    client, server = time.process_time(), process_cpu_seconds(server_pid)
+    rate = pairs_per_second(action, pair_count)
+    server_after = process_cpu_seconds(server_pid)
+    cpu.append((time.process_time() - client) / pair_count * 1e6)
+    cpu.append(None if server is None or server_after is None else
+               (server_after - server) / pair_count * 1e6)  # fmt: skip
+    return rate
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -72,8 +99,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served_moto() -> Iterator[str]:
-    """``python -m moto.server`` in a child process; yields its endpoint."""
+def served_moto() -> Iterator[tuple[str, int]]:
+    """``python -m moto.server`` in a child process; yields its endpoint and process id."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -90,13 +117,16 @@ def served_moto() -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("moto's server did not start") from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:
+def measure(
+    arguments: argparse.Namespace, workdir: Path
+) -> tuple[dict[str, list[float]], dict[str, list[float | None]]]:
+    """Pairs a second of each case, each round; and the HTTP cases' CPU split."""
     import boto3
     from moto import mock_aws
 
@@ -106,7 +136,12 @@ def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[floa
     local = LocalKms(workdir / "store")
     key_id = local.create_key("bench").key_id
     results: dict[str, list[float]] = defaultdict(list)
-    with served_emulator(workdir / "store", access_key) as endpoint, served_moto() as moto_url:
+    # Per HTTP case: client and server CPU microseconds a pair, alternating, every run.
+    cpu: dict[str, list[float | None]] = {"kmsnb_http": [], "moto_http": []}
+    with (
+        served_emulator(workdir / "store", access_key) as (endpoint, emulator_pid),
+        served_moto() as (moto_url, moto_pid),
+    ):
         remote = aliyun_client(endpoint, access_key)
         moto_remote = boto3.client(
             "kms", region_name=MOTO_REGION, endpoint_url=moto_url, **MOTO_CREDENTIALS
@@ -119,11 +154,14 @@ def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[floa
             moto_local_key = moto_local.create_key()["KeyMetadata"]["KeyId"]
             pairs = arguments.pairs
             cases: dict[str, Callable[[], float]] = {
-                "kmsnb_http": lambda: pairs_per_second(
-                    lambda n: run_pairs(remote, key_id, n), pairs
+                "kmsnb_http": lambda: over_http(
+                    lambda n: run_pairs(remote, key_id, n), pairs, emulator_pid, cpu["kmsnb_http"]
                 ),
-                "moto_http": lambda: pairs_per_second(
-                    lambda n: run_boto3_pairs(moto_remote, moto_key, n), pairs
+                "moto_http": lambda: over_http(
+                    lambda n: run_boto3_pairs(moto_remote, moto_key, n),
+                    pairs,
+                    moto_pid,
+                    cpu["moto_http"],
                 ),
                 "kmsnb_local": lambda: pairs_per_second(
                     lambda n: run_pairs(local, key_id, n), pairs * LOCAL_FACTOR
@@ -134,6 +172,8 @@ def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[floa
             }
             for case in cases.values():  # warm up: connection pools, imports, caches
                 case()
+            for values in cpu.values():
+                values.clear()
             order = random.Random(arguments.seed)
             for round_number in range(arguments.rounds):
                 names = list(cases)
@@ -144,10 +184,18 @@ def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[floa
         finally:
             mock.stop()
     local.close()
-    return results
+    return results, cpu
 
 
-def report(results: dict[str, list[float]]) -> None:
+def _cpu_cell(values: list[float | None]) -> str:
+    known = [value for value in values if value is not None]
+    if len(known) < len(values) or not known:
+        return "-"
+    low, high = spread(known)
+    return f"{median(known):,.0f} ({low:,.0f}-{high:,.0f})"
+
+
+def report(results: dict[str, list[float]], cpu: dict[str, list[float | None]]) -> None:
     rows = []
     for name in ("kmsnb_http", "moto_http", "kmsnb_local", "moto_local"):
         low, high = spread(results[name])
@@ -170,6 +218,13 @@ def report(results: dict[str, list[float]]) -> None:
             ]
         )
     print_table(["same-round ratio", "median", "range", "goal", "verdict"], rows)
+    print()
+    # Where a pair's time goes over HTTP: the client's SDK and the server each work while
+    # the other waits, so a pair takes about the sum of the two.
+    rows = [
+        [name, _cpu_cell(values[0::2]), _cpu_cell(values[1::2])] for name, values in cpu.items()
+    ]
+    print_table(["CPU µs a pair", "client (the SDK, this process)", "server (its process)"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{arguments.rounds} rounds, {arguments.pairs} pairs per case\n"
     )
     with tempfile.TemporaryDirectory(prefix="kmsnb-bench-") as workdir:
-        report(measure(arguments, Path(workdir)))
+        report(*measure(arguments, Path(workdir)))
     return 0
 
 

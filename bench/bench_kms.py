@@ -94,8 +94,8 @@ def pairs_per_second(action: Callable[[], None], pair_count: int) -> float:
 
 
 @contextmanager
-def served_emulator(store: Path, access_key: tuple[str, str]) -> Iterator[str]:
-    """``kmsnb emulator serve`` in a child process; yields its endpoint."""
+def served_emulator(store: Path, access_key: tuple[str, str]) -> Iterator[tuple[str, int]]:
+    """``kmsnb emulator serve`` in a child process; yields its endpoint and process id."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env["ALIBABA_CLOUD_ACCESS_KEY_ID"], env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = access_key
     process = subprocess.Popen(
@@ -109,7 +109,7 @@ def served_emulator(store: Path, access_key: tuple[str, str]) -> Iterator[str]:
         first_line = process.stdout.readline()
         if "serving at" not in first_line:
             raise RuntimeError(f"the emulator did not start: {first_line!r}")
-        yield first_line.split()[-1]
+        yield first_line.split()[-1], process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
@@ -134,7 +134,7 @@ def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[floa
     local = LocalKms(workdir / "store")
     key_id = local.create_key("bench").key_id
     results: dict[str, list[float]] = defaultdict(list)
-    with served_emulator(workdir / "store", access_key) as endpoint:
+    with served_emulator(workdir / "store", access_key) as (endpoint, _):
         remote = aliyun_client(endpoint, access_key)
         run_pairs(remote, key_id, 50)  # warm up: connection pool, imports, caches
         run_pairs(local, key_id, 50)

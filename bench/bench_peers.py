@@ -16,12 +16,13 @@ ratios are taken within a round (large file ÷ the fsync'd copy, small files ÷ 
 crash-safe copy, kmsnb's ``durable=False`` cases ÷ the copy without fsync, CLI ÷ the
 cobblestone import) and reported as the median and range over ``--rounds``. Every
 decrypt's output is compared byte for byte with the source, every round. Peak RSS is
-each child's own (``VmHWM``). The driver imports only the standard library, so that its
-children's peaks are theirs. Each child first warms the page cache it will write into
-(see ``bench/_common.py``: without that, this VM made a case 3x slower or not by the
-order the cases ran in). The peers' outputs are published crash-safe, as kmsnb's are
-(``--peer-output safe``; see ``bench/_peer_cases.py``); ``--peer-output direct``
-measures them writing straight to the destination.
+each child's own (``VmHWM``), and so is its CPU time in user space and in the kernel
+(``getrusage``; per file in the small-file table). The driver imports only the standard
+library, so that its children's peaks are theirs. Each child first warms the page cache
+it will write into (see ``bench/_common.py``: without that, this VM made a case 3x
+slower or not by the order the cases ran in). The peers' outputs are published
+crash-safe, as kmsnb's are (``--peer-output safe``; see ``bench/_peer_cases.py``);
+``--peer-output direct`` measures them writing straight to the destination.
 
 The peers come from the optional extra ``bench``: ``pip install -e '.[bench]'``. A peer
 that is not installed is skipped with a printed reason.
@@ -266,8 +267,24 @@ def _baseline_of(case: str, kind: str) -> str:
     return LARGE_BASELINE if kind == "large" else SMALL_BASELINE
 
 
+def _cpu(rounds: list[dict[str, Any]], case: str, scale: float) -> str:
+    """Median CPU time of a case, user / sys, times ``scale`` (results saved before the
+    children reported it have none)."""
+    if any("user_s" not in r[case] for r in rounds):
+        return "-"
+    user = median(r[case]["user_s"] * scale for r in rounds)
+    system = median(r[case]["sys_s"] * scale for r in rounds)
+    return f"{user:,.0f} / {system:,.0f}"
+
+
 def _file_table(kind: str, rounds: list[dict[str, Any]], cases: list[str], amount: int) -> None:
     rows = []
+    # Small files: per file, where kmsnb's own work shows beside the fsyncs' (a process
+    # that sleeps in two fsyncs a file resumes with cold caches: user time grows with them).
+    if kind == "large":
+        scale, cpu_heading = 1000.0, "CPU ms, user / sys"
+    else:
+        scale, cpu_heading = 1e6 / amount, "CPU µs a file, user / sys"
     for case in cases:
         baseline = _baseline_of(case, kind)
         speeds = [
@@ -281,6 +298,7 @@ def _file_table(kind: str, rounds: list[dict[str, Any]], cases: list[str], amoun
                 _range(speeds, 0),
                 _range(_ratios(rounds, case, baseline))
                 + ("" if case == baseline else f" ÷ {baseline}"),
+                _cpu(rounds, case, scale),
                 f"{max(_peak_mib(r[case]) for r in rounds):.0f}",
                 "-" if exact[0] is None else ("yes" if all(exact) else "NO"),
             ]
@@ -291,6 +309,7 @@ def _file_table(kind: str, rounds: list[dict[str, Any]], cases: list[str], amoun
             "case",
             f"{unit} median (range)",
             "time ÷ baseline, same round",
+            cpu_heading,
             "peak RSS MiB",
             "byte-exact",
         ],
