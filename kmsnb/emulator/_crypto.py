@@ -131,10 +131,13 @@ def _seal_with_primary(
 def _open(engine: Engine, ciphertext_blob: str, aad: bytes) -> tuple[KeyRecord, str, bytes]:
     """Find the blob's key version, check its key's state, verify and decrypt."""
     version_id, unverified = split_blob(ciphertext_blob)
-    version = engine.store.snapshot().versions.get(version_id)
+    state = engine.store.snapshot()
+    version = state.versions.get(version_id)
     if version is None:
         raise key_not_found()
-    # Housekeeping may purge the key here, and its versions with it: KeyNotFound.
-    _, key = engine.read(version.key_id, USE_RULE)
+    # Housekeeping may purge the key here, and its versions with it: KeyNotFound. The
+    # same snapshot: the version and its key from one state, and one look at the keystore
+    # (a stat of its file) a Decrypt, not two (issue 16).
+    _, key = engine.read(version.key_id, USE_RULE, state=state)
     plaintext = open_blob(engine.store.aead(version), unverified, aad)
     return key, version_id, plaintext

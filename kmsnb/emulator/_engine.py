@@ -125,9 +125,13 @@ class Engine:
         check_state(key, rule)
         return key
 
-    def read(self, key_ref: str, rule: StateRule) -> tuple[StoreState, KeyRecord]:
-        """Look a key up for reading, after any housekeeping it is due."""
-        state = self.store.snapshot()
+    def read(
+        self, key_ref: str, rule: StateRule, *, state: StoreState | None = None
+    ) -> tuple[StoreState, KeyRecord]:
+        """Look a key up for reading, after any housekeeping it is due: in ``state``, a
+        snapshot this call already took, else in a fresh one."""
+        if state is None:
+            state = self.store.snapshot()
         if self._is_due(state.keys[self.resolve(state, key_ref)]):
             state = self._housekept(state)
         return state, self.key_in(state, key_ref, rule)

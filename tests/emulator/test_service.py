@@ -844,6 +844,24 @@ def test_re_encrypt(
         service.call("ReEncrypt", {**params, "SourceEncryptionContext": '{"a":"2"}'})
 
 
+def test_decrypt_looks_at_the_keystore_once(
+    service: KmsService, store: KeyStore, new_key: NewKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decrypt finds the blob's key version and checks its key in one snapshot: both come
+    from one state, and the keystore's file is looked at once a call (issue 16)."""
+    blob = generate(service, new_key())["CiphertextBlob"]
+    taken: list[object] = []
+    snapshot = store.snapshot
+
+    def counted() -> Any:
+        taken.append(None)
+        return snapshot()
+
+    monkeypatch.setattr(store, "snapshot", counted)
+    assert service.call("Decrypt", {"CiphertextBlob": blob})["Plaintext"]
+    assert len(taken) == 1
+
+
 def test_dry_run(
     service: KmsService, new_key: NewKey, service_error: ServiceErrorExpectation
 ) -> None:
