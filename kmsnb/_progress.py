@@ -102,11 +102,16 @@ def wants_bar(total: int | None, show: bool | None) -> bool:
     return show if show is not None else total is not None and total >= _threshold
 
 
-@contextlib.contextmanager
+#: What :func:`progress_bar` gives where no bar is shown: it holds no state, so one serves
+#: every call, where a generator's context manager cost a 4 KiB file ~1 % (issue 16).
+_NO_BAR: contextlib.nullcontext[Advance] = contextlib.nullcontext(ignore_progress)
+
+
 def progress_bar(
     total: int | None, description: str, *, show: bool | None = None
-) -> Iterator[Advance]:
-    """Yield a function to call with each number of bytes processed.
+) -> contextlib.AbstractContextManager[Advance]:
+    """A context manager that yields a function to call with each number of bytes
+    processed.
 
     A bar (``tqdm.autonotebook``: a widget in Jupyter, text on stderr in a terminal) is shown,
     when tqdm is installed, if ``show`` is true, or if ``show`` is ``None`` and ``total``
@@ -126,20 +131,25 @@ def progress_bar(
             the threshold.
     """
     if not wants_bar(total, show):
-        yield ignore_progress
-        return
+        return _NO_BAR
     tqdm = _tqdm_class()
     if tqdm is None:
-        yield ignore_progress
-        return
-    bar = tqdm(
-        total=total,
-        desc=description,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        leave=False,
+        return _NO_BAR
+    return _shown(
+        tqdm(
+            total=total,
+            desc=description,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            leave=False,
+        )
     )
+
+
+@contextlib.contextmanager
+def _shown(bar: Any) -> Iterator[Advance]:
+    """Yield ``bar``'s update; close it at the end of the block, full if it completed."""
     try:
         yield bar.update
         # Completed: what was counted is what there was, whatever the estimate said.
