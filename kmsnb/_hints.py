@@ -8,9 +8,8 @@ says what went wrong and, for a KMS error, which key and which KMS); it says wha
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Final, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final, Literal
 
 from kmsnb.errors import (
     AliasExistsError,
@@ -25,6 +24,10 @@ from kmsnb.errors import (
     UnsupportedStorageError,
     WrongKeyError,
 )
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from types import TracebackType
 
 __all__ = [
     "FACES",
@@ -242,36 +245,48 @@ def kms_location(kms: object) -> str:
     return f"the KMS client {type(kms).__name__}"
 
 
-@contextlib.contextmanager
-def naming_key_and_kms(key_id: str, kms: object) -> Iterator[None]:
+def naming_key_and_kms(key_id: str, kms: object) -> AbstractContextManager[None]:
     """Add which key and which KMS to a :class:`~kmsnb.errors.KmsError` raised inside.
 
     The KMS says "The specified Key is not found."; the user needs to know which key was
     asked for and of which KMS (a file made with another keystore, a forgotten ``--kms``).
     The error keeps its class, code, request id and status.
     """
-    with _naming(f"key {key_id!r}", kms):
-        yield
+    return _Naming(f"key {key_id!r}", kms)
 
 
-@contextlib.contextmanager
-def naming_secret_and_kms(name: str, kms: object) -> Iterator[None]:
+def naming_secret_and_kms(name: str, kms: object) -> AbstractContextManager[None]:
     """The same for a secret: Secrets Manager says only "The resource is not found."."""
-    with _naming(f"secret {name!r}", kms):
-        yield
+    return _Naming(f"secret {name!r}", kms)
 
 
-@contextlib.contextmanager
-def _naming(what: str, kms: object) -> Iterator[None]:
-    try:
-        yield
-    except KmsError as error:
-        where = kms_location(kms)
+class _Naming:
+    """Re-raises a KmsError from inside with ``what`` and the KMS named. A class, not a
+    generator's context manager: every file's KMS call goes through one (issue 16)."""
+
+    __slots__ = ("_kms", "_what")
+
+    def __init__(self, what: str, kms: object) -> None:
+        self._what = what
+        self._kms = kms
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not isinstance(error, KmsError):
+            return
+        where = kms_location(self._kms)
         if where in error.message:
-            raise
+            return
         import copy  # here: only a failure is renamed, and copy costs start-up
 
         named = copy.copy(error)
-        named.message = f"{error.message.rstrip('.')}: {what} in {where}"
+        named.message = f"{error.message.rstrip('.')}: {self._what} in {where}"
         named.args = (named.message,)
         raise named from error
