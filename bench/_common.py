@@ -46,6 +46,7 @@ __all__ = [
     "emit_result",
     "files_equal",
     "filesystem_type",
+    "floor_command",
     "format_size",
     "mbps",
     "median",
@@ -217,6 +218,26 @@ def time_command(
     if completed.returncode != 0:
         raise ChildError(f"exit {completed.returncode}: {' '.join(argv)}\n{completed.stderr}")
     return elapsed
+
+
+#: bench/_startup_floor.py, the floor under ``kmsnb encrypt`` (see there).
+FLOOR_SCRIPT = Path(__file__).resolve().parent / "_startup_floor.py"
+
+
+def floor_command(src: Path, dst: Path) -> list[str]:
+    """The command that runs the floor under ``kmsnb encrypt`` on ``src`` into ``dst``.
+
+    Imported from its compiled bytecode, as the ``kmsnb`` script imports kmsnb's: run as
+    a script, Python compiles a ``__main__`` every time (0.6 M instructions for this one,
+    callgrind), and ``-m`` imports ``runpy`` (15 M); either would overstate the floor. The
+    caller compiles it first (``compileall``, which bench_startup.py and
+    bench_instructions.py run on it and on kmsnb).
+    """
+    launch = (
+        f"import sys; sys.path.insert(0, {str(FLOOR_SCRIPT.parent)!r}); "
+        "from _startup_floor import main; sys.exit(main())"
+    )
+    return [sys.executable, "-c", launch, str(src), "-o", str(dst)]
 
 
 def write_random_file(path: Path, size: int, *, block_size: int = MIB) -> None:

@@ -36,13 +36,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import KIB, ChildError, median, print_table, spread, time_command, verdict
+from _common import (
+    FLOOR_SCRIPT,
+    KIB,
+    ChildError,
+    floor_command,
+    median,
+    print_table,
+    spread,
+    time_command,
+    verdict,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "import cryptography.cobblestone"
 #: kmsnb encrypt's dependencies doing its work, without kmsnb (``bench/_startup_floor.py``).
 FLOOR = "dependency floor of encrypt"
-FLOOR_SCRIPT = Path(__file__).resolve().parent / "_startup_floor.py"
 GOALS = {"kmsnb encrypt": 2.5, "kmsnb decrypt": 2.5, "kmsnb --help": 1.5}
 
 
@@ -66,7 +75,7 @@ def commands(work: Path, *, module: bool) -> dict[str, list[str]]:
         "kmsnb --help": [*_kmsnb(module=module), "--help"],
         "kmsnb --version": [*_kmsnb(module=module), "--version"],
         "import kmsnb": [sys.executable, "-c", "import kmsnb"],
-        FLOOR: [sys.executable, str(FLOOR_SCRIPT), str(plain), "-o", str(work / "floor.out")],
+        FLOOR: floor_command(plain, work / "floor.out"),
         BASELINE: [sys.executable, "-c", BASELINE],
         "python -c pass": [sys.executable, "-c", "pass"],
     }  # fmt: skip
@@ -95,7 +104,8 @@ def main() -> int:
     # Start-up from fresh bytecode, as an installed kmsnb has it: with
     # PYTHONDONTWRITEBYTECODE set (as in this project's shells) an edited module would
     # otherwise be compiled again in every timed run.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "kmsnb")], check=True)
+    compiled = [str(REPO / "kmsnb"), str(FLOOR_SCRIPT)]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *compiled], check=True)
     with tempfile.TemporaryDirectory(prefix="kmsnb-bench-startup-") as folder:
         work = Path(folder)
         timed = commands(work, module=args.module)

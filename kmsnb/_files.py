@@ -62,7 +62,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from kmsnb._output import Output, naming
-from kmsnb._path_text import as_path_text
+from kmsnb._path_text import anchored, as_path_text
 from kmsnb._temporary import (
     STALE_AFTER_S,
     claim_temporary,
@@ -353,6 +353,10 @@ def atomic_output(
     """
     destination = as_path_text(path)
     target, through = _resolve(destination, overwrite=overwrite)
+    try:
+        target = anchored(target)  # the folder of the call, whatever chdir comes after
+    except OSError as error:
+        raise naming(error, destination) from None
     if through:
         with _write_through(destination) as through_output:
             yield through_output

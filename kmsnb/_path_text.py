@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["as_path_text", "spelled_as_a_path"]
+__all__ = ["anchored", "as_path_text", "spelled_as_a_path"]
 
 
 def spelled_as_a_path(path: str) -> str:
@@ -35,3 +35,15 @@ def as_path_text(path: str | os.PathLike[str]) -> str:
             f"a str, not {type(text).__name__!r}"
         )
     return spelled_as_a_path(text)
+
+
+def anchored(path: str) -> str:
+    """``path`` joined to the current folder if it is relative: the file it names now,
+    whatever ``os.chdir`` happens later (an output's block runs the caller's code, and
+    other threads run meanwhile). Not normalised: ``link/../x`` is left for the kernel,
+    which takes ``..`` from the link's target, as ``realpath`` does.
+
+    Raises:
+        FileNotFoundError: the current folder was removed (a relative path names nothing).
+    """
+    return path if path.startswith("/") else os.path.join(os.getcwd(), path)

@@ -123,6 +123,9 @@ def progress_bar(
     bar's total becomes the count, so that it ends full (a notebook's bar left short of
     its total turns red, as after an error, and stays).
 
+    A bar is made by this call: enter the result at once (``with progress_bar(...)``), so
+    that it is closed.
+
     Args:
         total: the number of bytes the operation will process (or about), or ``None`` if
             unknown.

@@ -197,6 +197,31 @@ def test_an_overwrite_through_a_linked_folder_replaces_the_file_in_the_real_one(
     assert (tmp_path / "out.bin").read_bytes() == PLAINTEXT
 
 
+@pytest.mark.parametrize("fallback", [False, True], ids=["anonymous", "named"])
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
+def test_a_relative_destination_is_the_folder_of_the_call_whatever_chdir_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overwrite: bool, fallback: bool
+) -> None:
+    """The block runs the caller's code (and other threads run meanwhile): a chdir there
+    must neither move the output nor replace a file of the same name elsewhere."""
+    if fallback:
+        monkeypatch.setattr(files, "_open_anonymous", lambda directory: None)
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "out.bin").write_bytes(b"not this one")
+    if overwrite:
+        (here / "out.bin").write_bytes(b"old")
+    monkeypatch.chdir(here)
+    with atomic_output("out.bin", overwrite=overwrite) as output:
+        output.write(b"new")
+        os.chdir(elsewhere)
+    assert (here / "out.bin").read_bytes() == b"new"
+    assert (elsewhere / "out.bin").read_bytes() == b"not this one"
+    assert _names(here) == ["out.bin"]
+    assert _names(elsewhere) == ["out.bin"]
+
+
 def test_refused_destinations_cost_no_kms_call(
     tmp_path: Path, plain_file: Path, encrypted_file: Path, kms: InMemoryKms, key_id: str
 ) -> None:
