@@ -461,7 +461,10 @@ with files.atomic_output(sys.argv[1], overwrite=False) as output:
     if sys.argv[2] == "host-handler":
         assert signal.getsignal(signal.SIGTERM) is host, "the host's handler was replaced"
     print("writing", flush=True)
-    time.sleep(60)
+    # Short sleeps: Python runs a signal's handler between bytecodes, and a signal that
+    # lands after the last check but before a sleep begins would wait for that sleep's end.
+    for _ in range(600):
+        time.sleep(0.1)
 """
 
 
