@@ -1,4 +1,4 @@
-"""One HTTP request in, one KMS call, one answer out: what the server's workers run.
+"""One HTTP request in, one KMS call, one answer out: what the server runs for a request.
 
 The request's query and form body are parsed (strict UTF-8, bounded field count), its
 signature verified (:mod:`kmsnb.emulator.auth`), the action dispatched to the engine (or,
@@ -17,17 +17,18 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from kmsnb.emulator._http import HttpError, HttpRequest, HttpResponse
+from kmsnb.emulator._waiting import WouldBlock, not_waiting
 from kmsnb.emulator.admin import EmulatorAdmin
 from kmsnb.emulator.auth import AuthError, SignatureVerifier, SignedRequest
 from kmsnb.emulator.service import KmsService, ServiceError
 from kmsnb.emulator.store import KeyStoreError
 
-__all__ = ["API_VERSION", "COMMON_PARAMS", "MAX_PARAM_COUNT", "Dispatcher"]
+__all__ = ["API_VERSION", "COMMON_PARAMS", "MAX_PARAM_COUNT", "ON_THE_LOOP", "Dispatcher"]
 
 logger = logging.getLogger("kmsnb.emulator.server")
 
@@ -55,7 +56,8 @@ COMMON_PARAMS = frozenset(
 
 
 class Dispatcher:
-    """Turns one HTTP request into one KMS call and its answer; runs on a worker thread.
+    """Turns one HTTP request into one KMS call and its answer, on a worker thread or,
+    for the data plane, on the event loop (:meth:`handle_without_waiting`).
 
     Nothing here logs a query string, a form body or a header value.
     """
@@ -73,52 +75,52 @@ class Dispatcher:
         self.host_id = ""
 
     def handle(self, http_request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        request_id = _new_request_id()
-        action = "-"
-        try:
-            if http_request.method not in ("GET", "POST"):
-                raise _refusal(HttpError(403, "UnsupportedHTTPMethod", "Use POST or GET."))
-            request = _signed_request(http_request)
-            self.verifier.verify(request)
-            action = _action(request)
-            params = {k: v for k, v in request.params.items() if k not in COMMON_PARAMS}
-            # Admin actions come after the same signature, clock and nonce checks.
-            if self.admin is not None and self.admin.handles(action):
-                result = self.admin.call(action, params, peer=http_request.peer)
-            else:
-                result = self.service.call(action, params)
-            return self._json(200, {**result, "RequestId": request_id}, request_id)
-        except _Refusal as refusal:
-            return self.error_page(refusal.error, request_id, close=refusal.close)
-        except AuthError as error:
-            return self.error_page(
-                HttpError(error.http_status, error.code, error.message), request_id
-            )
-        except ServiceError as error:
-            return self.error_page(
-                HttpError(error.http_status, error.code, error.message), request_id
-            )
-        except KeyStoreError as error:
-            # The keystore's own message (disk full, read-only, corrupted) names its files,
-            # not the request: it helps whoever runs the emulator and leaks nothing.
-            logger.warning("%s failed: %s", action, error)
-            failure = HttpError(500, "InternalFailure", f"Internal Failure: {error}.")
-            return self.error_page(failure, request_id)
-        except Exception as error:
-            # Only the type and where: an exception's text may hold request data.
-            logger.error(
-                "internal error in %s: %s\n%s",
-                action,
-                type(error).__name__,
-                "".join(traceback.format_tb(error.__traceback__)),
-            )
-            failure = HttpError(500, "InternalFailure", "Internal Failure.")
-            return self.error_page(failure, request_id)
-        finally:
-            logger.debug(
-                "%s %s %.1f ms", http_request.method, action, (time.perf_counter() - started) * 1e3
-            )
+        """Answer ``http_request`` on this thread, waiting for whatever the call needs."""
+        answer = self._answer(http_request, on_loop=False)
+        return answer if isinstance(answer, HttpResponse) else answer()
+
+    def handle_without_waiting(
+        self, http_request: HttpRequest
+    ) -> HttpResponse | Callable[[], HttpResponse]:
+        """Answer ``http_request`` now, on the event loop, if that needs no wait; else
+        verify it and return the rest of the work, for a worker thread to run.
+
+        The data-plane actions (:data:`ON_THE_LOOP`) run here unless they would wait
+        (:mod:`kmsnb.emulator._waiting`); every other action, and one of those that would
+        wait, is returned as the rest of the work. The request is verified here either
+        way, once: its nonce is spent.
+        """
+        return self._answer(http_request, on_loop=True)
+
+    def _answer(
+        self, http_request: HttpRequest, *, on_loop: bool
+    ) -> HttpResponse | Callable[[], HttpResponse]:
+        call = _Call(self, http_request)
+        verified = call.verified()
+        if isinstance(verified, HttpResponse):
+            return verified
+        action, params = verified
+
+        def answer() -> HttpResponse:
+            return call.answer(lambda: self._execute(action, params, http_request))
+
+        if not on_loop:
+            return answer()
+        if action in ON_THE_LOOP:
+            try:
+                with not_waiting():
+                    return answer()
+            except WouldBlock:
+                pass  # nothing was changed: the worker starts the call over
+        return answer
+
+    def _execute(
+        self, action: str, params: dict[str, str], http_request: HttpRequest
+    ) -> dict[str, Any]:
+        # Admin actions come after the same signature, clock and nonce checks.
+        if self.admin is not None and self.admin.handles(action):
+            return self.admin.call(action, params, peer=http_request.peer)
+        return self.service.call(action, params)
 
     def error_page(
         self, error: HttpError, request_id: str | None = None, *, close: bool = False
@@ -147,6 +149,77 @@ class Dispatcher:
             ("x-acs-request-id", request_id),
         ]
         return HttpResponse(status, payload, headers)
+
+
+class _Call:
+    """One request's id and timing, and the answer to each way answering it can fail."""
+
+    def __init__(self, dispatcher: Dispatcher, http_request: HttpRequest) -> None:
+        self.dispatcher = dispatcher
+        self.http_request = http_request
+        self.started = time.perf_counter()
+        self.request_id = _new_request_id()
+        self.action = "-"
+
+    def verified(self) -> tuple[str, dict[str, str]] | HttpResponse:
+        """The action and its parameters, or the answer that refuses the request."""
+        try:
+            action, params = _verified(self.dispatcher.verifier, self.http_request)
+        except Exception as error:
+            return self._finished(self._error_answer(error))
+        self.action = action
+        return action, params
+
+    def answer(self, execute: Callable[[], dict[str, Any]]) -> HttpResponse:
+        """The answer: what ``execute`` returns, or its error's. :class:`WouldBlock`
+        goes through: the call is then started over on a worker."""
+        try:
+            body = {**execute(), "RequestId": self.request_id}
+            response = self.dispatcher._json(200, body, self.request_id)
+        except WouldBlock:
+            raise
+        except Exception as error:
+            response = self._error_answer(error)
+        return self._finished(response)
+
+    def _finished(self, response: HttpResponse) -> HttpResponse:
+        elapsed_ms = (time.perf_counter() - self.started) * 1e3
+        logger.debug("%s %s %.1f ms", self.http_request.method, self.action, elapsed_ms)
+        return response
+
+    def _error_answer(self, error: Exception) -> HttpResponse:
+        dispatcher, request_id = self.dispatcher, self.request_id
+        if isinstance(error, _Refusal):
+            return dispatcher.error_page(error.error, request_id, close=error.close)
+        if isinstance(error, AuthError | ServiceError):
+            refusal = HttpError(error.http_status, error.code, error.message)
+            return dispatcher.error_page(refusal, request_id)
+        if isinstance(error, KeyStoreError):
+            # The keystore's own message (disk full, read-only, corrupted) names its files,
+            # not the request: it helps whoever runs the emulator and leaks nothing.
+            logger.warning("%s failed: %s", self.action, error)
+            failure = HttpError(500, "InternalFailure", f"Internal Failure: {error}.")
+            return dispatcher.error_page(failure, request_id)
+        # Only the type and where: an exception's text may hold request data.
+        logger.error(
+            "internal error in %s: %s\n%s",
+            self.action,
+            type(error).__name__,
+            "".join(traceback.format_tb(error.__traceback__)),
+        )
+        failure = HttpError(500, "InternalFailure", "Internal Failure.")
+        return dispatcher.error_page(failure, request_id)
+
+
+def _verified(verifier: SignatureVerifier, http_request: HttpRequest) -> tuple[str, dict[str, str]]:
+    """The action and its own parameters, once the request's signature, clock and nonce
+    are checked (the nonce is then spent)."""
+    if http_request.method not in ("GET", "POST"):
+        raise _refusal(HttpError(403, "UnsupportedHTTPMethod", "Use POST or GET."))
+    request = _signed_request(http_request)
+    verifier.verify(request)
+    action = _action(request)
+    return action, {k: v for k, v in request.params.items() if k not in COMMON_PARAMS}
 
 
 class _Refusal(Exception):
@@ -197,6 +270,11 @@ def _action(request: SignedRequest) -> str:
 
 
 _FORM_TYPE = "application/x-www-form-urlencoded"
+#: The actions :meth:`Dispatcher.handle_without_waiting` runs on the event loop: the data
+#: plane, which reads the keystore's snapshot and writes nothing.
+ON_THE_LOOP = frozenset(
+    {"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncrypt"}
+)
 
 
 def _new_request_id() -> str:

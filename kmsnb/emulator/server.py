@@ -8,8 +8,10 @@ dispatched on ``Action`` or the ``x-acs-action`` header, authenticated by
 Recommend}`` with its HTTP statuses.
 
 The transport (:mod:`kmsnb.emulator._http`) reads each request whole on one event-loop
-thread, under a deadline, and runs it on a small pool of worker threads: slow, idle or
-trickling clients hold no thread, whatever their number. Requests as large as the engine
+thread, under a deadline: slow, idle or trickling clients hold no thread, whatever their
+number. The data-plane calls (GenerateDataKey, Decrypt...) are answered on that thread
+unless they would wait; the rest, and those, run on a small pool of worker threads
+(:mod:`kmsnb.emulator._waiting`). Requests as large as the engine
 accepts fit: the URL and body bounds are sized for two encryption contexts of
 :data:`~kmsnb.emulator._params.MAX_ENCRYPTION_CONTEXT_SIZE` each (ReEncrypt), percent-encoded.
 
@@ -262,7 +264,10 @@ class EmulatorServer:
             refusal = _FAULT_ERRORS.get(fault)
             if refusal is not None:
                 return self._dispatcher.error_page(refusal)
-        response = await self._http.run_in_worker(self._dispatcher.handle, request)
+        answer = self._dispatcher.handle_without_waiting(request)
+        response = (
+            answer if isinstance(answer, HttpResponse) else await self._http.run_in_worker(answer)
+        )
         if fault is Fault.DROP_AFTER:
             return None
         if fault is Fault.SLOW_ANSWER and self._faults is not None:

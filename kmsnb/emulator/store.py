@@ -90,6 +90,7 @@ from kmsnb.emulator._records import (
     parse_document,
     read_write_id,
 )
+from kmsnb.emulator._waiting import acquire, check_may_wait
 
 if TYPE_CHECKING:  # SM4GCM: imported by the first SM4 key version (most keystores have none)
     from pathlib import Path
@@ -212,9 +213,16 @@ class KeyStore:
         return self._dir.read_only
 
     def snapshot(self) -> StoreState:
-        """Return the current state, reloaded if another process changed it. Read-only."""
-        with self._thread_lock:
+        """Return the current state, reloaded if another process changed it. Read-only.
+
+        On the server's event loop it reads nothing but the file's ``stat``, and waits for
+        no other thread (:mod:`kmsnb.emulator._waiting`).
+        """
+        acquire(self._thread_lock)
+        try:
             return self._load_if_stale()
+        finally:
+            self._thread_lock.release()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StoreState]:
@@ -226,7 +234,9 @@ class KeyStore:
         Raises:
             KeyStoreReadOnlyError: the keystore cannot be written.
             KeyStoreFullError: its disk is full.
+            WouldBlock: on the server's event loop, which leaves writes to its workers.
         """
+        check_may_wait()
         with self._thread_lock, self._file_lock(exclusive=True):
             if self._dir.read_only:
                 raise KeyStoreReadOnlyError(
@@ -280,39 +290,49 @@ class KeyStore:
 
         AES-256-GCM for 32-byte material, SM4-GCM for the 16 bytes of an Aliyun_SM4 key.
         """
-        with self._thread_lock:
-            cached = self._aeads.get(version.version_id)
-            if cached is not None:
-                return cached
-            nonce, sealed = (
-                version.wrapped_material[:NONCE_SIZE],
-                version.wrapped_material[NONCE_SIZE:],
-            )
-            if len(sealed) - _TAG_SIZE not in (MATERIAL_SIZE, SM4_MATERIAL_SIZE):
-                raise KeyStoreError(
-                    f"key version {version.version_id} has no key material (it was deleted, "
-                    "or the keystore is corrupted)"
-                )
-            material = bytearray(len(sealed) - _TAG_SIZE)
-            try:
-                self._root.decrypt_into(nonce, sealed, version.version_id.encode("ascii"), material)
-            except (InvalidTag, ValueError):
-                raise KeyStoreCorruptedError(
-                    f"key version {version.version_id} in {self._state_path} failed "
-                    "authentication; the keystore is corrupted: restore it from a backup"
-                ) from None
-            # The cipher keeps its own copy of the key (OpenSSL cleanses it when the cipher
-            # is freed); ours is wiped at once rather than kept as a second copy.
-            cipher: AESGCM | SM4GCM
-            if len(material) == MATERIAL_SIZE:
-                cipher = AESGCM(material)
-            else:
-                from kmsnb.emulator._sm4 import SM4GCM  # here: see the top
+        # A hit needs no lock: a dict read is atomic, and a version's cipher never changes.
+        cached = self._aeads.get(version.version_id)
+        if cached is not None:
+            return cached
+        acquire(self._thread_lock)
+        try:
+            return self._unwrapped_cipher(version)
+        finally:
+            self._thread_lock.release()
 
-                cipher = SM4GCM(material)
-            wipe(material)
-            self._aeads[version.version_id] = cipher
-            return cipher
+    def _unwrapped_cipher(self, version: KeyVersionRecord) -> AESGCM | SM4GCM:
+        cached = self._aeads.get(version.version_id)
+        if cached is not None:
+            return cached
+        nonce, sealed = (
+            version.wrapped_material[:NONCE_SIZE],
+            version.wrapped_material[NONCE_SIZE:],
+        )
+        if len(sealed) - _TAG_SIZE not in (MATERIAL_SIZE, SM4_MATERIAL_SIZE):
+            raise KeyStoreError(
+                f"key version {version.version_id} has no key material (it was deleted, "
+                "or the keystore is corrupted)"
+            )
+        material = bytearray(len(sealed) - _TAG_SIZE)
+        try:
+            self._root.decrypt_into(nonce, sealed, version.version_id.encode("ascii"), material)
+        except (InvalidTag, ValueError):
+            raise KeyStoreCorruptedError(
+                f"key version {version.version_id} in {self._state_path} failed "
+                "authentication; the keystore is corrupted: restore it from a backup"
+            ) from None
+        # The cipher keeps its own copy of the key (OpenSSL cleanses it when the cipher
+        # is freed); ours is wiped at once rather than kept as a second copy.
+        cipher: AESGCM | SM4GCM
+        if len(material) == MATERIAL_SIZE:
+            cipher = AESGCM(material)
+        else:
+            from kmsnb.emulator._sm4 import SM4GCM  # here: see the top
+
+            cipher = SM4GCM(material)
+        wipe(material)
+        self._aeads[version.version_id] = cipher
+        return cipher
 
     def close(self) -> None:
         """Drop the cached key material and release the lock file and the directory."""
@@ -329,9 +349,11 @@ class KeyStore:
             now = time.monotonic()
             if not verify and now - self._checked_at < _RECHECK_SECONDS:
                 return cached
+            check_may_wait()  # the file's header is read below
             if identity is None or self._current_write_id() == cached.write_id:
                 self._checked_at = now
                 return cached
+        check_may_wait()
         data = self._dir.read(_STATE_FILE, max_size=_MAX_STATE_SIZE)
         self._loaded_format = ""
         if data is None:

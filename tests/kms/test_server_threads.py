@@ -1,0 +1,190 @@
+"""Which thread of the emulator's HTTP server answers what (``kmsnb.emulator._waiting``).
+
+The data plane (GenerateDataKey, Decrypt...) is answered on the event loop, unless the
+call would wait: for a lock a write holds, to read a keystore another process changed,
+or to write. Then it runs on a worker, verified once (its nonce spent once), and the loop
+goes on answering other connections meanwhile. Everything else runs on a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from kmsnb.emulator.service import KmsService
+from kmsnb.emulator.store import KeyStore
+
+if TYPE_CHECKING:
+    from conftest import RunningEmulator
+
+pytestmark = pytest.mark.integration
+
+CONTEXT = {"purpose": "threads"}
+
+
+class _AnyWorker:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and "-worker" in other
+
+    def __repr__(self) -> str:
+        return "<a worker thread>"
+
+
+ANY_WORKER = _AnyWorker()
+
+
+def _record_threads(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, str]]:
+    """(action, the name of the thread that ran it) for each call the service answers."""
+    calls: list[tuple[str, str]] = []
+    answer = emulator.service.call
+
+    def recording(action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        calls.append((action, threading.current_thread().name))
+        return answer(action, params)
+
+    monkeypatch.setattr(emulator.service, "call", recording)
+    return calls
+
+
+def _loop_thread(emulator: RunningEmulator) -> str:
+    return f"kmsnb-emulator-{emulator.server.port}"
+
+
+def _round_trip(emulator: RunningEmulator, key_id: str) -> None:
+    kms = emulator.aliyun_kms()
+    with (
+        kms.generate_data_key(key_id, CONTEXT) as data_key,
+        kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT) as unwrapped,
+    ):
+        assert unwrapped.plaintext == data_key.plaintext
+
+
+def _ran_on(calls: list[tuple[str, str]], action: str) -> list[str]:
+    return [thread for name, thread in calls if name == action]
+
+
+def test_the_data_plane_is_answered_on_the_loop_and_changes_on_workers(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _record_threads(emulator, monkeypatch)
+    key_id = emulator.aliyun_kms().create_key("threads").key_id
+    _round_trip(emulator, key_id)
+    _round_trip(emulator, key_id)
+    loop = _loop_thread(emulator)
+    assert _ran_on(calls, "GenerateDataKey")[-1] == loop
+    assert _ran_on(calls, "Decrypt")[-1] == loop
+    (create_thread,) = _ran_on(calls, "CreateKey")
+    assert create_thread.startswith(f"{loop}-worker")
+
+
+def test_a_key_another_keystore_made_is_found_at_once(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's snapshot is current; another process (here: another KeyStore of the
+    # same folder) then adds a key. Reading that change is disk work: a worker's.
+    first = emulator.aliyun_kms().create_key("first").key_id
+    _round_trip(emulator, first)
+    calls = _record_threads(emulator, monkeypatch)
+    other = KeyStore(emulator.store_path)
+    try:
+        second = KmsService(other).call("CreateKey", {})["KeyMetadata"]["KeyId"]
+    finally:
+        other.close()
+    _round_trip(emulator, second)
+    generate_threads = _ran_on(calls, "GenerateDataKey")
+    # Tried on the loop, which found the keystore changed; then run once on a worker.
+    assert generate_threads[0] == _loop_thread(emulator)
+    assert generate_threads[-1].startswith(f"{_loop_thread(emulator)}-worker")
+    assert len(generate_threads) == 2
+
+
+@contextlib.contextmanager
+def _stalled_writes(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Every keystore write waits for ``release`` (a slow disk); ``writing`` is set once
+    one has started."""
+    store = emulator.service.store
+    write = store._write
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_write(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        release.wait(30)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_write", slow_write)
+    try:
+        yield writing, release
+    finally:
+        release.set()
+
+
+def _answer_of_bad_path(emulator: RunningEmulator) -> int:
+    """The status of a request the loop answers without the keystore (unknown path)."""
+    with socket.create_connection((emulator.server.host, emulator.server.port), timeout=10) as sock:
+        sock.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert json.loads(response.read())["Code"] == "InvalidAction.NotFound"
+        return response.status
+
+
+def test_a_call_that_would_wait_for_a_write_goes_to_a_worker_and_the_loop_serves_on(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_id = emulator.aliyun_kms().create_key("before").key_id
+    _round_trip(emulator, key_id)
+    with _stalled_writes(emulator, monkeypatch) as (writing, release):
+        _while_a_write_stalls(emulator, key_id, writing, release, monkeypatch)
+
+
+def _while_a_write_stalls(
+    emulator: RunningEmulator,
+    key_id: str,
+    writing: threading.Event,
+    release: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _record_threads(emulator, monkeypatch)
+    errors: list[BaseException] = []
+
+    def in_background(work: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as error:
+                errors.append(error)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    creating = in_background(lambda: emulator.aliyun_kms().create_key("stalled"))
+    assert writing.wait(30), "the CreateKey never reached the keystore"
+    # The write holds the keystore's lock: a data key waits for it, on a worker...
+    generating = in_background(lambda: _round_trip(emulator, key_id))
+    workers = f"{_loop_thread(emulator)}-worker"
+    deadline = time.monotonic() + 30
+    while not any(thread.startswith(workers) for thread in _ran_on(calls, "GenerateDataKey")):
+        assert time.monotonic() < deadline, "the GenerateDataKey never reached a worker"
+        time.sleep(0.01)
+    # ...while the loop still answers every connection.
+    assert _answer_of_bad_path(emulator) == 404
+    assert creating.is_alive()
+    release.set()
+    creating.join(30)
+    generating.join(30)
+    assert not errors, errors  # SignatureNonceUsed here would mean it was verified twice
+    assert _ran_on(calls, "GenerateDataKey") == [_loop_thread(emulator), ANY_WORKER]
+    assert _ran_on(calls, "Decrypt")[-1] == _loop_thread(emulator)  # the write is over
