@@ -223,7 +223,8 @@ def _by_layer(stats: pstats.Stats) -> dict[str, float]:
 
 
 class _ServerProfiles:
-    """A cProfile per request run on a server worker thread, merged afterwards."""
+    """A cProfile per request answered by the server (on its loop or a worker), merged
+    afterwards."""
 
     def __init__(self) -> None:
         self.profiles: list[cProfile.Profile] = []
@@ -233,22 +234,30 @@ class _ServerProfiles:
     def installed(self) -> Iterator[None]:
         from kmsnb.emulator import _dispatch
 
-        # The worker threads' part of each request (parsing, signature, engine); the
-        # event loop that reads and writes the sockets is not profiled.
+        # The application's part of each request (parsing, signature, engine), on the
+        # event loop or on a worker; the transport that reads and writes the sockets is
+        # not profiled.
         handler = _dispatch.Dispatcher
-        original = handler.handle
+        original = handler.handle_without_waiting
 
         def profiled_handle(this: Any, request: Any) -> Any:
-            profile = cProfile.Profile()
-            with self._lock:
-                self.profiles.append(profile)
-            return profile.runcall(original, this, request)
+            answer = self._profiled(original, this, request)
+            if callable(answer):  # the rest of the work, for a worker
+                rest = answer
+                return lambda: self._profiled(rest)
+            return answer
 
-        handler.handle = profiled_handle  # type: ignore[method-assign,assignment]
+        handler.handle_without_waiting = profiled_handle  # type: ignore[method-assign]
         try:
             yield
         finally:
-            handler.handle = original  # type: ignore[method-assign]
+            handler.handle_without_waiting = original  # type: ignore[method-assign]
+
+    def _profiled(self, function: Callable[..., Any], *args: Any) -> Any:
+        profile = cProfile.Profile()
+        with self._lock:
+            self.profiles.append(profile)
+        return profile.runcall(function, *args)
 
     def stats(self) -> pstats.Stats | None:
         if not self.profiles:

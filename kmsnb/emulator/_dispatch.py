@@ -74,11 +74,6 @@ class Dispatcher:
         self.admin = admin
         self.host_id = ""
 
-    def handle(self, http_request: HttpRequest) -> HttpResponse:
-        """Answer ``http_request`` on this thread, waiting for whatever the call needs."""
-        answer = self._answer(http_request, on_loop=False)
-        return answer if isinstance(answer, HttpResponse) else answer()
-
     def handle_without_waiting(
         self, http_request: HttpRequest
     ) -> HttpResponse | Callable[[], HttpResponse]:
@@ -90,11 +85,6 @@ class Dispatcher:
         wait, is returned as the rest of the work. The request is verified here either
         way, once: its nonce is spent.
         """
-        return self._answer(http_request, on_loop=True)
-
-    def _answer(
-        self, http_request: HttpRequest, *, on_loop: bool
-    ) -> HttpResponse | Callable[[], HttpResponse]:
         call = _Call(self, http_request)
         verified = call.verified()
         if isinstance(verified, HttpResponse):
@@ -104,8 +94,6 @@ class Dispatcher:
         def answer() -> HttpResponse:
             return call.answer(lambda: self._execute(action, params, http_request))
 
-        if not on_loop:
-            return answer()
         if action in ON_THE_LOOP:
             try:
                 with not_waiting():
