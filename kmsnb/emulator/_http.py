@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import http
 import logging
-import re
 import socket
 import threading
 import time
@@ -34,6 +33,14 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, TypeVar
 
+from kmsnb.emulator._http_head import (
+    HttpError,
+    content_length,
+    keeps_alive,
+    parse_head,
+    too_large_head,
+)
+
 __all__ = ["HttpError", "HttpLimits", "HttpRequest", "HttpResponse", "HttpServer"]
 
 logger = logging.getLogger("kmsnb.emulator.server")
@@ -41,14 +48,6 @@ logger = logging.getLogger("kmsnb.emulator.server")
 _T = TypeVar("_T")
 _HEAD_END = b"\r\n\r\n"
 _READ_SIZE = 65536
-_REQUEST_LINE = re.compile(rb"([A-Z]{1,16}) (\S+) HTTP/(\d)\.(\d)")
-_DECIMAL = re.compile(r"[0-9]{1,18}")
-# RFC 9110 §5.1 field-name (a token), ":", then the value (obs-text included, read as
-# Latin-1); no CR, LF or NUL anywhere in the line. Leading blanks are dropped and trailing
-# ones kept, as http.client did: "Content-Length: 5 " is then not a plain number (a 400).
-_HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\x00]*)")
-_FOLDED_LINE = re.compile(rb"[ \t][^\r\n\x00]*")
-_MAX_HEADER_COUNT = 100  # what http.client allows
 
 
 @dataclass(frozen=True)
@@ -105,16 +104,6 @@ class HttpResponse:
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
     close: bool = False
-
-
-class HttpError(Exception):
-    """A request refused by the transport itself; the connection is closed after it."""
-
-    def __init__(self, http_status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.code = code
-        self.message = message
 
 
 #: The application: answer a request (None: close the connection without an answer).
@@ -276,7 +265,7 @@ class HttpServer:
         while (head_end := buffer.find(_HEAD_END, max(0, searched - 3))) < 0:
             searched = len(buffer)
             if searched > head_limit:
-                raise _too_large_head(buffer, limits)
+                raise too_large_head(buffer, limits)
             chunk = await self._receive(reader, deadline, idle=deadline is None)
             if not chunk:
                 return None, False
@@ -285,9 +274,9 @@ class HttpServer:
             buffer += chunk
         head = bytes(buffer[:head_end])
         del buffer[: head_end + len(_HEAD_END)]
-        method, target, version, headers = _parse_head(head, limits)
-        keep_alive = _keeps_alive(version, headers)
-        length = _content_length(headers, limits)
+        method, target, version, headers = parse_head(head, limits)
+        keep_alive = keeps_alive(version, headers)
+        length = content_length(headers, limits)
         if length and headers.get("expect", [""])[0].lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         while len(buffer) < length:
@@ -371,61 +360,6 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _too_large_head(buffer: bytearray, limits: HttpLimits) -> HttpError:
-    line_end = buffer.find(b"\r\n")
-    if line_end < 0 or line_end > limits.max_target_size + 32:
-        return HttpError(
-            400, "InvalidParameter", f"The request URL exceeds {limits.max_target_size} bytes."
-        )
-    return HttpError(431, "RequestHeaderFieldsTooLarge", "The request headers are too large.")
-
-
-def _parse_head(
-    head: bytes, limits: HttpLimits
-) -> tuple[str, str, tuple[int, int], dict[str, list[str]]]:
-    line, _, header_block = head.lstrip(b"\r\n").partition(b"\r\n")
-    match = _REQUEST_LINE.fullmatch(line)
-    if match is None:
-        raise HttpError(400, "BadRequest", "Bad request syntax.")
-    method, target, major, minor = match.groups()
-    if len(target) > limits.max_target_size:
-        raise HttpError(
-            400, "InvalidParameter", f"The request URL exceeds {limits.max_target_size} bytes."
-        )
-    if len(header_block) > limits.max_header_size:
-        raise HttpError(431, "RequestHeaderFieldsTooLarge", "The request headers are too large.")
-    version = (int(major), int(minor))
-    if version[0] != 1:
-        raise HttpError(505, "HTTPVersionNotSupported", "Use HTTP/1.1.")
-    return method.decode("ascii"), target.decode("latin-1"), version, _parse_headers(header_block)
-
-
-def _parse_headers(header_block: bytes) -> dict[str, list[str]]:
-    """Header values by lower-case name, in the order received; see the module docstring."""
-    headers: dict[str, list[str]] = {}
-    if not header_block:
-        return headers
-    lines = header_block.split(b"\r\n")
-    if len(lines) > _MAX_HEADER_COUNT:
-        raise HttpError(431, "RequestHeaderFieldsTooLarge", "The request has too many headers.")
-    values: list[str] | None = None
-    for line in lines:
-        if values is not None and _FOLDED_LINE.fullmatch(line):
-            # obs-fold, kept as http.client kept it (the line break included): the
-            # signature check then sees the value the client signed, or refuses it.
-            values[-1] += "\r\n" + line.decode("latin-1")
-            continue
-        match = _HEADER_LINE.fullmatch(line)
-        if match is None:
-            # A bare CR or LF, a NUL, a name that is not a token, no colon: the ways two
-            # parsers come to disagree on where a header or the request ends.
-            raise HttpError(400, "BadRequest", "Bad request syntax: a malformed header line.")
-        name, value = match.groups()
-        values = headers.setdefault(name.decode("ascii").lower(), [])
-        values.append(value.decode("latin-1"))
-    return headers
-
-
 _date_cache: tuple[int, str] = (0, "")
 
 
@@ -438,37 +372,3 @@ def _http_date() -> str:
         text = formatdate(now, usegmt=True)
         _date_cache = (now, text)
     return text
-
-
-def _keeps_alive(version: tuple[int, int], headers: Mapping[str, Sequence[str]]) -> bool:
-    tokens = {
-        token.strip().lower()
-        for value in headers.get("connection", ())
-        for token in value.split(",")
-    }
-    if version >= (1, 1):
-        return "close" not in tokens
-    return "keep-alive" in tokens
-
-
-def _content_length(headers: Mapping[str, Sequence[str]], limits: HttpLimits) -> int:
-    """The body's length: one ``Content-Length`` of ASCII digits, else a 4xx."""
-    if "transfer-encoding" in headers:
-        raise HttpError(
-            411,
-            "InvalidParameter",
-            "Chunked request bodies are not supported; send Content-Length.",
-        )
-    values = headers.get("content-length", [])
-    if not values:
-        return 0
-    if len(values) > 1:
-        raise HttpError(400, "InvalidParameter", "Send exactly one Content-Length header.")
-    if _DECIMAL.fullmatch(values[0]) is None:
-        raise HttpError(400, "InvalidParameter", "Content-Length must be ASCII decimal digits.")
-    length = int(values[0])
-    if length > limits.max_body_size:
-        raise HttpError(
-            413, "RequestEntityTooLarge", f"The request body exceeds {limits.max_body_size} bytes."
-        )
-    return length

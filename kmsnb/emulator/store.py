@@ -49,8 +49,6 @@ raises :class:`KeyStoreReadOnlyError` naming the keystore.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import os
 import time
@@ -90,6 +88,7 @@ from kmsnb.emulator._records import (
     parse_document,
     read_write_id,
 )
+from kmsnb.emulator._root_key import ROOT_KEY_ENV, read_root_key
 from kmsnb.emulator._waiting import acquire, check_may_wait
 
 if TYPE_CHECKING:  # SM4GCM: imported by the first SM4 key version (most keystores have none)
@@ -111,10 +110,8 @@ __all__ = [
     "default_store_dir",
 ]
 
-ROOT_KEY_ENV = "KMSNB_EMULATOR_ROOT_KEY"
 MIGRATE_ENV = "KMSNB_EMULATOR_MIGRATE"
 
-ROOT_KEY_SIZE = 32
 MATERIAL_SIZE = 32
 # An Aliyun_SM4 key's material: kmsnb.emulator._sm4.SM4_KEY_SIZE (a test keeps them equal).
 SM4_MATERIAL_SIZE = 16
@@ -124,7 +121,6 @@ _STATE_FILE = "keystore.json"
 # 10,000 versions, 200 keys with 8 KiB descriptions and 20 tags: a few MB. Far beyond it,
 # the file is not one this emulator wrote.
 _MAX_STATE_SIZE = 64 * 1024 * 1024
-_MAX_ROOT_KEY_FILE_SIZE = 1024
 _HEADER_SIZE = 128
 # How stale a read may be when a file's identity repeats; see the module docstring.
 _RECHECK_SECONDS = 1.0
@@ -181,7 +177,7 @@ class KeyStore:
             self.created = all(
                 self._dir.identity(name) is None for name in (_STATE_FILE, ROOT_KEY_FILE)
             )
-            root = self._read_root_key(root_key)
+            root = read_root_key(self._dir, root_key)
         self._root = AESGCM(root)
         self._mac_key = derive_mac_key(root)
         wipe(root)
@@ -429,44 +425,5 @@ class KeyStore:
         nonce = os.urandom(NONCE_SIZE)
         return nonce + self._root.encrypt(nonce, b"", _ROOT_CHECK_AAD)
 
-    def _read_root_key(self, explicit: bytes | None) -> bytearray:
-        if explicit is not None:
-            if len(explicit) != ROOT_KEY_SIZE:
-                raise KeyStoreError(f"the root key must be {ROOT_KEY_SIZE} bytes")
-            return bytearray(explicit)
-        from_env = os.environ.get(ROOT_KEY_ENV)
-        if from_env:
-            return _decode_root_key(from_env.encode("utf-8", "replace"), source=ROOT_KEY_ENV)
-        path = self._dir.file(ROOT_KEY_FILE)
-        stored = self._dir.read(ROOT_KEY_FILE, max_size=_MAX_ROOT_KEY_FILE_SIZE)
-        if stored is not None:
-            try:
-                return _decode_root_key(stored, source=str(path))
-            except KeyStoreError as exc:
-                raise KeyStoreCorruptedError(str(exc)) from None
-        if self._dir.read_only:
-            raise KeyStoreReadOnlyError(
-                f"the keystore {self.directory} is read-only and has no {ROOT_KEY_FILE}; "
-                f"set {ROOT_KEY_ENV}, or open it writable once"
-            )
-        root = bytearray(os.urandom(ROOT_KEY_SIZE))
-        encoded = bytearray(base64.b64encode(root) + b"\n")
-        try:
-            self._dir.replace(ROOT_KEY_FILE, encoded)
-        finally:
-            wipe(encoded)
-        return root
-
     def _file_lock(self, *, exclusive: bool) -> contextlib.AbstractContextManager[None]:
         return self._dir.lock(exclusive=exclusive)
-
-
-def _decode_root_key(text: bytes, *, source: str) -> bytearray:
-    try:
-        root = bytearray(base64.b64decode(text.strip(), validate=True))
-    except (binascii.Error, ValueError):
-        raise KeyStoreError(f"{source} is not base64; it must hold a 32-byte root key") from None
-    if len(root) != ROOT_KEY_SIZE:
-        wipe(root)
-        raise KeyStoreError(f"{source} must hold a {ROOT_KEY_SIZE}-byte root key")
-    return root

@@ -13,7 +13,6 @@ import http.client
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +41,20 @@ ANY_WORKER = _AnyWorker()
 
 
 def _record_threads(
-    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    on_a_worker: Mapping[str, threading.Event] | None = None,
 ) -> list[tuple[str, str]]:
-    """(action, the name of the thread that ran it) for each call the service answers."""
+    """(action, the name of the thread that ran it) for each call the service answers;
+    ``on_a_worker[action]`` is set when a call of ``action`` starts on a worker thread."""
     calls: list[tuple[str, str]] = []
     answer = emulator.service.call
 
     def recording(action: str, params: Mapping[str, str]) -> dict[str, Any]:
-        calls.append((action, threading.current_thread().name))
+        thread = threading.current_thread().name
+        calls.append((action, thread))
+        if on_a_worker is not None and action in on_a_worker and "-worker" in thread:
+            on_a_worker[action].set()
         return answer(action, params)
 
     monkeypatch.setattr(emulator.service, "call", recording)
@@ -156,7 +161,8 @@ def _while_a_write_stalls(
     release: threading.Event,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls = _record_threads(emulator, monkeypatch)
+    generating_on_a_worker = threading.Event()
+    calls = _record_threads(emulator, monkeypatch, {"GenerateDataKey": generating_on_a_worker})
     errors: list[BaseException] = []
 
     def in_background(work: Callable[[], object]) -> threading.Thread:
@@ -174,11 +180,7 @@ def _while_a_write_stalls(
     assert writing.wait(30), "the CreateKey never reached the keystore"
     # The write holds the keystore's lock: a data key waits for it, on a worker...
     generating = in_background(lambda: _round_trip(emulator, key_id))
-    workers = f"{_loop_thread(emulator)}-worker"
-    deadline = time.monotonic() + 30
-    while not any(thread.startswith(workers) for thread in _ran_on(calls, "GenerateDataKey")):
-        assert time.monotonic() < deadline, "the GenerateDataKey never reached a worker"
-        time.sleep(0.01)
+    assert generating_on_a_worker.wait(30), "the GenerateDataKey never reached a worker"
     # ...while the loop still answers every connection.
     assert _answer_of_bad_path(emulator) == 404
     assert creating.is_alive()
