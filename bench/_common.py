@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,22 @@ def paired_ratios(
         for values in rounds
         if numerator in values and denominator in values and values[denominator] > 0
     ]
+
+
+def interleaved_rounds(
+    cases: Mapping[str, Callable[[], float]], rounds: int, *, seed: int
+) -> dict[str, list[float]]:
+    """Each case's results, one per round, every round running every case once in a
+    shuffled (seeded) order; progress on stderr."""
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    order = random.Random(seed)
+    for round_number in range(rounds):
+        names = list(cases)
+        order.shuffle(names)
+        for name in names:
+            results[name].append(cases[name]())
+        print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
+    return results
 
 
 def verdict(value: float, limit: float) -> str:

@@ -30,13 +30,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import median, print_table, spread
+from _common import interleaved_rounds, median, print_table, spread
 from bench_kms import CONTEXT, PROXY_VARIABLES, aliyun_client, run_pairs, served_emulator
 
 GOALS = {"http": 2.5, "local": 30.0}
@@ -135,7 +133,6 @@ def measure(
     access_key = ("KMSNBBENCH", "bench-secret-" + os.urandom(8).hex())
     local = LocalKms(workdir / "store")
     key_id = local.create_key("bench").key_id
-    results: dict[str, list[float]] = defaultdict(list)
     # Per HTTP case: client and server CPU microseconds a pair, alternating, every run.
     cpu: dict[str, list[float | None]] = {"kmsnb_http": [], "moto_http": []}
     with (
@@ -187,13 +184,7 @@ def measure(
             case()
         for values in cpu.values():
             values.clear()
-        order = random.Random(arguments.seed)
-        for round_number in range(arguments.rounds):
-            names = list(cases)
-            order.shuffle(names)
-            for name in names:
-                results[name].append(cases[name]())
-            print(f"round {round_number + 1}/{arguments.rounds} done", file=sys.stderr)
+        results = interleaved_rounds(cases, arguments.rounds, seed=arguments.seed)
     local.close()
     return results, cpu
 

@@ -33,7 +33,6 @@ import cProfile
 import os
 import platform
 import pstats
-import random
 import secrets
 import signal
 import subprocess
@@ -47,7 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import median, print_table, spread
+from _common import interleaved_rounds, median, print_table, spread
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -133,7 +132,6 @@ def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[floa
     access_key = ("KMSNBBENCH", secrets.token_urlsafe(24))
     local = LocalKms(workdir / "store")
     key_id = local.create_key("bench").key_id
-    results: dict[str, list[float]] = defaultdict(list)
     with served_emulator(workdir / "store", access_key) as (endpoint, _):
         remote = aliyun_client(endpoint, access_key)
         run_pairs(remote, key_id, 50)  # warm up: connection pool, imports, caches
@@ -149,13 +147,7 @@ def measure(arguments: argparse.Namespace, workdir: Path) -> dict[str, list[floa
                 lambda: run_threaded(remote, key_id, arguments.pairs), arguments.pairs
             ),
         }
-        order = random.Random(arguments.seed)
-        for round_number in range(arguments.rounds):
-            names = list(cases)
-            order.shuffle(names)
-            for name in names:
-                results[name].append(cases[name]())
-            print(f"round {round_number + 1}/{arguments.rounds} done", file=sys.stderr)
+        results = interleaved_rounds(cases, arguments.rounds, seed=arguments.seed)
     local.close()
     return results
 
