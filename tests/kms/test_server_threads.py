@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from kmsnb.emulator.clock import MovableClock
 from kmsnb.emulator.service import KmsService
 from kmsnb.emulator.store import KeyStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import RunningEmulator
 
 pytestmark = pytest.mark.integration
@@ -190,3 +193,37 @@ def _while_a_write_stalls(
     assert not errors, errors  # SignatureNonceUsed here would mean it was verified twice
     assert _ran_on(calls, "GenerateDataKey") == [_loop_thread(emulator), ANY_WORKER]
     assert _ran_on(calls, "Decrypt")[-1] == _loop_thread(emulator)  # the write is over
+
+
+def test_a_rotation_a_data_key_finds_due_is_done_on_a_worker(
+    start_emulator: Callable[..., RunningEmulator],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Housekeeping writes the keystore: the loop hands the call to a worker, which rotates
+    # the key and answers under the new version.
+    clock = MovableClock()
+    emulator = start_emulator(service=KmsService(KeyStore(tmp_path / "rotating"), clock=clock))
+    sdk = emulator.sdk("acs3")
+    created = sdk.call("CreateKey", EnableAutomaticRotation=True, RotationInterval="7d")
+    key_id = created["KeyMetadata"]["KeyId"]
+    first = _round_trip_versions(emulator, key_id)
+    calls = _record_threads(emulator, monkeypatch)
+    clock.advance(8 * 86400)
+    second = _round_trip_versions(emulator, key_id)
+    assert second != first
+    assert _ran_on(calls, "GenerateDataKey") == [_loop_thread(emulator), ANY_WORKER]
+    _round_trip_versions(emulator, key_id)  # rotated: the loop again
+    assert _ran_on(calls, "GenerateDataKey")[-1] == _loop_thread(emulator)
+
+
+def _round_trip_versions(emulator: RunningEmulator, key_id: str) -> str:
+    """A GenerateDataKey and its Decrypt; the key version they name."""
+    kms = emulator.aliyun_kms()
+    with (
+        kms.generate_data_key(key_id, CONTEXT) as data_key,
+        kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT) as unwrapped,
+    ):
+        assert unwrapped.plaintext == data_key.plaintext
+        assert unwrapped.key_version_id == data_key.key_version_id
+        return str(data_key.key_version_id)
