@@ -22,6 +22,7 @@ import pytest
 
 from kmsnb._format.header import MAX_CONTEXT_SIZE
 from kmsnb.emulator._params import MAX_ENCRYPTION_CONTEXT_SIZE, context_size
+from kmsnb.emulator.faults import FaultConfig
 from kmsnb.emulator.server import LISTEN_BACKLOG, EmulatorServer
 from kmsnb.emulator.service import KmsService
 from kmsnb.emulator.store import KeyStore
@@ -195,6 +196,21 @@ def test_an_idle_connection_is_closed(start_emulator: Callable[..., RunningEmula
     emulator = start_emulator(idle_timeout_s=0.2)
     with socket.create_connection((emulator.server.host, emulator.server.port), timeout=10) as s:
         assert s.recv(1) == b""  # closed by the server, long before the client's timeout
+
+
+def test_a_request_answered_slower_than_the_timeouts_is_not_cut_off(
+    start_emulator: Callable[..., RunningEmulator],
+) -> None:
+    """The deadlines are for requests arriving and for idle connections, not for the
+    answer: one that takes three timeouts to make still comes, on a connection kept."""
+    emulator = start_emulator(
+        request_timeout_s=0.2, idle_timeout_s=0.2, faults=FaultConfig(latency_s=0.6)
+    )
+    kms = emulator.aliyun_kms()
+    key_id = kms.create_key("slow").key_id
+    for _ in range(2):  # the second on the same pooled connection, or a new one: both fine
+        with kms.generate_data_key(key_id, {"slow": "yes"}) as data_key:
+            assert len(data_key.plaintext) == 32
 
 
 def _trickle(sockets: list[socket.socket], stop: threading.Event) -> None:
