@@ -68,13 +68,16 @@ def _loop_thread(emulator: RunningEmulator) -> str:
     return f"kmsnb-emulator-{emulator.server.port}"
 
 
-def _round_trip(emulator: RunningEmulator, key_id: str) -> None:
+def _round_trip(emulator: RunningEmulator, key_id: str) -> str:
+    """A GenerateDataKey and its Decrypt; the key version they name."""
     kms = emulator.aliyun_kms()
     with (
         kms.generate_data_key(key_id, CONTEXT) as data_key,
         kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT) as unwrapped,
     ):
         assert unwrapped.plaintext == data_key.plaintext
+        assert unwrapped.key_version_id == data_key.key_version_id
+        return str(data_key.key_version_id)
 
 
 def _ran_on(calls: list[tuple[str, str]], action: str) -> list[str]:
@@ -207,23 +210,11 @@ def test_a_rotation_a_data_key_finds_due_is_done_on_a_worker(
     sdk = emulator.sdk("acs3")
     created = sdk.call("CreateKey", EnableAutomaticRotation=True, RotationInterval="7d")
     key_id = created["KeyMetadata"]["KeyId"]
-    first = _round_trip_versions(emulator, key_id)
+    first = _round_trip(emulator, key_id)
     calls = _record_threads(emulator, monkeypatch)
     clock.advance(8 * 86400)
-    second = _round_trip_versions(emulator, key_id)
+    second = _round_trip(emulator, key_id)
     assert second != first
     assert _ran_on(calls, "GenerateDataKey") == [_loop_thread(emulator), ANY_WORKER]
-    _round_trip_versions(emulator, key_id)  # rotated: the loop again
+    _round_trip(emulator, key_id)  # rotated: the loop again
     assert _ran_on(calls, "GenerateDataKey")[-1] == _loop_thread(emulator)
-
-
-def _round_trip_versions(emulator: RunningEmulator, key_id: str) -> str:
-    """A GenerateDataKey and its Decrypt; the key version they name."""
-    kms = emulator.aliyun_kms()
-    with (
-        kms.generate_data_key(key_id, CONTEXT) as data_key,
-        kms.decrypt_data_key(data_key.ciphertext_blob, CONTEXT) as unwrapped,
-    ):
-        assert unwrapped.plaintext == data_key.plaintext
-        assert unwrapped.key_version_id == data_key.key_version_id
-        return str(data_key.key_version_id)
